@@ -1,0 +1,108 @@
+/**
+ * Every error peerlb raises, with a stable `code` users can match on (as `ws` does with `WS_ERR_*`).
+ * The pick path never throws: it returns `undefined`. These are for the edges (options, connect,
+ * codecs, configuration).
+ */
+export type ErrorCode =
+  | 'PEERLB_ERR_NO_SERVERS'
+  | 'PEERLB_ERR_ALL_ATTEMPTS_FAILED'
+  | 'PEERLB_ERR_BAD_OPTION'
+  | 'PEERLB_ERR_CLOSED'
+  | 'PEERLB_ERR_ABORTED'
+  | 'PEERLB_ERR_TIMEOUT'
+  | 'PEERLB_ERR_DECODE'
+  | 'PEERLB_ERR_FRAME_TOO_LARGE'
+  | 'PEERLB_ERR_UNSUPPORTED_VERSION'
+  | 'PEERLB_ERR_AUTH'
+  | 'PEERLB_ERR_CONFIG'
+  | 'PEERLB_ERR_LIMIT';
+
+export class PeerlbError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** No server is known (or all are gone) when one is needed. */
+export class NoServersError extends PeerlbError {
+  constructor(service: string) {
+    super('PEERLB_ERR_NO_SERVERS', `no servers known for service "${service}"`);
+  }
+}
+
+export interface AttemptFailure {
+  server: string;
+  address: string;
+  error: string;
+}
+
+/** `connect` tried every attempt its budget allowed and none succeeded. */
+export class AllAttemptsFailedError extends PeerlbError {
+  readonly attempts: readonly AttemptFailure[];
+  constructor(attempts: AttemptFailure[]) {
+    const list = attempts.map((a) => `${a.server} (${a.address}): ${a.error}`).join('; ');
+    super('PEERLB_ERR_ALL_ATTEMPTS_FAILED', `all ${attempts.length} connect attempts failed: ${list}`);
+    this.attempts = attempts;
+  }
+}
+
+/** An option given to `join`, `startAgent` or the CLI is wrong; `option` names it. */
+export class BadOptionError extends PeerlbError {
+  readonly option: string;
+  constructor(option: string, problem: string) {
+    super('PEERLB_ERR_BAD_OPTION', `option "${option}" ${problem}`);
+    this.option = option;
+  }
+}
+
+export class ClosedError extends PeerlbError {
+  constructor(what: string) {
+    super('PEERLB_ERR_CLOSED', `${what} is closed`);
+  }
+}
+
+export class AbortedError extends PeerlbError {
+  constructor(reason?: unknown) {
+    super('PEERLB_ERR_ABORTED', 'the operation was aborted', { cause: reason });
+  }
+}
+
+export class TimeoutError extends PeerlbError {
+  constructor(what: string, ms: number) {
+    super('PEERLB_ERR_TIMEOUT', `${what} timed out after ${ms} ms`);
+  }
+}
+
+/** Bytes from the network that do not decode: malformed msgpack, wrong shape, bad TXT data. */
+export class DecodeError extends PeerlbError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('PEERLB_ERR_DECODE', message, options);
+  }
+}
+
+export class FrameTooLargeError extends PeerlbError {
+  readonly size: number;
+  readonly limit: number;
+  constructor(size: number, limit: number) {
+    super('PEERLB_ERR_FRAME_TOO_LARGE', `frame of ${size} bytes exceeds the limit of ${limit} bytes`);
+    this.size = size;
+    this.limit = limit;
+  }
+}
+
+export class UnsupportedVersionError extends PeerlbError {
+  readonly version: unknown;
+  constructor(version: unknown, supported: number) {
+    super('PEERLB_ERR_UNSUPPORTED_VERSION', `protocol version ${String(version)} is not supported (this build speaks ${supported})`);
+    this.version = version;
+  }
+}
+
+export class ConfigError extends PeerlbError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('PEERLB_ERR_CONFIG', message, options);
+  }
+}

@@ -1,0 +1,222 @@
+/**
+ * The peerlb wire protocol, written down once and imported by both the SDK and the agent.
+ *
+ * Three things cross the wire between processes:
+ *  1. The server record: what an agent says about its server (endpoints, weight, zone, health, load).
+ *     It travels in gossip between agents, in `/v1/watch` frames to clients, and, in a compact
+ *     form, in mDNS TXT records.
+ *  2. `/v1/watch` frames (agent → client, read-only): msgpack maps with a type tag `t`.
+ *  3. Gossip frames (agent ↔ agent): defined in `agent/gossip/messages.ts` on top of the
+ *     version and limits below, because no client ever parses them.
+ *
+ * Every decoder here is pure: bytes in, a typed value out, or a DecodeError. Nothing a peer sends
+ * can make a decoder throw anything else.
+ */
+import { Packr, Unpackr } from 'msgpackr';
+import { DecodeError, FrameTooLargeError, UnsupportedVersionError } from './errors.js';
+
+/** Protocol version carried in every frame and in TXT `v=`. Bumped on incompatible change. */
+export const PROTOCOL_VERSION = 1;
+
+/** DNS-SD service type every agent registers (RFC 6763 §7). */
+export const MDNS_SERVICE_TYPE = '_peerlb._tcp.local';
+
+export const LIMITS = {
+  /** Largest WebSocket frame an agent or client accepts (gossip push-pull of ~1,000 members fits). */
+  maxFrameBytes: 1 << 20,
+  /** Longest string field accepted in a record (node ids, hosts, zones, service names). */
+  maxStringLength: 255,
+  /** Most servers a single watch snapshot may carry. */
+  maxServers: 10_000,
+  /** DNS-SD TXT: keys ≤ 9 chars (RFC 6763 §6.4 recommends), each string ≤ 255 bytes (§6.1). */
+  maxTxtKeyLength: 9,
+  maxTxtStringBytes: 255,
+} as const;
+
+export type Health = 'healthy' | 'unhealthy' | 'draining';
+export const HEALTH_VALUES: readonly Health[] = ['healthy', 'unhealthy', 'draining'];
+
+/** A load report as the server's agent publishes it. */
+export interface LoadReport {
+  /** Established TCP connections to the server (measured by the agent, or reported). */
+  connections: number;
+  /** Sessions the server says it holds (UDP game sessions, streams, …). */
+  sessions: number;
+  /** 0..1: the agent's combined utilization (reported, or derived from connections and CPU). */
+  utilization: number;
+  /** Increases with every report from this server; lets receivers drop stale reorderings. */
+  seq: number;
+  /** How old the report already was when this copy was sent, in ms (sender-side age). */
+  ageMs: number;
+}
+
+/** What discovery sources give the SDK about one server. */
+export interface ServerRecord {
+  /** Stable id: the agent's node name, or host:port for static servers. */
+  id: string;
+  service: string;
+  host: string;
+  udpPort?: number;
+  tcpPort?: number;
+  /** Relative capacity, 1..10000 (nginx's `weight`); default 100. */
+  weight: number;
+  zone?: string;
+  health: Health;
+  load?: LoadReport;
+  /** ws:// URL of the agent serving this server, when there is one. */
+  agent?: string;
+}
+
+export const DEFAULT_WEIGHT = 100;
+export const MAX_WEIGHT = 10_000;
+
+// ---------------------------------------------------------------------------------------------
+// Validation of untrusted values. Each returns an error string, or undefined when valid.
+
+function isStr(v: unknown, max: number = LIMITS.maxStringLength): v is string {
+  return typeof v === 'string' && v.length > 0 && v.length <= max;
+}
+function isPort(v: unknown): v is number {
+  return Number.isInteger(v) && (v as number) > 0 && (v as number) < 65536;
+}
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= 1e9;
+}
+
+/** Check and normalize a LoadReport from the network. Throws DecodeError. */
+export function parseLoad(v: unknown): LoadReport {
+  if (typeof v !== 'object' || v === null) throw new DecodeError('load must be a map');
+  const o = v as Record<string, unknown>;
+  const { connections = 0, sessions = 0, utilization = 0, seq = 0, ageMs = 0 } = o;
+  if (!isCount(connections)) throw new DecodeError('load.connections must be a number ≥ 0');
+  if (!isCount(sessions)) throw new DecodeError('load.sessions must be a number ≥ 0');
+  if (typeof utilization !== 'number' || !(utilization >= 0 && utilization <= 100))
+    throw new DecodeError('load.utilization must be a number in 0..100');
+  if (!Number.isSafeInteger(seq) || (seq as number) < 0) throw new DecodeError('load.seq must be an integer ≥ 0');
+  if (!isCount(ageMs)) throw new DecodeError('load.ageMs must be a number ≥ 0');
+  return { connections, sessions, utilization, seq: seq as number, ageMs };
+}
+
+/** Check and normalize a ServerRecord from the network. Throws DecodeError. */
+export function parseServerRecord(v: unknown): ServerRecord {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new DecodeError('server record must be a map');
+  const o = v as Record<string, unknown>;
+  if (!isStr(o.id)) throw new DecodeError('server.id must be a non-empty string of at most 255 chars');
+  if (!isStr(o.service)) throw new DecodeError('server.service must be a non-empty string');
+  if (!isStr(o.host)) throw new DecodeError('server.host must be a non-empty string');
+  if (o.udpPort !== undefined && o.udpPort !== null && !isPort(o.udpPort)) throw new DecodeError('server.udpPort must be a port');
+  if (o.tcpPort !== undefined && o.tcpPort !== null && !isPort(o.tcpPort)) throw new DecodeError('server.tcpPort must be a port');
+  const weight = o.weight ?? DEFAULT_WEIGHT;
+  if (!Number.isInteger(weight) || (weight as number) < 1 || (weight as number) > MAX_WEIGHT)
+    throw new DecodeError(`server.weight must be an integer in 1..${MAX_WEIGHT}`);
+  if (o.zone !== undefined && o.zone !== null && !isStr(o.zone)) throw new DecodeError('server.zone must be a string');
+  const health = o.health ?? 'healthy';
+  if (!HEALTH_VALUES.includes(health as Health)) throw new DecodeError(`server.health must be one of ${HEALTH_VALUES.join(', ')}`);
+  if (o.agent !== undefined && o.agent !== null && !isStr(o.agent, 2048)) throw new DecodeError('server.agent must be a URL string');
+  const rec: ServerRecord = { id: o.id, service: o.service, host: o.host, weight: weight as number, health: health as Health };
+  if (isPort(o.udpPort)) rec.udpPort = o.udpPort;
+  if (isPort(o.tcpPort)) rec.tcpPort = o.tcpPort;
+  if (isStr(o.zone)) rec.zone = o.zone;
+  if (isStr(o.agent, 2048)) rec.agent = o.agent;
+  if (o.load !== undefined && o.load !== null) rec.load = parseLoad(o.load);
+  return rec;
+}
+
+// ---------------------------------------------------------------------------------------------
+// msgpack framing shared by gossip and watch.
+
+const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
+const unpackr = new Unpackr({ useRecords: false, moreTypes: false, bundleStrings: false, mapsAsObjects: true });
+
+/** Encode any plain value as msgpack. */
+export function pack(value: unknown): Buffer {
+  return packr.pack(value);
+}
+
+/**
+ * Decode one msgpack frame from an untrusted peer. Enforces the size limit before parsing and
+ * turns every parser failure into a DecodeError.
+ */
+export function unpackFrame(bytes: Uint8Array, maxBytes: number = LIMITS.maxFrameBytes): unknown {
+  if (bytes.length > maxBytes) throw new FrameTooLargeError(bytes.length, maxBytes);
+  if (bytes.length === 0) throw new DecodeError('empty frame');
+  try {
+    return unpackr.unpack(bytes);
+  } catch (err) {
+    throw new DecodeError(`malformed msgpack: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// /v1/watch: a read-only subscription. The client sends one `hello`; the agent answers with a
+// `snapshot` of every server it knows for the service, then `upsert` / `remove` deltas.
+// Whatever else a client sends is ignored (and counted) by the agent.
+
+export const WATCH_PATH = '/v1/watch';
+
+export type WatchClientFrame = { t: 'hello'; v: number; service?: string; token?: string };
+
+export type WatchServerFrame =
+  | { t: 'snapshot'; v: number; node: string; servers: ServerRecord[]; agents: string[] }
+  | { t: 'upsert'; v: number; server: ServerRecord }
+  | { t: 'remove'; v: number; id: string; reason: string }
+  | { t: 'agents'; v: number; agents: string[] }
+  | { t: 'error'; v: number; code: string; message: string };
+
+function checkVersion(o: Record<string, unknown>): void {
+  if (o.v !== PROTOCOL_VERSION) throw new UnsupportedVersionError(o.v, PROTOCOL_VERSION);
+}
+
+function parseUrlList(v: unknown): string[] {
+  if (!Array.isArray(v) || v.length > 1000) throw new DecodeError('agents must be a list of at most 1000 URLs');
+  return v.filter((u): u is string => isStr(u, 2048));
+}
+
+export function encodeWatchFrame(frame: WatchServerFrame | WatchClientFrame): Buffer {
+  return pack(frame);
+}
+
+/** Decode a frame an agent sent to a watching client. */
+export function decodeWatchServerFrame(bytes: Uint8Array): WatchServerFrame {
+  const o = unpackFrame(bytes);
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new DecodeError('watch frame must be a map');
+  const m = o as Record<string, unknown>;
+  checkVersion(m);
+  switch (m.t) {
+    case 'snapshot': {
+      if (!Array.isArray(m.servers) || m.servers.length > LIMITS.maxServers)
+        throw new DecodeError(`snapshot.servers must be a list of at most ${LIMITS.maxServers}`);
+      return {
+        t: 'snapshot',
+        v: PROTOCOL_VERSION,
+        node: isStr(m.node) ? m.node : '',
+        servers: m.servers.map(parseServerRecord),
+        agents: m.agents === undefined ? [] : parseUrlList(m.agents),
+      };
+    }
+    case 'upsert':
+      return { t: 'upsert', v: PROTOCOL_VERSION, server: parseServerRecord(m.server) };
+    case 'remove':
+      if (!isStr(m.id)) throw new DecodeError('remove.id must be a string');
+      return { t: 'remove', v: PROTOCOL_VERSION, id: m.id, reason: isStr(m.reason) ? m.reason : 'unknown' };
+    case 'agents':
+      return { t: 'agents', v: PROTOCOL_VERSION, agents: parseUrlList(m.agents) };
+    case 'error':
+      return { t: 'error', v: PROTOCOL_VERSION, code: String(m.code ?? ''), message: String(m.message ?? '') };
+    default:
+      throw new DecodeError(`unknown watch frame type ${JSON.stringify(m.t)}`);
+  }
+}
+
+/** Decode the frame a client sent to an agent's watch endpoint. */
+export function decodeWatchClientFrame(bytes: Uint8Array): WatchClientFrame {
+  const o = unpackFrame(bytes, 4096);
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new DecodeError('watch frame must be a map');
+  const m = o as Record<string, unknown>;
+  checkVersion(m);
+  if (m.t !== 'hello') throw new DecodeError(`unknown client frame type ${JSON.stringify(m.t)}`);
+  const f: WatchClientFrame = { t: 'hello', v: PROTOCOL_VERSION };
+  if (isStr(m.service)) f.service = m.service;
+  if (isStr(m.token, 1024)) f.token = m.token;
+  return f;
+}
