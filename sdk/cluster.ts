@@ -1,0 +1,191 @@
+import { EventEmitter } from 'node:events';
+import type net from 'node:net';
+import { Balancer } from './balancer.js';
+import { systemClock } from './clock.js';
+import { defaultRandom } from './random.js';
+import { hashKey, type Key } from './hash.js';
+import { resolveOptions, parseStaticServer, type JoinOptions, type ResolvedOptions } from './options.js';
+import type { Server, ServerState, ServerView } from './server.js';
+import { connectWithFailover, type ConnectOptions } from './tcp.js';
+import { UdpClient, type UdpOptions } from './udp.js';
+import { ClosedError } from './errors.js';
+import type { DiscoverySource } from './discovery/source.js';
+import { staticSource } from './discovery/static.js';
+import { AgentWatch } from './discovery/agents.js';
+import { MdnsDiscovery } from './discovery/mdns.js';
+
+export interface ClusterEvents {
+  /** The view changed (servers, health, weights, load). Coalesced. */
+  change: [view: ServerView[]];
+  /** A server was ejected after consecutive failures. */
+  eject: [server: Server, info: { until: number; consecutiveFailures: number; level: number }];
+  /** An ejected server's ejection ended; it takes picks again (through slow start if enabled). */
+  recover: [server: Server];
+  /** Panic mode began (true) or ended (false): too few eligible servers, picks go to all. */
+  panic: [active: boolean];
+  /** A discovery problem (bad frame from an agent, lost subscription…). The view keeps what it had. */
+  error: [err: Error];
+}
+
+export interface ServerStats {
+  id: string;
+  picks: number;
+  failures: number;
+  ejections: number;
+  ejected: boolean;
+  rttMs: number;
+  active: number;
+  estimatedLoad: number;
+  health: string;
+}
+
+/** A live view of a service's servers and the way to reach them. Made by `join`. */
+export class Cluster extends EventEmitter<ClusterEvents> {
+  readonly service: string;
+  /** @internal */
+  readonly balancer: Balancer;
+  private readonly udps = new Set<UdpClient>();
+  private closed = false;
+
+  /** @internal use `join` */
+  constructor(
+    readonly options: ResolvedOptions,
+    private readonly source: DiscoverySource,
+    balancer: Balancer,
+  ) {
+    super();
+    this.service = options.service;
+    this.balancer = balancer;
+    balancer.on('change', () => {
+      if (this.listenerCount('change') > 0) this.emit('change', balancer.views());
+    });
+    balancer.on('eject', (s, info) => this.emit('eject', s, info));
+    balancer.on('recover', (s) => this.emit('recover', s));
+    balancer.on('panic', (p) => this.emit('panic', p));
+    balancer.on('error', (e) => {
+      if (this.listenerCount('error') > 0) this.emit('error', e);
+    });
+  }
+
+  /** Everything known about every server: endpoints, weight, zone, health, reported load and local counts. */
+  servers(): ServerView[] {
+    return this.balancer.views();
+  }
+
+  /** True while too few servers are eligible and picks go to all of them. */
+  get panic(): boolean {
+    return this.balancer.panic;
+  }
+
+  /**
+   * Pick a server without any I/O (for your own protocol). With `key`, the same key goes to the
+   * same server while that server is eligible. The pick counts towards the server's estimated load
+   * until its next load report. Returns undefined when no server is known.
+   */
+  pick(opts?: { key?: Key }): Server | undefined {
+    const s = this.balancer.pick(opts?.key === undefined ? -1 : hashKey(opts.key));
+    if (s) this.balancer.countPick(s);
+    return s;
+  }
+
+  /**
+   * Pick a server for a long-lived connection you open yourself: it counts as an open connection
+   * (least-connections, p2c estimates) until you call `release(server)`.
+   */
+  acquire(opts?: { key?: Key }): Server | undefined {
+    const s = this.balancer.pick(opts?.key === undefined ? -1 : hashKey(opts.key));
+    if (s) this.balancer.connectionOpened(s);
+    return s;
+  }
+
+  release(server: Server): void {
+    this.balancer.connectionClosed(server as ServerState);
+  }
+
+  /** Tell the balancer how a request to `server` went: feeds EWMA latency and outlier ejection. */
+  outcome(server: Server, result: { ok: boolean; rttMs?: number }): void {
+    this.balancer.outcome(server as ServerState, result.ok, result.rttMs);
+  }
+
+  /** A TCP connection to a picked server, with failover to others on refusal, reset or timeout. */
+  connect(opts: ConnectOptions = {}): Promise<net.Socket> {
+    if (this.closed) return Promise.reject(new ClosedError('cluster'));
+    return connectWithFailover(this.balancer, opts.key === undefined ? -1 : hashKey(opts.key), opts, this.service);
+  }
+
+  /** A UDP socket that picks a server per datagram (or per key); replies say which server sent them. */
+  udp(opts?: UdpOptions): UdpClient {
+    if (this.closed) throw new ClosedError('cluster');
+    const u = new UdpClient(this.balancer, opts);
+    this.udps.add(u);
+    u.on('close', () => this.udps.delete(u));
+    return u;
+  }
+
+  /** Per-server counters: picks, failures, ejections, RTT, estimated load. */
+  stats(): ServerStats[] {
+    return this.balancer.list().map((s) => ({
+      id: s.id,
+      picks: s.picks,
+      failures: s.failures,
+      ejections: s.ejections,
+      ejected: s.ejected,
+      rttMs: s.rtt,
+      active: s.active,
+      estimatedLoad: s.estimate,
+      health: s.health,
+    }));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.balancer.close();
+    await this.source.close();
+    await Promise.all([...this.udps].map((u) => u.close()));
+  }
+}
+
+/**
+ * Join a service: discover its servers and keep a live view of them.
+ *
+ *   const cluster = await join({ service: 'game', discovery: { mdns: { interface: '127.0.0.1' } } });
+ *
+ * Resolves once the first servers are known (or after `waitForServersMs` for mDNS and agents; a
+ * static list is known at once). Rejects with a BadOptionError naming the option that is wrong.
+ */
+export async function join(options: JoinOptions): Promise<Cluster> {
+  const opts = resolveOptions(options);
+  const clock = options.clock ?? systemClock;
+  const random = options.random ?? defaultRandom();
+  const balancer = new Balancer(opts, clock, random);
+  const d = opts.discovery;
+  let source: DiscoverySource;
+  if ('servers' in d) source = staticSource(d.servers.map((s, i) => parseStaticServer(s, `discovery.servers[${i}]`, opts.service)));
+  else if ('agents' in d) source = new AgentWatch({ service: opts.service, agents: d.agents, token: opts.token, clock });
+  else if ('mdns' in d) source = new MdnsDiscovery({ service: opts.service, interface: d.mdns.interface, subscribe: d.mdns.subscribe !== false, token: opts.token, clock });
+  else source = d.source;
+  const cluster = new Cluster(opts, source, balancer);
+  try {
+    await source.start(balancer);
+  } catch (err) {
+    await cluster.close();
+    throw err;
+  }
+  if (balancer.size === 0 && opts.waitForServersMs > 0 && !('servers' in d)) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, opts.waitForServersMs);
+      function done() {
+        clearTimeout(timer);
+        balancer.off('change', onChange);
+        resolve();
+      }
+      function onChange() {
+        if (balancer.size > 0) done();
+      }
+      balancer.on('change', onChange);
+    });
+  }
+  balancer.markSeeded();
+  return cluster;
+}

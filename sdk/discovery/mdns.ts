@@ -1,0 +1,91 @@
+import type { DiscoverySink, DiscoverySource } from './source.js';
+import { AgentWatch } from './agents.js';
+import { MdnsBrowser, type BrowsedInstance } from './mdns-browser.js';
+import type { ServerRecord } from '../protocol.js';
+import type { Clock } from '../clock.js';
+
+export interface MdnsDiscoveryOptions {
+  service: string;
+  interface: string;
+  /** Subscribe to a found agent's /v1/watch for exact load and health (default true). */
+  subscribe: boolean;
+  token?: string;
+  clock?: Clock;
+}
+
+/** The record an mDNS announcement alone gives: coarse load (the TXT bucket, tenths of utilization). */
+export function recordFromInstance(i: BrowsedInstance): ServerRecord {
+  const r: ServerRecord = {
+    id: i.node,
+    service: i.service,
+    host: i.host,
+    weight: i.weight,
+    health: i.health,
+    agent: i.agentUrl,
+    load: { connections: 0, sessions: 0, utilization: i.loadBucket / 10, seq: 0, ageMs: 0 },
+  };
+  if (i.udpPort !== undefined) r.udpPort = i.udpPort;
+  if (i.tcpPort !== undefined) r.tcpPort = i.tcpPort;
+  if (i.zone !== undefined) r.zone = i.zone;
+  return r;
+}
+
+/**
+ * Zero-configuration discovery: browse `_<service>._sub._peerlb._tcp.local` on one interface.
+ * Found agents give the view at once (from their TXT records); with `subscribe`, the source also
+ * subscribes to one agent's /v1/watch and, while that subscription is up, takes the view from it
+ * (exact load, health, every member the agent knows). When the subscribed agent dies, the watch
+ * moves to another agent found by mDNS, and mDNS goodbyes still remove servers either way.
+ */
+export class MdnsDiscovery implements DiscoverySource {
+  private readonly browser: MdnsBrowser;
+  private readonly watch: AgentWatch | undefined;
+  private readonly found = new Map<string, ServerRecord>();
+  private sink: DiscoverySink | undefined;
+  private watching = false;
+
+  constructor(private readonly opts: MdnsDiscoveryOptions) {
+    this.browser = new MdnsBrowser({ service: opts.service, interface: opts.interface, clock: opts.clock });
+    if (opts.subscribe) {
+      this.watch = new AgentWatch({
+        service: opts.service,
+        agents: [],
+        token: opts.token,
+        clock: opts.clock,
+        onAgent: (url) => {
+          this.watching = url !== undefined;
+          // Lost the subscription: fall back to what mDNS alone says until another agent answers.
+          if (!this.watching) this.sink?.reset([...this.found.values()]);
+        },
+      });
+    }
+  }
+
+  async start(sink: DiscoverySink): Promise<void> {
+    this.sink = sink;
+    // The watch feeds the sink only through this wrapper, so mDNS can still remove goodbyes.
+    this.watch?.start(sink);
+    this.browser.on('up', (i: BrowsedInstance) => this.onInstance(i));
+    this.browser.on('update', (i: BrowsedInstance) => this.onInstance(i));
+    this.browser.on('down', (id: string, reason: string) => {
+      const rec = this.found.get(id);
+      this.found.delete(id);
+      if (rec?.agent) this.watch?.removeAgent(rec.agent);
+      sink.remove(id, `mdns ${reason}`);
+    });
+    await this.browser.start();
+  }
+
+  private onInstance(i: BrowsedInstance): void {
+    if (i.service !== this.opts.service) return;
+    const rec = recordFromInstance(i);
+    this.found.set(rec.id, rec);
+    if (rec.agent) this.watch?.addAgent(rec.agent);
+    if (!this.watching) this.sink?.upsert(rec);
+  }
+
+  async close(): Promise<void> {
+    this.watch?.close();
+    await this.browser.close();
+  }
+}

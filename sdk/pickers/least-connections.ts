@@ -1,0 +1,25 @@
+import { EMPTY_PICKER, type PickerFactory } from './picker.js';
+
+/**
+ * nginx's least_conn from this client's point of view: the fewest open connections *this client*
+ * holds, per unit of weight. Ties are broken by scanning from a rotating start, so equal servers
+ * take turns instead of the first one taking everything. O(n) per pick.
+ */
+export const leastConnections: PickerFactory = (servers, { random }) => {
+  if (servers.length === 0) return EMPTY_PICKER;
+  const list = servers.slice();
+  const n = list.length;
+  let start = random.int(n);
+  return {
+    pick() {
+      let best = list[start]!;
+      for (let k = 1; k < n; k++) {
+        const s = list[(start + k) % n]!;
+        // s.active / s.w < best.active / best.w, without dividing
+        if (s.active * best.effWeight < best.active * s.effWeight) best = s;
+      }
+      start = start + 1 === n ? 0 : start + 1;
+      return best;
+    },
+  };
+};

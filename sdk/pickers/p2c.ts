@@ -1,0 +1,27 @@
+import { EMPTY_PICKER, type PickerFactory } from './picker.js';
+
+/**
+ * Power of two choices (Mitzenmacher 2001; Envoy's LEAST_REQUEST with choice_count 2): take two
+ * distinct servers at random and keep the one with the lower estimated load per unit of weight.
+ * The randomness is what stops many clients holding the same stale report from herding onto the
+ * same "least loaded" server, while still steering away from the busy ones. O(1) per pick.
+ */
+export const p2c: PickerFactory = (servers, { random }) => {
+  const n = servers.length;
+  if (n === 0) return EMPTY_PICKER;
+  const list = servers.slice();
+  if (n === 1) {
+    const only = list[0]!;
+    return { pick: () => only };
+  }
+  return {
+    pick() {
+      const i = random.int(n);
+      let j = random.int(n - 1);
+      if (j >= i) j++;
+      const a = list[i]!;
+      const b = list[j]!;
+      return b.estimate * a.effWeight < a.estimate * b.effWeight ? b : a;
+    },
+  };
+};

@@ -1,0 +1,80 @@
+import net from 'node:net';
+import type { Balancer } from './balancer.js';
+import type { ServerState } from './server.js';
+import { AbortedError, AllAttemptsFailedError, NoServersError, type AttemptFailure } from './errors.js';
+
+export interface ConnectOptions {
+  /** Affinity key: the same key goes to the same server while it is eligible. */
+  key?: string | number | Uint8Array;
+  /** Per-attempt connect timeout, ms (default: the cluster's connectTimeoutMs, 2000). */
+  timeoutMs?: number;
+  /** Servers to try before giving up (default: the cluster's connectAttempts, 3). */
+  attempts?: number;
+  signal?: AbortSignal;
+  /** Passed on to net.connect (noDelay, keepAlive, …). */
+  socket?: Omit<net.TcpNetConnectOpts, 'host' | 'port' | 'signal'>;
+}
+
+/** One attempt: resolve with a connected socket or reject with the reason. */
+function attempt(s: ServerState, timeoutMs: number, signal: AbortSignal | undefined, extra: ConnectOptions['socket']): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ ...extra, host: s.host, port: s.tcpPort! });
+    let done = false;
+    const finish = (err?: Error) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      sock.removeListener('error', finish);
+      sock.removeListener('connect', onConnect);
+      if (err) {
+        sock.destroy();
+        reject(err);
+      } else resolve(sock);
+    };
+    const onConnect = () => finish();
+    const onAbort = () => finish(new AbortedError(signal?.reason));
+    const timer = setTimeout(() => finish(Object.assign(new Error(`connect timed out after ${timeoutMs} ms`), { code: 'ETIMEDOUT' })), timeoutMs);
+    sock.once('connect', onConnect);
+    sock.once('error', finish);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * Pick a server, connect, and on refusal, reset or timeout record the failure (feeding outlier
+ * ejection) and try another server, up to `attempts` servers. The connection counts towards the
+ * server's load (least-connections, p2c estimates) from the pick until the socket closes.
+ */
+export async function connectWithFailover(b: Balancer, hash: number, opts: ConnectOptions, service: string): Promise<net.Socket> {
+  const timeoutMs = opts.timeoutMs ?? b.opts.connectTimeoutMs;
+  const attempts = opts.attempts ?? b.opts.connectAttempts;
+  const tried = new Set<ServerState>();
+  const failures: AttemptFailure[] = [];
+  for (let i = 0; i < attempts; i++) {
+    if (opts.signal?.aborted) throw new AbortedError(opts.signal.reason);
+    const s = b.pickExcluding(hash, tried);
+    if (!s) break;
+    tried.add(s);
+    if (s.tcpPort === undefined) {
+      failures.push({ server: s.id, address: s.host, error: 'server has no TCP port' });
+      continue;
+    }
+    b.connectionOpened(s);
+    const t0 = performance.now();
+    try {
+      const sock = await attempt(s, timeoutMs, opts.signal, opts.socket);
+      b.outcome(s, true, performance.now() - t0);
+      sock.once('close', () => b.connectionClosed(s));
+      return sock;
+    } catch (err) {
+      b.connectionClosed(s);
+      if (err instanceof AbortedError) throw err;
+      b.outcome(s, false, performance.now() - t0, timeoutMs);
+      const e = err as NodeJS.ErrnoException;
+      failures.push({ server: s.id, address: `${s.host}:${s.tcpPort}`, error: e.code ?? e.message });
+    }
+  }
+  if (failures.length === 0) throw new NoServersError(service);
+  throw new AllAttemptsFailedError(failures);
+}
