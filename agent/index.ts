@@ -1,0 +1,340 @@
+/**
+ * peerlb/agent — the sidecar that runs beside each server process. See README.md.
+ *
+ *   const agent = await startAgent({ service: 'game', node: 'n1', host: '10.0.0.5', udpPort: 7001, port: 7946,
+ *                                    join: ['ws://10.0.0.4:7946'], mdns: { interface: '10.0.0.5' } });
+ *   agent.report({ sessions: 12, utilization: 0.4 });
+ *   await agent.drain(); await agent.stop();
+ */
+import { EventEmitter } from 'node:events';
+import { resolveAgentOptions, type AgentOptions, type ResolvedAgentOptions } from './options.js';
+import { createLogger, type Logger } from './log.js';
+import { AgentHttp, sendJson } from './http.js';
+import { Subscriptions } from './subscriptions.js';
+import { Membership, type Member, type MemberMeta } from './gossip/membership.js';
+import { createWsTransport } from './gossip/ws-transport.js';
+import { GOSSIP_PROFILES } from './gossip/config.js';
+import { LoadTracker } from './load/tracker.js';
+import { handleLoadRequest } from './load/endpoint.js';
+import { countEstablished } from './load/proc-net.js';
+import { HealthChecker, type HealthCheck } from './health.js';
+import { waitForDrain } from './drain.js';
+import { MdnsAnnouncer, type AnnounceInfo } from './mdns/announcer.js';
+import { systemClock, type Clock } from '../sdk/clock.js';
+import type { Random } from '../sdk/random.js';
+import { LIMITS, type Health, type LoadReport, type ServerRecord } from '../sdk/protocol.js';
+
+export { resolveAgentOptions, mergeAgentConfig, AGENT_OPTION_SPECS, type AgentOptions, type HealthSpec } from './options.js';
+export { createLogger, type Logger } from './log.js';
+
+/** One row of `/v1/members` and `peerlb members --json`. */
+export interface MemberInfo {
+  node: string;
+  host: string;
+  port: number;
+  addr: string;
+  status: 'alive' | 'suspect' | 'dead' | 'left';
+  health: Health;
+  incarnation: number;
+  service: string;
+  udpPort?: number;
+  tcpPort?: number;
+  weight: number;
+  zone?: string;
+  load: LoadReport | null;
+  /** Time since this agent last heard news of the member (its load or state), ms. */
+  ageMs: number;
+}
+
+export interface AgentEvents {
+  member: [member: MemberInfo, previous: string | undefined];
+  health: [health: Health];
+}
+
+export interface StartAgentExtras {
+  clock?: Clock;
+  random?: Random;
+  /** A logger to use instead of the default pino logger (false: no logs). */
+  log?: Logger | false;
+}
+
+export class Agent extends EventEmitter<AgentEvents> {
+  readonly node: string;
+  /** ws://host:port of this agent (gossip and watch). */
+  url = '';
+  port = 0;
+  readonly log: Logger;
+  private opts: ResolvedAgentOptions;
+  private readonly clock: Clock;
+  private readonly http: AgentHttp;
+  private readonly subs: Subscriptions;
+  private membership!: Membership;
+  private transport!: ReturnType<typeof createWsTransport>;
+  private readonly tracker: LoadTracker;
+  private health: HealthChecker | undefined;
+  private mdns: MdnsAnnouncer | undefined;
+  private serverHealth: 'healthy' | 'unhealthy' = 'healthy';
+  private draining = false;
+  private stopped = false;
+  private readonly heardAt = new Map<string, number>();
+
+  /** @internal use startAgent */
+  constructor(opts: ResolvedAgentOptions, private readonly extras: StartAgentExtras) {
+    super();
+    this.opts = opts;
+    this.node = opts.node;
+    this.clock = extras.clock ?? systemClock;
+    this.log = extras.log === false ? createLogger({ level: 'silent' }) : (extras.log ?? createLogger({ level: opts.logLevel })).child({ node: opts.node });
+    this.http = new AgentHttp(this.log);
+    this.subs = new Subscriptions({ node: opts.node, token: opts.token, snapshot: () => this.snapshot(), log: this.log });
+    this.tracker = new LoadTracker({
+      clock: this.clock,
+      intervalMs: opts.loadIntervalMs,
+      capacity: opts.capacity,
+      measureConnections: opts.tcpPort !== undefined ? () => countEstablished(opts.tcpPort!) : undefined,
+    });
+  }
+
+  /** @internal */
+  async start(): Promise<void> {
+    const o = this.opts;
+    this.port = await this.http.listen(o.port, o.bind);
+    const hostInUrl = o.host.includes(':') ? `[${o.host}]` : o.host;
+    this.url = `ws://${hostInUrl}:${this.port}`;
+    this.transport = createWsTransport({ addr: this.url, maxFrameBytes: LIMITS.maxFrameBytes });
+    this.http.upgrade('/v1/gossip', (req, socket, head) => this.transport.handleUpgrade(req, socket, head));
+    this.http.upgrade('/v1/watch', (req, socket, head) => this.subs.handleUpgrade(req, socket, head));
+    this.http.route('/v1/members', (_req, res) => sendJson(res, 200, this.members()));
+    this.http.route('/v1/load', (req, res) => handleLoadRequest(req, res, (r) => this.report(r)));
+    this.http.route('/v1/health', (_req, res) => sendJson(res, 200, { node: this.node, health: this.currentHealth() }));
+
+    this.membership = new Membership({
+      node: o.node,
+      meta: this.meta(),
+      transport: this.transport,
+      clock: this.extras.clock,
+      random: this.extras.random,
+      config: GOSSIP_PROFILES[o.gossipProfile],
+      log: this.log,
+    });
+    this.membership.on('change', (m: Member, prev: string | undefined) => this.onMember(m, prev));
+    this.membership.on('load', (m: Member) => {
+      this.heardAt.set(m.node, this.clock.now());
+      this.subs.upsert(this.record(m));
+    });
+
+    this.tracker.on('publish', (load: LoadReport) => {
+      this.membership.setLoad(load);
+      this.heardAt.set(this.node, this.clock.now());
+      this.subs.upsert(this.record(this.membership.self()));
+      this.mdns?.update(this.announceInfo());
+    });
+    this.tracker.start();
+
+    const check = this.healthCheck();
+    if (check) {
+      this.health = new HealthChecker({ check, clock: this.clock });
+      this.health.on('change', (state: 'healthy' | 'unhealthy') => {
+        this.serverHealth = state;
+        this.log.info({ health: state }, 'server health changed');
+        this.publishMeta();
+      });
+      this.health.start();
+    }
+
+    this.membership.start(o.join);
+    if (o.mdns) {
+      this.mdns = new MdnsAnnouncer({ info: this.announceInfo(), interface: o.mdns.interface, clock: this.extras.clock });
+      await this.mdns.start();
+    }
+    this.log.info({ url: this.url, service: o.service, udp: o.udpPort, tcp: o.tcpPort, join: o.join, mdns: o.mdns || undefined }, 'agent started');
+  }
+
+  private healthCheck(): HealthCheck | undefined {
+    const h = this.opts.health;
+    const host = this.opts.host;
+    switch (h.type) {
+      case 'tcp':
+        return { type: 'tcp', host, port: this.opts.tcpPort!, timeoutMs: h.timeoutMs, intervalMs: h.intervalMs, rise: h.rise, fall: h.fall };
+      case 'udp':
+        return { type: 'udp', host, port: this.opts.udpPort!, send: h.send, expect: h.expect, timeoutMs: h.timeoutMs, intervalMs: h.intervalMs, rise: h.rise, fall: h.fall };
+      case 'ttl':
+        return { type: 'ttl', ttlMs: h.ttlMs };
+      default:
+        return undefined;
+    }
+  }
+
+  currentHealth(): Health {
+    return this.draining ? 'draining' : this.serverHealth;
+  }
+
+  private meta(): MemberMeta {
+    const o = this.opts;
+    const m: MemberMeta = { id: o.node, service: o.service, host: o.host, weight: o.weight, health: this.currentHealth() };
+    if (o.udpPort !== undefined) m.udpPort = o.udpPort;
+    if (o.tcpPort !== undefined) m.tcpPort = o.tcpPort;
+    if (o.zone !== undefined) m.zone = o.zone;
+    return m;
+  }
+
+  private publishMeta(): void {
+    if (this.stopped) return;
+    this.membership.setMeta(this.meta());
+    this.subs.upsert(this.record(this.membership.self()));
+    this.mdns?.update(this.announceInfo());
+    this.emit('health', this.currentHealth());
+  }
+
+  private announceInfo(): AnnounceInfo {
+    const o = this.opts;
+    const load = this.tracker.current();
+    const info: AnnounceInfo = {
+      node: o.node,
+      service: o.service,
+      host: o.host,
+      agentPort: this.port,
+      weight: o.weight,
+      health: this.currentHealth(),
+      loadBucket: Math.max(0, Math.min(10, Math.round((load?.utilization ?? 0) * 10))),
+    };
+    if (o.udpPort !== undefined) info.udpPort = o.udpPort;
+    if (o.tcpPort !== undefined) info.tcpPort = o.tcpPort;
+    if (o.zone !== undefined) info.zone = o.zone;
+    return info;
+  }
+
+  private record(m: Member): ServerRecord {
+    const now = this.clock.now();
+    const rec: ServerRecord = { ...m.meta, id: m.node, agent: m.addr };
+    if (m.load) {
+      const heard = this.heardAt.get(m.node);
+      rec.load = { ...m.load, ageMs: Math.round((m.load.ageMs ?? 0) + (heard === undefined ? 0 : now - heard)) };
+    }
+    return rec;
+  }
+
+  private onMember(m: Member, prev: string | undefined): void {
+    this.heardAt.set(m.node, this.clock.now());
+    if (m.node !== this.node) this.log.info({ member: m.node, status: m.status, previous: prev, incarnation: m.incarnation }, 'member changed');
+    if (m.status === 'dead' || m.status === 'left') this.subs.remove(m.node, m.meta.service, m.status);
+    else this.subs.upsert(this.record(m));
+    if (prev === undefined || m.status === 'dead' || m.status === 'left' || (prev !== 'alive' && prev !== 'suspect')) this.subs.agents(this.agentUrls());
+    this.emit('member', this.info(m), prev);
+  }
+
+  private agentUrls(): string[] {
+    return this.membership
+      .members()
+      .filter((m) => m.status === 'alive' || m.status === 'suspect')
+      .map((m) => m.addr);
+  }
+
+  private snapshot(): { servers: ServerRecord[]; agents: string[] } {
+    const servers = this.membership
+      .members()
+      .filter((m) => m.status === 'alive' || m.status === 'suspect')
+      .map((m) => this.record(m));
+    return { servers, agents: this.agentUrls() };
+  }
+
+  private info(m: Member): MemberInfo {
+    const url = new URL(m.addr);
+    const heard = this.heardAt.get(m.node);
+    const rec = this.record(m);
+    const info: MemberInfo = {
+      node: m.node,
+      host: m.meta.host,
+      port: Number(url.port),
+      addr: m.addr,
+      status: m.status,
+      health: m.meta.health,
+      incarnation: m.incarnation,
+      service: m.meta.service,
+      weight: m.meta.weight,
+      load: rec.load ?? null,
+      ageMs: heard === undefined ? 0 : Math.round(this.clock.now() - heard),
+    };
+    if (m.meta.udpPort !== undefined) info.udpPort = m.meta.udpPort;
+    if (m.meta.tcpPort !== undefined) info.tcpPort = m.meta.tcpPort;
+    if (m.meta.zone !== undefined) info.zone = m.meta.zone;
+    return info;
+  }
+
+  /** Every member this agent knows, including itself. */
+  members(): MemberInfo[] {
+    return this.membership.members().map((m) => this.info(m));
+  }
+
+  /** The server's own load report, from the same process. */
+  report(load: { sessions?: number; connections?: number; utilization?: number }): void {
+    this.tracker.report(load);
+    if (this.health && this.opts.health.type === 'ttl') this.health.reported();
+  }
+
+  /**
+   * Drain: publish `draining` at once (clients stop picking this server), wait (bounded by
+   * drainTimeoutMs) for the server's connections and reported sessions to finish, then leave.
+   */
+  async drain(): Promise<{ drained: boolean; remaining: number; waitedMs: number }> {
+    if (this.stopped) return { drained: true, remaining: 0, waitedMs: 0 };
+    if (!this.draining) {
+      this.draining = true;
+      this.log.info('draining');
+      this.publishMeta();
+    }
+    const tcpPort = this.opts.tcpPort;
+    const result = await waitForDrain({
+      count: async () => {
+        const conns = tcpPort !== undefined ? await countEstablished(tcpPort) : 0;
+        return Math.max(conns, this.tracker.current()?.sessions ?? 0);
+      },
+      timeoutMs: this.opts.drainTimeoutMs,
+      clock: this.clock,
+    });
+    this.log.info(result, 'drain finished');
+    return result;
+  }
+
+  /** Apply a new configuration without dropping membership: weight, zone (others need a restart). */
+  reload(input: AgentOptions): void {
+    const next = resolveAgentOptions(input);
+    const changed: string[] = [];
+    if (next.weight !== this.opts.weight) changed.push('weight');
+    if (next.zone !== this.opts.zone) changed.push('zone');
+    this.opts = { ...this.opts, weight: next.weight, zone: next.zone };
+    if (changed.length) this.publishMeta();
+    this.log.info({ changed }, 'configuration reloaded');
+  }
+
+  /** Leave the cluster (others see `left`), send mDNS goodbyes, and close every socket. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.tracker.stop();
+    this.health?.stop();
+    try {
+      await this.membership.leave(1000);
+    } catch (err) {
+      this.log.warn({ err }, 'leave failed');
+    }
+    await this.mdns?.stop();
+    this.subs.close();
+    await this.transport.close();
+    await this.http.close();
+    this.log.info('agent stopped');
+  }
+}
+
+/** Start an agent: validate options (a BadOptionError names the wrong one), listen, join, announce. */
+export async function startAgent(options: AgentOptions, extras: StartAgentExtras = {}): Promise<Agent> {
+  const opts = resolveAgentOptions(options);
+  const agent = new Agent(opts, extras);
+  try {
+    await agent.start();
+  } catch (err) {
+    await agent.stop().catch(() => {});
+    throw err;
+  }
+  return agent;
+}

@@ -1,0 +1,274 @@
+import os from 'node:os';
+import net from 'node:net';
+import { readFileSync } from 'node:fs';
+import { BadOptionError, ConfigError } from '../sdk/errors.js';
+import { checkServiceName } from '../sdk/options.js';
+import { DEFAULT_WEIGHT, MAX_WEIGHT } from '../sdk/protocol.js';
+import { LOG_LEVELS, type LogLevel } from './log.js';
+
+/** How the agent checks its own server. */
+export type HealthSpec =
+  | { type: 'tcp'; intervalMs?: number; timeoutMs?: number; rise?: number; fall?: number }
+  | { type: 'udp'; send: string; expect?: string; intervalMs?: number; timeoutMs?: number; rise?: number; fall?: number }
+  | { type: 'ttl'; ttlMs: number }
+  | { type: 'none' };
+
+/** Options of `startAgent` (and, flattened, of `peerlb agent`). */
+export interface AgentOptions {
+  service: string;
+  /** Node id, unique in the cluster. Default: the host name. */
+  node?: string;
+  /** Address clients and peers use to reach this host (IP literal). Default 127.0.0.1. */
+  host?: string;
+  /** Address the agent listens on. Default: `host`. */
+  bind?: string;
+  udpPort?: number;
+  tcpPort?: number;
+  /** The agent's own port (gossip, /v1/watch, /metrics, dashboard, /v1/load). Default 7946 (Serf's). */
+  port?: number;
+  /** Seed agents to join, ws://host:port. */
+  join?: string[];
+  /** Announce over mDNS on this interface (IPv4 address). Off when not given. */
+  mdns?: { interface: string } | false;
+  weight?: number;
+  zone?: string;
+  /** Max sessions/connections the server takes; with it, utilization = active / capacity. */
+  capacity?: number;
+  /** Load publish interval, ms. Default 1000. */
+  loadIntervalMs?: number;
+  health?: HealthSpec;
+  /** Longest wait for the server's connections to finish on drain, ms. Default 30000. */
+  drainTimeoutMs?: number;
+  /** Gossip timing profile. Default 'lan'. */
+  gossipProfile?: 'lan' | 'local';
+  /** Path of a keyring file (see `peerlb keygen`). */
+  keyFile?: string;
+  /** Token clients must present to /v1/watch. */
+  token?: string;
+  logLevel?: LogLevel;
+}
+
+export type ResolvedAgentOptions = Required<Omit<AgentOptions, 'mdns' | 'zone' | 'udpPort' | 'tcpPort' | 'capacity' | 'keyFile' | 'token'>> & {
+  mdns: { interface: string } | false;
+  zone: string | undefined;
+  udpPort: number | undefined;
+  tcpPort: number | undefined;
+  capacity: number | undefined;
+  keyFile: string | undefined;
+  token: string | undefined;
+};
+
+type Kind = 'string' | 'int' | 'list' | 'ip' | 'enum';
+
+/** One option as the CLI, the environment and config files know it. */
+export interface OptionSpec {
+  /** Dotted path in AgentOptions. */
+  path: string;
+  flag: string;
+  env: string;
+  kind: Kind;
+  choices?: readonly string[];
+  min?: number;
+  max?: number;
+  default?: string | number;
+  describe: string;
+}
+
+/** Every agent option, in the order `peerlb agent --help` lists them. */
+export const AGENT_OPTION_SPECS: readonly OptionSpec[] = [
+  { path: 'service', flag: 'service', env: 'PEERLB_SERVICE', kind: 'string', describe: 'service name (RFC 6335: 1-15 letters, digits, hyphens); required' },
+  { path: 'node', flag: 'node', env: 'PEERLB_NODE', kind: 'string', describe: 'node id, unique in the cluster', default: 'the host name' },
+  { path: 'host', flag: 'host', env: 'PEERLB_HOST', kind: 'ip', describe: 'address clients and peers use to reach this host', default: '127.0.0.1' },
+  { path: 'bind', flag: 'bind', env: 'PEERLB_BIND', kind: 'ip', describe: 'address the agent listens on', default: 'the --host address' },
+  { path: 'udpPort', flag: 'udp', env: 'PEERLB_UDP', kind: 'int', min: 1, max: 65535, describe: "the server's UDP port" },
+  { path: 'tcpPort', flag: 'tcp', env: 'PEERLB_TCP', kind: 'int', min: 1, max: 65535, describe: "the server's TCP port" },
+  { path: 'port', flag: 'port', env: 'PEERLB_PORT', kind: 'int', min: 0, max: 65535, default: 7946, describe: "the agent's port: gossip, /v1/watch, /metrics, dashboard, /v1/load" },
+  { path: 'join', flag: 'join', env: 'PEERLB_JOIN', kind: 'list', describe: 'seed agents to join, ws://host:port (repeat or comma-separate)' },
+  { path: 'mdns.interface', flag: 'mdns-interface', env: 'PEERLB_MDNS_INTERFACE', kind: 'ip', describe: 'announce over mDNS on this interface (IPv4); off when not given' },
+  { path: 'weight', flag: 'weight', env: 'PEERLB_WEIGHT', kind: 'int', min: 1, max: MAX_WEIGHT, default: DEFAULT_WEIGHT, describe: 'relative capacity of the server' },
+  { path: 'zone', flag: 'zone', env: 'PEERLB_ZONE', kind: 'string', describe: 'zone (rack, room) of the server' },
+  { path: 'capacity', flag: 'capacity', env: 'PEERLB_CAPACITY', kind: 'int', min: 1, max: 1e9, describe: 'sessions/connections the server takes at most; utilization = active / capacity' },
+  { path: 'loadIntervalMs', flag: 'load-interval', env: 'PEERLB_LOAD_INTERVAL', kind: 'int', min: 50, max: 3_600_000, default: 1000, describe: 'load publish interval, ms (also at once on a large change)' },
+  { path: 'health.type', flag: 'health', env: 'PEERLB_HEALTH', kind: 'enum', choices: ['tcp', 'udp', 'ttl', 'none'], describe: 'health check of the server', default: 'tcp when --tcp is set, else none' },
+  { path: 'health.intervalMs', flag: 'health-interval', env: 'PEERLB_HEALTH_INTERVAL', kind: 'int', min: 10, max: 3_600_000, default: 1000, describe: 'health check interval, ms' },
+  { path: 'health.timeoutMs', flag: 'health-timeout', env: 'PEERLB_HEALTH_TIMEOUT', kind: 'int', min: 1, max: 600_000, default: 500, describe: 'health check timeout, ms' },
+  { path: 'health.rise', flag: 'health-rise', env: 'PEERLB_HEALTH_RISE', kind: 'int', min: 1, max: 100, default: 2, describe: 'successes before healthy (HAProxy rise)' },
+  { path: 'health.fall', flag: 'health-fall', env: 'PEERLB_HEALTH_FALL', kind: 'int', min: 1, max: 100, default: 2, describe: 'failures before unhealthy (HAProxy fall)' },
+  { path: 'health.send', flag: 'health-udp-send', env: 'PEERLB_HEALTH_UDP_SEND', kind: 'string', describe: 'udp check: payload to send' },
+  { path: 'health.expect', flag: 'health-udp-expect', env: 'PEERLB_HEALTH_UDP_EXPECT', kind: 'string', describe: 'udp check: expected reply (prefix); any reply when not given' },
+  { path: 'health.ttlMs', flag: 'health-ttl', env: 'PEERLB_HEALTH_TTL', kind: 'int', min: 10, max: 3_600_000, describe: 'ttl check: healthy while load reports arrive within this many ms' },
+  { path: 'drainTimeoutMs', flag: 'drain-timeout', env: 'PEERLB_DRAIN_TIMEOUT', kind: 'int', min: 0, max: 86_400_000, default: 30_000, describe: "longest wait for the server's connections to finish on drain, ms" },
+  { path: 'gossipProfile', flag: 'gossip-profile', env: 'PEERLB_GOSSIP_PROFILE', kind: 'enum', choices: ['lan', 'local'], default: 'lan', describe: 'gossip timing profile' },
+  { path: 'keyFile', flag: 'key-file', env: 'PEERLB_KEY_FILE', kind: 'string', describe: 'keyring file sealing agent-to-agent frames (peerlb keygen)' },
+  { path: 'token', flag: 'token', env: 'PEERLB_TOKEN', kind: 'string', describe: 'token clients must present to /v1/watch' },
+  { path: 'logLevel', flag: 'log-level', env: 'PEERLB_LOG_LEVEL', kind: 'enum', choices: LOG_LEVELS, default: 'info', describe: 'log level' },
+];
+
+function setPath(o: Record<string, unknown>, path: string, v: unknown): void {
+  const parts = path.split('.');
+  let cur = o;
+  for (const p of parts.slice(0, -1)) {
+    if (typeof cur[p] !== 'object' || cur[p] === null) cur[p] = {};
+    cur = cur[p] as Record<string, unknown>;
+  }
+  cur[parts.at(-1)!] = v;
+}
+
+/** Convert a string (flag or env value) to the option's type, or throw naming the option. */
+export function coerce(spec: OptionSpec, raw: string | string[], source: string): unknown {
+  const name = `${source === 'env' ? spec.env : '--' + spec.flag}`;
+  const str = Array.isArray(raw) ? raw.join(',') : raw;
+  switch (spec.kind) {
+    case 'int': {
+      if (!/^-?\d+$/.test(str.trim())) throw new BadOptionError(name, `must be an integer, got ${JSON.stringify(str)}`);
+      return Number(str);
+    }
+    case 'list':
+      return (Array.isArray(raw) ? raw : [raw]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+    default:
+      return str;
+  }
+}
+
+/**
+ * Merge the sources of agent configuration, later ones winning: defaults < config file < PEERLB_*
+ * environment variables < command-line flags. Returns plain AgentOptions, not yet validated.
+ */
+export function mergeAgentConfig(parts: { file?: string; env?: NodeJS.ProcessEnv; flags?: Record<string, string | string[] | undefined> }): AgentOptions {
+  const out: Record<string, unknown> = {};
+  if (parts.file) {
+    let text: string;
+    try {
+      text = readFileSync(parts.file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${parts.file}: ${(err as Error).message}`, { cause: err });
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (err) {
+      throw new ConfigError(`config file ${parts.file} is not valid JSON: ${(err as Error).message}`, { cause: err });
+    }
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ConfigError(`config file ${parts.file} must hold a JSON object`);
+    const known = new Set(AGENT_OPTION_SPECS.map((s) => s.path.split('.')[0]));
+    for (const k of Object.keys(json)) if (!known.has(k)) throw new ConfigError(`config file ${parts.file}: unknown option "${k}"`);
+    Object.assign(out, structuredClone(json));
+  }
+  for (const spec of AGENT_OPTION_SPECS) {
+    const v = parts.env?.[spec.env];
+    if (v !== undefined && v !== '') setPath(out, spec.path, coerce(spec, v, 'env'));
+  }
+  for (const spec of AGENT_OPTION_SPECS) {
+    const v = parts.flags?.[spec.flag];
+    if (v !== undefined) setPath(out, spec.path, coerce(spec, v, 'flag'));
+  }
+  return out as unknown as AgentOptions;
+}
+
+function int(option: string, v: unknown, def: number | undefined, min: number, max: number): number | undefined {
+  if (v === undefined) return def;
+  if (!Number.isInteger(v) || (v as number) < min || (v as number) > max)
+    throw new BadOptionError(option, `must be an integer in ${min}..${max}, got ${JSON.stringify(v)}`);
+  return v as number;
+}
+
+function ip(option: string, v: unknown, def: string): string {
+  if (v === undefined) return def;
+  if (typeof v !== 'string' || net.isIP(v) === 0) throw new BadOptionError(option, `must be an IPv4 or IPv6 address, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function optStr(option: string, v: unknown, max = 255): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || v.length === 0 || v.length > max) throw new BadOptionError(option, `must be a non-empty string of at most ${max} chars`);
+  return v;
+}
+
+/** Validate agent options once, at the edge, naming the option that is wrong. */
+export function resolveAgentOptions(input: AgentOptions): ResolvedAgentOptions {
+  if (typeof input !== 'object' || input === null) throw new BadOptionError('options', 'must be an object');
+  const service = checkServiceName('service', input.service);
+  const node = optStr('node', input.node) ?? os.hostname();
+  if (!/^[\w.\-:@]+$/.test(node)) throw new BadOptionError('node', `may hold letters, digits and . - _ : @ only, got ${JSON.stringify(node)}`);
+  const host = ip('host', input.host, '127.0.0.1');
+  const bind = ip('bind', input.bind, host);
+  const udpPort = int('udpPort', input.udpPort, undefined, 1, 65535);
+  const tcpPort = int('tcpPort', input.tcpPort, undefined, 1, 65535);
+  if (udpPort === undefined && tcpPort === undefined) throw new BadOptionError('udpPort', 'or tcpPort must be given: the agent announces a server');
+  const port = int('port', input.port, 7946, 0, 65535)!;
+  const join = input.join ?? [];
+  if (!Array.isArray(join)) throw new BadOptionError('join', 'must be a list of ws:// URLs');
+  join.forEach((u, i) => {
+    if (typeof u !== 'string' || !/^ws:\/\/[^/\s]+:\d+\/?$/.test(u)) throw new BadOptionError(`join[${i}]`, `must be ws://host:port, got ${JSON.stringify(u)}`);
+  });
+  let mdns: { interface: string } | false = false;
+  if (input.mdns) {
+    const iface = input.mdns.interface;
+    if (typeof iface !== 'string' || net.isIPv4(iface) === false) throw new BadOptionError('mdns.interface', `must be an IPv4 address, got ${JSON.stringify(iface)}`);
+    mdns = { interface: iface };
+  }
+  const weight = int('weight', input.weight, DEFAULT_WEIGHT, 1, MAX_WEIGHT)!;
+  const zone = optStr('zone', input.zone);
+  const capacity = int('capacity', input.capacity, undefined, 1, 1e9);
+  const loadIntervalMs = int('loadIntervalMs', input.loadIntervalMs, 1000, 50, 3_600_000)!;
+  const drainTimeoutMs = int('drainTimeoutMs', input.drainTimeoutMs, 30_000, 0, 86_400_000)!;
+  const gossipProfile = input.gossipProfile ?? 'lan';
+  if (gossipProfile !== 'lan' && gossipProfile !== 'local') throw new BadOptionError('gossipProfile', "must be 'lan' or 'local'");
+  const logLevel = input.logLevel ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel)) throw new BadOptionError('logLevel', `must be one of ${LOG_LEVELS.join(', ')}`);
+  const health = resolveHealth(input.health, tcpPort, udpPort);
+  return {
+    service,
+    node,
+    host,
+    bind,
+    udpPort,
+    tcpPort,
+    port,
+    join,
+    mdns,
+    weight,
+    zone,
+    capacity,
+    loadIntervalMs,
+    health,
+    drainTimeoutMs,
+    gossipProfile,
+    keyFile: optStr('keyFile', input.keyFile, 4096),
+    token: optStr('token', input.token, 1024),
+    logLevel,
+  };
+}
+
+function resolveHealth(h: unknown, tcpPort: number | undefined, udpPort: number | undefined): HealthSpec {
+  if (h === undefined) return tcpPort !== undefined ? { type: 'tcp' } : { type: 'none' };
+  if (typeof h !== 'object' || h === null) throw new BadOptionError('health', 'must be an object with a type');
+  const o = h as Record<string, unknown>;
+  const type = o.type ?? (tcpPort !== undefined ? 'tcp' : 'none');
+  const common = {
+    intervalMs: int('health.intervalMs', o.intervalMs, 1000, 10, 3_600_000),
+    timeoutMs: int('health.timeoutMs', o.timeoutMs, 500, 1, 600_000),
+    rise: int('health.rise', o.rise, 2, 1, 100),
+    fall: int('health.fall', o.fall, 2, 1, 100),
+  };
+  switch (type) {
+    case 'tcp':
+      if (tcpPort === undefined) throw new BadOptionError('health.type', "is 'tcp' but no tcpPort is set");
+      return { type: 'tcp', ...common };
+    case 'udp': {
+      if (udpPort === undefined) throw new BadOptionError('health.type', "is 'udp' but no udpPort is set");
+      const send = optStr('health.send', o.send, 1024);
+      if (send === undefined) throw new BadOptionError('health.send', "is required for a 'udp' health check");
+      return { type: 'udp', send, expect: optStr('health.expect', o.expect, 1024), ...common };
+    }
+    case 'ttl': {
+      const ttlMs = int('health.ttlMs', o.ttlMs, undefined, 10, 3_600_000);
+      if (ttlMs === undefined) throw new BadOptionError('health.ttlMs', "is required for a 'ttl' health check");
+      return { type: 'ttl', ttlMs };
+    }
+    case 'none':
+      return { type: 'none' };
+    default:
+      throw new BadOptionError('health.type', `must be tcp, udp, ttl or none, got ${JSON.stringify(type)}`);
+  }
+}
