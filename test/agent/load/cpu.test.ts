@@ -45,7 +45,7 @@ describe('utilizationBetween', () => {
     [t(10, 100), t(10, 100), undefined, 'no time passed'],
     [t(10, 100), t(5, 150), undefined, 'busy went backwards (CPU offlined)'],
     [t(10, 100), t(60, 200, 'os'), undefined, 'different sources'],
-  ])('%j → %j → %s (%s)', (a, b, want) => {
+  ] as [CpuTimes | undefined, CpuTimes, number | undefined, string][])('%j → %j → %s (%s)', (a, b, want) => {
     expect(utilizationBetween(a, b)).toBe(want);
   });
 });
