@@ -1,0 +1,136 @@
+import { describe, expect, it } from 'vitest';
+import { waitForDrain, type DrainOptions, type DrainResult } from '../../agent/drain.js';
+import { countEstablished } from '../../agent/load/proc-net.js';
+import { ManualClock } from '../../sdk/clock.js';
+import { BadOptionError } from '../../sdk/errors.js';
+import { openClients, tcpServer } from './load/net-helpers.js';
+
+/** Let promise callbacks run (no timers involved). */
+const flush = () => new Promise((r) => setImmediate(r));
+
+function track(p: Promise<DrainResult>) {
+  const box: { result?: DrainResult } = {};
+  void p.then((r) => (box.result = r));
+  return box;
+}
+
+describe('waitForDrain', () => {
+  it('resolves at once when nothing is left', async () => {
+    const clock = new ManualClock();
+    expect(await waitForDrain({ count: () => 0, timeoutMs: 1000, clock })).toEqual({ drained: true, remaining: 0, waitedMs: 0 });
+    expect(clock.pending()).toBe(0);
+  });
+
+  it('polls every pollMs until the count reaches 0', async () => {
+    const clock = new ManualClock();
+    const counts = [5, 3, 3, 1, 0];
+    let calls = 0;
+    const box = track(waitForDrain({ count: () => counts[calls++]!, timeoutMs: 10_000, pollMs: 100, clock }));
+    for (let i = 0; i < 3; i++) {
+      clock.advance(100);
+      await flush();
+      expect(box.result).toBeUndefined();
+    }
+    clock.advance(100);
+    await flush();
+    expect(box.result).toEqual({ drained: true, remaining: 0, waitedMs: 400 });
+    expect(calls).toBe(5);
+    expect(clock.pending()).toBe(0);
+  });
+
+  it('gives up at the deadline with the last count', async () => {
+    const clock = new ManualClock();
+    let calls = 0;
+    const box = track(waitForDrain({ count: async () => (calls++, 7), timeoutMs: 1000, clock }));
+    for (let t = 0; t < 999; t += 333) {
+      await flush(); // an async count schedules the next look when it returns
+      clock.advance(333);
+    }
+    await flush();
+    expect(box.result).toBeUndefined();
+    clock.advance(1);
+    await flush();
+    expect(box.result).toEqual({ drained: false, remaining: 7, waitedMs: 1000 });
+    expect(calls).toBe(4); // at 0, 250, 500, 750: default pollMs 250 after each look returned
+    expect(clock.pending()).toBe(0);
+  });
+
+  it('is bounded even when count never returns', async () => {
+    const clock = new ManualClock();
+    const box = track(waitForDrain({ count: () => new Promise<number>(() => {}), timeoutMs: 500, clock }));
+    clock.advance(500);
+    await flush();
+    expect(box.result).toEqual({ drained: false, remaining: -1, waitedMs: 500 });
+  });
+
+  it('retries a failing or nonsensical count, and reports the last error', async () => {
+    const clock = new ManualClock();
+    const script: (number | Error | string)[] = [new Error('EIO'), 4, 'x', new Error('ENOENT')];
+    let i = 0;
+    const count = () => {
+      const s = script[Math.min(i++, script.length - 1)]!;
+      if (s instanceof Error) throw s;
+      return s as number;
+    };
+    const box = track(waitForDrain({ count, timeoutMs: 1000, pollMs: 100, clock }));
+    clock.advance(1000);
+    await flush();
+    expect(box.result).toMatchObject({ drained: false, remaining: 4, waitedMs: 1000 });
+    expect(box.result!.error?.message).toBe('ENOENT');
+
+    const box2 = track(waitForDrain({ count: () => Promise.reject(new Error('nope')), timeoutMs: 300, clock }));
+    await flush();
+    clock.advance(300);
+    await flush();
+    expect(box2.result).toMatchObject({ drained: false, remaining: -1 });
+    expect(box2.result!.error?.message).toBe('nope');
+  });
+
+  it('timeoutMs 0 takes one look without waiting', async () => {
+    const clock = new ManualClock();
+    expect(await waitForDrain({ count: () => 0, timeoutMs: 0, clock })).toMatchObject({ drained: true });
+    const box = track(waitForDrain({ count: () => 2, timeoutMs: 0, clock }));
+    clock.advance(0);
+    await flush();
+    expect(box.result).toEqual({ drained: false, remaining: 2, waitedMs: 0 });
+  });
+
+  it('an abort signal ends the wait with aborted: true', async () => {
+    const clock = new ManualClock();
+    const ac = new AbortController();
+    const box = track(waitForDrain({ count: () => 3, timeoutMs: 10_000, clock, signal: ac.signal }));
+    clock.advance(600);
+    ac.abort();
+    await flush();
+    expect(box.result).toEqual({ drained: false, remaining: 3, waitedMs: 600, aborted: true });
+    expect(clock.pending()).toBe(0);
+    const pre = await waitForDrain({ count: () => 3, timeoutMs: 10_000, clock, signal: AbortSignal.abort() });
+    expect(pre).toMatchObject({ drained: false, aborted: true });
+  });
+
+  it.each([
+    [{ count: 3, timeoutMs: 10 }, 'drain.count'],
+    [{ count: () => 0, timeoutMs: -1 }, 'drainTimeoutMs'],
+    [{ count: () => 0, timeoutMs: NaN }, 'drainTimeoutMs'],
+    [{ count: () => 0 }, 'drainTimeoutMs'],
+    [{ count: () => 0, timeoutMs: 10, pollMs: 0 }, 'drain.pollMs'],
+  ])('rejects %j naming %s', async (opts, option) => {
+    const p = waitForDrain(opts as unknown as DrainOptions);
+    await expect(p).rejects.toThrow(BadOptionError);
+    await expect(waitForDrain(opts as unknown as DrainOptions)).rejects.toThrow(`option "${option}"`);
+  });
+
+  it('drains real connections counted from /proc/net/tcp', async () => {
+    const srv = await tcpServer('127.0.0.1');
+    try {
+      const clients = await openClients('127.0.0.1', srv.port, 3);
+      const start = Date.now();
+      setTimeout(() => clients.forEach((s) => s.destroy()), 50);
+      const r = await waitForDrain({ count: () => countEstablished(srv.port), timeoutMs: 5000, pollMs: 10 });
+      expect(r.drained).toBe(true);
+      expect(Date.now() - start).toBeLessThan(5000);
+    } finally {
+      await srv.close();
+    }
+  });
+});
