@@ -114,7 +114,7 @@ describe('waitForDrain', () => {
     [{ count: () => 0, timeoutMs: NaN }, 'drainTimeoutMs'],
     [{ count: () => 0 }, 'drainTimeoutMs'],
     [{ count: () => 0, timeoutMs: 10, pollMs: 0 }, 'drain.pollMs'],
-  ])('rejects %j naming %s', async (opts, option) => {
+  ] as [unknown, string][])('rejects %j naming %s', async (opts, option) => {
     const p = waitForDrain(opts as unknown as DrainOptions);
     await expect(p).rejects.toThrow(BadOptionError);
     await expect(waitForDrain(opts as unknown as DrainOptions)).rejects.toThrow(`option "${option}"`);
