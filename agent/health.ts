@@ -378,6 +378,8 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
         return;
       case 'ttl':
         this.stopTicks = every(this.clock, this.intervalMs, () => this.evaluateTtl());
+        // Reports that came before start() count at once.
+        if (this.reportedAt !== undefined) this.evaluateTtl();
         // With an initial 'healthy' state the first report has one ttlMs to arrive.
         this.armTtl();
         return;

@@ -300,6 +300,14 @@ describe('ttl check', () => {
     expect(hc.state).toBe('unhealthy');
   });
 
+  it('a report before start() counts at start', () => {
+    const { hc } = checker({ type: 'ttl', ttlMs: 1000 });
+    hc.reported();
+    expect(hc.state).toBe('unhealthy');
+    hc.start();
+    expect(hc.state).toBe('healthy');
+  });
+
   it('many reports cost one timer', () => {
     const { clock, hc } = checker({ type: 'ttl', ttlMs: 1000 });
     hc.start();
