@@ -3,7 +3,7 @@ import { waitForDrain, type DrainOptions, type DrainResult } from '../../agent/d
 import { countEstablished } from '../../agent/load/proc-net.js';
 import { ManualClock } from '../../sdk/clock.js';
 import { BadOptionError } from '../../sdk/errors.js';
-import { openClients, tcpServer } from './load/net-helpers.js';
+import { openClients, ownLoopback, tcpServer } from './load/net-helpers.js';
 
 /** Let promise callbacks run (no timers involved). */
 const flush = () => new Promise((r) => setImmediate(r));
@@ -121,12 +121,13 @@ describe('waitForDrain', () => {
   });
 
   it('drains real connections counted from /proc/net/tcp', async () => {
-    const srv = await tcpServer('127.0.0.1');
+    const host = await ownLoopback('127.0.0.4');
+    const srv = await tcpServer(host);
     try {
-      const clients = await openClients('127.0.0.1', srv.port, 3);
+      const clients = await openClients(host, srv.port, 3);
       const start = Date.now();
       setTimeout(() => clients.forEach((s) => s.destroy()), 50);
-      const r = await waitForDrain({ count: () => countEstablished(srv.port), timeoutMs: 5000, pollMs: 10 });
+      const r = await waitForDrain({ count: () => countEstablished(srv.port, { host }), timeoutMs: 5000, pollMs: 10 });
       expect(r.drained).toBe(true);
       expect(Date.now() - start).toBeLessThan(5000);
     } finally {

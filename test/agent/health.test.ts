@@ -4,7 +4,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { HealthChecker, nextHealth, probeTcp, probeUdp, type HealthCheck, type HealthCheckerOptions, type HealthCounters, type HealthState, type ProbeResult } from '../../agent/health.js';
 import { ManualClock, systemClock } from '../../sdk/clock.js';
 import { BadOptionError } from '../../sdk/errors.js';
-import { tcpServer } from './load/net-helpers.js';
+import { ownLoopback, tcpServer } from './load/net-helpers.js';
+
+// This file's own loopback address: its tests probe ports they just closed, which must not reach a
+// server another test file opened meanwhile on the same port number of 127.0.0.1.
+const H = await ownLoopback('127.0.0.3');
 
 /** Wait for one event, failing after a real-time bound instead of hanging. */
 async function next<T extends unknown[]>(em: EventEmitter, name: string, ms = 5000): Promise<T> {
@@ -47,7 +51,7 @@ async function udpServer(reply: (msg: Buffer) => string | Buffer | undefined, po
     const r = reply(msg);
     if (r !== undefined) sock.send(r, rinfo.port, rinfo.address);
   });
-  sock.bind(port, '127.0.0.1');
+  sock.bind(port, H);
   await once(sock, 'listening');
   let closed = false;
   const close = () => {
@@ -126,18 +130,18 @@ describe('HealthChecker options', () => {
 
 describe('tcp check against a real server on loopback', () => {
   it('healthy after rise, unhealthy after fall when killed, healthy again when back', async () => {
-    const srv = await tcpServer('127.0.0.1');
+    const srv = await tcpServer(H);
     let srvUp = true;
     cleanups.push(() => srvUp && srv.close());
-    const { hc, changes, probe } = checker({ type: 'tcp', host: '127.0.0.1', port: srv.port });
+    const { hc, changes, probe } = checker({ type: 'tcp', host: H, port: srv.port });
 
     const first = next<[ProbeResult]>(hc, 'result');
     hc.start(); // first probe at once
-    expect((await first)[0]).toMatchObject({ ok: true, reason: `tcp connect 127.0.0.1:${srv.port}: ok` });
+    expect((await first)[0]).toMatchObject({ ok: true, reason: `tcp connect ${H}:${srv.port}: ok` });
     expect(hc.state).toBe('unhealthy');
     await probe();
     expect(hc.state).toBe('healthy');
-    expect(changes).toEqual([['healthy', `tcp connect 127.0.0.1:${srv.port}: ok`, 2]]);
+    expect(changes).toEqual([['healthy', `tcp connect ${H}:${srv.port}: ok`, 2]]);
     expect(hc.rttMs).toBeGreaterThanOrEqual(0);
 
     await srv.close();
@@ -151,7 +155,7 @@ describe('tcp check against a real server on loopback', () => {
     expect(hc.state).toBe('unhealthy');
     expect(changes[1]).toEqual(['unhealthy', expect.stringMatching(/ECONNREFUSED/), 3]);
 
-    const back = await tcpServer('127.0.0.1', srv.port);
+    const back = await tcpServer(H, srv.port);
     cleanups.push(back.close);
     await probe();
     await probe();
@@ -160,10 +164,10 @@ describe('tcp check against a real server on loopback', () => {
   });
 
   it('starts healthy with initial: healthy and needs fall failures to go down', async () => {
-    const srv = await tcpServer('127.0.0.1');
+    const srv = await tcpServer(H);
     const port = srv.port;
     await srv.close();
-    const { hc, changes, probe } = checker({ type: 'tcp', host: '127.0.0.1', port }, { initial: 'healthy', fall: 2 });
+    const { hc, changes, probe } = checker({ type: 'tcp', host: H, port }, { initial: 'healthy', fall: 2 });
     expect(hc.state).toBe('healthy');
     const first = next(hc, 'result');
     hc.start();
@@ -189,17 +193,17 @@ describe('udp check against a real server on loopback', () => {
   it('healthy on the expected reply; unhealthy on a wrong reply; healthy again', async () => {
     let answer = 'PONG 1';
     const srv = await udpServer((msg) => (msg.toString() === 'PING' ? answer : 'what?'));
-    const { hc, changes, probe } = checker({ type: 'udp', host: '127.0.0.1', port: srv.port, send: 'PING', expect: 'PONG' });
+    const { hc, changes, probe } = checker({ type: 'udp', host: H, port: srv.port, send: 'PING', expect: 'PONG' });
     const first = next<[ProbeResult]>(hc, 'result');
     hc.start();
-    expect((await first)[0]).toMatchObject({ ok: true, reason: `udp 127.0.0.1:${srv.port}: reply ok` });
+    expect((await first)[0]).toMatchObject({ ok: true, reason: `udp ${H}:${srv.port}: reply ok` });
     await probe();
     expect(hc.state).toBe('healthy');
 
     answer = 'NOT PONG';
     const bad = await probe();
     expect(bad.ok).toBe(false);
-    expect(bad.reason).toBe(`udp 127.0.0.1:${srv.port}: reply "NOT PONG" does not match "PONG"`);
+    expect(bad.reason).toBe(`udp ${H}:${srv.port}: reply "NOT PONG" does not match "PONG"`);
     await probe();
     await probe();
     expect(hc.state).toBe('unhealthy');
@@ -213,7 +217,7 @@ describe('udp check against a real server on loopback', () => {
 
   it('unhealthy when the server is killed (ICMP port unreachable) and healthy when it is back', async () => {
     const srv = await udpServer(() => 'ok');
-    const { hc, probe } = checker({ type: 'udp', host: '127.0.0.1', port: srv.port, send: Buffer.from([1, 2, 3]) }, { rise: 1, fall: 2 });
+    const { hc, probe } = checker({ type: 'udp', host: H, port: srv.port, send: Buffer.from([1, 2, 3]) }, { rise: 1, fall: 2 });
     const first = next(hc, 'result');
     hc.start();
     await first;
@@ -230,11 +234,11 @@ describe('udp check against a real server on loopback', () => {
 
   it('a silent server fails at the timeout, on the clock', async () => {
     const srv = await udpServer(() => undefined);
-    const { clock, hc } = checker({ type: 'udp', host: '127.0.0.1', port: srv.port, send: 'PING', timeoutMs: 300 }, { fall: 1, initial: 'healthy' });
+    const { clock, hc } = checker({ type: 'udp', host: H, port: srv.port, send: 'PING', timeoutMs: 300 }, { fall: 1, initial: 'healthy' });
     const r = next<[ProbeResult]>(hc, 'result');
     hc.start();
     clock.advance(300);
-    expect((await r)[0].reason).toBe(`udp 127.0.0.1:${srv.port}: no answer within 300 ms`);
+    expect((await r)[0].reason).toBe(`udp ${H}:${srv.port}: no answer within 300 ms`);
     expect(hc.state).toBe('unhealthy');
   });
 
@@ -247,7 +251,7 @@ describe('udp check against a real server on loopback', () => {
     ['OK', 'NOT OK', false],
   ])('expect %s against reply %j → %s', async (expectValue, reply, ok) => {
     const srv = await udpServer(() => reply);
-    const check = { host: '127.0.0.1', port: srv.port, send: 'x', expect: expectValue, timeoutMs: 5000 };
+    const check = { host: H, port: srv.port, send: 'x', expect: expectValue, timeoutMs: 5000 };
     expect((await probeUdp(check, { clock: systemClock })).ok).toBe(ok);
     if (expectValue instanceof RegExp) expect((await probeUdp(check, { clock: systemClock })).ok).toBe(ok); // g flag holds no state
   });
@@ -333,7 +337,7 @@ describe('lifecycle', () => {
 
   it('stop() aborts an in-flight probe, which then reports nothing, and clears timers', async () => {
     const srv = await udpServer(() => undefined);
-    const { clock, hc } = checker({ type: 'udp', host: '127.0.0.1', port: srv.port, send: 'x', timeoutMs: 10_000 });
+    const { clock, hc } = checker({ type: 'udp', host: H, port: srv.port, send: 'x', timeoutMs: 10_000 });
     const results: ProbeResult[] = [];
     hc.on('result', (r) => results.push(r));
     hc.start();
@@ -347,9 +351,9 @@ describe('lifecycle', () => {
   });
 
   it('runs on the system clock end to end', async () => {
-    const srv = await tcpServer('127.0.0.1');
+    const srv = await tcpServer(H);
     cleanups.push(srv.close);
-    const hc = new HealthChecker({ type: 'tcp', host: '127.0.0.1', port: srv.port }, { intervalMs: 20 });
+    const hc = new HealthChecker({ type: 'tcp', host: H, port: srv.port }, { intervalMs: 20 });
     cleanups.push(() => hc.stop());
     const changed = next<[HealthState]>(hc, 'change');
     hc.start();

@@ -64,3 +64,24 @@ export async function hasIPv6Loopback(): Promise<boolean> {
     s.close();
   }
 }
+
+/**
+ * A loopback address of this test file's own, so that files running in parallel cannot reach each
+ * other's servers: a test that closes a port and then probes it must not hit a server another
+ * file just opened on the same port number. Linux routes all of 127.0.0.0/8 to lo; where only
+ * 127.0.0.1 works (macOS), fall back to it.
+ */
+export async function ownLoopback(preferred: string): Promise<string> {
+  const s = net.createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', reject);
+      s.listen({ host: preferred, port: 0 }, () => resolve());
+    });
+    return preferred;
+  } catch {
+    return '127.0.0.1';
+  } finally {
+    s.close();
+  }
+}
