@@ -11,13 +11,16 @@ import { resolveAgentOptions, type AgentOptions, type ResolvedAgentOptions } fro
 import { createLogger, type Logger } from './log.js';
 import { AgentHttp, sendJson } from './http.js';
 import { Subscriptions } from './subscriptions.js';
+import { EventFeed } from './events.js';
+import { DASHBOARD_HTML } from './dashboard.js';
 import { Membership, type Member, type MemberMeta } from './gossip/membership.js';
 import { createWsTransport } from './gossip/ws-transport.js';
 import { GOSSIP_PROFILES } from './gossip/config.js';
 import { LoadTracker } from './load/tracker.js';
 import { handleLoadRequest } from './load/endpoint.js';
 import { countEstablished } from './load/proc-net.js';
-import { HealthChecker, type HealthCheck } from './health.js';
+import { CpuSampler } from './load/cpu.js';
+import { HealthChecker, probeTcp, probeUdp, type HealthCheck, type HealthCheckerOptions } from './health.js';
 import { waitForDrain } from './drain.js';
 import { MdnsAnnouncer, type AnnounceInfo } from './mdns/announcer.js';
 import { systemClock, type Clock } from '../sdk/clock.js';
@@ -68,9 +71,11 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly clock: Clock;
   private readonly http: AgentHttp;
   private readonly subs: Subscriptions;
+  private readonly feed: EventFeed;
   private membership!: Membership;
   private transport!: ReturnType<typeof createWsTransport>;
   private readonly tracker: LoadTracker;
+  private readonly cpu: CpuSampler;
   private health: HealthChecker | undefined;
   private mdns: MdnsAnnouncer | undefined;
   private serverHealth: 'healthy' | 'unhealthy' = 'healthy';
@@ -87,11 +92,14 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.log = extras.log === false ? createLogger({ level: 'silent' }) : (extras.log ?? createLogger({ level: opts.logLevel })).child({ node: opts.node });
     this.http = new AgentHttp(this.log);
     this.subs = new Subscriptions({ node: opts.node, token: opts.token, snapshot: () => this.snapshot(), log: this.log });
+    this.feed = new EventFeed(() => this.members());
+    this.cpu = new CpuSampler({ clock: this.clock });
     this.tracker = new LoadTracker({
       clock: this.clock,
       intervalMs: opts.loadIntervalMs,
       capacity: opts.capacity,
       measureConnections: opts.tcpPort !== undefined ? () => countEstablished(opts.tcpPort!) : undefined,
+      hostCpu: () => this.cpu.utilization,
     });
   }
 
@@ -106,6 +114,10 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.http.upgrade('/v1/watch', (req, socket, head) => this.subs.handleUpgrade(req, socket, head));
     this.http.route('/v1/members', (_req, res) => sendJson(res, 200, this.members()));
     this.http.route('/v1/load', (req, res) => handleLoadRequest(req, res, (r) => this.report(r)));
+    this.http.upgrade('/v1/events', (req, socket, head) => this.feed.handleUpgrade(req, socket, head));
+    this.http.route('/', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(DASHBOARD_HTML);
+    });
     this.http.route('/v1/health', (_req, res) => sendJson(res, 200, { node: this.node, health: this.currentHealth() }));
 
     this.membership = new Membership({
@@ -121,26 +133,36 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.membership.on('load', (m: Member) => {
       this.heardAt.set(m.node, this.clock.now());
       this.subs.upsert(this.record(m));
+      this.feed.member(this.info(m));
     });
 
     this.tracker.on('publish', (load: LoadReport) => {
       this.membership.setLoad(load);
       this.heardAt.set(this.node, this.clock.now());
       this.subs.upsert(this.record(this.membership.self()));
+      this.feed.member(this.info(this.membership.self()));
       this.mdns?.update(this.announceInfo());
     });
     this.tracker.start();
 
-    const check = this.healthCheck();
-    if (check) {
-      this.health = new HealthChecker({ check, clock: this.clock });
-      this.health.on('change', (state: 'healthy' | 'unhealthy') => {
+    this.cpu.start();
+    const hc = this.healthCheck();
+    if (hc) {
+      // One probe before announcing, so the first state others see is a measured one (a server
+      // that is not up yet is announced unhealthy and takes no picks until it passes `rise` checks).
+      const c = hc.check;
+      const first = c.type === 'tcp' ? await probeTcp({ ...c, timeoutMs: c.timeoutMs ?? 500 }) : c.type === 'udp' ? await probeUdp({ ...c, timeoutMs: c.timeoutMs ?? 500 }) : { ok: true };
+      this.serverHealth = first.ok ? 'healthy' : 'unhealthy';
+      this.health = new HealthChecker(hc.check, { ...hc.opts, initial: this.serverHealth, clock: this.clock });
+      this.health.on('change', (state: 'healthy' | 'unhealthy', detail: { reason: string }) => {
         this.serverHealth = state;
-        this.log.info({ health: state }, 'server health changed');
+        this.log.info({ health: state, reason: detail.reason }, 'server health changed');
+        this.feed.event({ at: Date.now(), kind: state, node: this.node, detail: detail.reason });
         this.publishMeta();
       });
       this.health.start();
     }
+    this.membership.setMeta(this.meta());
 
     this.membership.start(o.join);
     if (o.mdns) {
@@ -150,16 +172,19 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.log.info({ url: this.url, service: o.service, udp: o.udpPort, tcp: o.tcpPort, join: o.join, mdns: o.mdns || undefined }, 'agent started');
   }
 
-  private healthCheck(): HealthCheck | undefined {
+  private healthCheck(): { check: HealthCheck; opts: HealthCheckerOptions } | undefined {
     const h = this.opts.health;
     const host = this.opts.host;
     switch (h.type) {
       case 'tcp':
-        return { type: 'tcp', host, port: this.opts.tcpPort!, timeoutMs: h.timeoutMs, intervalMs: h.intervalMs, rise: h.rise, fall: h.fall };
+        return { check: { type: 'tcp', host, port: this.opts.tcpPort!, timeoutMs: h.timeoutMs }, opts: { intervalMs: h.intervalMs, rise: h.rise, fall: h.fall } };
       case 'udp':
-        return { type: 'udp', host, port: this.opts.udpPort!, send: h.send, expect: h.expect, timeoutMs: h.timeoutMs, intervalMs: h.intervalMs, rise: h.rise, fall: h.fall };
+        return {
+          check: { type: 'udp', host, port: this.opts.udpPort!, send: h.send, expect: h.expect, timeoutMs: h.timeoutMs },
+          opts: { intervalMs: h.intervalMs, rise: h.rise, fall: h.fall },
+        };
       case 'ttl':
-        return { type: 'ttl', ttlMs: h.ttlMs };
+        return { check: { type: 'ttl', ttlMs: h.ttlMs }, opts: {} };
       default:
         return undefined;
     }
@@ -220,7 +245,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (m.status === 'dead' || m.status === 'left') this.subs.remove(m.node, m.meta.service, m.status);
     else this.subs.upsert(this.record(m));
     if (prev === undefined || m.status === 'dead' || m.status === 'left' || (prev !== 'alive' && prev !== 'suspect')) this.subs.agents(this.agentUrls());
-    this.emit('member', this.info(m), prev);
+    const info = this.info(m);
+    this.feed.member(info);
+    if (prev !== m.status) this.feed.event({ at: Date.now(), kind: prev === undefined ? 'join' : m.status, node: m.node, detail: prev ? `was ${prev}` : undefined });
+    else if (m.meta.health === 'draining') this.feed.event({ at: Date.now(), kind: 'drain', node: m.node });
+    this.emit('member', info, prev);
   }
 
   private agentUrls(): string[] {
@@ -269,7 +298,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** The server's own load report, from the same process. */
   report(load: { sessions?: number; connections?: number; utilization?: number }): void {
     this.tracker.report(load);
-    if (this.health && this.opts.health.type === 'ttl') this.health.reported();
+    this.health?.reported();
   }
 
   /**
@@ -312,15 +341,17 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (this.stopped) return;
     this.stopped = true;
     this.tracker.stop();
+    this.cpu.stop();
     this.health?.stop();
     try {
-      await this.membership.leave(1000);
+      await this.membership?.leave(1000);
     } catch (err) {
       this.log.warn({ err }, 'leave failed');
     }
     await this.mdns?.stop();
     this.subs.close();
-    await this.transport.close();
+    this.feed.close();
+    await this.transport?.close();
     await this.http.close();
     this.log.info('agent stopped');
   }
