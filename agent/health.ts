@@ -333,6 +333,8 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
   private inFlight: Promise<ProbeResult> | undefined;
   private startedAt = 0;
   private reportedAt: number | undefined;
+  /** Bumped by stop(): a probe of an earlier run does not schedule the next one. */
+  private generation = 0;
 
   constructor(check: HealthCheck, opts: HealthCheckerOptions = {}) {
     super();
@@ -391,11 +393,13 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
   /** Stop probing; an in-flight probe is aborted and reports nothing. start() resumes. */
   stop(): void {
     this.running = false;
+    this.generation++;
     this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     this.stopTicks?.();
     this.stopTicks = undefined;
     this.abort?.abort();
+    this.inFlight = undefined; // a start() right after must not share the aborted probe
   }
 
   /**
@@ -422,8 +426,8 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
     const abort = new AbortController();
     this.abort = abort;
     const ctx = { clock: this.clock, signal: abort.signal };
-    const p = (c.type === 'tcp' ? probeTcp(c, ctx) : probeUdp(c, ctx)).then((r) => {
-      this.inFlight = undefined;
+    const p: Promise<ProbeResult> = (c.type === 'tcp' ? probeTcp(c, ctx) : probeUdp(c, ctx)).then((r) => {
+      if (this.inFlight === p) this.inFlight = undefined;
       // A probe aborted by stop() tells nothing about the server.
       return abort.signal.aborted ? r : this.apply(r);
     });
@@ -433,9 +437,18 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
 
   private async tick(): Promise<void> {
     if (!this.running) return;
+    const gen = this.generation;
     const started = this.clock.now();
-    await this.checkNow();
-    if (!this.running) return;
+    try {
+      await this.checkNow();
+    } finally {
+      // Keep probing even if a listener threw (its error still propagates, as with any emitter);
+      // but not for a run that stop() ended, even if start() began another meanwhile.
+      if (this.running && gen === this.generation) this.scheduleTick(started);
+    }
+  }
+
+  private scheduleTick(started: number): void {
     // Next probe one interval after this one started (at once if the probe took longer).
     this.timer = this.clock.setTimeout(() => void this.tick(), Math.max(0, started + this.intervalMs - this.clock.now()));
     this.timer.unref?.();

@@ -243,13 +243,13 @@ describe('udp check against a real server on loopback', () => {
   });
 
   it.each([
-    [/^PONG \d+$/, 'PONG 42', true],
-    [/^PONG \d+$/g, 'PONG 42', true],
-    [/^PONG \d+$/, 'PONG x', false],
-    [Buffer.from([0xca, 0xfe]), Buffer.from([0xca, 0xfe, 0x01]), true],
-    [Buffer.from([0xca, 0xfe]), Buffer.from([0xca]), false],
-    ['OK', 'NOT OK', false],
-  ])('expect %s against reply %j → %s', async (expectValue, reply, ok) => {
+    ['regexp', /^PONG \d+$/, 'PONG 42', true],
+    ['regexp with g', /^PONG \d+$/g, 'PONG 42', true],
+    ['regexp', /^PONG \d+$/, 'PONG x', false],
+    ['bytes prefix', Buffer.from([0xca, 0xfe]), Buffer.from([0xca, 0xfe, 0x01]), true],
+    ['bytes, reply too short', Buffer.from([0xca, 0xfe]), Buffer.from([0xca]), false],
+    ['string prefix, not substring', 'OK', 'NOT OK', false],
+  ])('expect (%s)', async (_label, expectValue, reply, ok) => {
     const srv = await udpServer(() => reply);
     const check = { host: H, port: srv.port, send: 'x', expect: expectValue, timeoutMs: 5000 };
     expect((await probeUdp(check, { clock: systemClock })).ok).toBe(ok);
@@ -348,6 +348,19 @@ describe('lifecycle', () => {
     expect(results).toEqual([]);
     expect(hc.lastResult).toBeUndefined();
     expect(clock.pending()).toBe(0);
+  });
+
+  it('stop() then start() at once runs one schedule, not two', async () => {
+    const srv = await tcpServer(H);
+    cleanups.push(srv.close);
+    const { clock, hc } = checker({ type: 'tcp', host: H, port: srv.port });
+    hc.start();
+    hc.stop();
+    const first = next(hc, 'result');
+    hc.start();
+    await first;
+    await new Promise((r) => setImmediate(r));
+    expect(clock.pending()).toBe(1);
   });
 
   it('runs on the system clock end to end', async () => {
