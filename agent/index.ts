@@ -13,6 +13,7 @@ import { AgentHttp, sendJson } from './http.js';
 import { Subscriptions } from './subscriptions.js';
 import { EventFeed } from './events.js';
 import { DASHBOARD_HTML } from './dashboard.js';
+import { AgentMetrics } from './metrics.js';
 import { Membership, type Member, type MemberMeta } from './gossip/membership.js';
 import { createWsTransport } from './gossip/ws-transport.js';
 import { GOSSIP_PROFILES } from './gossip/config.js';
@@ -72,6 +73,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly http: AgentHttp;
   private readonly subs: Subscriptions;
   private readonly feed: EventFeed;
+  private readonly metrics: AgentMetrics;
   private membership!: Membership;
   private transport!: ReturnType<typeof createWsTransport>;
   private readonly tracker: LoadTracker;
@@ -93,6 +95,16 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.http = new AgentHttp(this.log);
     this.subs = new Subscriptions({ node: opts.node, token: opts.token, snapshot: () => this.snapshot(), log: this.log });
     this.feed = new EventFeed(() => this.members());
+    this.metrics = new AgentMetrics(
+      {
+        members: () => (this.membership ? this.membership.members().map((m) => ({ status: m.status, health: m.meta.health })) : []),
+        gossip: () => this.gossipCounters(),
+        subscribers: () => this.subs.size,
+        load: () => this.tracker.current(),
+        health: () => this.currentHealth(),
+      },
+      { node: opts.node, service: opts.service },
+    );
     this.cpu = new CpuSampler({ clock: this.clock });
     this.tracker = new LoadTracker({
       clock: this.clock,
@@ -117,6 +129,10 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.http.upgrade('/v1/events', (req, socket, head) => this.feed.handleUpgrade(req, socket, head));
     this.http.route('/', (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(DASHBOARD_HTML);
+    });
+    this.http.route('/metrics', async (_req, res) => {
+      const text = await this.metrics.text();
+      res.writeHead(200, { 'content-type': this.metrics.contentType }).end(text);
     });
     this.http.route('/v1/health', (_req, res) => sendJson(res, 200, { node: this.node, health: this.currentHealth() }));
 
@@ -159,6 +175,10 @@ export class Agent extends EventEmitter<AgentEvents> {
         this.log.info({ health: state, reason: detail.reason }, 'server health changed');
         this.feed.event({ at: Date.now(), kind: state, node: this.node, detail: detail.reason });
         this.publishMeta();
+      });
+      this.health.on('result', (r) => {
+        this.metrics.healthChecks.inc({ result: r.ok ? 'ok' : 'fail' });
+        if (r.rttMs !== undefined) this.metrics.probeRtt.observe({ kind: 'health' }, r.rttMs / 1000);
       });
       this.health.start();
     }

@@ -1,0 +1,127 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { LoadReport } from '../sdk/protocol.js';
+
+/** What the agent exposes to the metrics module; read at scrape time. */
+export interface MetricsSource {
+  members(): Array<{ status: string; health: string }>;
+  gossip(): { framesIn: number; framesOut: number; bytesIn: number; bytesOut: number; dropped: Record<string, number> };
+  subscribers(): number;
+  load(): LoadReport | undefined;
+  health(): 'healthy' | 'unhealthy' | 'draining';
+}
+
+const STATUSES = ['alive', 'suspect', 'dead', 'left'] as const;
+const HEALTHS = ['healthy', 'unhealthy', 'draining'] as const;
+
+/**
+ * Prometheus metrics for `/metrics`, through prom-client with a registry of the agent's own (several
+ * agents may share a process in tests). Gauges and counters are filled from the agent's state when
+ * scraped; probe RTTs and health-check results are observed as they happen.
+ */
+export class AgentMetrics {
+  readonly registry = new Registry();
+  readonly probeRtt: Histogram<'kind'>;
+  readonly healthChecks: Counter<'result'>;
+
+  constructor(src: MetricsSource, labels: { node: string; service: string }) {
+    const registers = [this.registry];
+    this.registry.setDefaultLabels(labels);
+    new Gauge({
+      name: 'peerlb_members',
+      help: 'Members this agent knows, by gossip status.',
+      labelNames: ['status'],
+      registers,
+      collect() {
+        const counts: Record<string, number> = { alive: 0, suspect: 0, dead: 0, left: 0 };
+        for (const m of src.members()) counts[m.status] = (counts[m.status] ?? 0) + 1;
+        for (const s of STATUSES) this.set({ status: s }, counts[s]!);
+      },
+    });
+    new Gauge({
+      name: 'peerlb_members_health',
+      help: 'Alive or suspect members by the health of their server.',
+      labelNames: ['health'],
+      registers,
+      collect() {
+        const counts: Record<string, number> = { healthy: 0, unhealthy: 0, draining: 0 };
+        for (const m of src.members()) if (m.status === 'alive' || m.status === 'suspect') counts[m.health] = (counts[m.health] ?? 0) + 1;
+        for (const h of HEALTHS) this.set({ health: h }, counts[h]!);
+      },
+    });
+    const gossipCounter = (name: string, help: string, pick: (g: ReturnType<MetricsSource['gossip']>) => number) =>
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(pick(src.gossip()));
+        },
+      });
+    gossipCounter('peerlb_gossip_frames_received_total', 'Gossip frames received from other agents.', (g) => g.framesIn);
+    gossipCounter('peerlb_gossip_frames_sent_total', 'Gossip frames sent to other agents.', (g) => g.framesOut);
+    gossipCounter('peerlb_gossip_bytes_received_total', 'Gossip bytes received.', (g) => g.bytesIn);
+    gossipCounter('peerlb_gossip_bytes_sent_total', 'Gossip bytes sent.', (g) => g.bytesOut);
+    new Counter({
+      name: 'peerlb_gossip_frames_dropped_total',
+      help: 'Gossip frames dropped, by reason (decode, too_large, version, auth, slow_peer, …).',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [reason, n] of Object.entries(src.gossip().dropped)) this.inc({ reason }, n);
+      },
+    });
+    new Gauge({
+      name: 'peerlb_watch_subscribers',
+      help: 'Clients subscribed to /v1/watch.',
+      registers,
+      collect() {
+        this.set(src.subscribers());
+      },
+    });
+    new Gauge({
+      name: 'peerlb_server_load',
+      help: "The server's load as last published: connections, sessions, utilization (0..1).",
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        const l = src.load();
+        this.set({ kind: 'connections' }, l?.connections ?? 0);
+        this.set({ kind: 'sessions' }, l?.sessions ?? 0);
+        this.set({ kind: 'utilization' }, l?.utilization ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'peerlb_server_health',
+      help: 'Health of the server beside this agent: 1 for the current state, 0 for the others.',
+      labelNames: ['health'],
+      registers,
+      collect() {
+        const h = src.health();
+        for (const x of HEALTHS) this.set({ health: x }, x === h ? 1 : 0);
+      },
+    });
+    this.probeRtt = new Histogram({
+      name: 'peerlb_probe_rtt_seconds',
+      help: 'Round-trip times of gossip probes (kind=gossip) and server health checks (kind=health).',
+      labelNames: ['kind'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers,
+    });
+    this.healthChecks = new Counter({
+      name: 'peerlb_health_checks_total',
+      help: 'Health checks of the server, by result.',
+      labelNames: ['result'],
+      registers,
+    });
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
