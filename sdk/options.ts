@@ -129,6 +129,13 @@ function str(option: string, v: unknown, max = 255): string | undefined {
   return v;
 }
 
+function methods(option: string, v: unknown, names: string[]): void {
+  if (v === undefined) return;
+  const o = v as Record<string, unknown> | null;
+  if (typeof v !== 'object' || o === null || names.some((n) => typeof o[n] !== 'function'))
+    throw new BadOptionError(option, `must be an object with ${names.map((n) => `${n}()`).join(', ')}`);
+}
+
 function obj(option: string, v: unknown): Record<string, unknown> {
   if (v === undefined) return {};
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new BadOptionError(option, 'must be an object');
@@ -176,6 +183,9 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     waitForServersMs: num('waitForServersMs', o.waitForServersMs, DEFAULTS.waitForServersMs, 0, 600_000),
     token: str('token', o.token, 1024),
   };
+  // Not kept in ResolvedOptions (join reads them directly), but checked here like every option.
+  methods('clock', o.clock, ['now', 'setTimeout', 'clearTimeout']);
+  methods('random', o.random, ['next', 'int']);
   return r;
 }
 
@@ -194,6 +204,7 @@ function checkDiscovery(v: unknown): DiscoveryOptions {
     const m = obj('discovery.mdns', d.mdns);
     if (typeof m.interface !== 'string' || !/^\d{1,3}(\.\d{1,3}){3}$/.test(m.interface))
       throw new BadOptionError('discovery.mdns.interface', "must be the IPv4 address of the interface to use, e.g. '127.0.0.1'");
+    if (m.subscribe !== undefined && typeof m.subscribe !== 'boolean') throw new BadOptionError('discovery.mdns.subscribe', 'must be true or false');
     return { mdns: { interface: m.interface, subscribe: m.subscribe !== false } };
   }
   if (d.agents !== undefined) {
