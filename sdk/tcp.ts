@@ -1,7 +1,7 @@
 import net from 'node:net';
 import type { Balancer } from './balancer.js';
 import type { ServerState } from './server.js';
-import { AbortedError, AllAttemptsFailedError, NoServersError, type AttemptFailure } from './errors.js';
+import { AbortedError, AllAttemptsFailedError, BadOptionError, NoServersError, type AttemptFailure } from './errors.js';
 
 export interface ConnectOptions {
   /** Affinity key: the same key goes to the same server while it is eligible. */
@@ -49,6 +49,11 @@ function attempt(s: ServerState, timeoutMs: number, signal: AbortSignal | undefi
 export async function connectWithFailover(b: Balancer, hash: number, opts: ConnectOptions, service: string): Promise<net.Socket> {
   const timeoutMs = opts.timeoutMs ?? b.opts.connectTimeoutMs;
   const attempts = opts.attempts ?? b.opts.connectAttempts;
+  // Checked per call like join's options: attempts 0 would otherwise report "no servers", and a
+  // NaN or negative timeout would fail every attempt at once.
+  if (!Number.isInteger(attempts) || attempts < 1 || attempts > 100) throw new BadOptionError('attempts', `must be an integer in 1..100, got ${JSON.stringify(attempts)}`);
+  if (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || timeoutMs > 600_000)
+    throw new BadOptionError('timeoutMs', `must be a number in 1..600000, got ${JSON.stringify(timeoutMs)}`);
   const tried = new Set<ServerState>();
   const failures: AttemptFailure[] = [];
   for (let i = 0; i < attempts; i++) {
