@@ -290,11 +290,10 @@ export class Balancer extends EventEmitter<BalancerEvents> implements DiscoveryS
       set = notDraining.length > 0 ? notDraining : this.all;
     }
     this.candidates = set;
-    this.zoneLocal = false;
-    if (!panic && this.opts.zone !== undefined) {
-      this.zoneLocal = this.decideZone();
-      if (this.zoneLocal) this.candidates = set.filter((s) => s.zone === this.opts.zone);
-    }
+    // decideZone reads the current zoneLocal for its hysteresis: decide before changing it.
+    const local = !panic && this.opts.zone !== undefined && this.decideZone();
+    this.zoneLocal = local;
+    if (local) this.candidates = set.filter((s) => s.zone === this.opts.zone);
     this.picker = STRATEGIES[this.opts.strategy](this.candidates, this.ctx);
     this.affinity = undefined;
     this.version++;
