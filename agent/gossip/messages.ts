@@ -1,0 +1,462 @@
+/**
+ * Gossip frames between agents and their pure codec: `encodeFrame(frame) → Buffer`,
+ * `decodeFrame(bytes) → GossipFrame`, which throws only DecodeError, FrameTooLargeError or
+ * UnsupportedVersionError, whatever the bytes (`tryDecodeFrame` returns them instead).
+ *
+ * Every frame is one msgpack array, tuples rather than maps so that no key names cross the wire:
+ *
+ *   [version, type, senderNode, senderAddr, ...body]
+ *
+ *   ping            [.., seq, targetNode, updates?, loads?]
+ *   ack             [.., seq, updates?, loads?]
+ *   nack            [.., seq]
+ *   ping-req        [.., seq, targetNode, targetAddr, wantNack, updates?, loads?]
+ *   gossip          [.., updates, loads]
+ *   push-pull-req   [.., join, states]
+ *   push-pull-resp  [.., states]
+ *   leave           [.., incarnation]
+ *
+ *   update  alive   [0, node, incarnation, addr, meta]
+ *           suspect [1, node, incarnation, fromNode]
+ *           dead    [2, node, incarnation, fromNode]
+ *           left    [3, node, incarnation]
+ *   meta            [id | nil (= node), service, host, udpPort | 0, tcpPort | 0, weight, zone | nil, health 0..2]
+ *   loads           one flat array, 6 values per entry:
+ *                   key, seq mod 128, connections, sessions, utilization %, age in 10 ms
+ *                   (key: the node name when ≤ 4 chars, else its 32-bit hash — see loadKey;
+ *                   the receiver rebuilds the full seq from the last one it has, see loadSeqAfter)
+ *   state           [node, addr, incarnation, status 0..3, meta, [seq, conns, sessions, util %, age 10 ms] | nil]
+ *
+ * Load entries are the bulk of the traffic (every agent reports every second), hence the flat
+ * array, integers instead of floats (utilization to 1 %, age to 10 ms: msgpack then needs one byte
+ * for each in the common case) and short keys. An entry is ~10 bytes.
+ */
+import { DecodeError, FrameTooLargeError, UnsupportedVersionError, PeerlbError } from '../../sdk/errors.js';
+import { LIMITS, PROTOCOL_VERSION, pack, unpackFrame, parseServerRecord, HEALTH_VALUES, type Health, type LoadReport, type ServerRecord } from '../../sdk/protocol.js';
+import { hashKey } from '../../sdk/hash.js';
+
+/** What an agent says about its server: the ServerRecord without `load` and `agent`. */
+export type MemberMeta = Omit<ServerRecord, 'load' | 'agent'>;
+
+export type MemberStatus = 'alive' | 'suspect' | 'dead' | 'left';
+export const MEMBER_STATUSES: readonly MemberStatus[] = ['alive', 'suspect', 'dead', 'left'];
+
+export interface Sender {
+  node: string;
+  addr: string;
+}
+
+export type StateUpdate =
+  | { kind: 'alive'; node: string; incarnation: number; addr: string; meta: MemberMeta }
+  | { kind: 'suspect'; node: string; incarnation: number; from: string }
+  | { kind: 'dead'; node: string; incarnation: number; from: string }
+  | { kind: 'left'; node: string; incarnation: number };
+
+/** A load report in flight. `ageMs` is how old it is when this copy is sent. */
+export interface LoadEntry {
+  /** The origin: its node name, or its `nodeHash` (see loadKey). */
+  key: string | number;
+  /** The report's seq; only its low 7 bits cross the wire (decoded entries hold 0..127). */
+  seq: number;
+  connections: number;
+  sessions: number;
+  utilization: number;
+  ageMs: number;
+}
+
+/** One member in a push-pull exchange. */
+export interface MemberState {
+  node: string;
+  addr: string;
+  incarnation: number;
+  status: MemberStatus;
+  meta: MemberMeta;
+  load?: LoadReport;
+}
+
+export interface Piggyback {
+  updates: StateUpdate[];
+  loads: LoadEntry[];
+}
+
+export type GossipFrame =
+  | { type: 'ping'; from: Sender; seq: number; target: string; piggyback?: Piggyback }
+  | { type: 'ack'; from: Sender; seq: number; piggyback?: Piggyback }
+  | { type: 'nack'; from: Sender; seq: number }
+  | { type: 'ping-req'; from: Sender; seq: number; target: string; targetAddr: string; nack: boolean; piggyback?: Piggyback }
+  | { type: 'gossip'; from: Sender; piggyback: Piggyback }
+  | { type: 'push-pull-req'; from: Sender; join: boolean; states: MemberState[] }
+  | { type: 'push-pull-resp'; from: Sender; states: MemberState[] }
+  | { type: 'leave'; from: Sender; incarnation: number };
+
+export type FrameType = GossipFrame['type'];
+
+const TYPE_CODES: Record<FrameType, number> = {
+  ping: 1,
+  ack: 2,
+  nack: 3,
+  'ping-req': 4,
+  gossip: 5,
+  'push-pull-req': 6,
+  'push-pull-resp': 7,
+  leave: 8,
+};
+const TYPE_BY_CODE = new Map<number, FrameType>(Object.entries(TYPE_CODES).map(([k, v]) => [v, k as FrameType]));
+const KIND_CODES = { alive: 0, suspect: 1, dead: 2, left: 3 } as const;
+
+/** Most updates, load entries, or member states one frame may carry (the 1 MiB frame limit binds first in practice). */
+export const MAX_ITEMS = LIMITS.maxServers;
+/** Values of one load entry in the flat loads array. */
+export const LOAD_ENTRY_FIELDS = 6;
+/** Largest count a load field carries (as sdk/protocol.ts parseLoad). */
+const MAX_COUNT = 1e9;
+/** Largest utilization on the wire, in % (parseLoad accepts 0..100). */
+const MAX_UTIL_PCT = 10_000;
+/** Ages beyond ~28 hours are clamped: such a report is worthless anyway. */
+const MAX_AGE_CS = 10_000_000;
+
+// ---------------------------------------------------------------------------------------------
+// Keys of load entries
+
+/** 32-bit hash of a node name, the key of its load entries when the name is long. */
+export function nodeHash(node: string): number {
+  return hashKey(node);
+}
+
+/**
+ * The key a node's load entries carry: the name itself when it is at most 4 characters (msgpack
+ * needs ≤ 5 bytes either way), else its 32-bit hash (5 bytes instead of the whole name). Receivers
+ * map the hash back to a member; two members with the same hash make it ambiguous, and their load
+ * entries are dropped (push-pull still carries their loads by name).
+ */
+export function loadKey(node: string): string | number {
+  return node.length <= 4 ? node : nodeHash(node);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sequence numbers of load entries
+
+/**
+ * Load entries carry their seq modulo 128 (one msgpack byte instead of up to five: a report a
+ * second makes a seq ≥ 65536 within a day). Receivers extend it from the last seq they have, in
+ * serial number arithmetic (RFC 1982): 1..63 ahead is newer, 0 the same, 64..127 older. That holds
+ * while a receiver misses fewer than 64 reports in a row; push-pull carries the full seq and
+ * re-anchors it.
+ */
+export const LOAD_SEQ_MOD = 128;
+
+function seqMod(seq: number): number {
+  return ((seq % LOAD_SEQ_MOD) + LOAD_SEQ_MOD) % LOAD_SEQ_MOD;
+}
+
+/**
+ * The full seq of a load entry whose wire seq is `wire` (0..127), given the last full seq `last`:
+ * a newer seq, or undefined for the same or an older report. With `anyIsNewer` (the last report is
+ * too old for the window to be trusted) the entry is taken as newer; the result may then undercount
+ * by multiples of 128 until a push-pull brings the full seq. Pure.
+ */
+export function loadSeqAfter(last: number, wire: number, anyIsNewer = false): number | undefined {
+  const d = seqMod(wire - last);
+  if (anyIsNewer) return last + (d === 0 ? LOAD_SEQ_MOD : d);
+  if (d === 0 || d >= LOAD_SEQ_MOD / 2) return undefined;
+  return last + d;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+const HEALTH_CODE: Record<Health, number> = { healthy: 0, unhealthy: 1, draining: 2 };
+
+function metaTuple(meta: MemberMeta, node: string): unknown[] {
+  return [
+    meta.id === node ? null : meta.id,
+    meta.service,
+    meta.host,
+    meta.udpPort ?? 0,
+    meta.tcpPort ?? 0,
+    meta.weight,
+    meta.zone ?? null,
+    HEALTH_CODE[meta.health] ?? 0,
+  ];
+}
+
+function updateTuple(u: StateUpdate): unknown[] {
+  switch (u.kind) {
+    case 'alive':
+      return [KIND_CODES.alive, u.node, u.incarnation, u.addr, metaTuple(u.meta, u.node)];
+    case 'suspect':
+      return [KIND_CODES.suspect, u.node, u.incarnation, u.from];
+    case 'dead':
+      return [KIND_CODES.dead, u.node, u.incarnation, u.from];
+    case 'left':
+      return [KIND_CODES.left, u.node, u.incarnation];
+  }
+}
+
+function count(n: number): number {
+  return Math.min(MAX_COUNT, Math.max(0, Math.round(Number.isFinite(n) ? n : 0)));
+}
+function utilPct(u: number): number {
+  return Math.min(MAX_UTIL_PCT, Math.max(0, Math.round((Number.isFinite(u) ? u : 0) * 100)));
+}
+function ageCs(ms: number): number {
+  return Math.min(MAX_AGE_CS, Math.max(0, Math.round((Number.isFinite(ms) ? ms : 0) / 10)));
+}
+
+function loadValues(e: LoadEntry): unknown[] {
+  return [e.key, seqMod(e.seq), count(e.connections), count(e.sessions), utilPct(e.utilization), ageCs(e.ageMs)];
+}
+
+function loadTuple(l: LoadReport): unknown[] {
+  return [l.seq, count(l.connections), count(l.sessions), utilPct(l.utilization), ageCs(l.ageMs)];
+}
+
+function stateTuple(s: MemberState): unknown[] {
+  return [s.node, s.addr, s.incarnation, MEMBER_STATUSES.indexOf(s.status), metaTuple(s.meta, s.node), s.load ? loadTuple(s.load) : null];
+}
+
+function piggybackTail(p: Piggyback | undefined): unknown[] {
+  if (!p || (p.updates.length === 0 && p.loads.length === 0)) return [];
+  const loads: unknown[] = [];
+  for (const e of p.loads) loads.push(...loadValues(e));
+  return [p.updates.map(updateTuple), loads];
+}
+
+/** Encode a frame. Pure; the caller is trusted (values are not re-validated, counts are rounded). */
+export function encodeFrame(frame: GossipFrame): Buffer {
+  const head: unknown[] = [PROTOCOL_VERSION, TYPE_CODES[frame.type], frame.from.node, frame.from.addr];
+  switch (frame.type) {
+    case 'ping':
+      return pack([...head, frame.seq, frame.target, ...piggybackTail(frame.piggyback)]);
+    case 'ack':
+      return pack([...head, frame.seq, ...piggybackTail(frame.piggyback)]);
+    case 'nack':
+      return pack([...head, frame.seq]);
+    case 'ping-req':
+      return pack([...head, frame.seq, frame.target, frame.targetAddr, frame.nack, ...piggybackTail(frame.piggyback)]);
+    case 'gossip': {
+      const tail = piggybackTail(frame.piggyback);
+      return pack([...head, ...(tail.length ? tail : [[], []])]);
+    }
+    case 'push-pull-req':
+      return pack([...head, frame.join, frame.states.map(stateTuple)]);
+    case 'push-pull-resp':
+      return pack([...head, frame.states.map(stateTuple)]);
+    case 'leave':
+      return pack([...head, frame.incarnation]);
+  }
+}
+
+/** Encoded size of one update inside a frame's updates array (to fill a frame's byte budget). */
+export function updateSize(u: StateUpdate): number {
+  return pack(updateTuple(u)).length;
+}
+
+/** Encoded size of one load entry inside the flat loads array. */
+export function loadEntrySize(e: LoadEntry): number {
+  let n = 0;
+  for (const v of loadValues(e)) n += pack(v).length;
+  return n;
+}
+
+/** Bytes of a frame beyond its piggyback: generous for headers of the two arrays. */
+export const PIGGYBACK_ARRAY_OVERHEAD = 10;
+
+// ---------------------------------------------------------------------------------------------
+// Decoding: everything from the network is untrusted.
+
+function str(v: unknown, what: string, max: number = LIMITS.maxStringLength): string {
+  if (typeof v !== 'string' || v.length === 0 || v.length > max) throw new DecodeError(`${what} must be a non-empty string of at most ${max} chars`);
+  return v;
+}
+function uint(v: unknown, what: string, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > max) throw new DecodeError(`${what} must be an integer in 0..${max}`);
+  return v;
+}
+function bool(v: unknown, what: string): boolean {
+  if (v === true || v === 1) return true;
+  if (v === false || v === 0) return false;
+  throw new DecodeError(`${what} must be a boolean`);
+}
+function list(v: unknown, what: string, max: number = MAX_ITEMS): unknown[] {
+  if (!Array.isArray(v)) throw new DecodeError(`${what} must be an array`);
+  if (v.length > max) throw new DecodeError(`${what} has ${v.length} items, more than ${max}`);
+  return v;
+}
+function tuple(v: unknown, what: string, minLen: number): unknown[] {
+  if (!Array.isArray(v) || v.length < minLen) throw new DecodeError(`${what} must be an array of at least ${minLen} values`);
+  return v;
+}
+
+function parseMeta(v: unknown, node: string): MemberMeta {
+  const t = tuple(v, 'meta', 8);
+  const health = HEALTH_VALUES[uint(t[7], 'meta.health', HEALTH_VALUES.length - 1)]!;
+  const udp = uint(t[3], 'meta.udpPort', 65535);
+  const tcp = uint(t[4], 'meta.tcpPort', 65535);
+  const rec = parseServerRecord({
+    id: t[0] === null ? node : t[0],
+    service: t[1],
+    host: t[2],
+    udpPort: udp === 0 ? undefined : udp,
+    tcpPort: tcp === 0 ? undefined : tcp,
+    weight: t[5],
+    zone: t[6] === null ? undefined : t[6],
+    health,
+  });
+  const meta: MemberMeta = { id: rec.id, service: rec.service, host: rec.host, weight: rec.weight, health: rec.health };
+  if (rec.udpPort !== undefined) meta.udpPort = rec.udpPort;
+  if (rec.tcpPort !== undefined) meta.tcpPort = rec.tcpPort;
+  if (rec.zone !== undefined) meta.zone = rec.zone;
+  return meta;
+}
+
+function parseUpdate(v: unknown): StateUpdate {
+  const t = tuple(v, 'update', 3);
+  const kind = uint(t[0], 'update.kind', 3);
+  const node = str(t[1], 'update.node');
+  const incarnation = uint(t[2], 'update.incarnation');
+  switch (kind) {
+    case KIND_CODES.alive:
+      if (t.length < 5) throw new DecodeError('alive update needs addr and meta');
+      return { kind: 'alive', node, incarnation, addr: str(t[3], 'update.addr'), meta: parseMeta(t[4], node) };
+    case KIND_CODES.suspect:
+      return { kind: 'suspect', node, incarnation, from: str(t[3], 'update.from') };
+    case KIND_CODES.dead:
+      return { kind: 'dead', node, incarnation, from: str(t[3], 'update.from') };
+    default:
+      return { kind: 'left', node, incarnation };
+  }
+}
+
+function parseLoadFields(seq: unknown, c: unknown, s: unknown, u: unknown, a: unknown, maxSeq = Number.MAX_SAFE_INTEGER): Omit<LoadEntry, 'key'> {
+  return {
+    seq: uint(seq, 'load.seq', maxSeq),
+    connections: uint(c, 'load.connections', MAX_COUNT),
+    sessions: uint(s, 'load.sessions', MAX_COUNT),
+    utilization: uint(u, 'load.utilization', MAX_UTIL_PCT) / 100,
+    ageMs: uint(a, 'load.age', MAX_AGE_CS) * 10,
+  };
+}
+
+function parseLoads(v: unknown): LoadEntry[] {
+  const flat = list(v, 'loads', MAX_ITEMS * LOAD_ENTRY_FIELDS);
+  if (flat.length % LOAD_ENTRY_FIELDS !== 0) throw new DecodeError(`loads must have a multiple of ${LOAD_ENTRY_FIELDS} values`);
+  const out: LoadEntry[] = [];
+  for (let i = 0; i < flat.length; i += LOAD_ENTRY_FIELDS) {
+    const k = flat[i];
+    const key = typeof k === 'string' ? str(k, 'load.key') : uint(k, 'load.key', 0xffffffff);
+    out.push({ key, ...parseLoadFields(flat[i + 1], flat[i + 2], flat[i + 3], flat[i + 4], flat[i + 5], LOAD_SEQ_MOD - 1) });
+  }
+  return out;
+}
+
+function parsePiggyback(t: unknown[], at: number, required: boolean): Piggyback | undefined {
+  if (t.length <= at) {
+    if (required) throw new DecodeError('frame is missing its updates and loads');
+    return undefined;
+  }
+  return {
+    updates: list(t[at], 'updates').map(parseUpdate),
+    loads: t.length > at + 1 ? parseLoads(t[at + 1]) : [],
+  };
+}
+
+function parseState(v: unknown): MemberState {
+  const t = tuple(v, 'state', 5);
+  const node = str(t[0], 'state.node');
+  const s: MemberState = {
+    node,
+    addr: str(t[1], 'state.addr'),
+    incarnation: uint(t[2], 'state.incarnation'),
+    status: MEMBER_STATUSES[uint(t[3], 'state.status', MEMBER_STATUSES.length - 1)]!,
+    meta: parseMeta(t[4], node),
+  };
+  if (t[5] !== undefined && t[5] !== null) {
+    const l = tuple(t[5], 'state.load', 5);
+    s.load = parseLoadFields(l[0], l[1], l[2], l[3], l[4]);
+  }
+  return s;
+}
+
+/**
+ * Decode one frame from an untrusted peer. Throws DecodeError (malformed), FrameTooLargeError
+ * (over `maxBytes`, checked before parsing) or UnsupportedVersionError; never anything else.
+ * Values past the ones this version knows are ignored (room for additions within a version).
+ */
+export function decodeFrame(bytes: Uint8Array, maxBytes: number = LIMITS.maxFrameBytes): GossipFrame {
+  try {
+    return decodeUnsafe(bytes, maxBytes);
+  } catch (err) {
+    if (err instanceof DecodeError || err instanceof FrameTooLargeError || err instanceof UnsupportedVersionError) throw err;
+    // Nothing above should throw anything else; if it does, it is still the peer's bytes.
+    throw new DecodeError(`malformed frame: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  }
+}
+
+export type DecodeResult = { ok: true; frame: GossipFrame } | { ok: false; error: DecodeError | FrameTooLargeError | UnsupportedVersionError };
+
+/** decodeFrame without throwing: for the receive path. */
+export function tryDecodeFrame(bytes: Uint8Array, maxBytes: number = LIMITS.maxFrameBytes): DecodeResult {
+  try {
+    return { ok: true, frame: decodeFrame(bytes, maxBytes) };
+  } catch (err) {
+    return { ok: false, error: err as DecodeError };
+  }
+}
+
+function decodeUnsafe(bytes: Uint8Array, maxBytes: number): GossipFrame {
+  if (!(bytes instanceof Uint8Array)) throw new DecodeError('frame must be bytes');
+  const v = unpackFrame(bytes, maxBytes);
+  if (!Array.isArray(v)) throw new DecodeError('gossip frame must be an array');
+  if (v.length < 4) throw new DecodeError('gossip frame must have at least version, type, sender node and addr');
+  if (typeof v[0] !== 'number' || !Number.isInteger(v[0])) throw new DecodeError('frame version must be an integer');
+  if (v[0] !== PROTOCOL_VERSION) throw new UnsupportedVersionError(v[0], PROTOCOL_VERSION);
+  const type = typeof v[1] === 'number' ? TYPE_BY_CODE.get(v[1]) : undefined;
+  if (!type) throw new DecodeError(`unknown gossip frame type ${JSON.stringify(typeof v[1] === 'bigint' ? String(v[1]) : v[1])}`);
+  const from: Sender = { node: str(v[2], 'sender node'), addr: str(v[3], 'sender addr') };
+  const need = (n: number) => {
+    if (v.length < n) throw new DecodeError(`${type} frame is too short`);
+  };
+  switch (type) {
+    case 'ping': {
+      need(6);
+      const f: GossipFrame = { type, from, seq: uint(v[4], 'seq'), target: str(v[5], 'ping target') };
+      const p = parsePiggyback(v, 6, false);
+      if (p) f.piggyback = p;
+      return f;
+    }
+    case 'ack': {
+      need(5);
+      const f: GossipFrame = { type, from, seq: uint(v[4], 'seq') };
+      const p = parsePiggyback(v, 5, false);
+      if (p) f.piggyback = p;
+      return f;
+    }
+    case 'nack':
+      need(5);
+      return { type, from, seq: uint(v[4], 'seq') };
+    case 'ping-req': {
+      need(8);
+      const f: GossipFrame = { type, from, seq: uint(v[4], 'seq'), target: str(v[5], 'ping-req target'), targetAddr: str(v[6], 'ping-req target addr'), nack: bool(v[7], 'ping-req nack') };
+      const p = parsePiggyback(v, 8, false);
+      if (p) f.piggyback = p;
+      return f;
+    }
+    case 'gossip':
+      return { type, from, piggyback: parsePiggyback(v, 4, true)! };
+    case 'push-pull-req':
+      need(6);
+      return { type, from, join: bool(v[4], 'push-pull join'), states: list(v[5], 'states').map(parseState) };
+    case 'push-pull-resp':
+      need(5);
+      return { type, from, states: list(v[4], 'states').map(parseState) };
+    case 'leave':
+      need(5);
+      return { type, from, incarnation: uint(v[4], 'leave incarnation') };
+  }
+}
+
+/** True for the errors decodeFrame may throw. */
+export function isDecodeFailure(err: unknown): err is PeerlbError {
+  return err instanceof DecodeError || err instanceof FrameTooLargeError || err instanceof UnsupportedVersionError;
+}
