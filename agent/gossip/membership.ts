@@ -1,0 +1,1116 @@
+/**
+ * Membership and failure detection among agents: SWIM (Das, Gupta, Motivala, 2002) with
+ * Lifeguard's refinements (Dadgar et al., 2018), after hashicorp/memberlist (state.go).
+ *
+ * A pure state machine: no sockets and no timers of its own. Frames go through a Transport, time
+ * through a Clock, choices through a Random, so a whole cluster runs deterministically on a
+ * ManualClock and a MemoryNetwork.
+ *
+ *  - Probe: every probe interval, ping the next member of a shuffled round-robin list. No ack within
+ *    probeTimeout → ask `indirectChecks` others to ping it (ping-req, with nacks), and ping it
+ *    directly once more. Nothing by the end of the interval → suspect it.
+ *  - A closed socket (Transport.onPeerClosed) is a hint: probe that member at once. A failed probe
+ *    makes it suspect, never dead: death needs the suspicion to time out.
+ *  - Suspicion (suspicion.ts): the timeout shrinks from max to min as other members confirm it
+ *    (Lifeguard LHA-Suspicion). A suspected member learns of it — piggybacked on the pings of
+ *    those who probe it (Lifeguard's "buddy system") and sent to it by whoever suspects it first — and
+ *    refutes by incarnating (incarnation + 1).
+ *  - Local health (awareness.ts): missed nacks and refutations raise a score that stretches our
+ *    own probe interval (Lifeguard LHA-Probe).
+ *  - Dissemination: updates ride on every frame (pings, acks, gossip rounds) from a
+ *    transmit-limited queue (broadcast-queue.ts); loads ride on the same frames, with far fewer
+ *    retransmissions since each is superseded a second later.
+ *  - Anti-entropy: full state push-pull with a random member every pushPullInterval; also used to
+ *    join through seeds, and with a dead member that answers a reconnect ping (partition heal).
+ *  - A member restarting with the same name learns its old incarnation (from push-pull, or from a
+ *    member that still has it dead) and incarnates above it: it never reuses one the cluster has seen.
+ */
+import { EventEmitter } from 'node:events';
+import { systemClock, every, type Clock, type TimerHandle } from '../../sdk/clock.js';
+import { XorShiftRandom, type Random } from '../../sdk/random.js';
+import { ConfigError } from '../../sdk/errors.js';
+import { LIMITS, type LoadReport } from '../../sdk/protocol.js';
+import { resolveGossipConfig, pushPullScale, type GossipConfig } from './config.js';
+import { Awareness, probeAwarenessDelta } from './awareness.js';
+import { Suspicion, suspicionTimeout } from './suspicion.js';
+import { BroadcastQueue, retransmitLimit } from './broadcast-queue.js';
+import {
+  encodeFrame,
+  tryDecodeFrame,
+  updateSize,
+  loadEntrySize,
+  loadKey,
+  loadSeqAfter,
+  nodeHash,
+  PIGGYBACK_ARRAY_OVERHEAD,
+  type GossipFrame,
+  type LoadEntry,
+  type MemberMeta,
+  type MemberState,
+  type MemberStatus,
+  type Piggyback,
+  type StateUpdate,
+} from './messages.js';
+import type { Transport } from './transport.js';
+
+export type { MemberMeta, MemberStatus } from './messages.js';
+
+export interface Member {
+  node: string;
+  addr: string;
+  status: MemberStatus;
+  incarnation: number;
+  meta: MemberMeta;
+  load?: LoadReport;
+  /** Clock ms when the status last changed. */
+  statusSince: number;
+  /** Clock ms of the last news of this member (state or load). */
+  updatedAt: number;
+}
+
+type LogFn = (obj: Record<string, unknown>, msg?: string) => void;
+export interface GossipLogger {
+  debug: LogFn;
+  info: LogFn;
+  warn: LogFn;
+  error: LogFn;
+}
+
+export interface MembershipOptions {
+  node: string;
+  meta: MemberMeta;
+  transport: Transport;
+  clock?: Clock;
+  random?: Random;
+  config?: Partial<GossipConfig>;
+  log?: GossipLogger;
+  /** Largest frame accepted. Default LIMITS.maxFrameBytes. */
+  maxFrameBytes?: number;
+}
+
+export interface MembershipEvents {
+  /** A member joined (previous undefined), changed status, address or meta. Also for this node. */
+  change: [member: Member, previous: MemberStatus | undefined];
+  /** A newer load report of another member arrived. */
+  load: [member: Member];
+  /** A dead or left member was forgotten. */
+  reap: [member: Member];
+}
+
+export interface MembershipStats {
+  framesIn: number;
+  framesOut: number;
+  bytesOut: number;
+  decodeErrors: number;
+  misdirectedPings: number;
+  probes: number;
+  hintProbes: number;
+  indirectProbes: number;
+  probesFailed: number;
+  acks: number;
+  nacks: number;
+  hints: number;
+  suspicions: number;
+  confirmations: number;
+  refutations: number;
+  deathsDeclared: number;
+  pushPulls: number;
+  joinAttempts: number;
+  reconnectPings: number;
+  loadsApplied: number;
+  loadsStale: number;
+  loadsUnknown: number;
+  awareness: number;
+  queuedUpdates: number;
+  queuedLoads: number;
+  alive: number;
+  suspect: number;
+  dead: number;
+  left: number;
+}
+
+type Counter = Exclude<keyof MembershipStats, 'awareness' | 'queuedUpdates' | 'queuedLoads' | 'alive' | 'suspect' | 'dead' | 'left'>;
+
+interface Rec {
+  node: string;
+  addr: string;
+  status: MemberStatus;
+  incarnation: number;
+  meta: MemberMeta;
+  load: LoadReport | undefined;
+  /** Our incarnation of this member when its current load was accepted (see applyLoad). */
+  loadInc: number;
+  loadHeardAt: number;
+  statusSince: number;
+  updatedAt: number;
+  suspicion: Suspicion | undefined;
+  /** Seq of the probe of it in flight. */
+  probing: number | undefined;
+  lastHintProbeAt: number;
+  lastNudgeAt: number;
+}
+
+interface Probe {
+  seq: number;
+  node: string;
+  addr: string;
+  incarnation: number;
+  kind: 'round' | 'hint' | 'reconnect';
+  phase: 'direct' | 'indirect';
+  startedAt: number;
+  expectedNacks: number;
+  nacks: number;
+  timer: TimerHandle | undefined;
+}
+
+interface Relay {
+  origin: string;
+  originSeq: number;
+  timers: TimerHandle[];
+}
+
+interface QueuedLoad {
+  origin: string;
+  /** Who we heard it from (it has it already). */
+  from: string | undefined;
+  report: LoadReport;
+  heardAt: number;
+}
+
+function sameMeta(a: MemberMeta, b: MemberMeta): boolean {
+  return (
+    a.id === b.id &&
+    a.service === b.service &&
+    a.host === b.host &&
+    a.udpPort === b.udpPort &&
+    a.tcpPort === b.tcpPort &&
+    a.weight === b.weight &&
+    a.zone === b.zone &&
+    a.health === b.health
+  );
+}
+
+function copyMeta(m: MemberMeta): MemberMeta {
+  const c: MemberMeta = { id: m.id, service: m.service, host: m.host, weight: m.weight, health: m.health };
+  if (m.udpPort !== undefined) c.udpPort = m.udpPort;
+  if (m.tcpPort !== undefined) c.tcpPort = m.tcpPort;
+  if (m.zone !== undefined) c.zone = m.zone;
+  return c;
+}
+
+/** How long the mod-128 seq window of load entries is trusted after the last report (see applyLoad). */
+const LOAD_SEQ_TRUST_MS = 10_000;
+
+const noop: LogFn = () => {};
+const silentLog: GossipLogger = { debug: noop, info: noop, warn: noop, error: noop };
+
+export class Membership extends EventEmitter<MembershipEvents> {
+  readonly node: string;
+  readonly config: Readonly<GossipConfig>;
+  private readonly transport: Transport;
+  private readonly clock: Clock;
+  private readonly random: Random;
+  private readonly log: GossipLogger;
+  private readonly maxFrameBytes: number;
+  private readonly awareness: Awareness;
+
+  private readonly recs = new Map<string, Rec>();
+  private readonly byAddr = new Map<string, string>();
+  /** nodeHash → node, or null when two members share a hash. */
+  private readonly byHash = new Map<number, string | null>();
+  private readonly me: Rec;
+  private selfLoadAt = 0;
+
+  private readonly updates: BroadcastQueue<StateUpdate>;
+  private readonly loads = new BroadcastQueue<QueuedLoad>(() => 1);
+  private readonly probes = new Map<number, Probe>();
+  private readonly relays = new Map<number, Relay>();
+  private probeList: string[] = [];
+  private probeIndex = 0;
+  private seq = 0;
+
+  private started = false;
+  private stopped = false;
+  private leaving = false;
+  private joined = false;
+  private seeds: string[] = [];
+  private probeTimer: TimerHandle | undefined;
+  private pushPullTimer: TimerHandle | undefined;
+  private joinTimer: TimerHandle | undefined;
+  private stoppers: (() => void)[] = [];
+  private leavePromise: Promise<void> | undefined;
+  private readonly counters: Record<Counter, number> = {
+    framesIn: 0,
+    framesOut: 0,
+    bytesOut: 0,
+    decodeErrors: 0,
+    misdirectedPings: 0,
+    probes: 0,
+    hintProbes: 0,
+    indirectProbes: 0,
+    probesFailed: 0,
+    acks: 0,
+    nacks: 0,
+    hints: 0,
+    suspicions: 0,
+    confirmations: 0,
+    refutations: 0,
+    deathsDeclared: 0,
+    pushPulls: 0,
+    joinAttempts: 0,
+    reconnectPings: 0,
+    loadsApplied: 0,
+    loadsStale: 0,
+    loadsUnknown: 0,
+  };
+
+  constructor(opts: MembershipOptions) {
+    super();
+    if (typeof opts.node !== 'string' || opts.node.length === 0 || opts.node.length > LIMITS.maxStringLength)
+      throw new ConfigError(`membership: node must be a non-empty string of at most ${LIMITS.maxStringLength} chars`);
+    this.node = opts.node;
+    this.config = Object.freeze(resolveGossipConfig(opts.config));
+    this.transport = opts.transport;
+    this.clock = opts.clock ?? systemClock;
+    this.random = opts.random ?? new XorShiftRandom();
+    this.log = opts.log ?? silentLog;
+    this.maxFrameBytes = opts.maxFrameBytes ?? LIMITS.maxFrameBytes;
+    this.awareness = new Awareness(this.config.awarenessMaxMultiplier);
+    this.updates = new BroadcastQueue<StateUpdate>(() => retransmitLimit(this.config.retransmitMult, this.liveCount()));
+    const now = this.clock.now();
+    this.me = {
+      node: opts.node,
+      addr: opts.transport.addr,
+      status: 'alive',
+      incarnation: 1,
+      meta: copyMeta(opts.meta),
+      load: undefined,
+      loadInc: 0,
+      loadHeardAt: now,
+      statusSince: now,
+      updatedAt: now,
+      suspicion: undefined,
+      probing: undefined,
+      lastHintProbeAt: -Infinity,
+      lastNudgeAt: -Infinity,
+    };
+    this.addRec(this.me);
+    this.transport.onFrame((from, frame) => this.onFrame(from, frame));
+    this.transport.onPeerClosed((addr) => this.onPeerClosed(addr));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Public API
+
+  /** Start probing and gossiping, and join through `seeds` (agent addresses), retrying until one answers. */
+  start(seeds: string[]): void {
+    if (this.started || this.stopped) return;
+    this.started = true;
+    this.broadcast(this.aliveUpdate(this.me));
+    const c = this.config;
+    this.scheduleProbe();
+    this.stoppers.push(every(this.clock, c.gossipIntervalMs, () => this.gossipRound()));
+    this.stoppers.push(every(this.clock, c.reconnectIntervalMs, () => this.reconnectRound()));
+    if (c.pushPullIntervalMs > 0) this.schedulePushPull(true);
+    this.seeds = [...new Set(seeds)].filter((s) => s !== this.me.addr);
+    if (this.seeds.length === 0) this.joined = true;
+    else this.tryJoin();
+  }
+
+  /** New meta (weight, zone, health…): incarnate and tell everyone. */
+  setMeta(meta: MemberMeta): void {
+    if (this.stopped || this.leaving) return;
+    this.me.meta = copyMeta(meta);
+    this.me.incarnation++;
+    this.me.updatedAt = this.clock.now();
+    this.broadcast(this.aliveUpdate(this.me));
+    this.emit('change', this.snapshot(this.me), this.me.status);
+  }
+
+  /**
+   * A new load report of this node: gossiped as a load entry, no incarnation. Its `seq` is kept if
+   * it is above the last one, else the last one + 1 (receivers drop what is not newer).
+   */
+  setLoad(load: Omit<LoadReport, 'ageMs'> & { ageMs?: number }): void {
+    if (this.stopped) return;
+    const last = this.me.load?.seq ?? 0;
+    const seq = Number.isSafeInteger(load.seq) && load.seq > last ? load.seq : last + 1;
+    const now = this.clock.now();
+    this.me.load = { connections: load.connections, sessions: load.sessions, utilization: load.utilization, seq, ageMs: 0 };
+    this.selfLoadAt = now;
+    this.me.updatedAt = now;
+    const q: QueuedLoad = { origin: this.node, from: undefined, report: this.me.load, heardAt: now };
+    this.loads.push(this.node, q, this.loadSize(q), { limit: this.config.loadOriginTransmits });
+  }
+
+  /**
+   * Leave gracefully: tell everyone we left (a `left` update, and a direct leave frame to a few),
+   * wait until that update has been sent its full count of times or `timeoutMs` passed, then stop.
+   */
+  leave(timeoutMs = 1000): Promise<void> {
+    if (this.leavePromise) return this.leavePromise;
+    if (!this.started || this.stopped) return Promise.resolve();
+    this.leaving = true;
+    this.me.incarnation++;
+    this.setStatus(this.me, 'left');
+    const u: StateUpdate = { kind: 'left', node: this.node, incarnation: this.me.incarnation };
+    for (const r of this.pick(Math.max(this.config.indirectChecks, 1), this.others())) {
+      this.send(r.addr, { type: 'leave', from: this.sender(), incarnation: this.me.incarnation });
+    }
+    this.leavePromise = new Promise<void>((resolve) => {
+      let done = false;
+      const finish = () => {
+        if (done) return;
+        done = true;
+        this.clock.clearTimeout(timer);
+        this.stop();
+        resolve();
+      };
+      const timer = this.clock.setTimeout(finish, timeoutMs);
+      if (this.others().length === 0) finish();
+      else this.updates.push(this.node, u, updateSize(u), { onDone: finish });
+    });
+    return this.leavePromise;
+  }
+
+  /** Stop every timer and ignore frames from now on, without a goodbye (a crash, in simulations). */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const s of this.stoppers) s();
+    this.stoppers = [];
+    this.clock.clearTimeout(this.probeTimer);
+    this.clock.clearTimeout(this.pushPullTimer);
+    this.clock.clearTimeout(this.joinTimer);
+    for (const p of this.probes.values()) this.clock.clearTimeout(p.timer);
+    this.probes.clear();
+    for (const r of this.relays.values()) for (const t of r.timers) this.clock.clearTimeout(t);
+    this.relays.clear();
+    for (const r of this.recs.values()) {
+      r.suspicion?.cancel();
+      r.suspicion = undefined;
+    }
+  }
+
+  /** Every member known, this node included, dead and left ones until they are reaped. */
+  members(): Member[] {
+    return [...this.recs.values()].map((r) => this.snapshot(r));
+  }
+
+  /** One member by node name. */
+  member(node: string): Member | undefined {
+    const r = this.recs.get(node);
+    return r && this.snapshot(r);
+  }
+
+  self(): Member {
+    return this.snapshot(this.me);
+  }
+
+  get addr(): string {
+    return this.me.addr;
+  }
+
+  stats(): MembershipStats {
+    const s: MembershipStats = {
+      ...this.counters,
+      awareness: this.awareness.score,
+      queuedUpdates: this.updates.size,
+      queuedLoads: this.loads.size,
+      alive: 0,
+      suspect: 0,
+      dead: 0,
+      left: 0,
+    };
+    for (const r of this.recs.values()) s[r.status]++;
+    return s;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Members
+
+  private snapshot(r: Rec): Member {
+    const m: Member = { node: r.node, addr: r.addr, status: r.status, incarnation: r.incarnation, meta: copyMeta(r.meta), statusSince: r.statusSince, updatedAt: r.updatedAt };
+    if (r.load) m.load = r === this.me ? { ...r.load, ageMs: this.clock.now() - this.selfLoadAt } : { ...r.load };
+    return m;
+  }
+
+  private addRec(r: Rec): void {
+    this.recs.set(r.node, r);
+    this.byAddr.set(r.addr, r.node);
+    const h = nodeHash(r.node);
+    const had = this.byHash.get(h);
+    this.byHash.set(h, had === undefined || had === r.node ? r.node : null);
+    if (r !== this.me) {
+      // Insert at a random place of the probe list (memberlist): appending would delay the first
+      // probe of a new member by a whole round.
+      const i = this.random.int(this.probeList.length + 1);
+      this.probeList.splice(i, 0, r.node);
+      if (i < this.probeIndex) this.probeIndex++;
+    }
+  }
+
+  private removeRec(r: Rec): void {
+    this.recs.delete(r.node);
+    if (this.byAddr.get(r.addr) === r.node) this.byAddr.delete(r.addr);
+    const h = nodeHash(r.node);
+    if (this.byHash.get(h) === r.node) this.byHash.delete(h);
+    else if (this.byHash.get(h) === null) {
+      // Recompute the collision slot (rare).
+      const owners = [...this.recs.values()].filter((x) => nodeHash(x.node) === h);
+      if (owners.length === 0) this.byHash.delete(h);
+      else this.byHash.set(h, owners.length === 1 ? owners[0]!.node : null);
+    }
+    r.suspicion?.cancel();
+    this.updates.delete(r.node);
+    this.loads.delete(r.node);
+  }
+
+  private setAddr(r: Rec, addr: string): void {
+    if (r.addr === addr) return;
+    if (this.byAddr.get(r.addr) === r.node) this.byAddr.delete(r.addr);
+    r.addr = addr;
+    this.byAddr.set(addr, r.node);
+  }
+
+  private setStatus(r: Rec, status: MemberStatus): void {
+    const prev = r.status;
+    if (prev === status) return;
+    const now = this.clock.now();
+    r.status = status;
+    r.statusSince = now;
+    r.updatedAt = now;
+    if (status !== 'suspect') {
+      r.suspicion?.cancel();
+      r.suspicion = undefined;
+    }
+    this.log[status === 'dead' ? 'info' : 'debug']({ member: r.node, status, previous: prev, incarnation: r.incarnation }, 'member status');
+    this.emit('change', this.snapshot(r), prev);
+  }
+
+  private isLive(r: Rec): boolean {
+    return r.status === 'alive' || r.status === 'suspect';
+  }
+
+  /** Alive and suspect members, this one included: the N of the formulas. */
+  private liveCount(): number {
+    let n = 0;
+    for (const r of this.recs.values()) if (r.status === 'alive' || r.status === 'suspect') n++;
+    return n;
+  }
+
+  private others(): Rec[] {
+    const out: Rec[] = [];
+    for (const r of this.recs.values()) if (r !== this.me && this.isLive(r)) out.push(r);
+    return out;
+  }
+
+  /** k distinct random items (partial Fisher–Yates). */
+  private pick<T>(k: number, from: T[]): T[] {
+    const a = from;
+    const n = Math.min(k, a.length);
+    for (let i = 0; i < n; i++) {
+      const j = i + this.random.int(a.length - i);
+      [a[i], a[j]] = [a[j]!, a[i]!];
+    }
+    return a.slice(0, n);
+  }
+
+  private aliveUpdate(r: Rec): StateUpdate {
+    return { kind: 'alive', node: r.node, incarnation: r.incarnation, addr: r.addr, meta: r.meta };
+  }
+
+  private memberState(r: Rec): MemberState {
+    const s: MemberState = { node: r.node, addr: r.addr, incarnation: r.incarnation, status: r.status, meta: r.meta };
+    if (r.load) {
+      const age = r === this.me ? this.clock.now() - this.selfLoadAt : r.load.ageMs + (this.clock.now() - r.loadHeardAt);
+      s.load = { ...r.load, ageMs: age };
+    }
+    return s;
+  }
+
+  private fullState(): MemberState[] {
+    return [...this.recs.values()].map((r) => this.memberState(r));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Sending
+
+  private sender(): { node: string; addr: string } {
+    return { node: this.node, addr: this.me.addr };
+  }
+
+  private nextSeq(): number {
+    this.seq = this.seq >= 0xffffffff ? 1 : this.seq + 1;
+    return this.seq;
+  }
+
+  private send(to: string, frame: GossipFrame): void {
+    let bytes: Buffer;
+    try {
+      bytes = encodeFrame(frame);
+    } catch (err) {
+      this.log.error({ err, type: frame.type }, 'gossip: cannot encode frame');
+      return;
+    }
+    if (bytes.length > this.maxFrameBytes) {
+      this.log.warn({ type: frame.type, bytes: bytes.length }, 'gossip: frame over the size limit not sent');
+      return;
+    }
+    this.counters.framesOut++;
+    this.counters.bytesOut += bytes.length;
+    this.transport.send(to, bytes);
+  }
+
+  private broadcast(u: StateUpdate): void {
+    this.updates.push(u.node, u, updateSize(u));
+  }
+
+  private loadSize(q: QueuedLoad): number {
+    return loadEntrySize(this.loadEntry(q));
+  }
+
+  private loadEntry(q: QueuedLoad): LoadEntry {
+    const r = q.report;
+    return { key: loadKey(q.origin), seq: r.seq, connections: r.connections, sessions: r.sessions, utilization: r.utilization, ageMs: r.ageMs + (this.clock.now() - q.heardAt) };
+  }
+
+  /**
+   * Updates and load entries for one frame to `target`: `first` (always), then queued updates, then
+   * load entries the target is not known to have (it is not their origin and did not send them to us).
+   */
+  private piggyback(target: string | undefined, first: StateUpdate[] = []): Piggyback | undefined {
+    let budget = this.config.maxPiggybackBytes - PIGGYBACK_ARRAY_OVERHEAD;
+    for (const u of first) budget -= updateSize(u);
+    const ups = this.updates.take(budget, 0);
+    budget -= ups.bytes;
+    const lds = this.loads.take(budget, 0, (item) => item.value.origin === target || item.value.from === target);
+    if (first.length === 0 && ups.values.length === 0 && lds.values.length === 0) return undefined;
+    return { updates: [...first, ...ups.values], loads: lds.values.map((q) => this.loadEntry(q)) };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Timers
+
+  private scheduleProbe(): void {
+    if (this.stopped) return;
+    // Lifeguard LHA-Probe: a member in poor health probes (and so accuses) less often.
+    this.probeTimer = this.clock.setTimeout(() => {
+      this.probeRound();
+      this.scheduleProbe();
+    }, this.awareness.scaleTimeout(this.config.probeIntervalMs));
+    this.probeTimer.unref?.();
+  }
+
+  private schedulePushPull(first: boolean): void {
+    if (this.stopped) return;
+    const interval = pushPullScale(this.config.pushPullIntervalMs, this.liveCount());
+    // Stagger the first one (memberlist): members started together must not sync in lockstep.
+    const delay = first ? Math.max(1, Math.floor(this.random.next() * interval)) : interval;
+    this.pushPullTimer = this.clock.setTimeout(() => {
+      const [r] = this.pick(1, this.others());
+      if (r) this.pushPull(r.addr, false);
+      this.schedulePushPull(false);
+    }, delay);
+    this.pushPullTimer.unref?.();
+  }
+
+  private tryJoin(): void {
+    if (this.stopped || this.joined) return;
+    this.counters.joinAttempts++;
+    for (const s of this.seeds) this.pushPull(s, true);
+    this.joinTimer = this.clock.setTimeout(() => this.tryJoin(), this.config.joinRetryMs);
+    this.joinTimer.unref?.();
+  }
+
+  private gossipRound(): void {
+    if (this.stopped) return;
+    for (const r of this.pick(this.config.gossipNodes, this.others())) {
+      const p = this.piggyback(r.node);
+      if (!p) continue;
+      this.send(r.addr, { type: 'gossip', from: this.sender(), piggyback: p });
+    }
+  }
+
+  /**
+   * Ping one random dead member with its death piggybacked: if it is in fact alive (a healed
+   * partition, a false death) it refutes, and on its ack we exchange full state. Also reaps.
+   */
+  private reconnectRound(): void {
+    if (this.stopped) return;
+    const now = this.clock.now();
+    const dead: Rec[] = [];
+    for (const r of [...this.recs.values()]) {
+      if (r.status === 'dead' && now - r.statusSince >= this.config.deadReapMs) this.reap(r);
+      else if (r.status === 'left' && now - r.statusSince >= this.config.leftReapMs) this.reap(r);
+      else if (r.status === 'dead' && r.probing === undefined) dead.push(r);
+    }
+    const [r] = this.pick(1, dead);
+    if (r && !this.leaving) {
+      this.counters.reconnectPings++;
+      this.probe(r, 'reconnect');
+    }
+  }
+
+  private reap(r: Rec): void {
+    this.removeRec(r);
+    this.emit('reap', this.snapshot(r));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Probing
+
+  private probeRound(): void {
+    if (this.stopped) return;
+    const r = this.nextProbeTarget();
+    if (r) this.probe(r, 'round');
+  }
+
+  private nextProbeTarget(): Rec | undefined {
+    for (let tries = 0; tries <= this.probeList.length + 1; tries++) {
+      if (this.probeIndex >= this.probeList.length) {
+        // Wrapped: reshuffle the live members (memberlist resetNodes).
+        this.probeList = this.pick(Infinity, this.others().map((r) => r.node));
+        this.probeIndex = 0;
+        if (this.probeList.length === 0) return undefined;
+      }
+      const r = this.recs.get(this.probeList[this.probeIndex++]!);
+      if (r && r !== this.me && this.isLive(r) && r.probing === undefined) return r;
+    }
+    return undefined;
+  }
+
+  private probe(r: Rec, kind: Probe['kind']): void {
+    if (r.probing !== undefined || this.stopped) return;
+    const seq = this.nextSeq();
+    const p: Probe = { seq, node: r.node, addr: r.addr, incarnation: r.incarnation, kind, phase: 'direct', startedAt: this.clock.now(), expectedNacks: 0, nacks: 0, timer: undefined };
+    this.probes.set(seq, p);
+    r.probing = seq;
+    if (kind !== 'reconnect') this.counters.probes++;
+    if (kind === 'hint') this.counters.hintProbes++;
+    this.send(r.addr, { type: 'ping', from: this.sender(), seq, target: r.node, piggyback: this.piggyback(r.node, this.buddy(r)) });
+    if (kind === 'reconnect') {
+      p.timer = this.clock.setTimeout(() => this.endProbe(p), this.config.probeIntervalMs);
+    } else {
+      p.timer = this.clock.setTimeout(() => this.indirectProbe(p), this.config.probeTimeoutMs);
+    }
+  }
+
+  /** What a member should hear about itself when we ping it: that it is suspect or dead (Lifeguard's buddy system). */
+  private buddy(r: Rec): StateUpdate[] {
+    if (r.status === 'suspect') return [{ kind: 'suspect', node: r.node, incarnation: r.incarnation, from: this.node }];
+    if (r.status === 'dead') return [{ kind: 'dead', node: r.node, incarnation: r.incarnation, from: this.node }];
+    return [];
+  }
+
+  private indirectProbe(p: Probe): void {
+    if (this.probes.get(p.seq) !== p || this.stopped) return;
+    const r = this.recs.get(p.node);
+    p.phase = 'indirect';
+    const helpers = this.pick(
+      this.config.indirectChecks,
+      this.others().filter((h) => h.node !== p.node),
+    );
+    for (const h of helpers) {
+      this.send(h.addr, { type: 'ping-req', from: this.sender(), seq: p.seq, target: p.node, targetAddr: p.addr, nack: true, piggyback: this.piggyback(h.node) });
+    }
+    this.counters.indirectProbes += helpers.length;
+    p.expectedNacks = helpers.length;
+    // memberlist falls back to a TCP ping at this point; over one socket per peer the equivalent
+    // is one more direct ping, which on a lossy path doubles the chance of the direct route.
+    if (r) this.send(p.addr, { type: 'ping', from: this.sender(), seq: p.seq, target: p.node, piggyback: this.piggyback(p.node, this.buddy(r)) });
+    const deadline = p.startedAt + this.awareness.scaleTimeout(this.config.probeIntervalMs);
+    p.timer = this.clock.setTimeout(() => this.probeFailed(p), Math.max(0, deadline - this.clock.now()));
+  }
+
+  private endProbe(p: Probe): void {
+    this.clock.clearTimeout(p.timer);
+    this.probes.delete(p.seq);
+    const r = this.recs.get(p.node);
+    if (r && r.probing === p.seq) r.probing = undefined;
+  }
+
+  private probeFailed(p: Probe): void {
+    if (this.probes.get(p.seq) !== p || this.stopped) return;
+    this.endProbe(p);
+    this.counters.probesFailed++;
+    this.awareness.applyDelta(probeAwarenessDelta('failed', p.expectedNacks, p.nacks));
+    const r = this.recs.get(p.node);
+    if (!r || !this.isLive(r)) return;
+    this.log.debug({ member: p.node, kind: p.kind, nacks: p.nacks, expectedNacks: p.expectedNacks }, 'probe failed');
+    // Suspect at the incarnation the probe started with: if it refuted meanwhile, this is stale.
+    this.onSuspect({ kind: 'suspect', node: p.node, incarnation: p.incarnation, from: this.node });
+  }
+
+  private onAck(seq: number, from: string): void {
+    const relay = this.relays.get(seq);
+    if (relay) {
+      this.relays.delete(seq);
+      for (const t of relay.timers) this.clock.clearTimeout(t);
+      this.send(relay.origin, { type: 'ack', from: this.sender(), seq: relay.originSeq, piggyback: this.piggyback(this.byAddr.get(relay.origin)) });
+      return;
+    }
+    const p = this.probes.get(seq);
+    if (!p) return;
+    this.counters.acks++;
+    this.endProbe(p);
+    if (p.kind === 'reconnect') {
+      // A member we have as dead answered: exchange full state (it has heard it is dead and refuted).
+      this.log.info({ member: p.node, from }, 'dead member answered: exchanging state');
+      this.pushPull(p.addr, false);
+      return;
+    }
+    this.awareness.applyDelta(probeAwarenessDelta(p.phase === 'direct' ? 'direct-ack' : 'indirect-ack', p.expectedNacks, p.nacks));
+  }
+
+  private onPeerClosed(addr: string): void {
+    if (this.stopped || this.leaving) return;
+    this.counters.hints++;
+    const node = this.byAddr.get(addr);
+    const r = node === undefined ? undefined : this.recs.get(node);
+    if (!r || r === this.me || !this.isLive(r)) return;
+    // A closed socket is a strong hint but not proof (a restart, a proxy, a flap): probe now
+    // instead of waiting for its turn, at most once per probe interval.
+    const now = this.clock.now();
+    if (now - r.lastHintProbeAt < this.config.probeIntervalMs) return;
+    r.lastHintProbeAt = now;
+    this.probe(r, 'hint');
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Receiving
+
+  private onFrame(_from: string, bytes: Uint8Array): void {
+    if (this.stopped) return;
+    this.counters.framesIn++;
+    const res = tryDecodeFrame(bytes, this.maxFrameBytes);
+    if (!res.ok) {
+      this.counters.decodeErrors++;
+      this.log.debug({ err: res.error.message, code: res.error.code }, 'gossip: bad frame dropped');
+      return;
+    }
+    const f = res.frame;
+    if (f.from.node === this.node && f.from.addr === this.me.addr) return;
+    // Updates first: a ping that tells us we are suspect gets an ack that carries our refutation.
+    if ('piggyback' in f && f.piggyback) this.applyPiggyback(f.piggyback, f.from.node);
+    switch (f.type) {
+      case 'ping':
+        if (f.target !== this.node) {
+          this.counters.misdirectedPings++;
+          return;
+        }
+        this.send(f.from.addr, { type: 'ack', from: this.sender(), seq: f.seq, piggyback: this.piggyback(f.from.node) });
+        return;
+      case 'ack':
+        this.onAck(f.seq, f.from.node);
+        return;
+      case 'nack': {
+        const p = this.probes.get(f.seq);
+        if (p) {
+          p.nacks++;
+          this.counters.nacks++;
+        }
+        return;
+      }
+      case 'ping-req':
+        this.onPingReq(f);
+        return;
+      case 'gossip':
+        return;
+      case 'push-pull-req':
+        this.merge(f.states, f.from.node);
+        this.send(f.from.addr, { type: 'push-pull-resp', from: this.sender(), states: this.fullState() });
+        return;
+      case 'push-pull-resp': {
+        this.merge(f.states, f.from.node);
+        if (!this.joined) {
+          this.joined = true;
+          this.clock.clearTimeout(this.joinTimer);
+          this.log.info({ via: f.from.node, members: this.liveCount() }, 'joined');
+        }
+        return;
+      }
+      case 'leave':
+        this.onLeft({ kind: 'left', node: f.from.node, incarnation: f.incarnation });
+        return;
+    }
+  }
+
+  private onPingReq(f: Extract<GossipFrame, { type: 'ping-req' }>): void {
+    if (f.target === this.node) {
+      this.send(f.from.addr, { type: 'ack', from: this.sender(), seq: f.seq });
+      return;
+    }
+    const seq = this.nextSeq();
+    const relay: Relay = { origin: f.from.addr, originSeq: f.seq, timers: [] };
+    this.relays.set(seq, relay);
+    const target = this.recs.get(f.target);
+    this.send(f.targetAddr, { type: 'ping', from: this.sender(), seq, target: f.target, piggyback: this.piggyback(f.target, target ? this.buddy(target) : []) });
+    if (f.nack) {
+      // Nack before the asker's deadline (it waits until the end of its probe interval, which
+      // started probeTimeout before it asked us): "I could not reach it either, but I am here".
+      const nackAfter = Math.max(1, Math.floor((this.config.probeIntervalMs - this.config.probeTimeoutMs) * 0.8));
+      relay.timers.push(
+        this.clock.setTimeout(() => {
+          if (this.relays.get(seq) === relay) this.send(relay.origin, { type: 'nack', from: this.sender(), seq: relay.originSeq });
+        }, nackAfter),
+      );
+    }
+    relay.timers.push(this.clock.setTimeout(() => this.relays.delete(seq), this.config.probeIntervalMs * 2));
+  }
+
+  private applyPiggyback(p: Piggyback, fromNode: string): void {
+    for (const u of p.updates) this.applyUpdate(u, fromNode);
+    for (const e of p.loads) this.applyLoadEntry(e, fromNode);
+  }
+
+  private applyUpdate(u: StateUpdate, _fromNode: string): void {
+    switch (u.kind) {
+      case 'alive':
+        return this.onAlive(u);
+      case 'suspect':
+        return this.onSuspect(u);
+      case 'dead':
+        return this.onDead(u);
+      case 'left':
+        return this.onLeft(u);
+    }
+  }
+
+  /** Refute a suspicion or death of ourselves: incarnate above `incarnation` and say we are alive. */
+  private refute(incarnation: number, penalize: boolean): void {
+    this.me.incarnation = Math.max(this.me.incarnation, incarnation) + 1;
+    this.counters.refutations++;
+    // Lifeguard: being suspected suggests we may be the slow one.
+    if (penalize) this.awareness.applyDelta(1);
+    this.broadcast(this.aliveUpdate(this.me));
+    this.log.debug({ incarnation: this.me.incarnation }, 'refuted');
+  }
+
+  private onAlive(u: Extract<StateUpdate, { kind: 'alive' }>): void {
+    if (u.node === this.node) {
+      if (this.leaving) return;
+      if (u.incarnation < this.me.incarnation) return;
+      if (u.incarnation === this.me.incarnation && u.addr === this.me.addr && sameMeta(u.meta, this.me.meta)) return;
+      // Someone says we are alive with other details or a newer incarnation: a previous life of ours.
+      this.refute(u.incarnation, false);
+      return;
+    }
+    const r = this.recs.get(u.node);
+    const now = this.clock.now();
+    if (!r) {
+      const rec: Rec = {
+        node: u.node,
+        addr: u.addr,
+        status: 'alive',
+        incarnation: u.incarnation,
+        meta: copyMeta(u.meta),
+        load: undefined,
+        loadInc: 0,
+        loadHeardAt: now,
+        statusSince: now,
+        updatedAt: now,
+        suspicion: undefined,
+        probing: undefined,
+        lastHintProbeAt: -Infinity,
+        lastNudgeAt: -Infinity,
+      };
+      this.addRec(rec);
+      this.broadcast(u);
+      this.log.debug({ member: u.node, addr: u.addr, incarnation: u.incarnation }, 'member joined');
+      this.emit('change', this.snapshot(rec), undefined);
+      return;
+    }
+    if (u.incarnation <= r.incarnation) {
+      // Old news, or a member restarting below the incarnation we remember. If we have it dead or
+      // left, tell it so that it incarnates above (otherwise it would stay dead to us until reaped).
+      if ((r.status === 'dead' || r.status === 'left') && now - r.lastNudgeAt >= this.config.probeIntervalMs) {
+        r.lastNudgeAt = now;
+        const death: StateUpdate = r.status === 'dead' ? { kind: 'dead', node: r.node, incarnation: r.incarnation, from: this.node } : { kind: 'left', node: r.node, incarnation: r.incarnation };
+        this.send(u.addr, { type: 'gossip', from: this.sender(), piggyback: { updates: [death], loads: [] } });
+      }
+      return;
+    }
+    this.broadcast(u);
+    const prev = r.status;
+    const changed = r.addr !== u.addr || !sameMeta(r.meta, u.meta);
+    r.incarnation = u.incarnation;
+    this.setAddr(r, u.addr);
+    r.meta = copyMeta(u.meta);
+    r.updatedAt = now;
+    if (prev !== 'alive') this.setStatus(r, 'alive');
+    else if (changed) this.emit('change', this.snapshot(r), prev);
+  }
+
+  private onSuspect(u: Extract<StateUpdate, { kind: 'suspect' }>): void {
+    const r = this.recs.get(u.node);
+    if (!r || u.incarnation < r.incarnation) return;
+    if (r.suspicion) {
+      // Already suspect: another member's independent suspicion shortens the timeout; pass it on
+      // so that confirmations reach everyone (memberlist suspectNode).
+      if (r.suspicion.confirm(u.from)) {
+        this.counters.confirmations++;
+        this.broadcast(u);
+      }
+      return;
+    }
+    if (r.status !== 'alive') return;
+    if (r === this.me) {
+      if (!this.leaving) this.refute(u.incarnation, true);
+      return;
+    }
+    this.broadcast(u);
+    r.incarnation = u.incarnation;
+    this.counters.suspicions++;
+    const n = this.liveCount();
+    let k = this.config.suspicionConfirmations;
+    // Fewer members than ourselves, it, and k others: no confirmations can be expected.
+    if (n - 2 < k) k = 0;
+    const min = suspicionTimeout(this.config.suspicionMult, n, this.config.probeIntervalMs);
+    const max = this.config.suspicionMaxTimeoutMult * min;
+    const s = new Suspicion({
+      from: u.from,
+      k,
+      minMs: min,
+      maxMs: max,
+      clock: this.clock,
+      onTimeout: (confirmations) => {
+        if (r.suspicion !== s || r.status !== 'suspect' || this.stopped) return;
+        r.suspicion = undefined;
+        this.counters.deathsDeclared++;
+        this.log.info({ member: r.node, confirmations, incarnation: r.incarnation }, 'suspicion timed out: dead');
+        this.onDead({ kind: 'dead', node: r.node, incarnation: r.incarnation, from: this.node });
+      },
+    });
+    this.setStatus(r, 'suspect');
+    r.suspicion = s;
+    if (u.from === this.node) {
+      // Our own suspicion: tell the member at once, so that it can refute before anyone else
+      // times out (Lifeguard's buddy system, without waiting for the next probe of it).
+      this.send(r.addr, { type: 'gossip', from: this.sender(), piggyback: { updates: [u], loads: [] } });
+    }
+  }
+
+  private onDead(u: Extract<StateUpdate, { kind: 'dead' }>): void {
+    const r = this.recs.get(u.node);
+    if (!r || u.incarnation < r.incarnation) return;
+    if (r.status === 'dead' || r.status === 'left') return;
+    if (r === this.me) {
+      if (!this.leaving) this.refute(u.incarnation, true);
+      return;
+    }
+    this.broadcast(u);
+    r.incarnation = u.incarnation;
+    this.setStatus(r, 'dead');
+  }
+
+  private onLeft(u: Extract<StateUpdate, { kind: 'left' }>): void {
+    const r = this.recs.get(u.node);
+    if (!r || u.incarnation < r.incarnation) return;
+    if (r.status === 'left') return;
+    if (r === this.me) {
+      if (!this.leaving) this.refute(u.incarnation, false);
+      return;
+    }
+    this.broadcast(u);
+    r.incarnation = u.incarnation;
+    this.setStatus(r, 'left');
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Push-pull
+
+  private pushPull(addr: string, join: boolean): void {
+    this.counters.pushPulls++;
+    this.send(addr, { type: 'push-pull-req', from: this.sender(), join, states: this.fullState() });
+  }
+
+  /** Merge a peer's full state (memberlist mergeState): its dead are only suspects to us. */
+  private merge(states: MemberState[], fromNode: string): void {
+    for (const s of states) {
+      if (s.node === this.node) {
+        this.mergeSelf(s);
+        continue;
+      }
+      switch (s.status) {
+        case 'alive':
+          this.onAlive({ kind: 'alive', node: s.node, incarnation: s.incarnation, addr: s.addr, meta: s.meta });
+          break;
+        case 'suspect':
+        case 'dead':
+          this.onSuspect({ kind: 'suspect', node: s.node, incarnation: s.incarnation, from: fromNode });
+          break;
+        case 'left':
+          this.onLeft({ kind: 'left', node: s.node, incarnation: s.incarnation });
+          break;
+      }
+      if (s.load) this.applyLoad(s.node, s.load, fromNode, false);
+    }
+  }
+
+  private mergeSelf(s: MemberState): void {
+    if (this.leaving) return;
+    const mine = this.me;
+    if (!this.joined && s.incarnation >= mine.incarnation) {
+      // We have just started and the cluster remembers a previous life of ours: never reuse an
+      // incarnation it has seen, whatever it says about it.
+      this.refute(s.incarnation, false);
+      return;
+    }
+    if (s.status === 'alive') {
+      if (s.incarnation > mine.incarnation || (s.incarnation === mine.incarnation && (s.addr !== mine.addr || !sameMeta(s.meta, mine.meta)))) this.refute(s.incarnation, false);
+    } else if (s.incarnation >= mine.incarnation) {
+      this.refute(s.incarnation, s.status !== 'left');
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Loads
+
+  private applyLoadEntry(e: LoadEntry, fromNode: string): void {
+    const node = typeof e.key === 'string' ? e.key : this.byHash.get(e.key);
+    if (node === undefined || node === null) {
+      this.counters.loadsUnknown++;
+      return;
+    }
+    this.applyLoad(node, e, fromNode, true);
+  }
+
+  /**
+   * A load report of `node`, from gossip (`gossip`: its seq is mod 128, and it is passed on) or from
+   * push-pull (full seq, not passed on). Newer seq wins; after the member incarnated (a restart
+   * counts from 0 again) any seq is news.
+   */
+  private applyLoad(node: string, l: Omit<LoadEntry, 'key'>, fromNode: string, gossip: boolean): void {
+    const r = this.recs.get(node);
+    if (!r || r === this.me || !this.isLive(r)) {
+      this.counters.loadsUnknown++;
+      return;
+    }
+    const now = this.clock.now();
+    const reset = !r.load || r.incarnation > r.loadInc;
+    let seq: number | undefined;
+    if (!gossip) seq = reset || l.seq > r.load!.seq ? l.seq : undefined;
+    else if (reset) seq = l.seq;
+    // At most 5 reports a second (agent/load minGapMs): after 10 s without news the mod-128 window
+    // can no longer tell newer from older, and anything is newer.
+    else seq = loadSeqAfter(r.load!.seq, l.seq, now - r.loadHeardAt > LOAD_SEQ_TRUST_MS);
+    if (seq === undefined) {
+      this.counters.loadsStale++;
+      return;
+    }
+    r.load = { connections: l.connections, sessions: l.sessions, utilization: l.utilization, seq, ageMs: l.ageMs };
+    r.loadInc = r.incarnation;
+    r.loadHeardAt = now;
+    r.updatedAt = now;
+    this.counters.loadsApplied++;
+    this.emit('load', this.snapshot(r));
+    if (!gossip) return;
+    // Pass it on R times, R possibly fractional: floor(R), plus one with probability frac(R).
+    const R = this.config.loadRetransmits;
+    const limit = Math.floor(R) + (this.random.next() < R - Math.floor(R) ? 1 : 0);
+    if (limit <= 0) return;
+    const q: QueuedLoad = { origin: node, from: fromNode, report: r.load, heardAt: now };
+    this.loads.push(node, q, this.loadSize(q), { limit });
+  }
+}
