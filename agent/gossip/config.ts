@@ -109,6 +109,22 @@ export interface GossipConfig {
   leftReapMs: number;
 }
 
+/**
+ * What the defaults are chosen for: `agents` members, each publishing a load report every second.
+ * Measured by test/bench/gossip.ts on the simulated network, asserted by test/agent/gossip/cluster.test.ts.
+ */
+export const DESIGN_GOALS = Object.freeze({
+  agents: 100,
+  /** A new member is seen alive by every other member within this. */
+  joinMs: 1000,
+  /** A crashed process (its sockets closed) is dead everywhere within this. */
+  crashDeadMs: 1000,
+  /** A silent host is dead everywhere within this. */
+  silentDeadMs: 3000,
+  /** Gossip bytes sent per agent per second, steady state. */
+  bytesPerAgentPerSec: 2000,
+});
+
 /** The default: the LAN profile. */
 export const DEFAULT_GOSSIP_CONFIG: Readonly<GossipConfig> = Object.freeze({
   probeIntervalMs: 200,

@@ -407,6 +407,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
     return this.snapshot(this.me);
   }
 
+  /** The status of one member, without copying it (undefined: unknown or reaped). */
+  statusOf(node: string): MemberStatus | undefined {
+    return this.recs.get(node)?.status;
+  }
+
   get addr(): string {
     return this.me.addr;
   }
@@ -817,10 +822,17 @@ export class Membership extends EventEmitter<MembershipEvents> {
         return;
       case 'gossip':
         return;
-      case 'push-pull-req':
+      case 'push-pull-req': {
+        // Answer with what we knew before this request (memberlist sends its state before merging):
+        // a member that just started must learn what the cluster remembers of its previous life,
+        // not its own new state echoed back. Our own entry is taken after the merge, so that a
+        // refutation it caused goes back at once.
+        const states = this.fullState().filter((s) => s.node !== this.node);
         this.merge(f.states, f.from.node);
-        this.send(f.from.addr, { type: 'push-pull-resp', from: this.sender(), states: this.fullState() });
+        states.push(this.memberState(this.me));
+        this.send(f.from.addr, { type: 'push-pull-resp', from: this.sender(), states });
         return;
+      }
       case 'push-pull-resp': {
         this.merge(f.states, f.from.node);
         if (!this.joined) {

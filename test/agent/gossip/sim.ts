@@ -5,7 +5,7 @@
  */
 import { ManualClock, every } from '../../../sdk/clock.js';
 import { XorShiftRandom } from '../../../sdk/random.js';
-import { MemoryNetwork } from '../../../agent/gossip/memory-transport.js';
+import { MemoryNetwork, type MemoryTransport } from '../../../agent/gossip/memory-transport.js';
 import { Membership, type Member, type MemberMeta, type MemberStatus } from '../../../agent/gossip/membership.js';
 import type { GossipConfig } from '../../../agent/gossip/config.js';
 
@@ -19,8 +19,10 @@ export interface SimOptions {
 
 export interface SimNode {
   name: string;
+  index: number;
   addr: string;
   m: Membership;
+  t: MemoryTransport;
   /** False once crashed, silenced or stopped: its own view no longer counts. */
   up: boolean;
   stopLoads?: () => void;
@@ -73,11 +75,27 @@ export class Sim {
       random: new XorShiftRandom(this.seed * 1_000_003 + i * 31 + this.nodes.size),
       config: { ...this.opts.config, ...opts.config },
     });
-    const n: SimNode = { name, addr, m, up: true };
+    const n: SimNode = { name, index: i, addr, m, t, up: true };
     this.nodes.set(name, n);
     const first = [...this.nodes.values()][0]!;
     m.start(opts.seeds ?? (first === n ? [] : [first.addr]));
     return n;
+  }
+
+  /**
+   * Restart a crashed or stopped member under the same name: a new Membership (incarnation 1, as a
+   * fresh process), at the same address or at the address of `index`, joining through the first member.
+   */
+  restart(n: SimNode, opts: { index?: number; seeds?: string[] } = {}): SimNode {
+    const first = [...this.nodes.values()].find((x) => x.up && x !== n);
+    n.m.stop();
+    n.stopLoads?.();
+    this.net.unsilence(n.addr);
+    if (!this.net.isCrashed(n.addr)) void n.t.close();
+    this.nodes.delete(n.name);
+    const seeds = opts.seeds ?? (first ? [first.addr] : []);
+    const again = this.add({ name: n.name, index: opts.index ?? n.index, seeds });
+    return again;
   }
 
   /** Start `count` members, one every `staggerMs`, each joining through the first. */
@@ -113,7 +131,7 @@ export class Sim {
 
   /** What `viewer` thinks of `node` (undefined: it does not know it). */
   statusIn(viewer: SimNode, node: string): MemberStatus | undefined {
-    return viewer.m.member(node)?.status;
+    return viewer.m.statusOf(node);
   }
 
   /** Do all live members (but `except`) see `node` with `status`? */
