@@ -9,7 +9,7 @@ import { DESIGN_GOALS } from '../../../agent/gossip/config.js';
 const N = DESIGN_GOALS.agents;
 
 /** A settled cluster of `n` agents (all see all alive), with load reports if asked. */
-function cluster(seed: number, n = N, opts: { loads?: boolean; lossRate?: number } = {}): { sim: Sim; nodes: SimNode[]; falseDeaths: string[] } {
+function cluster(seed: number, n: number = N, opts: { loads?: boolean; lossRate?: number } = {}): { sim: Sim; nodes: SimNode[]; falseDeaths: string[] } {
   const sim = new Sim({ seed, lossRate: opts.lossRate ?? 0 });
   const nodes = sim.addMany(n, 10);
   if (opts.loads) for (const x of nodes) sim.startLoads(x);
