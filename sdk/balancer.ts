@@ -3,11 +3,11 @@ import { every, type Clock } from './clock.js';
 import type { Random } from './random.js';
 import type { ResolvedOptions } from './options.js';
 import type { ServerRecord } from './protocol.js';
-import { ServerState, type ServerView } from './server.js';
+import { HISTORY, ServerState, type ServerView } from './server.js';
 import { STRATEGIES, type Picker, type PickerContext } from './pickers/index.js';
 import { EMPTY_PICKER } from './pickers/picker.js';
 import { consistentHash } from './pickers/consistent-hash.js';
-import { ejectionDuration, peakEwma, reportWeight, slowStartFactor } from './timing.js';
+import { ejectionDuration, peakEwma, reportWeight, shareScale, slowStartFactor } from './timing.js';
 import type { DiscoverySink } from './discovery/source.js';
 
 /** How often the balancer ages reports, ends ejections and advances slow start. */
@@ -38,6 +38,10 @@ export class Balancer extends EventEmitter<BalancerEvents> implements DiscoveryS
   private changePending = false;
   private seeded = false;
   private ramping = false;
+  /** Times of the ticks whose own counts each server keeps (a ring; see ServerState.activeHistory). */
+  private readonly historyAt = new Float64Array(HISTORY);
+  private historyNext = 0;
+  private historyLen = 0;
   /** True while picks go to every server because too few are eligible. */
   panic = false;
   /** True while zone preference is on and the local zone takes all picks. */
@@ -94,8 +98,11 @@ export class Balancer extends EventEmitter<BalancerEvents> implements DiscoveryS
           s.report = rec.load;
           s.reportAt = now - rec.load.ageMs;
           s.reportedActive = Math.max(rec.load.connections, rec.load.sessions);
-          s.activeAtReport = s.active;
-          s.picksSinceReport = 0;
+          // What this client held when the report was taken: the report already counts that, and
+          // what it did since (until now) it does not.
+          const slot = s.reportAt >= now ? -1 : this.historySlot(s.reportAt);
+          s.activeAtReport = slot < 0 ? s.active : s.activeHistory[slot]!;
+          s.unitsAtReport = slot < 0 ? s.active + s.counted : s.unitsHistory[slot]!;
           s.reportW = reportWeight(now - s.reportAt, this.opts.reportIntervalMs, this.opts.reportExpireIntervals);
         }
       }
@@ -173,7 +180,7 @@ export class Balancer extends EventEmitter<BalancerEvents> implements DiscoveryS
     for (const pool of [this.candidates, this.all]) {
       for (const s of pool) {
         if (tried.has(s) || s.health === 'draining') continue;
-        if (!best || s.estimate * best.effWeight < best.estimate * s.effWeight) best = s;
+        if (!best || s.expected * best.effWeight < best.expected * s.effWeight) best = s;
       }
       if (best) return best;
     }
@@ -185,7 +192,7 @@ export class Balancer extends EventEmitter<BalancerEvents> implements DiscoveryS
   /** A unit of work the user runs against `s` themselves (counted until the next report). */
   countPick(s: ServerState): void {
     s.picks++;
-    s.picksSinceReport++;
+    s.counted++;
     s.refreshEstimate();
   }
 
@@ -238,7 +245,17 @@ export class Balancer extends EventEmitter<BalancerEvents> implements DiscoveryS
     const o = this.opts;
     let rebuild = false;
     const recovered: ServerState[] = [];
+    // This client's inverse share of the load, from the reports and what it held when they were taken.
+    let reported = 0;
+    let own = 0;
+    for (const s of this.all)
+      if (s.report) {
+        reported += s.reportedActive;
+        own += s.activeAtReport;
+      }
+    const scale = shareScale(reported, own);
     for (const s of this.all) {
+      s.scale = scale;
       if (s.report) s.reportW = reportWeight(now - s.reportAt, o.reportIntervalMs, o.reportExpireIntervals);
       if (s.ejected && now >= s.ejectedUntil) {
         s.ejected = false;
@@ -255,10 +272,34 @@ export class Balancer extends EventEmitter<BalancerEvents> implements DiscoveryS
       this.refreshWeight(s, now);
       s.refreshEstimate();
     }
+    this.recordHistory(now);
     if (this.ramping && this.opts.strategy === 'weighted-random') rebuild = true;
     if (!rebuild && this.opts.zone !== undefined && this.decideZone() !== this.zoneLocal) rebuild = true;
     if (rebuild) this.rebuild();
     for (const s of recovered) this.emit('recover', s);
+  }
+
+  /** Keep each server's own counts at this tick, for reports that arrive after the time they describe. */
+  private recordHistory(now: number): void {
+    const i = this.historyNext;
+    this.historyAt[i] = now;
+    for (const s of this.all) {
+      s.activeHistory[i] = s.active;
+      s.unitsHistory[i] = s.active + s.counted;
+    }
+    this.historyNext = (i + 1) % HISTORY;
+    if (this.historyLen < HISTORY) this.historyLen++;
+  }
+
+  /** The history slot of the last tick at or before `t` (the oldest kept if `t` is older), or -1 if none. */
+  private historySlot(t: number): number {
+    if (this.historyLen === 0) return -1;
+    let slot = this.historyNext;
+    for (let k = 0; k < this.historyLen; k++) {
+      slot = slot === 0 ? HISTORY - 1 : slot - 1;
+      if (this.historyAt[slot]! <= t) return slot;
+    }
+    return slot;
   }
 
   private refreshWeight(s: ServerState, now: number): void {
@@ -387,6 +428,7 @@ export class Balancer extends EventEmitter<BalancerEvents> implements DiscoveryS
         ejected: s.ejected,
         rttMs: s.rtt,
         estimate: s.estimate,
+        expected: s.expected,
         effectiveWeight: s.effWeight,
       },
     };

@@ -1,6 +1,9 @@
 import type { Health, LoadReport, ServerRecord } from './protocol.js';
 import { estimateLoad } from './timing.js';
 
+/** Ticks of own-count history kept per server: 32 × 100 ms covers reports up to 3.2 s old. */
+export const HISTORY = 32;
+
 /** What `cluster.pick()` returns and events carry: one server, read-only to users. */
 export interface Server {
   readonly id: string;
@@ -29,8 +32,18 @@ export interface ServerView extends Server {
     ejected: boolean;
     /** Peak-EWMA round-trip time of connects and reported outcomes, ms (0 = unknown). */
     rttMs: number;
-    /** The load figure pickers use: report blended with local counts, per unit of weight. */
+    /**
+     * The report plus this client's own changes since it (connections opened and closed, picks),
+     * fading to this client's own connections as the report ages. Not per unit of weight. Zone
+     * spill-over and bounded-load hashing use it.
+     */
     estimate: number;
+    /**
+     * What p2c and least-load compare: like `estimate`, but this client's changes since the report
+     * count for the whole cluster (× the client's inverse share of the load), because the other
+     * clients acted on the same report too (see `shareScale` in timing.ts).
+     */
+    expected: number;
     /** Weight after slow start (equals weight when not ramping). */
     effectiveWeight: number;
   };
@@ -61,8 +74,21 @@ export class ServerState implements Server {
 
   // --- local counts
   active = 0;
+  /** Picks counted as load (`countPick`), since the start. */
+  counted = 0;
+  /** This client's open connections when the report was taken (at `reportAt`). */
   activeAtReport = 0;
-  picksSinceReport = 0;
+  /** `active + counted` when the report was taken: what this client changed since is the difference. */
+  unitsAtReport = 0;
+  /**
+   * `active` and `active + counted` at each of the balancer's last ticks (a ring the balancer
+   * writes), so a report that arrives late is compared with what this client held when it was
+   * taken, not when it arrived.
+   */
+  readonly activeHistory = new Int32Array(HISTORY);
+  readonly unitsHistory = new Float64Array(HISTORY);
+  /** This client's inverse share of the cluster's load (see `shareScale`); set by the balancer. */
+  scale = 1;
   picks = 0;
   failures = 0;
   consecutiveFailures = 0;
@@ -95,16 +121,19 @@ export class ServerState implements Server {
     this.effWeight = rec.weight;
   }
 
-  /** Estimated load (active units) — kept in sync by the balancer, read by pickers. */
+  /** Estimated load (active units) from this client's own view — kept in sync by the balancer. */
   estimate = 0;
+  /** Estimated load with this client's changes scaled to the cluster — what p2c and least-load compare. */
+  expected = 0;
 
   /**
-   * Recompute `estimate` after any change of report, weight or local counts: the report, plus this
-   * client's connections and picks since it, fading to this client's own open connections as the
-   * report ages (see `estimateLoad`).
+   * Recompute `estimate` and `expected` after any change of report, weight or local counts: the
+   * report, plus this client's connections and picks since it (× `scale` for `expected`), fading
+   * to this client's own open connections as the report ages (see `estimateLoad`).
    */
   refreshEstimate(): void {
-    const since = this.active - this.activeAtReport + this.picksSinceReport;
+    const since = this.active + this.counted - this.unitsAtReport;
     this.estimate = estimateLoad(this.reportedActive, since, this.active, this.reportW);
+    this.expected = estimateLoad(this.reportedActive, since, this.active, this.reportW, this.scale);
   }
 }

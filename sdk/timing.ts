@@ -22,12 +22,33 @@ export function reportWeight(ageMs: number, intervalMs: number, expireAfter: num
  * the reported figure plus what this client added since that report, blended by the report's
  * weight with this client's own count when the report goes stale.
  *
- *   est = w · max(0, reported + localSinceReport) + (1 − w) · localActive
+ *   est = w · max(0, reported + scale · localSinceReport) + (1 − w) · scale · localActive
+ *
+ * `scale` converts this client's counts into cluster load (see `shareScale`): 1 gives the client's
+ * own view (only its own changes since the report); the pickers use the client's inverse share.
  */
-export function estimateLoad(reported: number, localSinceReport: number, localActive: number, w: number): number {
-  if (w <= 0) return localActive;
-  const fromReport = reported + localSinceReport;
-  return w * (fromReport > 0 ? fromReport : 0) + (1 - w) * localActive;
+export function estimateLoad(reported: number, localSinceReport: number, localActive: number, w: number, scale = 1): number {
+  if (w <= 0) return scale * localActive;
+  const fromReport = reported + scale * localSinceReport;
+  return w * (fromReport > 0 ? fromReport : 0) + (1 - w) * scale * localActive;
+}
+
+/**
+ * How much cluster load one unit of this client's load stands for: the load the reports show over
+ * the load this client held when they were taken (its inverse share), at least 1; 1 when this
+ * client held nothing (nothing to scale by).
+ *
+ * Why: every client acts on the same stale report with the same strategy, so what this client did
+ * since the report (picked the servers the report shows as light, saw its connections close) the
+ * other clients did too, in proportion to their load. Counting only its own changes, as if it were
+ * the only client, under-counts the change since the report by about the number of clients: all
+ * clients then keep piling onto the servers the report shows as light until the next report
+ * (herding; test/sdk/herding.test.ts measures it). An unbiased extrapolation when clients behave
+ * alike, in the spirit of Dahlin's interpretation of stale load information (IEEE TPDS 2000).
+ */
+export function shareScale(reportedTotal: number, ownTotal: number): number {
+  if (!(ownTotal > 0) || !(reportedTotal > ownTotal)) return 1;
+  return reportedTotal / ownTotal;
 }
 
 /**

@@ -1,10 +1,11 @@
 import { EMPTY_PICKER, type PickerFactory } from './picker.js';
 
 /**
- * The server with the lowest estimated load per unit of weight (reported load plus this client's
- * picks since the report). Deterministic: every client acting on the same stale report picks the
- * same server, which is why `p2c` is the default (see test/sdk/herding.test.ts). Ties rotate.
- * O(n) per pick.
+ * The server with the lowest expected load per unit of weight (`ServerState.expected`: the
+ * reported load plus this client's changes since the report, scaled to the cluster).
+ * Deterministic: clients acting on the same stale report start from the same ranking; only the
+ * scaled count of their own picks spreads them, which is why the randomized `p2c` is the default
+ * (see test/sdk/herding.test.ts). Ties rotate. O(n) per pick.
  */
 export const leastLoad: PickerFactory = (servers, { random }) => {
   if (servers.length === 0) return EMPTY_PICKER;
@@ -16,7 +17,7 @@ export const leastLoad: PickerFactory = (servers, { random }) => {
       let best = list[start]!;
       for (let k = 1; k < n; k++) {
         const s = list[(start + k) % n]!;
-        if (s.estimate * best.effWeight < best.estimate * s.effWeight) best = s;
+        if (s.expected * best.effWeight < best.expected * s.effWeight) best = s;
       }
       start = start + 1 === n ? 0 : start + 1;
       return best;

@@ -2,9 +2,11 @@ import { EMPTY_PICKER, type PickerFactory } from './picker.js';
 
 /**
  * Power of two choices (Mitzenmacher 2001; Envoy's LEAST_REQUEST with choice_count 2): take two
- * distinct servers at random and keep the one with the lower estimated load per unit of weight.
- * The randomness is what stops many clients holding the same stale report from herding onto the
- * same "least loaded" server, while still steering away from the busy ones. O(1) per pick.
+ * distinct servers at random and keep the one with the lower expected load per unit of weight
+ * (`ServerState.expected`: the last report plus this client's changes since, scaled to the cluster).
+ * The randomness, and counting what this client did since the report as what every client did,
+ * are what stop many clients holding the same stale report from herding onto the same "least
+ * loaded" servers, while still steering away from the busy ones. O(1) per pick.
  */
 export const p2c: PickerFactory = (servers, { random }) => {
   const n = servers.length;
@@ -21,7 +23,7 @@ export const p2c: PickerFactory = (servers, { random }) => {
       if (j >= i) j++;
       const a = list[i]!;
       const b = list[j]!;
-      return b.estimate * a.effWeight < a.estimate * b.effWeight ? b : a;
+      return b.expected * a.effWeight < a.expected * b.effWeight ? b : a;
     },
   };
 };

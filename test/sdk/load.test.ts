@@ -252,6 +252,51 @@ describe('stale-load estimate', () => {
     expect(c.b.view(a).local.estimate).toBe(7);
   });
 
+  it('a report that arrives late is compared with what this client held when it was taken', async () => {
+    servers = await startServers(1);
+    const c = testCluster([servers[0]!.record()]);
+    clusters.push(c);
+    const a = c.b.get('a')!;
+    c.clock.advance(500);
+    held.push(await c.connect(), await c.connect(), await c.connect()); // at t = 500
+    c.pick();
+    c.clock.advance(500);
+    // taken at t = 200, before this client's 3 connections and 1 pick: they count on top of it
+    c.feed.upsert(servers[0]!.record({ load: load(10, 1, { ageMs: 800 }) }));
+    expect(c.b.view(a).local.estimate).toBe(14);
+    // taken at t = 800: it already counts them
+    c.feed.upsert(servers[0]!.record({ load: load(14, 2, { ageMs: 200 }) }));
+    expect(c.b.view(a).local.estimate).toBe(14);
+    // a report older than the history kept (3.2 s) counts from the oldest tick kept
+    c.clock.advance(5000);
+    held.pop()!.destroy();
+    await waitUntil(() => a.active === 2, 'closed');
+    c.feed.upsert(servers[0]!.record({ load: load(14, 3, { ageMs: 4000 }) }));
+    expect(a.activeAtReport).toBe(3);
+  });
+
+  it('expected load scales this client’s changes since the report by its inverse share', async () => {
+    servers = await startServers(2);
+    const c = testCluster(servers.map((s) => s.record()), { strategy: 'round-robin' });
+    clusters.push(c);
+    for (let i = 0; i < 10; i++) held.push(await c.connect()); // 5 on each
+    // the reports: 50 on each, of which this client holds 5: it is a tenth of the load
+    c.feed.upsert(servers[0]!.record({ load: load(50, 1) }));
+    c.feed.upsert(servers[1]!.record({ load: load(50, 1) }));
+    c.clock.advance(100);
+    const a = c.b.get('a')!;
+    expect(a.scale).toBe(10);
+    const v = () => c.b.view(a).local;
+    expect(v()).toMatchObject({ estimate: 50, expected: 50 });
+    // one more connection here means about ten more in the cluster (the others acted alike)
+    const key = Array.from({ length: 100 }, (_, i) => `k${i}`).find((k) => c.b.pick(hashKey(k))?.id === 'a')!;
+    held.push(await c.connect({ key }));
+    expect(v()).toMatchObject({ estimate: 51, expected: 60 });
+    // as the report expires, both fall back to this client's own connections (× the scale)
+    c.clock.advance(3000);
+    expect(v()).toMatchObject({ estimate: 6, expected: 60 });
+  });
+
   it('p2c steers by the estimate: a server whose report rose is avoided before the next report', async () => {
     servers = await startServers(2);
     const c = testCluster(servers.map((s) => s.record({ load: load(0, 1) })), { strategy: 'p2c' });
@@ -259,8 +304,12 @@ describe('stale-load estimate', () => {
     // 40 connections from this client: p2c alternates to keep a and b level from its own counts
     for (let i = 0; i < 40; i++) held.push(await c.connect());
     expect(Math.abs(c.b.get('a')!.active - c.b.get('b')!.active)).toBeLessThanOrEqual(1);
-    // a report says a is now far busier (other clients): the next connects all go to b
+    // reports say a is now far busier (other clients), b holds only this client's 20: the next
+    // connects all go to b
     c.feed.upsert(servers[0]!.record({ load: load(200, 2) }));
+    c.feed.upsert(servers[1]!.record({ load: load(20, 2) }));
+    c.clock.advance(100); // a tick: the share scale (220 reported / 40 own = 5.5) is in use
+    expect(c.b.get('a')!.scale).toBe(5.5);
     const before = servers[1]!.tcp.accepted;
     for (let i = 0; i < 20; i++) held.push(await c.connect());
     await waitUntil(() => servers[1]!.tcp.accepted === before + 20, 'b took all 20');

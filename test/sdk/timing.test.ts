@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ejectionDuration, estimateLoad, peakEwma, reportWeight, slowStartFactor } from '../../sdk/timing.js';
+import { ejectionDuration, estimateLoad, peakEwma, reportWeight, shareScale, slowStartFactor } from '../../sdk/timing.js';
 
 describe('reportWeight(ageMs, intervalMs, expireAfter)', () => {
   it.each([
@@ -43,6 +43,35 @@ describe('estimateLoad(reported, localSinceReport, localActive, w)', () => {
     [100, 0, 7, 0.25, 0.25 * 100 + 0.75 * 7],
   ])('reported %s, since %s, active %s, w %s → %s', (reported, since, active, w, est) => {
     expect(estimateLoad(reported, since, active, w)).toBeCloseTo(est, 12);
+  });
+});
+
+describe('estimateLoad with a scale (this client’s inverse share)', () => {
+  it.each([
+    // reported, since, active, w, scale, estimate
+    [100, 2, 10, 1, 1, 102],
+    [100, 2, 10, 1, 10, 120], // two more here stand for twenty in the cluster
+    [100, -3, 10, 1, 10, 70], // and three closed for thirty
+    [100, -30, 10, 1, 10, 0],
+    [100, 2, 10, 0.5, 10, 0.5 * 120 + 0.5 * 100],
+    [100, 2, 10, 0, 10, 100], // expired: own connections, scaled
+  ])('reported %s, since %s, active %s, w %s, scale %s → %s', (reported, since, active, w, scale, est) => {
+    expect(estimateLoad(reported, since, active, w, scale)).toBeCloseTo(est, 12);
+  });
+});
+
+describe('shareScale(reportedTotal, ownTotal)', () => {
+  it.each([
+    [5000, 100, 50], // one client of fifty
+    [100, 100, 1], // the only client
+    [100, 150, 1], // holds more than reported (report older than its connections): never below 1
+    [5000, 0, 1], // holds nothing: nothing to scale by
+    [0, 0, 1],
+    [0, 10, 1],
+    [Number.NaN, 10, 1],
+    [7, 2, 3.5],
+  ])('reported %s, own %s → %s', (reported, own, scale) => {
+    expect(shareScale(reported, own)).toBe(scale);
   });
 });
 
