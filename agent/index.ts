@@ -210,6 +210,28 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
   }
 
+  /** Gossip traffic for /metrics: the transport's frame and byte counts, drops by reason. */
+  private gossipCounters(): { framesIn: number; framesOut: number; bytesIn: number; bytesOut: number; dropped: Record<string, number> } {
+    if (!this.transport) return { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, dropped: {} };
+    const c = this.transport.counters();
+    const m = this.membership?.stats();
+    return {
+      framesIn: c.framesIn,
+      framesOut: c.framesOut,
+      bytesIn: c.bytesIn,
+      bytesOut: c.bytesOut,
+      dropped: {
+        too_large: c.dropped.tooLarge,
+        slow_peer: c.dropped.slow,
+        auth: c.dropped.unsealed,
+        closed: c.dropped.closed,
+        bad_address: c.dropped.badAddr,
+        not_binary: c.dropped.notBinary,
+        decode: m?.decodeErrors ?? 0,
+      },
+    };
+  }
+
   currentHealth(): Health {
     return this.draining ? 'draining' : this.serverHealth;
   }
