@@ -1,0 +1,663 @@
+/**
+ * MdnsAnnouncer: the agent's mDNS/DNS-SD responder (RFC 6762, RFC 6763), in pure JavaScript over
+ * `multicast-dns`. The RFC phases are an explicit state:
+ *
+ *   idle ─start()→ probing ─claimed→ announcing ─2nd announcement→ announced ─stop()→ stopped
+ *                    ↑  └─conflict: rename `node (2)`, probe again        │
+ *                    └──────────── conflict seen while announced (§9) ───┘
+ *
+ * - probing (§8.1): see prober.ts.
+ * - announcing (§8.3): every record, twice, one second apart; queries are answered already.
+ * - announced: answers queries for every name it owns (ANY included, and the §9 enumeration),
+ *   with known-answer suppression (§7.1), RFC 6763 §12 additionals, a 20–120 ms delay when the
+ *   answer holds shared records (§6), unicast for legacy queriers (§6.7) and for the QU bit when
+ *   the record went out by multicast recently (§5.4), and never the same record by multicast
+ *   twice within a second (§6).
+ * - update(): changed records are re-announced twice (§8.4), each at most once a second (§6);
+ *   new names (another node, service, host name or port kind) are goodbye'd and probed again.
+ * - stop(): one goodbye packet, every record with TTL 0 (§10.1).
+ *
+ * Nothing received can crash it: undecodable packets ('warning'), socket errors ('error') and
+ * packets that throw in a handler are counted in stats().
+ */
+import { EventEmitter } from 'node:events';
+import dnsPacket from 'dns-packet';
+import type { Answer, DecodedPacket, Packet, Question } from 'dns-packet';
+import { systemClock, type Clock, type TimerHandle } from '../../sdk/clock.js';
+import { defaultRandom, type Random } from '../../sdk/random.js';
+import { ConfigError } from '../../sdk/errors.js';
+import { buildRecords, checkAnnounceInfo, goodbyes, DEFAULT_TTLS, type AnnounceInfo, type OwnedRecord, type RecordNames, type RecordSet, type Ttls } from './records.js';
+import { answerQuestions, findConflicts, recordKey, rrsetKey, splitPacket, ttlOf, LEGACY_UNICAST_MAX_TTL, MDNS_PORT } from './responder.js';
+import { Prober, type ProbeOutcome } from './prober.js';
+import { createMdnsSocket, waitReady, type MdnsRinfo, type MdnsSocket } from './socket.js';
+
+export type { AnnounceInfo, Ttls } from './records.js';
+
+export enum AnnouncerState {
+  Idle = 'idle',
+  Probing = 'probing',
+  Announcing = 'announcing',
+  Announced = 'announced',
+  Stopped = 'stopped',
+}
+
+/** §8.3: "at least two unsolicited responses". */
+export const ANNOUNCE_COUNT = 2;
+/** §8.3: "one second apart". */
+export const ANNOUNCE_INTERVAL_MS = 1000;
+/** §6: a record is not multicast again "until at least one second has elapsed". Also the update rate limit. */
+export const MIN_MULTICAST_INTERVAL_MS = 1000;
+/** §6 exempts answers to probes from the one-second rule; we still keep them 250 ms apart (a probe storm must not become a packet storm). */
+export const PROBE_DEFENSE_INTERVAL_MS = 250;
+/** §6: answers that may collide with other responders' (shared records) wait 20–120 ms. */
+export const SHARED_ANSWER_DELAY_MS: readonly [number, number] = [20, 120];
+/** §7.2: a query with the TC bit is answered after 400–500 ms, once its known answers have all arrived. */
+export const TRUNCATED_QUERY_DELAY_MS: readonly [number, number] = [400, 500];
+/** §8.1: after 15 conflicts within 10 s, wait at least 5 s before each further probe. */
+export const CONFLICT_RATE = { count: 15, windowMs: 10_000, backoffMs: 5000 } as const;
+/** Give up claiming a name after this many renames (`node (2)` … `node (100)`). */
+export const MAX_RENAMES = 100;
+/** How long a record we sent counts as ours when it comes back by multicast loopback. */
+export const OWN_ECHO_MS = 10_000;
+/** Unicast answers (legacy and QU) at most this many per second: a spoofed query must not make us a reflector. */
+export const MAX_UNICAST_PER_SECOND = 20;
+/** Questions looked at per query; the rest is ignored. */
+export const MAX_QUESTIONS = 256;
+/** Sources with a pending truncated query (§7.2), and known answers kept per source. */
+export const MAX_TC_SOURCES = 64;
+export const MAX_TC_KNOWN_ANSWERS = 2048;
+/** How long stop() waits for the goodbye to leave the socket. */
+export const GOODBYE_SEND_TIMEOUT_MS = 1000;
+
+export interface MdnsAnnouncerOptions {
+  info: AnnounceInfo;
+  /** IPv4 address of the one interface to announce on (e.g. '127.0.0.1'); required, never "all". */
+  interface: string;
+  /** An existing multicast-dns instance (tests); the announcer then neither waits for it nor destroys it. */
+  mdns?: MdnsSocket;
+  /** Default: the system clock. */
+  clock?: Clock;
+  /** Default: a fresh xorshift source. */
+  random?: Random;
+  /** Default: DEFAULT_TTLS (records.ts: 20 s for SRV/TXT/A/AAAA, 4500 s for PTR). */
+  ttls?: Ttls;
+}
+
+export interface AnnouncerStats {
+  packetsIn: number;
+  queriesIn: number;
+  responsesIn: number;
+  packetsOut: number;
+  /** Queries this announcer answered (at least one record sent). */
+  answered: number;
+  /** Answers left out because the querier listed them as known (§7.1). */
+  suppressed: number;
+  /** Records not multicast because they went out less than a second before (§6). */
+  rateLimited: number;
+  unicastAnswers: number;
+  /** Packets multicast-dns could not decode ('warning' events). */
+  malformed: number;
+  /** Decoded packets that made a handler throw (caught). */
+  invalid: number;
+  /** Socket errors and failed sends. */
+  errors: number;
+  conflicts: number;
+  renames: number;
+  tiebreaksLost: number;
+}
+
+interface Pending {
+  answers: Map<OwnedRecord, true>;
+  additionals: Map<OwnedRecord, true>;
+  dueAt: number;
+  probe: boolean;
+  timer: TimerHandle | undefined;
+}
+
+export interface MdnsAnnouncerEvents {
+  state: [state: AnnouncerState];
+  rename: [names: RecordNames, previous: RecordNames];
+  conflict: [records: Answer[]];
+}
+
+export class MdnsAnnouncer extends EventEmitter<MdnsAnnouncerEvents> {
+  private info: AnnounceInfo;
+  private readonly clock: Clock;
+  private readonly random: Random;
+  private readonly ttls: Ttls;
+  private rename = 1;
+  private set: RecordSet;
+  private _state = AnnouncerState.Idle;
+  private sock: MdnsSocket | undefined;
+  private readonly ownSocket: boolean;
+  private prober: Prober | undefined;
+  private probeTimer: TimerHandle | undefined;
+  private announceTimer: TimerHandle | undefined;
+  private announcementsSent = 0;
+  private dirtyTimer: TimerHandle | undefined;
+  /** rate key → announcements still owed (§8.4: a change is announced twice). */
+  private readonly dirty = new Map<string, number>();
+  /** rate key → when it was last multicast. */
+  private readonly lastMulticast = new Map<string, number>();
+  /** record key → until when an echo of it is ours. */
+  private readonly ownSent = new Map<string, number>();
+  private pending: Pending | undefined;
+  private readonly tcPending = new Map<string, { rinfo: MdnsRinfo; questions: Question[]; known: Answer[]; timer: TimerHandle }>();
+  private conflictTimes: number[] = [];
+  private unicastWindow = { start: 0, count: 0 };
+  private startWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  private readonly sockListeners: [string, (...args: any[]) => void][] = [];
+  private readonly s: AnnouncerStats = {
+    packetsIn: 0,
+    queriesIn: 0,
+    responsesIn: 0,
+    packetsOut: 0,
+    answered: 0,
+    suppressed: 0,
+    rateLimited: 0,
+    unicastAnswers: 0,
+    malformed: 0,
+    invalid: 0,
+    errors: 0,
+    conflicts: 0,
+    renames: 0,
+    tiebreaksLost: 0,
+  };
+
+  constructor(private readonly opts: MdnsAnnouncerOptions) {
+    super();
+    if (typeof opts.interface !== 'string' || opts.interface.length === 0) throw new ConfigError('MdnsAnnouncer: interface (an IPv4 address) is required');
+    this.info = { ...opts.info };
+    this.clock = opts.clock ?? systemClock;
+    this.random = opts.random ?? defaultRandom();
+    this.ttls = opts.ttls ?? DEFAULT_TTLS;
+    this.ownSocket = opts.mdns === undefined;
+    // Validate now, so a wrong node, service or host fails at construction, not on the wire.
+    this.set = buildRecords(this.info, { rename: this.rename, ttls: this.ttls });
+  }
+
+  get state(): AnnouncerState {
+    return this._state;
+  }
+
+  /** The names in use (they change when a conflict forces a rename). */
+  names(): RecordNames {
+    return { ...this.set.names };
+  }
+
+  /** The records this announcer owns now, as they go on the wire (without cache-flush bits). */
+  records(): Answer[] {
+    return this.set.records.map((r) => ({ ...r.rr }) as Answer);
+  }
+
+  stats(): AnnouncerStats {
+    return { ...this.s, tiebreaksLost: this.s.tiebreaksLost + (this.prober?.tiebreaksLost ?? 0) };
+  }
+
+  /**
+   * Open the socket (unless one was injected), probe, and resolve once the first announcement
+   * has gone out: the names in names() are then ours. Resolves at once if stop() comes first.
+   */
+  async start(): Promise<void> {
+    if (this._state !== AnnouncerState.Idle) {
+      if (this._state === AnnouncerState.Probing) return new Promise((resolve, reject) => this.startWaiters.push({ resolve, reject }));
+      return;
+    }
+    const sock = this.opts.mdns ?? createMdnsSocket(this.opts.interface);
+    this.sock = sock;
+    this.listen(sock, 'packet', (p: DecodedPacket, rinfo: MdnsRinfo) => this.onPacket(p, rinfo));
+    this.listen(sock, 'warning', () => this.s.malformed++);
+    this.listen(sock, 'error', () => this.s.errors++);
+    this.setState(AnnouncerState.Probing);
+    const claimed = new Promise<void>((resolve, reject) => this.startWaiters.push({ resolve, reject }));
+    if (this.ownSocket) {
+      try {
+        await waitReady(sock);
+      } catch (err) {
+        await this.stop();
+        throw err;
+      }
+      if ((this._state as AnnouncerState) !== AnnouncerState.Probing) return;
+    }
+    this.beginProbe();
+    return claimed;
+  }
+
+  /** New data to announce. Throws (BadOptionError, PEERLB_ERR_LIMIT) before changing anything when info cannot be announced. */
+  update(info: AnnounceInfo): void {
+    checkAnnounceInfo(info);
+    if (this._state === AnnouncerState.Stopped) return;
+    const renameFrom = info.node !== this.info.node || info.hostname !== this.info.hostname ? 1 : this.rename;
+    const next = buildRecords(info, { rename: renameFrom, ttls: this.ttls });
+    const old = this.set;
+    this.info = { ...info };
+    this.rename = renameFrom;
+    if (this._state === AnnouncerState.Idle) {
+      this.set = next;
+      return;
+    }
+    const uniqueNames = (s: RecordSet) =>
+      [...new Set(s.records.filter((r) => r.unique).map((r) => `${r.rr.name.toLowerCase()}|${r.rr.type}`))].sort().join(',');
+    if (uniqueNames(old) !== uniqueNames(next)) {
+      // New names must be probed before use; the old ones are given up.
+      const announced = this._state === AnnouncerState.Announcing || this._state === AnnouncerState.Announced;
+      const keep = new Set(next.records.map((r) => recordKey(r.rr)));
+      const gone = old.records.filter((r) => !keep.has(recordKey(r.rr)));
+      this.set = next;
+      this.resetPhases();
+      if (announced && gone.length > 0) this.sendResponse(goodbyes(gone.map((r) => r.rr)), [], undefined);
+      this.setState(AnnouncerState.Probing);
+      this.beginProbe();
+      return;
+    }
+    // Same names: re-announce what changed.
+    const oldKeys = new Set(old.records.map((r) => recordKey(r.rr)));
+    const newKeys = new Set(next.records.map((r) => recordKey(r.rr)));
+    const goneShared = old.records.filter((r) => !r.unique && !newKeys.has(recordKey(r.rr)));
+    this.set = next;
+    if (this._state === AnnouncerState.Probing) {
+      this.prober?.setRecords(next.records.filter((r) => r.unique));
+      return;
+    }
+    if (goneShared.length > 0) this.sendResponse(goodbyes(goneShared.map((r) => r.rr)), [], undefined);
+    for (const r of next.records) if (!oldKeys.has(recordKey(r.rr))) this.dirty.set(rateKey(r), ANNOUNCE_COUNT);
+    if (this._state === AnnouncerState.Announced) this.flushDirty();
+  }
+
+  /** Send goodbyes (if anything was announced), cancel every timer, close the socket if it is ours. */
+  async stop(): Promise<void> {
+    if (this._state === AnnouncerState.Stopped) return;
+    const was = this._state;
+    this.resetPhases();
+    this.setState(AnnouncerState.Stopped);
+    const sock = this.sock;
+    if (sock && (was === AnnouncerState.Announcing || was === AnnouncerState.Announced)) {
+      // §10.1: every record with TTL 0. Not rate limited: a goodbye must go out.
+      await this.sendAndWait(sock, {
+        type: 'response',
+        id: 0,
+        flags: dnsPacket.AUTHORITATIVE_ANSWER,
+        answers: goodbyes(this.set.records.map((r) => r.rr)),
+      });
+    }
+    for (const [event, fn] of this.sockListeners) sock?.removeListener(event, fn);
+    this.sockListeners.length = 0;
+    // Keep counting late socket errors of an injected socket? No: it is the caller's again.
+    if (sock && this.ownSocket) {
+      sock.on('error', () => {}); // a late error after destroy must not become an uncaught 'error'
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, GOODBYE_SEND_TIMEOUT_MS);
+        t.unref?.();
+        sock.destroy(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    for (const w of this.startWaiters.splice(0)) w.resolve();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Phases
+
+  private setState(s: AnnouncerState): void {
+    if (this._state === s) return;
+    this._state = s;
+    this.emit('state', s);
+  }
+
+  private resetPhases(): void {
+    this.prober?.cancel();
+    if (this.prober) this.s.tiebreaksLost += this.prober.tiebreaksLost;
+    this.prober = undefined;
+    for (const t of [this.probeTimer, this.announceTimer, this.dirtyTimer, this.pending?.timer]) this.clock.clearTimeout(t);
+    for (const p of this.tcPending.values()) this.clock.clearTimeout(p.timer);
+    this.tcPending.clear();
+    this.probeTimer = this.announceTimer = this.dirtyTimer = undefined;
+    this.pending = undefined;
+    this.dirty.clear();
+    this.announcementsSent = 0;
+  }
+
+  private beginProbe(delayMs?: number): void {
+    this.prober?.cancel();
+    if (this.prober) this.s.tiebreaksLost += this.prober.tiebreaksLost;
+    const prober = new Prober({
+      clock: this.clock,
+      random: this.random,
+      records: this.set.records.filter((r) => r.unique),
+      send: (p) => this.sendPacket(p, undefined),
+      isOwn: (k) => this.isOwn(k),
+      done: (o) => this.onProbeDone(o),
+    });
+    this.prober = prober;
+    prober.start(delayMs);
+  }
+
+  private onProbeDone(o: ProbeOutcome): void {
+    if (this._state !== AnnouncerState.Probing) return;
+    if (this.prober) this.s.tiebreaksLost += this.prober.tiebreaksLost;
+    this.prober = undefined;
+    if (o.kind === 'conflict') {
+      this.s.conflicts++;
+      this.emit('conflict', o.records);
+      if (this.rename >= MAX_RENAMES) {
+        const err = new ConfigError(`mDNS: no free name for node "${this.info.node}" after ${MAX_RENAMES} tries`);
+        for (const w of this.startWaiters.splice(0)) w.reject(err);
+        void this.stop();
+        return;
+      }
+      const previous = this.set.names;
+      this.rename++;
+      this.s.renames++;
+      this.set = buildRecords(this.info, { rename: this.rename, ttls: this.ttls });
+      this.emit('rename', this.names(), previous);
+      this.beginProbe(this.conflictBackoff());
+      return;
+    }
+    this.setState(AnnouncerState.Announcing);
+    this.announcementsSent = 0;
+    this.announce();
+    for (const w of this.startWaiters.splice(0)) w.resolve();
+  }
+
+  /** §8.1 rate limit: after 15 conflicts within 10 s, 5 s between probe attempts. */
+  private conflictBackoff(): number | undefined {
+    const now = this.clock.now();
+    this.conflictTimes = this.conflictTimes.filter((t) => now - t < CONFLICT_RATE.windowMs);
+    this.conflictTimes.push(now);
+    return this.conflictTimes.length >= CONFLICT_RATE.count ? CONFLICT_RATE.backoffMs : undefined;
+  }
+
+  private announce(): void {
+    if (this._state !== AnnouncerState.Announcing) return;
+    this.sendResponse(this.set.records, [], undefined);
+    for (const r of this.set.records) {
+      const k = rateKey(r);
+      const left = this.dirty.get(k);
+      if (left !== undefined) left <= 1 ? this.dirty.delete(k) : this.dirty.set(k, left - 1);
+    }
+    this.announcementsSent++;
+    if (this.announcementsSent < ANNOUNCE_COUNT) {
+      this.announceTimer = this.clock.setTimeout(() => this.announce(), ANNOUNCE_INTERVAL_MS);
+      this.announceTimer.unref?.();
+    } else {
+      this.setState(AnnouncerState.Announced);
+      this.flushDirty();
+    }
+  }
+
+  /** §8.4 with §6's rate limit: send each changed record once it has been quiet for a second. */
+  private flushDirty(): void {
+    this.clock.clearTimeout(this.dirtyTimer);
+    this.dirtyTimer = undefined;
+    if (this._state !== AnnouncerState.Announced || this.dirty.size === 0) return;
+    const now = this.clock.now();
+    const due: OwnedRecord[] = [];
+    let nextAt = Infinity;
+    for (const [key, left] of [...this.dirty]) {
+      const recs = this.set.records.filter((r) => rateKey(r) === key);
+      if (recs.length === 0) {
+        this.dirty.delete(key);
+        continue;
+      }
+      const last = this.lastMulticast.get(key);
+      if (last !== undefined && now - last < MIN_MULTICAST_INTERVAL_MS) {
+        nextAt = Math.min(nextAt, last + MIN_MULTICAST_INTERVAL_MS);
+        continue;
+      }
+      due.push(...recs);
+      if (left <= 1) this.dirty.delete(key);
+      else {
+        this.dirty.set(key, left - 1);
+        nextAt = Math.min(nextAt, now + MIN_MULTICAST_INTERVAL_MS);
+      }
+    }
+    if (due.length > 0) this.sendResponse(due, [], undefined);
+    if (nextAt < Infinity) {
+      this.dirtyTimer = this.clock.setTimeout(() => this.flushDirty(), Math.max(0, nextAt - now));
+      this.dirtyTimer.unref?.();
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Receiving
+
+  private listen(sock: MdnsSocket, event: string, fn: (...args: any[]) => void): void {
+    sock.on(event, fn);
+    this.sockListeners.push([event, fn]);
+  }
+
+  private onPacket(packet: DecodedPacket, rinfo: MdnsRinfo): void {
+    this.s.packetsIn++;
+    try {
+      if (!packet || typeof packet !== 'object') throw new Error('not a packet');
+      const st = this._state;
+      if (st === AnnouncerState.Idle || st === AnnouncerState.Stopped) return;
+      if (packet.type === 'response') {
+        this.s.responsesIn++;
+        if (st === AnnouncerState.Probing) this.prober?.handle(packet);
+        else this.checkConflicts(packet);
+      } else {
+        this.s.queriesIn++;
+        if (st === AnnouncerState.Probing) this.prober?.handle(packet);
+        else this.onQuery(packet, rinfo);
+      }
+    } catch {
+      this.s.invalid++;
+    }
+  }
+
+  /** §9: another host's response holding a different record under one of our unique names. */
+  private checkConflicts(packet: DecodedPacket): void {
+    const received = [...(Array.isArray(packet.answers) ? packet.answers : []), ...(Array.isArray(packet.additionals) ? packet.additionals : [])];
+    const conflicts = findConflicts(this.set.records, received, (k) => this.isOwn(k));
+    if (conflicts.length === 0) return;
+    this.s.conflicts++;
+    this.emit('conflict', conflicts);
+    // "The host MUST immediately reset its conflicted records to probing state": a host that
+    // still holds the name will defend it against our probes, and we rename then.
+    this.resetPhases();
+    this.setState(AnnouncerState.Probing);
+    this.beginProbe(this.conflictBackoff());
+  }
+
+  private onQuery(packet: DecodedPacket, rinfo: MdnsRinfo): void {
+    const questions = (Array.isArray(packet.questions) ? packet.questions : []).slice(0, MAX_QUESTIONS);
+    const known = Array.isArray(packet.answers) ? packet.answers : [];
+    const src = `${rinfo?.address}|${rinfo?.port}`;
+    const legacy = rinfo?.port !== MDNS_PORT;
+
+    // §7.2: a TC query is followed by more known answers from the same host; wait for them.
+    const waiting = this.tcPending.get(src);
+    if (waiting && !legacy) {
+      waiting.questions.push(...questions.slice(0, MAX_QUESTIONS - waiting.questions.length));
+      waiting.known.push(...known.slice(0, MAX_TC_KNOWN_ANSWERS - waiting.known.length));
+      return;
+    }
+    if (questions.length === 0) return;
+    const truncated = ((packet.flags ?? 0) & dnsPacket.TRUNCATED_RESPONSE) !== 0;
+    if (truncated && !legacy) {
+      if (this.tcPending.size >= MAX_TC_SOURCES) return;
+      const [lo, hi] = TRUNCATED_QUERY_DELAY_MS;
+      const entry = {
+        rinfo: { address: rinfo.address, port: rinfo.port },
+        questions: [...questions],
+        known: known.slice(0, MAX_TC_KNOWN_ANSWERS),
+        timer: this.clock.setTimeout(() => {
+          this.tcPending.delete(src);
+          this.answer(entry.questions, entry.known, entry.rinfo, false, packet.id);
+        }, lo + this.random.next() * (hi - lo)),
+      };
+      entry.timer.unref?.();
+      this.tcPending.set(src, entry);
+      return;
+    }
+    const probe = Array.isArray(packet.authorities) && packet.authorities.length > 0;
+    this.answer(questions, known, rinfo, probe, packet.id, legacy ? questions : undefined);
+  }
+
+  private answer(questions: Question[], known: Answer[], rinfo: MdnsRinfo, probe: boolean, id: number | undefined, legacyQuestions?: Question[]): void {
+    if (this._state !== AnnouncerState.Announcing && this._state !== AnnouncerState.Announced) return;
+    const plan = answerQuestions(this.set.records, questions, known);
+    this.s.suppressed += plan.suppressed;
+    if (plan.answers.length === 0) return;
+    this.s.answered++;
+
+    if (legacyQuestions) {
+      // §6.7 legacy unicast: to the source port, same id, questions repeated, TTL ≤ 10 s, no cache-flush bit.
+      if (!this.unicastAllowed()) return;
+      const cap = (r: OwnedRecord) => ({ ...r.rr, ttl: Math.min(ttlOf(r.rr), LEGACY_UNICAST_MAX_TTL), flush: false }) as Answer;
+      this.sendPacket(
+        { type: 'response', id: id ?? 0, flags: dnsPacket.AUTHORITATIVE_ANSWER, questions: legacyQuestions, answers: plan.answers.map(cap), additionals: plan.additionals.map(cap) },
+        { address: rinfo.address, port: rinfo.port },
+      );
+      this.s.unicastAnswers++;
+      return;
+    }
+
+    let multicast = plan.answers;
+    if (plan.unicastRequested) {
+      // §5.4: answer by unicast unless the record has not been multicast within a quarter of its TTL.
+      const now = this.clock.now();
+      const recent = (r: OwnedRecord) => {
+        const last = this.lastMulticast.get(rateKey(r));
+        return last !== undefined && now - last < (ttlOf(r.rr) * 1000) / 4;
+      };
+      const unicast = plan.answers.filter(recent);
+      multicast = plan.answers.filter((r) => !recent(r));
+      if (unicast.length > 0 && this.unicastAllowed()) {
+        this.sendResponse(unicast, multicast.length === 0 ? plan.additionals : [], { address: rinfo.address, port: rinfo.port });
+        this.s.unicastAnswers++;
+      }
+      if (multicast.length === 0) return;
+    }
+    // §6: unique records we alone own go at once; an answer with shared records waits 20–120 ms.
+    const allUnique = multicast.every((r) => r.unique);
+    const [lo, hi] = SHARED_ANSWER_DELAY_MS;
+    const delay = probe || allUnique ? 0 : lo + this.random.next() * (hi - lo);
+    this.queueMulticast(multicast, plan.additionals, delay, probe);
+  }
+
+  private unicastAllowed(): boolean {
+    const now = this.clock.now();
+    if (now - this.unicastWindow.start >= 1000) this.unicastWindow = { start: now, count: 0 };
+    return this.unicastWindow.count++ < MAX_UNICAST_PER_SECOND;
+  }
+
+  /** Aggregate answers due within the same window into one packet. */
+  private queueMulticast(answers: OwnedRecord[], additionals: OwnedRecord[], delayMs: number, probe: boolean): void {
+    const now = this.clock.now();
+    const dueAt = now + delayMs;
+    if (!this.pending) this.pending = { answers: new Map(), additionals: new Map(), dueAt, probe, timer: undefined };
+    const p = this.pending;
+    for (const r of answers) p.answers.set(r, true);
+    for (const r of additionals) p.additionals.set(r, true);
+    p.probe ||= probe;
+    if (p.timer === undefined || dueAt < p.dueAt) {
+      this.clock.clearTimeout(p.timer);
+      p.dueAt = Math.min(p.dueAt, dueAt);
+      p.timer = this.clock.setTimeout(() => this.flushMulticast(), Math.max(0, p.dueAt - now));
+      p.timer.unref?.();
+    }
+  }
+
+  private flushMulticast(): void {
+    const p = this.pending;
+    this.pending = undefined;
+    if (!p || (this._state !== AnnouncerState.Announcing && this._state !== AnnouncerState.Announced)) return;
+    const now = this.clock.now();
+    const minGap = p.probe ? PROBE_DEFENSE_INTERVAL_MS : MIN_MULTICAST_INTERVAL_MS;
+    const current = new Set(this.set.records);
+    const allowed = (r: OwnedRecord) => {
+      const last = this.lastMulticast.get(rateKey(r));
+      return current.has(r) && (last === undefined || now - last >= minGap);
+    };
+    const answers = [...p.answers.keys()].filter((r) => {
+      const ok = allowed(r);
+      if (!ok) this.s.rateLimited++;
+      return ok;
+    });
+    if (answers.length === 0) return;
+    const additionals = [...p.additionals.keys()].filter((r) => !p.answers.has(r) && allowed(r));
+    this.sendResponse(answers, additionals, undefined);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Sending
+
+  /** A response with our records: cache-flush bit on unique ones when multicast (§10.2). */
+  private sendResponse(answers: readonly (OwnedRecord | Answer)[], additionals: readonly OwnedRecord[], to: MdnsRinfo | undefined): void {
+    const now = this.clock.now();
+    const wire = (x: OwnedRecord | Answer): Answer => {
+      if ('rr' in x) {
+        if (to === undefined) this.lastMulticast.set(rateKey(x), now);
+        return { ...x.rr, flush: x.unique && to === undefined } as Answer;
+      }
+      return x;
+    };
+    this.sendPacket({ type: 'response', id: 0, flags: dnsPacket.AUTHORITATIVE_ANSWER, answers: answers.map(wire), additionals: additionals.map(wire) }, to);
+  }
+
+  private sendPacket(packet: Packet, to: MdnsRinfo | undefined): void {
+    const sock = this.sock;
+    if (!sock) return;
+    this.noteOwn(packet);
+    for (const p of splitPacket(packet)) {
+      try {
+        sock.send(p, to ?? null, (err) => {
+          if (err) this.s.errors++;
+        });
+        this.s.packetsOut++;
+      } catch {
+        this.s.errors++;
+      }
+    }
+  }
+
+  private sendAndWait(sock: MdnsSocket, packet: Packet): Promise<void> {
+    this.noteOwn(packet);
+    const parts = splitPacket(packet);
+    return new Promise<void>((resolve) => {
+      let left = parts.length;
+      const t = setTimeout(resolve, GOODBYE_SEND_TIMEOUT_MS);
+      t.unref?.();
+      const one = (err?: Error | null) => {
+        if (err) this.s.errors++;
+        if (--left === 0) {
+          clearTimeout(t);
+          resolve();
+        }
+      };
+      for (const p of parts) {
+        try {
+          sock.send(p, null, one);
+          this.s.packetsOut++;
+        } catch {
+          this.s.errors++;
+          one();
+        }
+      }
+    });
+  }
+
+  private noteOwn(packet: Packet): void {
+    const until = this.clock.now() + OWN_ECHO_MS;
+    for (const list of [packet.answers, packet.authorities, packet.additionals])
+      for (const rr of list ?? []) if ((rr as { ttl?: number }).ttl !== 0) this.ownSent.set(recordKey(rr as Answer), until);
+    if (this.ownSent.size > 512) {
+      const now = this.clock.now();
+      for (const [k, t] of this.ownSent) if (t <= now) this.ownSent.delete(k);
+    }
+  }
+
+  private isOwn(key: string): boolean {
+    const t = this.ownSent.get(key);
+    return t !== undefined && t > this.clock.now();
+  }
+}
+
+/** Rate-limit key: the RRset for a unique record (a changing TXT is one record), the record itself for a shared one. */
+function rateKey(r: OwnedRecord): string {
+  return r.unique ? rrsetKey(r.rr) : recordKey(r.rr);
+}

@@ -1,0 +1,250 @@
+/**
+ * Pure responder logic (RFC 6762), used by the announcer and the browser and table-tested alone:
+ * which owned records answer a query (§6, RFC 6763 §12 additionals), known-answer suppression
+ * (§7.1), conflict detection (§9), the simultaneous-probe tiebreak (§8.2), and splitting large
+ * messages into packets (§7.2, §17). Nothing here touches a socket or a clock.
+ */
+import dnsPacket from 'dns-packet';
+import type { Answer, Packet, Question } from 'dns-packet';
+import type { OwnedRecord } from './records.js';
+
+/** RFC 6762 §5.4: the top bit of a question's class asks for a unicast response. */
+export const QU_BIT = 0x8000;
+/** RFC 6762 §10.2: the top bit of a record's class is the cache-flush bit. */
+export const CACHE_FLUSH_BIT = 0x8000;
+/** RFC 6762 §7.1: a known answer suppresses ours only if its TTL is at least half of ours. */
+export const KNOWN_ANSWER_TTL_FRACTION = 0.5;
+/**
+ * RFC 6762 §17: a packet, IP and UDP headers included, MUST NOT exceed 9000 bytes, and SHOULD fit
+ * the MTU. dns-packet never compresses names, so we stay under an Ethernet MTU (1500 − 40 IPv6 −
+ * 8 UDP, rounded down) and split larger messages.
+ */
+export const MAX_PACKET_BYTES = 1440;
+/** RFC 6762 §6.7: legacy unicast answers carry TTLs of at most 10 s. */
+export const LEGACY_UNICAST_MAX_TTL = 10;
+/** The well-known mDNS port (RFC 6762 §3); queries from any other port are "legacy unicast" (§6.7). */
+export const MDNS_PORT = 5353;
+
+type RecordEncoder = { encode(data: unknown): Buffer };
+const recordEncoder = (dnsPacket as unknown as { record(type: string): RecordEncoder }).record;
+
+/** The raw rdata of a record (without its length prefix), or undefined when it cannot be encoded. */
+export function rdataOf(rr: { type: string; data?: unknown }): Buffer | undefined {
+  try {
+    const b = recordEncoder(rr.type).encode(rr.data);
+    return b.subarray(2);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Case-insensitive name + type + rdata: identifies a record regardless of TTL. */
+export function recordKey(rr: { name: string; type: string; data?: unknown }): string {
+  const rd = rdataOf(rr);
+  return `${String(rr.name).toLowerCase()}|${rr.type}|${rd ? lowerNameRdata(rr.type, rd) : '?'}`;
+}
+
+/** Names in PTR/SRV rdata compare case-insensitively (RFC 6762 §16): lower-case them. */
+function lowerNameRdata(type: string, rd: Buffer): string {
+  // Only ASCII letters fold (RFC 6762 §16); SRV's first 6 bytes are priority, weight and port.
+  const from = type === 'PTR' ? 0 : type === 'SRV' ? 6 : rd.length;
+  if (from >= rd.length) return rd.toString('hex');
+  const b = Buffer.from(rd);
+  for (let i = from; i < b.length; i++) if (b[i]! >= 0x41 && b[i]! <= 0x5a) b[i] = b[i]! + 0x20;
+  return b.toString('hex');
+}
+
+/** A record's TTL in seconds (0 when absent, as for OPT). */
+export const ttlOf = (rr: unknown): number => {
+  const t = (rr as { ttl?: unknown } | null)?.ttl;
+  return typeof t === 'number' && Number.isFinite(t) ? t : 0;
+};
+
+/** Name + type: the RRset a unique record belongs to. */
+export const rrsetKey = (rr: { name: string; type: string }): string => `${String(rr.name).toLowerCase()}|${rr.type}`;
+
+/** Class number and unicast-response bit of a decoded question (dns-packet names QU classes `UNKNOWN_<n>`). */
+export function questionClass(q: { class?: unknown }): { klass: number; qu: boolean } {
+  const c = q.class;
+  let n = 1;
+  if (c === undefined || c === 'IN') n = 1;
+  else if (c === 'ANY') n = 255;
+  else if (typeof c === 'string' && /^UNKNOWN_\d+$/.test(c)) n = Number(c.slice(8));
+  else if (typeof c === 'number') n = c;
+  else n = 0;
+  return { klass: n & ~QU_BIT, qu: (n & QU_BIT) !== 0 };
+}
+
+export interface AnswerPlan {
+  answers: OwnedRecord[];
+  additionals: OwnedRecord[];
+  /** Answers left out because the querier already knew them (§7.1). */
+  suppressed: number;
+  /** Some question asked for a unicast response (§5.4). */
+  unicastRequested: boolean;
+}
+
+/** Does the querier's known-answer list hold this record with at least half our TTL (§7.1)? */
+export function isKnownAnswer(rr: Answer, known: readonly Answer[]): boolean {
+  const key = recordKey(rr);
+  const ttl = ttlOf(rr);
+  for (const k of known) {
+    if (!k || typeof k !== 'object' || typeof k.name !== 'string' || k.type !== rr.type) continue;
+    const kttl = (k as { ttl?: unknown }).ttl;
+    if (typeof kttl !== 'number' || kttl < ttl * KNOWN_ANSWER_TTL_FRACTION) continue;
+    if (recordKey(k) === key) return true;
+  }
+  return false;
+}
+
+/**
+ * Which of `owned` answer `questions`, minus those in `known` (§7.1), plus the additional records
+ * RFC 6763 §12 recommends: for a PTR to an instance, its SRV and TXT and the target's address;
+ * for an SRV, the target's address. Additionals the querier knows are left out too.
+ */
+export function answerQuestions(owned: readonly OwnedRecord[], questions: readonly Question[], known: readonly Answer[] = []): AnswerPlan {
+  const plan: AnswerPlan = { answers: [], additionals: [], suppressed: 0, unicastRequested: false };
+  const inAnswers = new Set<OwnedRecord>();
+  for (const q of questions) {
+    if (!q || typeof q.name !== 'string') continue;
+    const { klass, qu } = questionClass(q);
+    if (klass !== 1 && klass !== 255) continue; // IN or ANY
+    const name = q.name.toLowerCase();
+    for (const r of owned) {
+      if (inAnswers.has(r)) continue;
+      if (r.rr.name.toLowerCase() !== name) continue;
+      if ((q.type as string) !== 'ANY' && q.type !== r.rr.type) continue;
+      if (isKnownAnswer(r.rr, known)) {
+        plan.suppressed++;
+        continue;
+      }
+      inAnswers.add(r);
+      plan.answers.push(r);
+      if (qu) plan.unicastRequested = true;
+    }
+  }
+  const inAdditionals = new Set<OwnedRecord>();
+  const addFor = (name: string, types: readonly string[]) => {
+    const n = name.toLowerCase();
+    for (const r of owned) {
+      if (inAnswers.has(r) || inAdditionals.has(r)) continue;
+      if (r.rr.name.toLowerCase() !== n || !types.includes(r.rr.type)) continue;
+      if (isKnownAnswer(r.rr, known)) continue;
+      inAdditionals.add(r);
+      plan.additionals.push(r);
+    }
+  };
+  const targetsOf = (instance: string): string[] =>
+    owned.filter((r) => r.rr.type === 'SRV' && r.rr.name.toLowerCase() === instance.toLowerCase()).map((r) => ((r.rr as { data: { target: string } }).data).target);
+  for (const r of [...plan.answers]) {
+    if (r.rr.type === 'PTR') {
+      const instance = r.rr.data as string;
+      // An enumeration PTR points at a service type, which owns no SRV: nothing is added (§12.3).
+      addFor(instance, ['SRV', 'TXT']);
+      for (const t of targetsOf(instance)) addFor(t, ['A', 'AAAA']);
+    } else if (r.rr.type === 'SRV') {
+      addFor((r.rr.data as { target: string }).target, ['A', 'AAAA']);
+    }
+  }
+  return plan;
+}
+
+/**
+ * Records in a received message that conflict with ours (§9): same name, type and class as one
+ * of our unique records, non-zero TTL, different rdata, and not something we sent ourselves
+ * (`isOwn`, which on loopback is the only way to tell our own echo from another host's record).
+ */
+export function findConflicts(owned: readonly OwnedRecord[], received: readonly unknown[], isOwn: (key: string) => boolean = () => false): Answer[] {
+  const uniqueSets = new Map<string, Set<string>>();
+  for (const r of owned) {
+    if (!r.unique) continue;
+    const k = rrsetKey(r.rr);
+    let s = uniqueSets.get(k);
+    if (!s) uniqueSets.set(k, (s = new Set()));
+    s.add(recordKey(r.rr));
+  }
+  const out: Answer[] = [];
+  for (const x of received) {
+    if (!x || typeof x !== 'object') continue;
+    const rr = x as Answer;
+    if (typeof rr.name !== 'string' || typeof rr.type !== 'string') continue;
+    const ours = uniqueSets.get(rrsetKey(rr));
+    if (!ours) continue;
+    if ((rr as { class?: string }).class !== undefined && (rr as { class?: string }).class !== 'IN') continue;
+    const ttl = (rr as { ttl?: unknown }).ttl;
+    if (typeof ttl !== 'number' || ttl === 0) continue; // a goodbye claims nothing
+    const key = recordKey(rr);
+    if (ours.has(key) || isOwn(key)) continue;
+    out.push(rr);
+  }
+  return out;
+}
+
+/**
+ * RFC 6762 §8.2 simultaneous probe tiebreak for one name: sort each side's records by class,
+ * type, then rdata bytes, compare pairwise; the first difference decides, and a list that runs
+ * out first loses. Returns > 0 when ours wins, < 0 when theirs wins, 0 when identical.
+ */
+export function compareProbeRecords(ours: readonly Answer[], theirs: readonly Answer[]): number {
+  const norm = (rrs: readonly Answer[]) =>
+    rrs
+      .map((rr) => ({ klass: 1, type: typeNumber(rr.type), rdata: rdataOf(rr) ?? Buffer.alloc(0) }))
+      .sort((a, b) => a.klass - b.klass || a.type - b.type || Buffer.compare(a.rdata, b.rdata));
+  const a = norm(ours);
+  const b = norm(theirs);
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    const d = a[i]!.klass - b[i]!.klass || a[i]!.type - b[i]!.type || Buffer.compare(a[i]!.rdata, b[i]!.rdata);
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
+}
+
+const TYPE_NUMBERS: Record<string, number> = { A: 1, PTR: 12, TXT: 16, AAAA: 28, SRV: 33, NSEC: 47, ANY: 255 };
+function typeNumber(t: string): number {
+  return TYPE_NUMBERS[t] ?? (typeof t === 'string' && /^UNKNOWN_\d+$/.test(t) ? Number(t.slice(8)) : 0);
+}
+
+/** Encoded size of a message, or Infinity when it cannot be encoded. */
+export function packetSize(p: Packet): number {
+  try {
+    return dnsPacket.encodingLength(p);
+  } catch {
+    return Infinity;
+  }
+}
+
+/**
+ * Split a message into packets of at most `max` bytes. Questions and authorities stay in the
+ * first packet; answers, then additionals, are spread. For a query the Answer section is the
+ * known-answer list, and every packet but the last has the TC bit (§7.2: "more known answers
+ * follow"). A record too big on its own still goes, alone. Pure.
+ */
+export function splitPacket(p: Packet, max: number = MAX_PACKET_BYTES): Packet[] {
+  if (packetSize(p) <= max) return [p];
+  const isQuery = p.type !== 'response';
+  const base = (first: boolean): Packet => ({
+    id: p.id ?? 0,
+    type: p.type ?? 'query',
+    flags: p.flags ?? 0,
+    questions: first ? (p.questions ?? []) : [],
+    answers: [],
+    authorities: first ? (p.authorities ?? []) : [],
+    additionals: [],
+  });
+  const out: Packet[] = [];
+  let cur = base(true);
+  const push = (section: 'answers' | 'additionals', rr: Answer) => {
+    cur[section]!.push(rr);
+    if (packetSize(cur) > max && cur.answers!.length + cur.additionals!.length > 1) {
+      cur[section]!.pop();
+      out.push(cur);
+      cur = base(false);
+      cur[section]!.push(rr);
+    }
+  };
+  for (const rr of p.answers ?? []) push('answers', rr);
+  for (const rr of p.additionals ?? []) push('additionals', rr);
+  out.push(cur);
+  if (isQuery) for (let i = 0; i < out.length - 1; i++) out[i]!.flags = (out[i]!.flags ?? 0) | dnsPacket.TRUNCATED_RESPONSE;
+  return out;
+}
