@@ -64,6 +64,11 @@ export class BroadcastQueue<T> {
     old.onDone?.(false);
   }
 
+  /** Drop every item whose value matches. */
+  deleteWhere(pred: (value: T) => boolean): void {
+    for (const item of [...this.items.values()]) if (pred(item.value)) this.delete(item.key);
+  }
+
   clear(): void {
     for (const key of [...this.items.keys()]) this.delete(key);
   }

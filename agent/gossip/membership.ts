@@ -49,6 +49,7 @@ import {
   type MemberState,
   type MemberStatus,
   type Piggyback,
+  type Sender,
   type StateUpdate,
 } from './messages.js';
 import type { Transport } from './transport.js';
@@ -105,6 +106,8 @@ export interface MembershipStats {
   misdirectedPings: number;
   probes: number;
   hintProbes: number;
+  /** Probes of a member someone else suspects, to confirm or refute it ourselves. */
+  confirmProbes: number;
   indirectProbes: number;
   probesFailed: number;
   acks: number;
@@ -155,7 +158,7 @@ interface Probe {
   node: string;
   addr: string;
   incarnation: number;
-  kind: 'round' | 'hint' | 'reconnect';
+  kind: 'round' | 'hint' | 'confirm' | 'reconnect';
   phase: 'direct' | 'indirect';
   startedAt: number;
   expectedNacks: number;
@@ -239,6 +242,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private joinTimer: TimerHandle | undefined;
   private stoppers: (() => void)[] = [];
   private leavePromise: Promise<void> | undefined;
+  private readonly toldAlive = new Map<string, number>();
   private readonly counters: Record<Counter, number> = {
     framesIn: 0,
     framesOut: 0,
@@ -247,6 +251,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     misdirectedPings: 0,
     probes: 0,
     hintProbes: 0,
+    confirmProbes: 0,
     indirectProbes: 0,
     probesFailed: 0,
     acks: 0,
@@ -467,7 +472,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       else this.byHash.set(h, owners.length === 1 ? owners[0]!.node : null);
     }
     r.suspicion?.cancel();
-    this.updates.delete(r.node);
+    this.updates.deleteWhere((q) => q.node === r.node);
     this.loads.delete(r.node);
   }
 
@@ -568,6 +573,16 @@ export class Membership extends EventEmitter<MembershipEvents> {
   }
 
   private broadcast(u: StateUpdate): void {
+    if (u.kind === 'suspect') {
+      // One entry per suspecter: Lifeguard needs k independent confirmations, and with one entry
+      // per member (memberlist) a frame carries one of them at a time. We pass on at most k + 1
+      // suspicions of a member (ours and the confirmations counted), so this stays small.
+      this.updates.delete(u.node);
+      this.updates.push(`${u.node}\u0000${u.from}`, u, updateSize(u));
+      return;
+    }
+    // Any other news of the member (alive, dead, left) supersedes everything queued about it.
+    this.updates.deleteWhere((q) => q.node === u.node);
     this.updates.push(u.node, u, updateSize(u));
   }
 
@@ -693,6 +708,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     r.probing = seq;
     if (kind !== 'reconnect') this.counters.probes++;
     if (kind === 'hint') this.counters.hintProbes++;
+    if (kind === 'confirm') this.counters.confirmProbes++;
     this.send(r.addr, { type: 'ping', from: this.sender(), seq, target: r.node, piggyback: this.piggyback(r.node, this.buddy(r)) });
     if (kind === 'reconnect') {
       p.timer = this.clock.setTimeout(() => this.endProbe(p), this.config.probeIntervalMs);
@@ -701,10 +717,14 @@ export class Membership extends EventEmitter<MembershipEvents> {
     }
   }
 
-  /** What a member should hear about itself when we ping it: that it is suspect or dead (Lifeguard's buddy system). */
+  /**
+   * What a member should hear about itself when we talk to it: that it is suspect, dead or gone
+   * (Lifeguard's buddy system), so that it refutes at once if it is in fact alive.
+   */
   private buddy(r: Rec): StateUpdate[] {
     if (r.status === 'suspect') return [{ kind: 'suspect', node: r.node, incarnation: r.incarnation, from: this.node }];
     if (r.status === 'dead') return [{ kind: 'dead', node: r.node, incarnation: r.incarnation, from: this.node }];
+    if (r.status === 'left') return [{ kind: 'left', node: r.node, incarnation: r.incarnation }];
     return [];
   }
 
@@ -797,14 +817,19 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const f = res.frame;
     if (f.from.node === this.node && f.from.addr === this.me.addr) return;
     // Updates first: a ping that tells us we are suspect gets an ack that carries our refutation.
-    if ('piggyback' in f && f.piggyback) this.applyPiggyback(f.piggyback, f.from.node);
+    if ('piggyback' in f && f.piggyback) this.applyPiggyback(f.piggyback, f.from);
     switch (f.type) {
       case 'ping':
         if (f.target !== this.node) {
           this.counters.misdirectedPings++;
           return;
         }
-        this.send(f.from.addr, { type: 'ack', from: this.sender(), seq: f.seq, piggyback: this.piggyback(f.from.node) });
+        {
+          // A member we have as dead or gone is pinging us: tell it, so that it refutes.
+          const sr = this.recs.get(f.from.node);
+          const extra = sr && sr !== this.me && !this.isLive(sr) ? this.buddy(sr) : [];
+          this.send(f.from.addr, { type: 'ack', from: this.sender(), seq: f.seq, piggyback: this.piggyback(f.from.node, extra) });
+        }
         return;
       case 'ack':
         this.onAck(f.seq, f.from.node);
@@ -871,32 +896,50 @@ export class Membership extends EventEmitter<MembershipEvents> {
     relay.timers.push(this.clock.setTimeout(() => this.relays.delete(seq), this.config.probeIntervalMs * 2));
   }
 
-  private applyPiggyback(p: Piggyback, fromNode: string): void {
-    for (const u of p.updates) this.applyUpdate(u, fromNode);
-    for (const e of p.loads) this.applyLoadEntry(e, fromNode);
+  private applyPiggyback(p: Piggyback, from: Sender): void {
+    for (const u of p.updates) this.applyUpdate(u, from);
+    for (const e of p.loads) this.applyLoadEntry(e, from.node);
   }
 
-  private applyUpdate(u: StateUpdate, _fromNode: string): void {
+  private applyUpdate(u: StateUpdate, from: Sender): void {
     switch (u.kind) {
       case 'alive':
         return this.onAlive(u);
       case 'suspect':
-        return this.onSuspect(u);
+        return this.onSuspect(u, from);
       case 'dead':
-        return this.onDead(u);
+        return this.onDead(u, from);
       case 'left':
         return this.onLeft(u);
     }
   }
 
   /** Refute a suspicion or death of ourselves: incarnate above `incarnation` and say we are alive. */
-  private refute(incarnation: number, penalize: boolean): void {
+  private refute(incarnation: number, penalize: boolean, tell: (string | undefined)[] = []): void {
     this.me.incarnation = Math.max(this.me.incarnation, incarnation) + 1;
     this.counters.refutations++;
     // Lifeguard: being suspected suggests we may be the slow one.
     if (penalize) this.awareness.applyDelta(1);
     this.broadcast(this.aliveUpdate(this.me));
     this.log.debug({ incarnation: this.me.incarnation }, 'refuted');
+    // The refutation spreads like any update, fast but briefly (a dozen sends per member within a
+    // few hundred ms); the member that raised the suspicion must not miss it, or it declares us
+    // dead when its suspicion runs out. Tell it (and whoever told us) directly.
+    for (const addr of new Set(tell)) if (addr) this.tellAlive(addr);
+  }
+
+  /** Send our alive state straight to `addr`, at most once per probe interval per address. */
+  private tellAlive(addr: string): void {
+    if (addr === this.me.addr) return;
+    const now = this.clock.now();
+    if (now - (this.toldAlive.get(addr) ?? -Infinity) < this.config.probeIntervalMs) return;
+    if (this.toldAlive.size >= 1024) this.toldAlive.clear();
+    this.toldAlive.set(addr, now);
+    this.send(addr, { type: 'gossip', from: this.sender(), piggyback: { updates: [this.aliveUpdate(this.me)], loads: [] } });
+  }
+
+  private addrOf(node: string): string | undefined {
+    return this.recs.get(node)?.addr;
   }
 
   private onAlive(u: Extract<StateUpdate, { kind: 'alive' }>): void {
@@ -936,11 +979,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     if (u.incarnation <= r.incarnation) {
       // Old news, or a member restarting below the incarnation we remember. If we have it dead or
       // left, tell it so that it incarnates above (otherwise it would stay dead to us until reaped).
-      if ((r.status === 'dead' || r.status === 'left') && now - r.lastNudgeAt >= this.config.probeIntervalMs) {
-        r.lastNudgeAt = now;
-        const death: StateUpdate = r.status === 'dead' ? { kind: 'dead', node: r.node, incarnation: r.incarnation, from: this.node } : { kind: 'left', node: r.node, incarnation: r.incarnation };
-        this.send(u.addr, { type: 'gossip', from: this.sender(), piggyback: { updates: [death], loads: [] } });
-      }
+      if (r.status === 'dead' || r.status === 'left') this.tellDeath(r, u.addr);
       return;
     }
     this.broadcast(u);
@@ -954,9 +993,29 @@ export class Membership extends EventEmitter<MembershipEvents> {
     else if (changed) this.emit('change', this.snapshot(r), prev);
   }
 
-  private onSuspect(u: Extract<StateUpdate, { kind: 'suspect' }>): void {
+  /** Send `to` the death (or leave) of `r` we know, rate-limited per member. */
+  private tellDeath(r: Rec, to: string): void {
+    const now = this.clock.now();
+    if (now - r.lastNudgeAt < this.config.probeIntervalMs) return;
+    r.lastNudgeAt = now;
+    this.send(to, { type: 'gossip', from: this.sender(), piggyback: { updates: this.buddy(r), loads: [] } });
+  }
+
+  private onSuspect(u: Extract<StateUpdate, { kind: 'suspect' }>, sender?: Sender): void {
     const r = this.recs.get(u.node);
-    if (!r || u.incarnation < r.incarnation) return;
+    if (!r) return;
+    if (sender && (r.status === 'dead' || r.status === 'left') && u.incarnation <= r.incarnation) {
+      // It is news to the sender, old news to us: a member that missed every broadcast of this
+      // death (an epidemic's tail) found it by probing and would wait out a whole suspicion with
+      // nobody left to confirm it. Tell it (at most once per probe interval and member).
+      this.tellDeath(r, sender.addr);
+      return;
+    }
+    if (u.incarnation < r.incarnation) {
+      // Someone still suspects an older us: it missed our refutation.
+      if (r === this.me && sender && !this.leaving) this.tellAlive(sender.addr);
+      return;
+    }
     if (r.suspicion) {
       // Already suspect: another member's independent suspicion shortens the timeout; pass it on
       // so that confirmations reach everyone (memberlist suspectNode).
@@ -968,7 +1027,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     }
     if (r.status !== 'alive') return;
     if (r === this.me) {
-      if (!this.leaving) this.refute(u.incarnation, true);
+      if (!this.leaving) this.refute(u.incarnation, true, [this.addrOf(u.from), sender?.addr]);
       return;
     }
     this.broadcast(u);
@@ -996,6 +1055,17 @@ export class Membership extends EventEmitter<MembershipEvents> {
     });
     this.setStatus(r, 'suspect');
     r.suspicion = s;
+    if (u.from !== this.node && !process.env.NO_CONFIRM_PROBE) {
+      // Someone else's suspicion: check it ourselves, soon (spread over one probe timeout so the
+      // holders do not all ping at once). Our ping carries the suspicion, so a live member refutes
+      // before it acks and the ack brings the refutation back, even if we would have missed its
+      // broadcast; a dead one gives us an independent confirmation.
+      const delay = Math.floor(this.random.next() * this.config.probeTimeoutMs);
+      const t = this.clock.setTimeout(() => {
+        if (r.suspicion === s && r.status === 'suspect' && !this.stopped && !this.leaving) this.probe(r, 'confirm');
+      }, delay);
+      t.unref?.();
+    }
     if (u.from === this.node) {
       // Our own suspicion: tell the member at once, so that it can refute before anyone else
       // times out (Lifeguard's buddy system, without waiting for the next probe of it).
@@ -1003,12 +1073,16 @@ export class Membership extends EventEmitter<MembershipEvents> {
     }
   }
 
-  private onDead(u: Extract<StateUpdate, { kind: 'dead' }>): void {
+  private onDead(u: Extract<StateUpdate, { kind: 'dead' }>, sender?: Sender): void {
     const r = this.recs.get(u.node);
-    if (!r || u.incarnation < r.incarnation) return;
+    if (!r) return;
+    if (u.incarnation < r.incarnation) {
+      if (r === this.me && sender && !this.leaving) this.tellAlive(sender.addr);
+      return;
+    }
     if (r.status === 'dead' || r.status === 'left') return;
     if (r === this.me) {
-      if (!this.leaving) this.refute(u.incarnation, true);
+      if (!this.leaving) this.refute(u.incarnation, true, [this.addrOf(u.from), sender?.addr]);
       return;
     }
     this.broadcast(u);

@@ -252,11 +252,26 @@ export function updateSize(u: StateUpdate): number {
   return pack(updateTuple(u)).length;
 }
 
-/** Encoded size of one load entry inside the flat loads array. */
+/** Encoded size of one load entry inside the flat loads array (computed, not packed: it runs for every entry relayed). */
 export function loadEntrySize(e: LoadEntry): number {
   let n = 0;
-  for (const v of loadValues(e)) n += pack(v).length;
+  for (const v of loadValues(e)) n += typeof v === 'string' ? strSize(v) : uintSize(v as number);
   return n;
+}
+
+/** msgpack size of a non-negative integer. */
+function uintSize(v: number): number {
+  if (v < 128) return 1;
+  if (v < 256) return 2;
+  if (v < 65536) return 3;
+  if (v < 4294967296) return 5;
+  return 9;
+}
+
+/** msgpack size of a string. */
+function strSize(s: string): number {
+  const b = Buffer.byteLength(s);
+  return b + (b < 32 ? 1 : b < 256 ? 2 : b < 65536 ? 3 : 5);
 }
 
 /** Bytes of a frame beyond its piggyback: generous for headers of the two arrays. */

@@ -211,3 +211,22 @@ describe('gossip codec against hostile bytes', () => {
     }
   });
 });
+
+describe('encoded sizes', () => {
+  it('loadEntrySize is the exact size the entry takes in a frame', () => {
+    const rnd = new XorShiftRandom(77);
+    for (let i = 0; i < 500; i++) {
+      const e: LoadEntry = {
+        key: i % 3 === 0 ? nodeHash(`node-${i}`) : `n${i % 1000}`.slice(0, 1 + (i % 4)),
+        seq: rnd.int(1 << 30),
+        connections: rnd.int(10) < 5 ? rnd.int(200) : rnd.int(1e9),
+        sessions: rnd.int(70_000),
+        utilization: rnd.next() * (i % 10 === 0 ? 100 : 1),
+        ageMs: rnd.int(3_000_000),
+      };
+      const empty = encodeFrame({ type: 'gossip', from, piggyback: { updates: [], loads: [] } }).length;
+      const one = encodeFrame({ type: 'gossip', from, piggyback: { updates: [], loads: [e] } }).length;
+      expect(one - empty).toBe(loadEntrySize(e));
+    }
+  });
+});
