@@ -112,9 +112,10 @@ export class Prober {
     const auth = Array.isArray(packet.authorities) ? packet.authorities : [];
     if (auth.length === 0) return;
     for (const name of new Set(this.d.records.map((r) => r.rr.name.toLowerCase()))) {
-      // Our own probe, echoed by multicast loopback, is not another host's.
-      const theirs = auth.filter((rr) => rr && typeof rr.name === 'string' && rr.name.toLowerCase() === name && !this.d.isOwn(recordKey(rr)));
-      if (theirs.length === 0) continue;
+      const theirs = auth.filter((rr) => rr && typeof rr.name === 'string' && rr.name.toLowerCase() === name);
+      // Our own probe, echoed by multicast loopback, is not another host's. (Compare whole sets
+      // otherwise: a record both sides propose is part of each side's set.)
+      if (theirs.length === 0 || theirs.every((rr) => this.d.isOwn(recordKey(rr)))) continue;
       const ours = this.d.records.filter((r) => r.rr.name.toLowerCase() === name).map((r) => r.rr);
       if (compareProbeRecords(ours, theirs) < 0) {
         this.tiebreaksLost++;
