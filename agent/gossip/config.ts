@@ -41,7 +41,7 @@ export interface GossipConfig {
    * suspicionTimeout). Default 1.25: 500 ms at N = 100, 250 ms at N ≤ 10 (memberlist LAN:
    * 4 × 2 × 1 s = 8 s). This is the time a member that many others cannot reach (a crashed
    * process: every peer got a hint and probed it) stays suspect: crash → probe fails (one probe
-   * interval) → suspect → dead after the minimum, ~700–900 ms at N = 100.
+   * interval) → suspect → dead after the minimum, ~700–800 ms at N = 100, ~450 ms at N = 10.
    */
   suspicionMult: number;
   /**
@@ -54,7 +54,8 @@ export interface GossipConfig {
    * Independent confirmations (other members that suspect it too) that bring the suspicion time
    * from the maximum down to the minimum, on a log scale (Lifeguard's K; memberlist uses
    * SuspicionMult − 2 = 2). Default 3. Set to 0 when there are fewer than k + 2 members.
-   * A silent host is confirmed as the others' probes reach it in turn: dead in ~1.5–2.5 s at N = 100.
+   * A silent host is confirmed as the members that hear of the suspicion probe it themselves
+   * (membership.ts): dead everywhere in ~1–1.7 s at N = 100.
    */
   suspicionConfirmations: number;
   /** Local health awareness: the score is kept in [0, max − 1]; timeouts scale by score + 1. Default 8 (memberlist). */

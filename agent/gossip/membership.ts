@@ -14,7 +14,13 @@
  *  - Suspicion (suspicion.ts): the timeout shrinks from max to min as other members confirm it
  *    (Lifeguard LHA-Suspicion). A suspected member learns of it — piggybacked on the pings of
  *    those who probe it (Lifeguard's "buddy system") and sent to it by whoever suspects it first — and
- *    refutes by incarnating (incarnation + 1).
+ *    refutes by incarnating (incarnation + 1), sending the refutation straight to the suspecter too.
+ *  - Beyond memberlist, for peerlb's 1 s / 3 s goals: a member that hears of someone else's
+ *    suspicion probes the suspect itself, soon. A dead member then gets confirmations within a
+ *    probe interval instead of waiting for the others' round-robin to reach it; a live one answers
+ *    the ping (which carries the suspicion) with its refutation, so no holder of the suspicion
+ *    depends on catching a short-lived broadcast. And a member that already has X dead tells
+ *    whoever still suspects X.
  *  - Local health (awareness.ts): missed nacks and refutations raise a score that stretches our
  *    own probe interval (Lifeguard LHA-Probe).
  *  - Dissemination: updates ride on every frame (pings, acks, gossip rounds) from a
@@ -204,6 +210,9 @@ function copyMeta(m: MemberMeta): MemberMeta {
 /** How long the mod-128 seq window of load entries is trusted after the last report (see applyLoad). */
 const LOAD_SEQ_TRUST_MS = 10_000;
 
+/** Confirmation probes (of a member someone else suspects) in flight at once, at most. */
+const MAX_CONFIRM_PROBES = 3;
+
 const noop: LogFn = () => {};
 const silentLog: GossipLogger = { debug: noop, info: noop, warn: noop, error: noop };
 
@@ -243,6 +252,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private stoppers: (() => void)[] = [];
   private leavePromise: Promise<void> | undefined;
   private readonly toldAlive = new Map<string, number>();
+  /** Confirmation probes in flight. */
+  private confirming = 0;
   private readonly counters: Record<Counter, number> = {
     framesIn: 0,
     framesOut: 0,
@@ -389,6 +400,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.clock.clearTimeout(this.joinTimer);
     for (const p of this.probes.values()) this.clock.clearTimeout(p.timer);
     this.probes.clear();
+    this.confirming = 0;
     for (const r of this.relays.values()) for (const t of r.timers) this.clock.clearTimeout(t);
     this.relays.clear();
     for (const r of this.recs.values()) {
@@ -708,7 +720,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
     r.probing = seq;
     if (kind !== 'reconnect') this.counters.probes++;
     if (kind === 'hint') this.counters.hintProbes++;
-    if (kind === 'confirm') this.counters.confirmProbes++;
+    if (kind === 'confirm') {
+      this.counters.confirmProbes++;
+      this.confirming++;
+    }
     this.send(r.addr, { type: 'ping', from: this.sender(), seq, target: r.node, piggyback: this.piggyback(r.node, this.buddy(r)) });
     if (kind === 'reconnect') {
       p.timer = this.clock.setTimeout(() => this.endProbe(p), this.config.probeIntervalMs);
@@ -750,7 +765,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   private endProbe(p: Probe): void {
     this.clock.clearTimeout(p.timer);
-    this.probes.delete(p.seq);
+    if (this.probes.delete(p.seq) && p.kind === 'confirm') this.confirming--;
     const r = this.recs.get(p.node);
     if (r && r.probing === p.seq) r.probing = undefined;
   }
@@ -759,7 +774,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
     if (this.probes.get(p.seq) !== p || this.stopped) return;
     this.endProbe(p);
     this.counters.probesFailed++;
-    this.awareness.applyDelta(probeAwarenessDelta('failed', p.expectedNacks, p.nacks));
+    // Lifeguard's score follows the regular probe cycle (and hints); confirmation probes come in
+    // bursts when many members fail together, and would pin it at the maximum.
+    if (p.kind !== 'confirm') this.awareness.applyDelta(probeAwarenessDelta('failed', p.expectedNacks, p.nacks));
     const r = this.recs.get(p.node);
     if (!r || !this.isLive(r)) return;
     this.log.debug({ member: p.node, kind: p.kind, nacks: p.nacks, expectedNacks: p.expectedNacks }, 'probe failed');
@@ -785,7 +802,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       this.pushPull(p.addr, false);
       return;
     }
-    this.awareness.applyDelta(probeAwarenessDelta(p.phase === 'direct' ? 'direct-ack' : 'indirect-ack', p.expectedNacks, p.nacks));
+    if (p.kind !== 'confirm') this.awareness.applyDelta(probeAwarenessDelta(p.phase === 'direct' ? 'direct-ack' : 'indirect-ack', p.expectedNacks, p.nacks));
   }
 
   private onPeerClosed(addr: string): void {
@@ -1055,14 +1072,18 @@ export class Membership extends EventEmitter<MembershipEvents> {
     });
     this.setStatus(r, 'suspect');
     r.suspicion = s;
-    if (u.from !== this.node && !process.env.NO_CONFIRM_PROBE) {
+    if (u.from !== this.node) {
       // Someone else's suspicion: check it ourselves, soon (spread over one probe timeout so the
       // holders do not all ping at once). Our ping carries the suspicion, so a live member refutes
       // before it acks and the ack brings the refutation back, even if we would have missed its
       // broadcast; a dead one gives us an independent confirmation.
+      // At most a few at once: when many fail together (a partition, a rack) the regular probes
+      // and the gossip of others' confirmations do the rest.
       const delay = Math.floor(this.random.next() * this.config.probeTimeoutMs);
       const t = this.clock.setTimeout(() => {
-        if (r.suspicion === s && r.status === 'suspect' && !this.stopped && !this.leaving) this.probe(r, 'confirm');
+        if (r.suspicion !== s || r.status !== 'suspect' || this.stopped || this.leaving) return;
+        if (this.confirming >= MAX_CONFIRM_PROBES) return;
+        this.probe(r, 'confirm');
       }, delay);
       t.unref?.();
     }

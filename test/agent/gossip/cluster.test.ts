@@ -48,21 +48,21 @@ describe(`${N} agents`, () => {
 
   it(`a crashed process is dead everywhere within ${DESIGN_GOALS.crashDeadMs} ms, a silent host within ${DESIGN_GOALS.silentDeadMs} ms; no living member is ever marked dead`, () => {
     const { sim, nodes, falseDeaths } = cluster(2, N, { loads: true });
-    sim.run(20_000, { stepMs: 100 });
+    sim.run(10_000, { stepMs: 100 });
     const check = noLiveMemberDead(sim);
     for (const victim of [nodes[17]!, nodes[42]!, nodes[88]!]) {
       sim.crash(victim);
       const ms = sim.run(5_000, { check, until: () => sim.allSee(victim.name, 'dead') });
       expect(sim.allSee(victim.name, 'dead'), `${victim.name} dead everywhere`).toBe(true);
       expect(ms, `${victim.name} crash → dead`).toBeLessThanOrEqual(DESIGN_GOALS.crashDeadMs);
-      sim.run(3000, { check });
+      sim.run(2000, { check, stepMs: 50 });
     }
     for (const victim of [nodes[5]!, nodes[63]!, nodes[71]!]) {
       sim.silence(victim);
       const ms = sim.run(10_000, { check, until: () => sim.allSee(victim.name, 'dead') });
       expect(sim.allSee(victim.name, 'dead'), `${victim.name} dead everywhere`).toBe(true);
       expect(ms, `${victim.name} silent → dead`).toBeLessThanOrEqual(DESIGN_GOALS.silentDeadMs);
-      sim.run(3000, { check });
+      sim.run(2000, { check, stepMs: 50 });
     }
     expect(falseDeaths).toEqual([]);
     // every death went through suspicion first
@@ -73,7 +73,7 @@ describe(`${N} agents`, () => {
     const { sim, falseDeaths } = cluster(3, N, { loads: true });
     sim.net.setLoss(0.1);
     const check = noLiveMemberDead(sim);
-    sim.run(40_000, { stepMs: 100, check });
+    sim.run(30_000, { stepMs: 100, check });
     expect(falseDeaths).toEqual([]);
     // loss did cause suspicions, and they were refuted
     const refutations = sim.live().reduce((s, v) => s + v.m.stats().refutations, 0);
