@@ -102,6 +102,8 @@ export const INITIAL_QUERY_INTERVAL_MS = 1000;
  * send about one such query per interval between them.
  */
 export const MAX_QUERY_INTERVAL_MS = 5000;
+/** §7.3: after another host's query stands for ours, our next one waits this much (the §5.2 20–120 ms range) beyond its interval. */
+export const DUPLICATE_QUERY_SLACK_MS: readonly [number, number] = [20, 120];
 /** §5.2: refresh queries at 80, 85, 90 and 95 % of the TTL… */
 export const REFRESH_FRACTIONS: readonly number[] = [0.8, 0.85, 0.9, 0.95];
 /** …each plus a random 0–2 % of the TTL. */
@@ -111,6 +113,8 @@ export const GOODBYE_REMOVE_MS = 1000;
 export const CACHE_FLUSH_GRACE_MS = 1000;
 /** Wait this long after a partial instance appears before asking for its missing records (the rest often follows). */
 export const RESOLVE_DELAY_MS = 20;
+/** Questions for an incomplete instance before its PTR is dropped (about 17 s with the backoff). */
+export const MAX_RESOLVE_ATTEMPTS = 5;
 /** Bounds: cache entries, records looked at per packet, TTL honoured (s). */
 export const MAX_CACHE_ENTRIES = 8192;
 export const MAX_RECORDS_PER_PACKET = 512;
@@ -146,9 +150,10 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
   private readonly entries = new Map<string, Entry>();
   private readonly bySet = new Map<string, Set<Entry>>();
   private readonly up = new Map<string, { inst: BrowsedInstance; target: string }>();
-  private readonly resolving = new Map<string, { attempt: number; nextAt: number }>();
+  private readonly resolving = new Map<string, { attempt: number; nextAt: number; missing: string }>();
   private readonly goodbyeNames = new Set<string>();
-  private readonly ownQueries = new Map<string, number>();
+  /** Signature of a query we sent → echoes still expected (multicast loopback brings each back once) and until when. */
+  private readonly ownQueries = new Map<string, { echoes: number; until: number }>();
   private nextBrowseAt = 0;
   private browseInterval = INITIAL_QUERY_INTERVAL_MS;
   private timer: TimerHandle | undefined;
@@ -304,7 +309,11 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
     const now = this.clock.now();
     const sig = querySignature(packet);
     const own = this.ownQueries.get(sig);
-    if (own !== undefined && own > now) return;
+    if (own && own.until > now && own.echoes > 0) {
+      // Our own query, back through multicast loopback (another host's identical one is not).
+      if (--own.echoes === 0) this.ownQueries.delete(sig);
+      return;
+    }
     const questions = Array.isArray(packet.questions) ? packet.questions : [];
     const same = questions.some((q) => q && typeof q.name === 'string' && q.name.toLowerCase() === this.browseName && q.type === 'PTR' && !questionClass(q).qu);
     if (!same) return;
@@ -312,7 +321,10 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
     const theirs = (Array.isArray(packet.answers) ? packet.answers : []).filter((rr) => rr && typeof rr.name === 'string' && rr.name.toLowerCase() === this.browseName);
     if (!theirs.every((rr) => ours.has(recordKey(rr)))) return;
     if (this.nextBrowseAt > now) {
-      this.nextBrowseAt = now + this.browseInterval;
+      // A little later than the other host, so that it stays the one that asks and we stay
+      // quiet; equal schedules would tie and both would ask every time.
+      const [lo, hi] = DUPLICATE_QUERY_SLACK_MS;
+      this.nextBrowseAt = now + this.browseInterval + lo + this.random.next() * (hi - lo);
       this.browseInterval = Math.min(this.browseInterval * 2, MAX_QUERY_INTERVAL_MS);
       this.s.duplicateQueriesSuppressed++;
     }
@@ -372,6 +384,20 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
     const s = this.bySet.get(e.set);
     s?.delete(e);
     if (s && s.size === 0) this.bySet.delete(e.set);
+  }
+
+  /** Drop an instance's PTR and, with it, everything only it needed. */
+  private forget(instance: string): void {
+    for (const e of [...(this.bySet.get(`${this.browseName}|PTR`) ?? [])]) if (String(e.data).toLowerCase() === instance) this.remove(e);
+    const targets = this.srvTargets(this.pointedInstances());
+    for (const type of ['SRV', 'TXT'] as const)
+      for (const e of [...(this.bySet.get(`${instance}|${type}`) ?? [])]) {
+        this.remove(e);
+        if (type === 'SRV') {
+          const t = String((e.data as { target?: unknown })?.target ?? '').toLowerCase();
+          if (!targets.has(t)) for (const at of ['A', 'AAAA'] as const) for (const x of [...(this.bySet.get(`${t}|${at}`) ?? [])]) this.remove(x);
+        }
+      }
   }
 
   private refreshTime(e: Entry): number {
@@ -441,14 +467,14 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
   private reconcile(now: number): void {
     const current = new Map<string, { inst: BrowsedInstance; target: string }>();
     const pointed = this.pointedInstances();
-    const needed = new Set<string>();
+    const needed = new Map<string, string>();
     for (const instance of pointed) {
       const srv = this.latest(instance, 'SRV');
       const txt = this.latest(instance, 'TXT');
       const target = srv ? String((srv.data as { target?: unknown })?.target ?? '').toLowerCase() : '';
       const addr = srv ? (this.latest(target, 'A') ?? this.latest(target, 'AAAA')) : undefined;
       if (!srv || !txt || !addr) {
-        needed.add(instance);
+        needed.set(instance, `${srv ? '' : 'srv'} ${txt ? '' : 'txt'} ${target}`);
         continue;
       }
       let a: Announcement;
@@ -467,9 +493,20 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
       if ((e.type === 'SRV' || e.type === 'TXT') && !pointed.has(e.name)) this.remove(e);
       else if ((e.type === 'A' || e.type === 'AAAA') && !targets.has(e.name)) this.remove(e);
     }
-    // Resolution state follows what is missing.
+    // Resolution follows what is missing: progress (an SRV arrived, now the address is missing)
+    // asks again at once; no progress after MAX_RESOLVE_ATTEMPTS drops the instance's PTR.
     for (const i of [...this.resolving.keys()]) if (!needed.has(i)) this.resolving.delete(i);
-    for (const i of needed) if (!this.resolving.has(i)) this.resolving.set(i, { attempt: 0, nextAt: now + RESOLVE_DELAY_MS });
+    for (const [i, missing] of needed) {
+      const r = this.resolving.get(i);
+      if (r && r.missing === missing) {
+        if (r.attempt >= MAX_RESOLVE_ATTEMPTS && r.nextAt <= now) {
+          this.resolving.delete(i);
+          this.forget(i);
+        }
+        continue;
+      }
+      this.resolving.set(i, { attempt: 0, nextAt: now + RESOLVE_DELAY_MS, missing });
+    }
 
     const events: (() => void)[] = [];
     for (const [instance, cur] of current) {
@@ -482,6 +519,11 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
       if (current.has(instance)) continue;
       this.up.delete(instance);
       const reason: DownReason = this.goodbyeNames.has(instance) || this.goodbyeNames.has(prev.target) ? 'goodbye' : 'expired';
+      // Whatever part went, the instance is gone: forget its PTR too rather than ask for the
+      // missing part until the PTR's 75 minutes run out. Alive, it answers the next browse
+      // query (its PTR is no longer a known answer) and comes back.
+      this.resolving.delete(instance);
+      this.forget(instance);
       events.push(() => this.emit('down', prev.inst.id, reason));
     }
     this.goodbyeNames.clear();
@@ -542,8 +584,10 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
   private send(p: Packet, now: number): void {
     const sock = this.sock;
     if (!sock) return;
-    this.ownQueries.set(querySignature(p), now + OWN_QUERY_ECHO_MS);
-    if (this.ownQueries.size > 64) for (const [k, t] of this.ownQueries) if (t <= now) this.ownQueries.delete(k);
+    const sig = querySignature(p);
+    const prev = this.ownQueries.get(sig);
+    this.ownQueries.set(sig, { echoes: (prev && prev.until > now ? prev.echoes : 0) + 1, until: now + OWN_QUERY_ECHO_MS });
+    if (this.ownQueries.size > 64) for (const [k, o] of this.ownQueries) if (o.until <= now) this.ownQueries.delete(k);
     try {
       sock.send(p, null, (err) => {
         if (err) this.s.errors++;
