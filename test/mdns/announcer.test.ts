@@ -5,13 +5,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import dnsPacket from 'dns-packet';
-import type { Answer, DecodedPacket, Question } from 'dns-packet';
+import type { Answer, Question } from 'dns-packet';
 import { ManualClock } from '../../sdk/clock.js';
 import { XorShiftRandom } from '../../sdk/random.js';
 import { AnnouncerState, MdnsAnnouncer } from '../../agent/mdns/announcer.js';
 import { buildRecords, type AnnounceInfo } from '../../agent/mdns/records.js';
 import { recordKey } from '../../agent/mdns/responder.js';
-import { FakeMdnsNet, fixedRandom, garbage, mutate, type Sent } from './fake-mdns.js';
+import { FakeMdnsNet, fixedRandom, garbage, mutate, type Full, type Sent } from './fake-mdns.js';
 
 const INFO: AnnounceInfo = { node: 'x', service: 'game', host: '10.0.0.1', agentPort: 7946, udpPort: 7001, tcpPort: 7000, weight: 100, health: 'healthy', loadBucket: 0 };
 const Q = (name: string, type: string): Question => ({ name, type, class: 'IN' }) as Question;
@@ -241,8 +241,8 @@ describe('MdnsAnnouncer answers', () => {
     const a = make();
     await announced(a, clock);
     const legacy = net.socket('10.0.0.50', 40000);
-    const got: DecodedPacket[] = [];
-    legacy.on('packet', (p: DecodedPacket) => p.type === 'response' && got.push(p));
+    const got: Full[] = [];
+    legacy.on('packet', (p: Full) => p.type === 'response' && got.push(p));
     const t = clock.now();
     legacy.send({ type: 'query', id: 4242, questions: [Q('x._peerlb._tcp.local', 'SRV')] });
     clock.advance(10);

@@ -5,13 +5,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import dnsPacket from 'dns-packet';
-import type { Answer, DecodedPacket, Question } from 'dns-packet';
+import type { Answer, Question } from 'dns-packet';
 import { ManualClock } from '../../sdk/clock.js';
 import { XorShiftRandom } from '../../sdk/random.js';
 import { MdnsAnnouncer } from '../../agent/mdns/announcer.js';
 import { buildRecords, type AnnounceInfo, type Ttls } from '../../agent/mdns/records.js';
 import { MdnsBrowser, type BrowsedInstance } from '../../sdk/discovery/mdns-browser.js';
-import { FakeMdnsNet, fixedRandom, garbage, mutate, type FakeMdnsSocket } from './fake-mdns.js';
+import { FakeMdnsNet, fixedRandom, garbage, mutate, type FakeMdnsSocket, type Full } from './fake-mdns.js';
 
 const info = (node: string, n: number, over: Partial<AnnounceInfo> = {}): AnnounceInfo => ({
   node,
@@ -45,7 +45,7 @@ function setup() {
   return { clock, net, announcer, browser, queriesFrom };
 }
 
-const qs = (p: DecodedPacket) => p.questions.map((q) => `${q.name} ${q.type}`);
+const qs = (p: Full) => p.questions.map((q) => `${q.name} ${q.type}`);
 
 describe('MdnsBrowser querying', () => {
   it('queries at once, then after 1, 2, 4 s, capped at 5 s (RFC 6762 §5.2 with peerlb’s cap)', async () => {
@@ -210,7 +210,7 @@ describe('MdnsBrowser instances', () => {
     const responder = net.socket('10.0.0.5');
     const rrs = buildRecords(info('m', 5)).records.map((r) => r.rr);
     const pick = (name: string, type: string) => rrs.filter((rr) => rr.name === name && rr.type === type);
-    responder.on('packet', (p: DecodedPacket) => {
+    responder.on('packet', (p: Full) => {
       if (p.type !== 'query') return;
       const answers: Answer[] = p.questions.flatMap((q) => pick(q.name, q.type));
       if (answers.length) responder.send({ type: 'response', answers });

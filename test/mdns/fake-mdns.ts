@@ -13,13 +13,16 @@ import type { ManualClock } from '../../sdk/clock.js';
 import type { Random } from '../../sdk/random.js';
 import type { MdnsRinfo, MdnsSocket } from '../../agent/mdns/socket.js';
 
+/** A decoded packet: dns-packet always fills the four sections when decoding. */
+export type Full = DecodedPacket & Required<Pick<DecodedPacket, 'questions' | 'answers' | 'authorities' | 'additionals'>>;
+
 export interface Sent {
   at: number;
   from: MdnsRinfo;
   /** undefined: multicast. */
   to: MdnsRinfo | undefined;
   bytes: Buffer;
-  packet: DecodedPacket;
+  packet: Full;
 }
 
 export class FakeMdnsSocket extends EventEmitter implements MdnsSocket {
@@ -75,7 +78,7 @@ export class FakeMdnsNet {
     } catch (err) {
       error = err;
     }
-    if (packet) this.log.push({ at: this.clock.now(), from, to, bytes, packet });
+    if (packet) this.log.push({ at: this.clock.now(), from, to, bytes, packet: packet as Full });
     const targets = this.sockets.filter((s) => s.attached && (to === undefined || (s.address === to.address && s.port === to.port)));
     this.clock.setTimeout(() => {
       for (const s of targets) {

@@ -204,7 +204,7 @@ describe('record set', () => {
     expect(decoded.answers).toHaveLength(answers.length);
     expect(dnsPacket.encode(decoded)).toEqual(bytes);
     // Unique records carry the cache-flush bit, shared ones do not.
-    for (const rr of decoded.answers) expect((rr as { flush?: boolean }).flush).toBe(rr.type !== 'PTR');
+    for (const rr of decoded.answers!) expect((rr as { flush?: boolean }).flush).toBe(rr.type !== 'PTR');
   });
 });
 

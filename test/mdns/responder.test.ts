@@ -73,7 +73,7 @@ describe('answerQuestions', () => {
 });
 
 describe('findConflicts (§9)', () => {
-  const srv = rec('n1._peerlb._tcp.local', 'SRV') as Answer & { data: { port: number } };
+  const srv = rec('n1._peerlb._tcp.local', 'SRV') as unknown as { name: string; type: 'SRV'; class: 'IN'; ttl: number; data: { priority: number; weight: number; port: number; target: string } };
   it.each([
     ['identical record', { ...srv }, 0],
     ['same name, other port', { ...srv, data: { ...srv.data, port: 1 } }, 1],
