@@ -129,6 +129,8 @@ export interface MembershipStats {
   loadsApplied: number;
   loadsStale: number;
   loadsUnknown: number;
+  /** New members not added because LIMITS.maxServers are known already. */
+  membersRefused: number;
   awareness: number;
   queuedUpdates: number;
   queuedLoads: number;
@@ -210,6 +212,9 @@ function copyMeta(m: MemberMeta): MemberMeta {
 /** How long the mod-128 seq window of load entries is trusted after the last report (see applyLoad). */
 const LOAD_SEQ_TRUST_MS = 10_000;
 
+/** Members a new member announces itself to directly, besides its seed. */
+const JOIN_ANNOUNCE_FANOUT = 4;
+
 /** Confirmation probes (of a member someone else suspects) in flight at once, at most. */
 const MAX_CONFIRM_PROBES = 3;
 
@@ -278,6 +283,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     loadsApplied: 0,
     loadsStale: 0,
     loadsUnknown: 0,
+    membersRefused: 0,
   };
 
   constructor(opts: MembershipOptions) {
@@ -382,7 +388,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
         this.stop();
         resolve();
       };
-      const timer = this.clock.setTimeout(finish, timeoutMs);
+      const timer = this.after(finish, timeoutMs);
       if (this.others().length === 0) finish();
       else this.updates.push(this.node, u, updateSize(u), { onDone: finish });
     });
@@ -562,6 +568,13 @@ export class Membership extends EventEmitter<MembershipEvents> {
     return { node: this.node, addr: this.me.addr };
   }
 
+  /** A one-shot timer on our clock that never keeps the process alive. */
+  private after(fn: () => void, ms: number): TimerHandle {
+    const t = this.clock.setTimeout(fn, ms);
+    t.unref?.();
+    return t;
+  }
+
   private nextSeq(): number {
     this.seq = this.seq >= 0xffffffff ? 1 : this.seq + 1;
     return this.seq;
@@ -627,11 +640,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private scheduleProbe(): void {
     if (this.stopped) return;
     // Lifeguard LHA-Probe: a member in poor health probes (and so accuses) less often.
-    this.probeTimer = this.clock.setTimeout(() => {
+    this.probeTimer = this.after(() => {
       this.probeRound();
       this.scheduleProbe();
     }, this.awareness.scaleTimeout(this.config.probeIntervalMs));
-    this.probeTimer.unref?.();
   }
 
   private schedulePushPull(first: boolean): void {
@@ -639,20 +651,18 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const interval = pushPullScale(this.config.pushPullIntervalMs, this.liveCount());
     // Stagger the first one (memberlist): members started together must not sync in lockstep.
     const delay = first ? Math.max(1, Math.floor(this.random.next() * interval)) : interval;
-    this.pushPullTimer = this.clock.setTimeout(() => {
+    this.pushPullTimer = this.after(() => {
       const [r] = this.pick(1, this.others());
       if (r) this.pushPull(r.addr, false);
       this.schedulePushPull(false);
     }, delay);
-    this.pushPullTimer.unref?.();
   }
 
   private tryJoin(): void {
     if (this.stopped || this.joined) return;
     this.counters.joinAttempts++;
     for (const s of this.seeds) this.pushPull(s, true);
-    this.joinTimer = this.clock.setTimeout(() => this.tryJoin(), this.config.joinRetryMs);
-    this.joinTimer.unref?.();
+    this.joinTimer = this.after(() => this.tryJoin(), this.config.joinRetryMs);
   }
 
   private gossipRound(): void {
@@ -673,6 +683,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const now = this.clock.now();
     const dead: Rec[] = [];
     for (const r of [...this.recs.values()]) {
+      if (r === this.me) continue;
       if (r.status === 'dead' && now - r.statusSince >= this.config.deadReapMs) this.reap(r);
       else if (r.status === 'left' && now - r.statusSince >= this.config.leftReapMs) this.reap(r);
       else if (r.status === 'dead' && r.probing === undefined) dead.push(r);
@@ -726,9 +737,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
     }
     this.send(r.addr, { type: 'ping', from: this.sender(), seq, target: r.node, piggyback: this.piggyback(r.node, this.buddy(r)) });
     if (kind === 'reconnect') {
-      p.timer = this.clock.setTimeout(() => this.endProbe(p), this.config.probeIntervalMs);
+      p.timer = this.after(() => this.endProbe(p), this.config.probeIntervalMs);
     } else {
-      p.timer = this.clock.setTimeout(() => this.indirectProbe(p), this.config.probeTimeoutMs);
+      p.timer = this.after(() => this.indirectProbe(p), this.config.probeTimeoutMs);
     }
   }
 
@@ -760,7 +771,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     // is one more direct ping, which on a lossy path doubles the chance of the direct route.
     if (r) this.send(p.addr, { type: 'ping', from: this.sender(), seq: p.seq, target: p.node, piggyback: this.piggyback(p.node, this.buddy(r)) });
     const deadline = p.startedAt + this.awareness.scaleTimeout(this.config.probeIntervalMs);
-    p.timer = this.clock.setTimeout(() => this.probeFailed(p), Math.max(0, deadline - this.clock.now()));
+    p.timer = this.after(() => this.probeFailed(p), Math.max(0, deadline - this.clock.now()));
   }
 
   private endProbe(p: Probe): void {
@@ -881,6 +892,13 @@ export class Membership extends EventEmitter<MembershipEvents> {
           this.joined = true;
           this.clock.clearTimeout(this.joinTimer);
           this.log.info({ via: f.from.node, members: this.liveCount() }, 'joined');
+          // Only the seed knows us yet: start the epidemic of our alive from a few more places
+          // (each round of gossip multiplies the informed members, so more starting points save
+          // rounds) — a handful of small frames, once.
+          const me = this.aliveUpdate(this.me);
+          for (const r of this.pick(JOIN_ANNOUNCE_FANOUT, this.others().filter((x) => x.node !== f.from.node))) {
+            this.send(r.addr, { type: 'gossip', from: this.sender(), piggyback: { updates: [me], loads: [] } });
+          }
         }
         return;
       }
@@ -905,12 +923,12 @@ export class Membership extends EventEmitter<MembershipEvents> {
       // started probeTimeout before it asked us): "I could not reach it either, but I am here".
       const nackAfter = Math.max(1, Math.floor((this.config.probeIntervalMs - this.config.probeTimeoutMs) * 0.8));
       relay.timers.push(
-        this.clock.setTimeout(() => {
+        this.after(() => {
           if (this.relays.get(seq) === relay) this.send(relay.origin, { type: 'nack', from: this.sender(), seq: relay.originSeq });
         }, nackAfter),
       );
     }
-    relay.timers.push(this.clock.setTimeout(() => this.relays.delete(seq), this.config.probeIntervalMs * 2));
+    relay.timers.push(this.after(() => this.relays.delete(seq), this.config.probeIntervalMs * 2));
   }
 
   private applyPiggyback(p: Piggyback, from: Sender): void {
@@ -971,6 +989,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const r = this.recs.get(u.node);
     const now = this.clock.now();
     if (!r) {
+      if (this.recs.size >= LIMITS.maxServers) {
+        // Whatever peers say, we do not remember more members than a snapshot may carry.
+        this.counters.membersRefused++;
+        return;
+      }
       const rec: Rec = {
         node: u.node,
         addr: u.addr,
@@ -1080,12 +1103,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
       // At most a few at once: when many fail together (a partition, a rack) the regular probes
       // and the gossip of others' confirmations do the rest.
       const delay = Math.floor(this.random.next() * this.config.probeTimeoutMs);
-      const t = this.clock.setTimeout(() => {
+      this.after(() => {
         if (r.suspicion !== s || r.status !== 'suspect' || this.stopped || this.leaving) return;
         if (this.confirming >= MAX_CONFIRM_PROBES) return;
         this.probe(r, 'confirm');
       }, delay);
-      t.unref?.();
     }
     if (u.from === this.node) {
       // Our own suspicion: tell the member at once, so that it can refute before anyone else

@@ -54,6 +54,7 @@ export class Suspicion {
     // With k = 0 no confirmation is expected: the timeout is min at once (memberlist).
     const first = o.k > 0 ? o.maxMs : o.minMs;
     this.timer = o.clock.setTimeout(() => this.fire(), first);
+    this.timer.unref?.();
   }
 
   get confirmations(): number {
@@ -71,6 +72,7 @@ export class Suspicion {
     const remaining = remainingSuspicionTime(this.n, this.o.k, this.o.clock.now() - this.start, this.o.minMs, this.o.maxMs);
     this.o.clock.clearTimeout(this.timer);
     this.timer = this.o.clock.setTimeout(() => this.fire(), Math.max(0, remaining));
+    this.timer.unref?.();
     return true;
   }
 
