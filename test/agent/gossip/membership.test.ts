@@ -3,7 +3,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Sim, nodeAddr } from './sim.js';
-import { encodeFrame } from '../../../agent/gossip/messages.js';
+import { decodeFrame, encodeFrame, type GossipFrame } from '../../../agent/gossip/messages.js';
+import type { SimNode } from './sim.js';
 import { Membership, type Member, type MemberStatus } from '../../../agent/gossip/membership.js';
 import { DEFAULT_GOSSIP_CONFIG } from '../../../agent/gossip/config.js';
 
@@ -144,6 +145,86 @@ describe('membership: failure detection', () => {
     expect(b!.m.stats().decodeErrors).toBe(4);
     expect(b!.m.stats().misdirectedPings).toBe(1);
     expect(sim.converged()).toBe(true);
+  });
+});
+
+/** Record the frames a member sends (decoded), by destination. */
+function spy(n: SimNode): Array<{ to: string; f: GossipFrame }> {
+  const out: Array<{ to: string; f: GossipFrame }> = [];
+  const send = n.t.send.bind(n.t);
+  n.t.send = (to: string, frame: Uint8Array) => {
+    out.push({ to, f: decodeFrame(frame) });
+    send(to, frame);
+  };
+  return out;
+}
+
+const carries = (f: GossipFrame, kind: string, node: string) => 'piggyback' in f && !!f.piggyback?.updates.some((u) => u.kind === kind && u.node === node);
+
+describe('membership: beyond memberlist', () => {
+  it('a refutation goes straight to the member that raised the suspicion', () => {
+    const sim = new Sim({ seed: 20 });
+    const [a, b, c] = sim.addMany(5);
+    sim.run(3000, { until: () => sim.converged() });
+    const sent = spy(b!);
+    const inc = b!.m.self().incarnation;
+    // c relays a's suspicion of b to b
+    c!.t.send(b!.addr, encodeFrame({ type: 'gossip', from: { node: c!.name, addr: c!.addr }, piggyback: { updates: [{ kind: 'suspect', node: b!.name, incarnation: inc, from: a!.name }], loads: [] } }));
+    sim.run(5);
+    expect(b!.m.self().incarnation).toBe(inc + 1);
+    const direct = sent.filter((x) => carries(x.f, 'alive', b!.name)).map((x) => x.to);
+    expect(direct).toContain(a!.addr);
+    expect(direct).toContain(c!.addr);
+  });
+
+  it('a member that has X dead tells whoever still suspects X', () => {
+    const sim = new Sim({ seed: 21 });
+    const nodes = sim.addMany(5);
+    sim.run(3000, { until: () => sim.converged() });
+    sim.crash(nodes[4]!);
+    sim.run(3000, { until: () => sim.allSee('n4', 'dead') });
+    const [a, b] = nodes;
+    const sent = spy(a!);
+    const inc = a!.m.member('n4')!.incarnation;
+    b!.t.send(a!.addr, encodeFrame({ type: 'gossip', from: { node: b!.name, addr: b!.addr }, piggyback: { updates: [{ kind: 'suspect', node: 'n4', incarnation: inc, from: b!.name }], loads: [] } }));
+    sim.run(5);
+    expect(sent.some((x) => x.to === b!.addr && carries(x.f, 'dead', 'n4'))).toBe(true);
+  });
+
+  it("a member that hears of another's suspicion probes the suspect itself; a live one answers with its refutation", () => {
+    const sim = new Sim({ seed: 22 });
+    const [a, b, c] = sim.addMany(6);
+    sim.run(3000, { until: () => sim.converged() });
+    const before = a!.m.stats().confirmProbes;
+    // c's suspicion of b reaches a only (b does not hear of it from c)
+    c!.t.send(a!.addr, encodeFrame({ type: 'gossip', from: { node: c!.name, addr: c!.addr }, piggyback: { updates: [{ kind: 'suspect', node: b!.name, incarnation: b!.m.self().incarnation, from: c!.name }], loads: [] } }));
+    sim.run(2);
+    expect(a!.m.statusOf(b!.name)).toBe('suspect');
+    sim.run(300);
+    expect(a!.m.stats().confirmProbes).toBe(before + 1);
+    expect(a!.m.statusOf(b!.name)).toBe('alive');
+    expect(b!.m.stats().refutations).toBeGreaterThan(0);
+  });
+
+  it('a new member announces itself to a few members besides its seed', () => {
+    const sim = new Sim({ seed: 23 });
+    sim.addMany(10);
+    sim.run(3000, { until: () => sim.converged() });
+    // a member built by hand, so that its sends are watched from the start
+    const t = sim.net.transport('ws://10.0.0.77:7946');
+    const sent: string[] = [];
+    const send = t.send.bind(t);
+    t.send = (to, f) => {
+      const d = decodeFrame(f);
+      if (d.type === 'gossip' && d.piggyback.updates.some((u) => u.kind === 'alive' && u.node === 'late')) sent.push(to);
+      send(to, f);
+    };
+    const m = new Membership({ node: 'late', meta: { id: 'late', service: 'game', host: '10.0.0.77', weight: 100, health: 'healthy' }, transport: t, clock: sim.clock });
+    m.start([nodeAddr(0)]);
+    sim.run(10);
+    expect(new Set(sent).size).toBe(4);
+    expect(sent).not.toContain(nodeAddr(0));
+    m.stop();
   });
 });
 
