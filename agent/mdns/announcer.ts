@@ -81,6 +81,8 @@ export interface MdnsAnnouncerOptions {
   random?: Random;
   /** Default: DEFAULT_TTLS (records.ts: 20 s for SRV/TXT/A/AAAA, 4500 s for PTR). */
   ttls?: Ttls;
+  /** UDP port of the link (default 5353, RFC 6762 §3); queries from any other port are legacy unicast (§6.7). For tests. */
+  port?: number;
 }
 
 export interface AnnouncerStats {
@@ -203,7 +205,7 @@ export class MdnsAnnouncer extends EventEmitter<MdnsAnnouncerEvents> {
       if (this._state === AnnouncerState.Probing) return new Promise((resolve, reject) => this.startWaiters.push({ resolve, reject }));
       return;
     }
-    const sock = this.opts.mdns ?? createMdnsSocket(this.opts.interface);
+    const sock = this.opts.mdns ?? createMdnsSocket(this.opts.interface, this.opts.port ?? MDNS_PORT);
     this.sock = sock;
     this.listen(sock, 'packet', (p: DecodedPacket, rinfo: MdnsRinfo) => this.onPacket(p, rinfo));
     this.listen(sock, 'warning', () => this.s.malformed++);
@@ -466,7 +468,7 @@ export class MdnsAnnouncer extends EventEmitter<MdnsAnnouncerEvents> {
     const questions = (Array.isArray(packet.questions) ? packet.questions : []).slice(0, MAX_QUESTIONS);
     const known = Array.isArray(packet.answers) ? packet.answers : [];
     const src = `${rinfo?.address}|${rinfo?.port}`;
-    const legacy = rinfo?.port !== MDNS_PORT;
+    const legacy = rinfo?.port !== (this.opts.port ?? MDNS_PORT);
 
     // §7.2: a TC query is followed by more known answers from the same host; wait for them.
     const waiting = this.tcPending.get(src);

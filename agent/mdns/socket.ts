@@ -25,10 +25,11 @@ export type ReceivedPacket = DecodedPacket;
  * A multicast-dns socket that joins 224.0.0.251 and sends multicast on the one interface given
  * by its IPv4 address (never all interfaces, which is the library's default). The socket binds
  * 0.0.0.0:5353 with SO_REUSEADDR so several agents and clients share the port on one host, and
- * keeps multicast loopback on so they hear each other.
+ * keeps multicast loopback on so they hear each other. `port` is for tests that must stay off
+ * the shared 5353 (RFC 6762 §3 fixes mDNS to 5353).
  */
-export function createMdnsSocket(iface: string): MdnsSocket {
-  return makeMdns({ interface: iface, bind: '0.0.0.0', loopback: true, reuseAddr: true }) as unknown as MdnsSocket;
+export function createMdnsSocket(iface: string, port = 5353): MdnsSocket {
+  return makeMdns({ interface: iface, port, bind: '0.0.0.0', loopback: true, reuseAddr: true }) as unknown as MdnsSocket;
 }
 
 /** Resolve when the socket is bound, reject on a bind error or after `timeoutMs`. */

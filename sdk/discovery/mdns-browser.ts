@@ -70,6 +70,8 @@ export interface MdnsBrowserOptions {
   clock?: Clock;
   /** Default: a fresh xorshift source (refresh jitter). */
   random?: Random;
+  /** UDP port of the link (default 5353, RFC 6762 §3). For tests. */
+  port?: number;
 }
 
 export interface BrowserStats {
@@ -183,7 +185,7 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
   async start(): Promise<void> {
     if (this.started || this.closed) return;
     this.started = true;
-    const sock = this.opts.mdns ?? createMdnsSocket(this.opts.interface);
+    const sock = this.opts.mdns ?? createMdnsSocket(this.opts.interface, this.opts.port);
     this.sock = sock;
     this.listen(sock, 'packet', (p: DecodedPacket, rinfo: MdnsRinfo) => this.onPacket(p, rinfo));
     this.listen(sock, 'warning', () => this.s.malformed++);
