@@ -3,7 +3,7 @@
  * inject an in-memory network, and the one place that creates a real socket.
  */
 import makeMdns from 'multicast-dns';
-import type { DecodedPacket, Packet } from 'dns-packet';
+import type { Packet } from 'dns-packet';
 
 export interface MdnsRinfo {
   address: string;
@@ -18,8 +18,6 @@ export interface MdnsSocket {
   send(packet: Packet, rinfo?: MdnsRinfo | null, cb?: (err?: Error | null) => void): void;
   destroy(cb?: () => void): void;
 }
-
-export type ReceivedPacket = DecodedPacket;
 
 /**
  * A multicast-dns socket that joins 224.0.0.251 and sends multicast on the one interface given
