@@ -15,6 +15,8 @@ if (!name || !udp || !tcp || !agentPort) {
 }
 
 const host = '127.0.0.1';
+// First line: the process is up and the agent is about to start (benchmarks time from here).
+process.stdout.write(JSON.stringify({ starting: name }) + '\n');
 let report: (n: number) => void = () => {};
 const game = await startGameServer({ host, port: Number(udp), name, onSessions: (n) => report(n) });
 const stream = await startStreamServer({ host, port: Number(tcp), name });

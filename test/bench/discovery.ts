@@ -12,13 +12,20 @@ import { join, type Cluster } from '../../sdk/index.js';
 const NODE = fileURLToPath(new URL('../../examples/demo/node.js', import.meta.url));
 
 export interface DiscoveryRow {
-  path: 'mdns' | 'agents';
-  /** Process spawn → the SDK can pick the new server (includes Node start-up). */
+  /** mdns: mDNS + watch subscription (the default); mdns-only: no subscription; agents: a seed agent's watch. */
+  path: 'mdns' | 'mdns-only' | 'agents';
+  /** Process spawn → the SDK can pick the new server (includes Node's own start-up). */
+  spawnToPickMs: number;
+  /** startAgent() called in the new process → the SDK can pick its server. */
   startToPickMs: number;
-  /** The node's "ready" line (agent listening, announced) → the SDK can pick it. */
-  readyToPickMs: number;
-  /** kill -9 of the node → the SDK no longer picks it. */
+  /** kill -9 of the node (SIGTERM for mdns-only: see `stop`) → the SDK no longer picks it. */
   killToGoneMs: number;
+  /**
+   * How the node was stopped. An mDNS-only view learns of a stop only from the goodbye, which a
+   * killed process never sends (its records would live out their TTL), so that path is measured
+   * with SIGTERM → drain → goodbye.
+   */
+  stop: 'SIGKILL' | 'SIGTERM';
 }
 
 async function freePort(): Promise<number> {
@@ -37,29 +44,40 @@ interface Proc {
   proc: ChildProcess;
   url: string;
   spawnedAt: number;
-  readyAt: number;
+  startingAt: number;
 }
 
 async function startNode(name: string, joinUrl?: string): Promise<Proc> {
   const [udp, tcp, agent] = [await freePort(), await freePort(), await freePort()];
   const spawnedAt = performance.now();
   const proc = spawn(process.execPath, [NODE, name, String(udp), String(tcp), String(agent), ...(joinUrl ? [joinUrl] : [])], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let startingAt = 0;
   const url = await new Promise<string>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`${name} did not start`)), 15_000);
-    proc.stdout!.once('data', (d: Buffer) => {
-      clearTimeout(t);
-      resolve((JSON.parse(d.toString().split('\n')[0]!) as { agent: string }).agent);
+    let buf = '';
+    proc.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = JSON.parse(buf.slice(0, i)) as { starting?: string; agent?: string };
+        buf = buf.slice(i + 1);
+        if (line.starting) startingAt = performance.now();
+        if (line.agent) {
+          clearTimeout(t);
+          resolve(line.agent);
+        }
+      }
     });
     proc.once('exit', () => reject(new Error(`${name} exited`)));
   });
-  return { name, proc, url, spawnedAt, readyAt: performance.now() };
+  return { name, proc, url, spawnedAt, startingAt };
 }
 
-function kill(p: Proc): Promise<void> {
+function kill(p: Proc, signal: 'SIGKILL' | 'SIGTERM' = 'SIGKILL'): Promise<void> {
   if (p.proc.exitCode !== null || p.proc.signalCode !== null) return Promise.resolve();
   return new Promise((r) => {
     p.proc.once('exit', () => r());
-    p.proc.kill('SIGKILL');
+    p.proc.kill(signal);
   });
 }
 
@@ -91,22 +109,27 @@ export async function benchDiscovery(rounds = 3): Promise<DiscoveryRow[]> {
   base.push(await startNode('b2', base[0]!.url), await startNode('b3', base[0]!.url));
   const rows: DiscoveryRow[] = [];
   try {
-    for (const path of ['mdns', 'agents'] as const) {
+    for (const path of ['mdns', 'mdns-only', 'agents'] as const) {
       const cluster = await join({
         service: 'demo',
-        discovery: path === 'mdns' ? { mdns: { interface: '127.0.0.1' } } : { agents: [base[1]!.url] },
+        discovery: path === 'agents' ? { agents: [base[1]!.url] } : { mdns: { interface: '127.0.0.1', subscribe: path === 'mdns' } },
         waitForServersMs: 5000,
       });
       try {
         await when(cluster, () => cluster.servers().length >= 3, 10_000);
         for (let r = 0; r < rounds; r++) {
-          const name = `x${path[0]}${r}`;
-          const p = await startNode(name, base[0]!.url);
-          const seen = await when(cluster, () => pickable(cluster, name), 15_000);
+          const name = `x${path.replace('-', '')}${r}`;
+          const started = startNode(name, base[0]!.url);
+          // Watch from the moment of spawn: the server may be picked before the node says it is ready.
+          const seenP = when(cluster, () => pickable(cluster, name), 15_000);
+          const p = await started;
+          const seen = await seenP;
+          const stop = path === 'mdns-only' ? 'SIGTERM' : 'SIGKILL';
           const killedAt = performance.now();
-          await kill(p);
-          const gone = await when(cluster, () => !pickable(cluster, name), 15_000);
-          rows.push({ path, startToPickMs: seen - p.spawnedAt, readyToPickMs: Math.max(0, seen - p.readyAt), killToGoneMs: gone - killedAt });
+          const goneP = when(cluster, () => !pickable(cluster, name), 15_000);
+          await kill(p, stop);
+          const gone = await goneP;
+          rows.push({ path, spawnToPickMs: seen - p.spawnedAt, startToPickMs: seen - p.startingAt, killToGoneMs: gone - killedAt, stop });
           // Let the cluster forget it before the next round.
           await new Promise((res) => setTimeout(res, 300));
         }
@@ -115,7 +138,7 @@ export async function benchDiscovery(rounds = 3): Promise<DiscoveryRow[]> {
       }
     }
   } finally {
-    await Promise.all(base.map(kill));
+    await Promise.all(base.map((b) => kill(b)));
   }
   return rows;
 }
