@@ -189,7 +189,8 @@ export function resolveAgentOptions(input: AgentOptions): ResolvedAgentOptions {
   if (typeof input !== 'object' || input === null) throw new BadOptionError('options', 'must be an object');
   const service = checkServiceName('service', input.service);
   const node = optStr('node', input.node) ?? os.hostname();
-  if (!/^[\w.\-:@]+$/.test(node)) throw new BadOptionError('node', `may hold letters, digits and . - _ : @ only, got ${JSON.stringify(node)}`);
+  // ≤ 63 chars: the node id becomes a DNS label of the mDNS instance name (RFC 1035 §2.3.4).
+  if (!/^[\w.\-:@]{1,63}$/.test(node)) throw new BadOptionError('node', `must be 1–63 letters, digits and . - _ : @, got ${JSON.stringify(node)}`);
   const host = ip('host', input.host, '127.0.0.1');
   const bind = ip('bind', input.bind, host);
   const udpPort = int('udpPort', input.udpPort, undefined, 1, 65535);
