@@ -1,0 +1,288 @@
+/**
+ * A LAN on one machine: every host is a network namespace with one veth to a bridge, and the bridge
+ * lives in its own namespace, so nothing here touches an interface of the namespace the tests run
+ * in (the root namespace, or the fresh one of `unshare -n` in CI). Addresses are in 198.18.0.0/15
+ * (RFC 2544 benchmarking range) only; multicast (mDNS) is routed onto the host's veth only.
+ *
+ *   ns  plbl-<pid>-br   bridge br0, ports p1..pN
+ *   ns  plbl-<pid>-hI   lo + veth v0 = 198.18.0.I/24, peer pI in the bridge namespace
+ *
+ * Names carry the test process's pid, so parallel runs cannot collide, and a later run can tell
+ * the leftovers of a crashed run (its pid is gone) from a live one. Everything started here —
+ * namespaces and processes (by PID) — is ended by destroy(), also from a process 'exit' hook.
+ * Deleting a namespace deletes its veth ends, which deletes the pair.
+ *
+ * Loss and delay: `tc … netem` where the kernel has it (CONFIG_NET_SCH_NETEM). Some kernels (the
+ * Firecracker VMs this was written on) have no netem; there the loss is made in the kernel by a
+ * classic-BPF classifier (`ld rand`, cls_bpf) sending the chosen share of packets to an HTB class
+ * whose queue holds nothing (pfifo limit 0), and there is no delay: impair() says which it did.
+ */
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+export const PREFIX = 'plbl-';
+
+/** Why the LAN suite cannot run here, or undefined when it can. */
+export function lanUnavailable(): string | undefined {
+  if (process.platform !== 'linux') return 'network namespaces need Linux';
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'network namespaces need root (run as root, or in CI)';
+  try {
+    execFileSync('ip', ['-V'], { stdio: 'ignore' });
+  } catch {
+    return 'iproute2 not found: apt-get install iproute2';
+  }
+  return undefined;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function killNsProcs(ns: string): void {
+  try {
+    const out = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8', timeout: 5000 });
+    for (const p of out.split(/\s+/).filter(Boolean)) {
+      try {
+        process.kill(Number(p), 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  } catch {
+    /* namespace gone */
+  }
+}
+
+/**
+ * Remove what a crashed earlier run of this harness left: namespaces named plbl-<pid>-… whose pid
+ * no longer runs (the processes inside them were started by that run, and are ended by PID).
+ */
+export function cleanLeftovers(): string[] {
+  let list = '';
+  try {
+    list = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8', timeout: 5000 });
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const line of list.split('\n')) {
+    const name = line.split(' ')[0] ?? '';
+    const m = /^plbl-(\d+)-/.exec(name);
+    if (!m || pidAlive(Number(m[1]))) continue;
+    killNsProcs(name);
+    try {
+      execFileSync('ip', ['netns', 'del', name], { timeout: 5000 });
+      removed.push(name);
+    } catch {
+      /* already gone */
+    }
+  }
+  return removed;
+}
+
+export interface Host {
+  index: number;
+  ns: string;
+  ip: string;
+  /** The host's end of its link (inside ns). */
+  dev: string;
+  /** The bridge's end of its link (inside the bridge namespace). */
+  port: string;
+}
+
+export interface Proc {
+  name: string;
+  host: Host;
+  child: ChildProcess;
+  pid: number;
+  /** Complete stdout lines seen so far (the programs here speak JSON lines). */
+  lines: string[];
+  /** Complete stderr lines (agents log JSON there), the last 5000. */
+  errLines: string[];
+  exited: Promise<number | null>;
+}
+
+export interface Impairment {
+  kind: 'netem' | 'bpf-loss';
+  loss: number;
+  delayMs: number;
+  note: string;
+}
+
+export class Lan {
+  readonly id = `${PREFIX}${process.pid}`;
+  readonly bridgeNs = `${this.id}-br`;
+  readonly hosts: Host[] = [];
+  readonly procs = new Set<Proc>();
+  private namespaces: string[] = [];
+  private exitHook = () => this.destroySync();
+
+  async create(count: number): Promise<void> {
+    process.on('exit', this.exitHook);
+    await this.ns(this.bridgeNs);
+    await this.exec(this.bridgeNs, 'ip', 'link', 'set', 'lo', 'up');
+    await this.exec(this.bridgeNs, 'ip', 'link', 'add', 'br0', 'type', 'bridge', 'mcast_snooping', '0');
+    await this.exec(this.bridgeNs, 'ip', 'link', 'set', 'br0', 'up');
+    for (let i = 1; i <= count; i++) {
+      const host: Host = { index: i, ns: `${this.id}-h${i}`, ip: `198.18.0.${i}`, dev: 'v0', port: `p${i}` };
+      await this.ns(host.ns);
+      // Created directly in the two namespaces: the pair never exists in ours.
+      await run('ip', ['link', 'add', host.dev, 'netns', host.ns, 'type', 'veth', 'peer', 'name', host.port, 'netns', this.bridgeNs]);
+      await this.exec(this.bridgeNs, 'ip', 'link', 'set', host.port, 'master', 'br0');
+      await this.exec(this.bridgeNs, 'ip', 'link', 'set', host.port, 'up');
+      await this.exec(host.ns, 'ip', 'link', 'set', 'lo', 'up');
+      await this.exec(host.ns, 'ip', 'addr', 'add', `${host.ip}/24`, 'dev', host.dev);
+      await this.exec(host.ns, 'ip', 'link', 'set', host.dev, 'up');
+      // mDNS (224.0.0.251) leaves through the LAN link, and only that one exists here anyway.
+      await this.exec(host.ns, 'ip', 'route', 'add', '224.0.0.0/4', 'dev', host.dev);
+      this.hosts.push(host);
+    }
+  }
+
+  private async ns(name: string): Promise<void> {
+    await run('ip', ['netns', 'add', name]);
+    this.namespaces.push(name);
+  }
+
+  exec(ns: string, cmd: string, ...args: string[]): Promise<{ stdout: string; stderr: string }> {
+    return run('ip', ['netns', 'exec', ns, cmd, ...args], { timeout: 10_000 });
+  }
+
+  /** Start a program in a host's namespace. `ip netns exec` execs it, so the PID is the program's. */
+  spawn(host: Host, name: string, argv: string[], env: NodeJS.ProcessEnv = {}): Proc {
+    const child = spawn('ip', ['netns', 'exec', host.ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    const p: Proc = {
+      name,
+      host,
+      child,
+      pid: child.pid ?? -1,
+      lines: [],
+      errLines: [],
+      exited: new Promise((resolve) => child.once('exit', (code) => resolve(code))),
+    };
+    this.procs.add(p);
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        p.lines.push(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+    });
+    let ebuf = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      ebuf += d.toString();
+      let i;
+      while ((i = ebuf.indexOf('\n')) >= 0) {
+        p.errLines.push(ebuf.slice(0, i));
+        ebuf = ebuf.slice(i + 1);
+        if (p.errLines.length > 5000) p.errLines.shift();
+      }
+    });
+    void p.exited.then(() => this.procs.delete(p));
+    return p;
+  }
+
+  /** kill(2) one process we started, by PID, and wait for it to exit (bounded). */
+  async kill(p: Proc, signal: NodeJS.Signals = 'SIGKILL', waitMs = 10_000): Promise<void> {
+    if (p.child.exitCode !== null || p.child.signalCode !== null) return;
+    try {
+      process.kill(p.pid, signal);
+    } catch {
+      return;
+    }
+    const t = setTimeout(() => {
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }, waitMs);
+    await p.exited;
+    clearTimeout(t);
+  }
+
+  /** Take a host's link down (from the bridge side: the host sees its carrier go) or up. */
+  async link(host: Host, up: boolean): Promise<void> {
+    await this.exec(this.bridgeNs, 'ip', 'link', 'set', host.port, up ? 'up' : 'down');
+  }
+
+  /**
+   * Loss (and delay, with netem) on the egress of every host's link: each direction of each
+   * host↔bridge link drops `loss` of its packets, so a request/reply between two hosts loses
+   * 1 − (1 − loss)² of its round trips.
+   */
+  async impair(loss: number, delayMs: number): Promise<Impairment> {
+    const results: Impairment[] = [];
+    for (const h of this.hosts) results.push(await this.impairDev(h.ns, h.dev, loss, delayMs));
+    return results[0]!;
+  }
+
+  private async impairDev(ns: string, dev: string, loss: number, delayMs: number): Promise<Impairment> {
+    try {
+      await this.exec(ns, 'tc', 'qdisc', 'add', 'dev', dev, 'root', 'netem', 'loss', `${loss * 100}%`, 'delay', `${delayMs}ms`);
+      return { kind: 'netem', loss, delayMs, note: `netem loss ${loss * 100}% delay ${delayMs}ms` };
+    } catch {
+      /* no netem in this kernel: fall through */
+    }
+    // ld rand (SKF_AD_OFF + SKF_AD_RANDOM = 0xfffff038); jgt #(1 − loss)·2^32 → match (−1 = classid 1:20)
+    const threshold = Math.floor((1 - loss) * 2 ** 32);
+    const bytecode = `4,32 0 0 4294963256,37 1 0 ${threshold},6 0 0 0,6 0 0 4294967295`;
+    await this.exec(ns, 'tc', 'qdisc', 'add', 'dev', dev, 'root', 'handle', '1:', 'htb', 'default', '10', 'r2q', '100000');
+    await this.exec(ns, 'tc', 'class', 'add', 'dev', dev, 'parent', '1:', 'classid', '1:10', 'htb', 'rate', '10gbit');
+    await this.exec(ns, 'tc', 'class', 'add', 'dev', dev, 'parent', '1:', 'classid', '1:20', 'htb', 'rate', '10gbit');
+    await this.exec(ns, 'tc', 'qdisc', 'add', 'dev', dev, 'parent', '1:20', 'handle', '20:', 'pfifo', 'limit', '0');
+    await this.exec(ns, 'tc', 'filter', 'add', 'dev', dev, 'parent', '1:', 'protocol', 'all', 'prio', '1', 'bpf', 'bytecode', bytecode, 'classid', '1:20');
+    return {
+      kind: 'bpf-loss',
+      loss,
+      delayMs: 0,
+      note: `no netem in this kernel: loss ${loss * 100}% by cls_bpf (ld rand) into a pfifo limit 0, NO delay (asked ${delayMs} ms)`,
+    };
+  }
+
+  /** Packets the loss emulation dropped on a host's link (bpf-loss only; netem counts in its qdisc). */
+  async dropped(host: Host): Promise<number> {
+    const { stdout } = await this.exec(host.ns, 'tc', '-s', 'qdisc', 'show', 'dev', host.dev);
+    return [...stdout.matchAll(/dropped (\d+)/g)].reduce((a, m) => a + Number(m[1]), 0);
+  }
+
+  async unimpair(): Promise<void> {
+    for (const h of this.hosts) await this.exec(h.ns, 'tc', 'qdisc', 'del', 'dev', h.dev, 'root').catch(() => {});
+  }
+
+  async destroy(): Promise<void> {
+    await Promise.all([...this.procs].map((p) => this.kill(p, 'SIGKILL', 2000)));
+    this.destroySync();
+  }
+
+  /** Synchronous, for the 'exit' hook: kill our processes by PID, delete our namespaces. */
+  destroySync(): void {
+    for (const p of this.procs) {
+      try {
+        if (p.child.exitCode === null && p.child.signalCode === null) process.kill(p.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    for (const ns of this.namespaces.reverse()) {
+      if (!existsSync(`/run/netns/${ns}`)) continue;
+      killNsProcs(ns); // only ever processes this harness started in its own namespace
+      try {
+        execFileSync('ip', ['netns', 'del', ns], { timeout: 5000 });
+      } catch {
+        /* gone */
+      }
+    }
+    this.namespaces = [];
+    process.off('exit', this.exitHook);
+  }
+}
