@@ -26,9 +26,10 @@ for (const spec of AGENT_OPTION_SPECS) {
   const arg = spec.kind === 'list' ? `<${spec.flag}...>` : `<${spec.kind === 'int' ? 'n' : 'value'}>`;
   let help = `${spec.describe} [env ${spec.env}]`;
   if (spec.choices) help += ` (${spec.choices.join(' | ')})`;
-  const opt = new Option(`--${spec.flag} ${arg}`, help);
-  if (spec.default !== undefined) opt.default(undefined, String(spec.default));
-  agentCmd.addOption(opt);
+  // Defaults are shown in the text, not set through commander: a flag must be absent unless typed,
+  // or it would override the environment and the config file.
+  if (spec.path !== 'service') help += ` (default: ${spec.default ?? 'none'})`;
+  agentCmd.addOption(new Option(`--${spec.flag} ${arg}`, help));
 }
 agentCmd.action(async (flags: Record<string, string | string[] | undefined>) => {
   // commander camel-cases flags; the specs use the dashed names.

@@ -12,10 +12,12 @@ export interface AgentEvent {
 
 /**
  * `/v1/events`: a read-only JSON WebSocket for the dashboard (and for operators' own tools). It
- * sends `{ type: 'members', members, events }` on connect, then `{ type: 'member', member }` and
- * `{ type: 'event', event }` as things happen. The client watch (`/v1/watch`) carries only the
- * servers clients may pick; the dashboard also needs suspect/dead/left members and the event
- * history, so it has its own feed. Nothing sent to it is read.
+ * sends `{ type: 'members', members, events }` on connect, then `{ type: 'member', member }` when a
+ * member's status, address or meta changes and `{ type: 'event', event }` as things happen. Load
+ * updates are not repeated here: the dashboard takes servers and load from `/v1/watch?format=json`,
+ * the subscription clients use. The watch carries only the servers clients may pick; the dashboard
+ * also needs suspect/dead/left members and the event history, hence this feed. Nothing sent to it
+ * is read.
  */
 export class EventFeed {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 1024, perMessageDeflate: false });

@@ -84,6 +84,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   private draining = false;
   private stopped = false;
   private readonly heardAt = new Map<string, number>();
+  /** Last health seen per member, for the dashboard's drain/health events. */
+  private readonly lastHealth = new Map<string, Health>();
 
   /** @internal use startAgent */
   constructor(opts: ResolvedAgentOptions, private readonly extras: StartAgentExtras) {
@@ -130,6 +132,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.http.route('/', (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(DASHBOARD_HTML);
     });
+    this.http.route('/favicon.ico', (_req, res) => void res.writeHead(204).end());
     this.http.route('/metrics', async (_req, res) => {
       const text = await this.metrics.text();
       res.writeHead(200, { 'content-type': this.metrics.contentType }).end(text);
@@ -146,17 +149,18 @@ export class Agent extends EventEmitter<AgentEvents> {
       log: this.log,
     });
     this.membership.on('change', (m: Member, prev: string | undefined) => this.onMember(m, prev));
+    this.membership.on('reap', (m: Member) => this.lastHealth.delete(m.node));
+    this.feed.event({ at: Date.now(), kind: 'join', node: o.node, detail: 'this agent started' });
+    this.membership.on('rtt', ({ ms, phase }) => this.metrics.probeRtt.observe({ kind: phase === 'direct' ? 'gossip' : 'gossip_indirect' }, ms / 1000));
     this.membership.on('load', (m: Member) => {
       this.heardAt.set(m.node, this.clock.now());
       this.subs.upsert(this.record(m));
-      this.feed.member(this.info(m));
     });
 
     this.tracker.on('publish', (load: LoadReport) => {
       this.membership.setLoad(load);
       this.heardAt.set(this.node, this.clock.now());
       this.subs.upsert(this.record(this.membership.self()));
-      this.feed.member(this.info(this.membership.self()));
       this.mdns?.update(this.announceInfo());
     });
     this.tracker.start();
@@ -189,6 +193,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.mdns = new MdnsAnnouncer({ info: this.announceInfo(), interface: o.mdns.interface, clock: this.extras.clock });
       await this.mdns.start();
     }
+    // The effective configuration (after defaults < file < env < flags), secrets masked.
+    this.log.info({ config: { ...o, token: o.token === undefined ? undefined : '(set)' } }, 'configuration');
     this.log.info({ url: this.url, service: o.service, udp: o.udpPort, tcp: o.tcpPort, join: o.join, mdns: o.mdns || undefined }, 'agent started');
   }
 
@@ -289,8 +295,13 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (prev === undefined || m.status === 'dead' || m.status === 'left' || (prev !== 'alive' && prev !== 'suspect')) this.subs.agents(this.agentUrls());
     const info = this.info(m);
     this.feed.member(info);
-    if (prev !== m.status) this.feed.event({ at: Date.now(), kind: prev === undefined ? 'join' : m.status, node: m.node, detail: prev ? `was ${prev}` : undefined });
-    else if (m.meta.health === 'draining') this.feed.event({ at: Date.now(), kind: 'drain', node: m.node });
+    const prevHealth = this.lastHealth.get(m.node);
+    this.lastHealth.set(m.node, m.meta.health);
+    const at = Date.now();
+    if (prev !== m.status) this.feed.event({ at, kind: prev === undefined ? 'join' : m.status === 'left' ? 'leave' : m.status, node: m.node, detail: prev ? `was ${prev}` : undefined });
+    // Health changes of others (this agent's own healthy/unhealthy come from its checker, with the reason).
+    if (prevHealth !== undefined && prevHealth !== m.meta.health && (m.meta.health === 'draining' || m.node !== this.node))
+      this.feed.event({ at, kind: m.meta.health === 'draining' ? 'drain' : m.meta.health, node: m.node });
     this.emit('member', info, prev);
   }
 
@@ -367,15 +378,25 @@ export class Agent extends EventEmitter<AgentEvents> {
     return result;
   }
 
-  /** Apply a new configuration without dropping membership: weight, zone (others need a restart). */
-  reload(input: AgentOptions): void {
+  /**
+   * Apply a new configuration without dropping membership (SIGHUP in the CLI): weight and zone are
+   * published at once (one incarnation step, like any meta change). Other options that differ are
+   * named in the log as needing a restart. A bad configuration throws before anything changes.
+   * The one place a reload goes through: extend it for further reloadable options.
+   */
+  reload(input: AgentOptions): { changed: string[]; needsRestart: string[] } {
     const next = resolveAgentOptions(input);
     const changed: string[] = [];
     if (next.weight !== this.opts.weight) changed.push('weight');
     if (next.zone !== this.opts.zone) changed.push('zone');
+    const needsRestart = (Object.keys(next) as Array<keyof ResolvedAgentOptions>).filter(
+      (k) => k !== 'weight' && k !== 'zone' && JSON.stringify(next[k]) !== JSON.stringify(this.opts[k]),
+    );
     this.opts = { ...this.opts, weight: next.weight, zone: next.zone };
     if (changed.length) this.publishMeta();
-    this.log.info({ changed }, 'configuration reloaded');
+    if (needsRestart.length) this.log.warn({ needsRestart }, 'configuration changes that take a restart were not applied');
+    this.log.info({ changed, weight: next.weight, zone: next.zone }, 'configuration reloaded');
+    return { changed, needsRestart };
   }
 
   /** Leave the cluster (others see `left`), send mDNS goodbyes, and close every socket. */

@@ -104,7 +104,7 @@ export class AgentMetrics {
     });
     this.probeRtt = new Histogram({
       name: 'peerlb_probe_rtt_seconds',
-      help: 'Round-trip times of gossip probes (kind=gossip) and server health checks (kind=health).',
+      help: 'Round-trip times of gossip probes answered directly (kind=gossip) or after going to helpers (kind=gossip_indirect), and of server health checks (kind=health).',
       labelNames: ['kind'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
       registers,
@@ -115,6 +115,7 @@ export class AgentMetrics {
       labelNames: ['result'],
       registers,
     });
+    for (const result of ['ok', 'fail']) this.healthChecks.inc({ result }, 0);
   }
 
   text(): Promise<string> {

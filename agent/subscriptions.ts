@@ -6,9 +6,11 @@ import {
   PROTOCOL_VERSION,
   decodeWatchClientFrame,
   encodeWatchFrame,
+  parseWatchClientFrame,
   type ServerRecord,
   type WatchServerFrame,
 } from '../sdk/protocol.js';
+import { DecodeError } from '../sdk/errors.js';
 import type { Logger } from './log.js';
 
 export interface SubscriptionOptions {
@@ -30,12 +32,15 @@ interface Sub {
   ws: WebSocket;
   service: string | undefined;
   ready: boolean;
+  /** `/v1/watch?format=json`: the same frames as JSON text, for browsers (the dashboard). */
+  json: boolean;
 }
 
 /**
  * `/v1/watch`: a read-only subscription for clients. After the client's `hello` the agent sends a
  * snapshot of the servers it knows, then upsert/remove deltas. Nothing a subscriber sends can
  * change membership: the only frame read is `hello`; anything else is counted and ignored.
+ * `/v1/watch?format=json` carries the same frames as JSON text (hello included), for browsers.
  */
 export class Subscriptions {
   private readonly wss: WebSocketServer;
@@ -65,7 +70,8 @@ export class Subscriptions {
         return;
       }
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, this.opts.token ? this.tokenOk(req.headers.authorization) : true));
+    const json = /[?&]format=json(&|$)/.test(req.url ?? '');
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, this.opts.token ? this.tokenOk(req.headers.authorization) : true, json));
   }
 
   private tokenOk(header: string | undefined | null): boolean {
@@ -78,9 +84,9 @@ export class Subscriptions {
     return a.length === b.length && timingSafeEqual(a, b);
   }
 
-  private accept(ws: WebSocket, authorized: boolean): void {
+  private accept(ws: WebSocket, authorized: boolean, json = false): void {
     this.counters.accepted++;
-    const sub: Sub = { ws, service: undefined, ready: false };
+    const sub: Sub = { ws, service: undefined, ready: false, json };
     this.subs.add(sub);
     const helloTimer = setTimeout(() => {
       if (!sub.ready) this.fail(sub, 'PEERLB_ERR_TIMEOUT', 'no hello within the time allowed');
@@ -91,13 +97,13 @@ export class Subscriptions {
         this.counters.ignoredFrames++;
         return;
       }
-      if (!isBinary) {
+      if (isBinary === sub.json) {
         this.counters.badFrames++;
-        return this.fail(sub, 'PEERLB_ERR_DECODE', 'frames must be binary msgpack');
+        return this.fail(sub, 'PEERLB_ERR_DECODE', sub.json ? 'with format=json, frames must be JSON text' : 'frames must be binary msgpack');
       }
       let hello;
       try {
-        hello = decodeWatchClientFrame(data);
+        hello = sub.json ? parseJsonHello(data) : decodeWatchClientFrame(data);
       } catch (err) {
         this.counters.badFrames++;
         return this.fail(sub, (err as { code?: string }).code ?? 'PEERLB_ERR_DECODE', (err as Error).message);
@@ -131,7 +137,7 @@ export class Subscriptions {
     setTimeout(() => sub.ws.terminate(), 1000).unref();
   }
 
-  private send(sub: Sub, frame: WatchServerFrame, bytes: Buffer = encodeWatchFrame(frame)): void {
+  private send(sub: Sub, frame: WatchServerFrame, bytes: Buffer | string = sub.json ? JSON.stringify(frame) : encodeWatchFrame(frame)): void {
     if (sub.ws.readyState !== sub.ws.OPEN) return;
     if (sub.ws.bufferedAmount > (this.opts.maxPendingBytes ?? 4 << 20)) {
       this.counters.slowCutoffs++;
@@ -140,17 +146,18 @@ export class Subscriptions {
       return;
     }
     this.counters.framesOut++;
-    this.counters.bytesOut += bytes.length;
+    this.counters.bytesOut += typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.length;
     sub.ws.send(bytes);
   }
 
   private broadcast(frame: WatchServerFrame, service: string | undefined): void {
     let bytes: Buffer | undefined;
+    let text: string | undefined;
     for (const sub of this.subs) {
       if (!sub.ready) continue;
       if (service !== undefined && sub.service !== undefined && sub.service !== service) continue;
-      bytes ??= encodeWatchFrame(frame);
-      this.send(sub, frame, bytes);
+      if (sub.json) this.send(sub, frame, (text ??= JSON.stringify(frame)));
+      else this.send(sub, frame, (bytes ??= encodeWatchFrame(frame)));
     }
   }
 
@@ -171,4 +178,15 @@ export class Subscriptions {
     this.subs.clear();
     this.wss.close();
   }
+}
+
+/** A `hello` sent as JSON text (`/v1/watch?format=json`); bad JSON is a decode error like bad msgpack. */
+function parseJsonHello(data: Buffer): ReturnType<typeof parseWatchClientFrame> {
+  let o: unknown;
+  try {
+    o = JSON.parse(data.toString('utf8'));
+  } catch (err) {
+    throw new DecodeError('hello is not valid JSON', { cause: err });
+  }
+  return parseWatchClientFrame(o);
 }

@@ -210,7 +210,11 @@ export function decodeWatchServerFrame(bytes: Uint8Array): WatchServerFrame {
 
 /** Decode the frame a client sent to an agent's watch endpoint. */
 export function decodeWatchClientFrame(bytes: Uint8Array): WatchClientFrame {
-  const o = unpackFrame(bytes, 4096);
+  return parseWatchClientFrame(unpackFrame(bytes, 4096));
+}
+
+/** Check a decoded client frame (msgpack, or JSON text with `/v1/watch?format=json`). */
+export function parseWatchClientFrame(o: unknown): WatchClientFrame {
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new DecodeError('watch frame must be a map');
   const m = o as Record<string, unknown>;
   checkVersion(m);

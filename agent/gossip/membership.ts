@@ -102,6 +102,12 @@ export interface MembershipEvents {
   load: [member: Member];
   /** A dead or left member was forgotten. */
   reap: [member: Member];
+  /**
+   * A probe was answered: round-trip time on the injected clock, from the first ping to the ack.
+   * `phase` is 'indirect' when the ack came after the probe had gone to helpers (it may then have
+   * taken the relayed path). For /metrics.
+   */
+  rtt: [info: { node: string; ms: number; phase: 'direct' | 'indirect' }];
 }
 
 export interface MembershipStats {
@@ -807,6 +813,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     if (!p) return;
     this.counters.acks++;
     this.endProbe(p);
+    if (p.kind !== 'reconnect') this.emit('rtt', { node: p.node, ms: this.clock.now() - p.startedAt, phase: p.phase });
     if (p.kind === 'reconnect') {
       // A member we have as dead answered: exchange full state (it has heard it is dead and refuted).
       this.log.info({ member: p.node, from }, 'dead member answered: exchanging state');
