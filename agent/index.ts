@@ -16,6 +16,10 @@ import { DASHBOARD_HTML } from './dashboard.js';
 import { AgentMetrics } from './metrics.js';
 import { Membership, type Member, type MemberMeta } from './gossip/membership.js';
 import { createWsTransport } from './gossip/ws-transport.js';
+import { createSealer, Keyring, loadKeyringFile, type Sealer } from './gossip/keyring.js';
+import { handleKeyringRequest } from './admin.js';
+import { loadPrivateKeyFile, signBytes, signRecord } from '../sdk/signing.js';
+import type { KeyObject } from 'node:crypto';
 import { GOSSIP_PROFILES } from './gossip/config.js';
 import { LoadTracker } from './load/tracker.js';
 import { handleLoadRequest } from './load/endpoint.js';
@@ -26,7 +30,7 @@ import { waitForDrain } from './drain.js';
 import { MdnsAnnouncer, type AnnounceInfo } from './mdns/announcer.js';
 import { systemClock, type Clock } from '../sdk/clock.js';
 import type { Random } from '../sdk/random.js';
-import { LIMITS, type Health, type LoadReport, type ServerRecord } from '../sdk/protocol.js';
+import { type Health, type LoadReport, type ServerRecord } from '../sdk/protocol.js';
 
 export { resolveAgentOptions, mergeAgentConfig, AGENT_OPTION_SPECS, type AgentOptions, type HealthSpec } from './options.js';
 export { createLogger, type Logger } from './log.js';
@@ -84,6 +88,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   private draining = false;
   private stopped = false;
   private readonly heardAt = new Map<string, number>();
+  private sealer: Sealer | undefined;
+  private signingKey: KeyObject | undefined;
   /** Last health seen per member, for the dashboard's drain/health events. */
   private readonly lastHealth = new Map<string, Health>();
 
@@ -95,7 +101,14 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.clock = extras.clock ?? systemClock;
     this.log = extras.log === false ? createLogger({ level: 'silent' }) : (extras.log ?? createLogger({ level: opts.logLevel })).child({ node: opts.node });
     this.http = new AgentHttp(this.log);
-    this.subs = new Subscriptions({ node: opts.node, token: opts.token, snapshot: () => this.snapshot(), log: this.log });
+    this.subs = new Subscriptions({
+      node: opts.node,
+      token: opts.token,
+      snapshot: () => this.snapshot(),
+      log: this.log,
+      maxSubscribers: opts.limits.maxSubscribers,
+      maxPendingBytes: opts.limits.maxPendingBytes,
+    });
     this.feed = new EventFeed(() => this.members());
     this.metrics = new AgentMetrics(
       {
@@ -120,10 +133,24 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** @internal */
   async start(): Promise<void> {
     const o = this.opts;
+    // Keys first: a missing or malformed key file fails the start before any port is taken.
+    const keys = o.keyring ?? (o.keyFile !== undefined ? loadKeyringFile(o.keyFile) : undefined);
+    this.signingKey = o.signingKey ?? (o.signingKeyFile !== undefined ? loadPrivateKeyFile(o.signingKeyFile) : undefined);
+    if (keys) this.sealer = createSealer(new Keyring(keys), { replayWindowMs: o.limits.replayWindowMs });
+    else this.log.warn('cluster is open: agent-to-agent frames are not authenticated or encrypted; anyone who reaches this port can join (set keyFile, see `peerlb keygen`)');
     this.port = await this.http.listen(o.port, o.bind);
     const hostInUrl = o.host.includes(':') ? `[${o.host}]` : o.host;
     this.url = `ws://${hostInUrl}:${this.port}`;
-    this.transport = createWsTransport({ addr: this.url, maxFrameBytes: LIMITS.maxFrameBytes });
+    const l = o.limits;
+    this.transport = createWsTransport({
+      addr: this.url,
+      maxFrameBytes: l.maxFrameBytes,
+      maxPendingBytes: l.maxPendingBytes,
+      seal: this.sealer,
+      slowPeerMs: l.slowPeerMs,
+      authFailures: { max: l.authFailures, windowMs: l.authFailureWindowMs, blockMs: l.authBlockMs },
+    });
+    this.http.route('/v1/keyring', (req, res) => handleKeyringRequest(req, res, this.sealer?.keyring, this.log));
     this.http.upgrade('/v1/gossip', (req, socket, head) => this.transport.handleUpgrade(req, socket, head));
     this.http.upgrade('/v1/watch', (req, socket, head) => this.subs.handleUpgrade(req, socket, head));
     this.http.route('/v1/members', (_req, res) => sendJson(res, 200, this.members()));
@@ -147,6 +174,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       random: this.extras.random,
       config: GOSSIP_PROFILES[o.gossipProfile],
       log: this.log,
+      maxFrameBytes: l.maxFrameBytes,
+      maxMembers: l.maxMembers,
     });
     this.membership.on('change', (m: Member, prev: string | undefined) => this.onMember(m, prev));
     this.membership.on('reap', (m: Member) => this.lastHealth.delete(m.node));
@@ -154,13 +183,13 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.membership.on('rtt', ({ ms, phase }) => this.metrics.probeRtt.observe({ kind: phase === 'direct' ? 'gossip' : 'gossip_indirect' }, ms / 1000));
     this.membership.on('load', (m: Member) => {
       this.heardAt.set(m.node, this.clock.now());
-      this.subs.upsert(this.record(m));
+      this.subs.upsert(this.watchRecord(m));
     });
 
     this.tracker.on('publish', (load: LoadReport) => {
       this.membership.setLoad(load);
       this.heardAt.set(this.node, this.clock.now());
-      this.subs.upsert(this.record(this.membership.self()));
+      this.subs.upsert(this.watchRecord(this.membership.self()));
       this.mdns?.update(this.announceInfo());
     });
     this.tracker.start();
@@ -190,11 +219,19 @@ export class Agent extends EventEmitter<AgentEvents> {
 
     this.membership.start(o.join);
     if (o.mdns) {
-      this.mdns = new MdnsAnnouncer({ info: this.announceInfo(), interface: o.mdns.interface, clock: this.extras.clock });
+      const key = this.signingKey;
+      this.mdns = new MdnsAnnouncer({
+        info: this.announceInfo(),
+        interface: o.mdns.interface,
+        clock: this.extras.clock,
+        port: o.mdns.port,
+        sign: key ? (data) => signBytes(data, key) : undefined,
+      });
       await this.mdns.start();
     }
     // The effective configuration (after defaults < file < env < flags), secrets masked.
-    this.log.info({ config: { ...o, token: o.token === undefined ? undefined : '(set)' } }, 'configuration');
+    const masked = (v: unknown) => (v === undefined ? undefined : '(set)');
+    this.log.info({ config: { ...o, token: masked(o.token), keyring: masked(o.keyring), signingKey: masked(o.signingKey) } }, 'configuration');
     this.log.info({ url: this.url, service: o.service, udp: o.udpPort, tcp: o.tcpPort, join: o.join, mdns: o.mdns || undefined }, 'agent started');
   }
 
@@ -230,6 +267,8 @@ export class Agent extends EventEmitter<AgentEvents> {
         too_large: c.dropped.tooLarge,
         slow_peer: c.dropped.slow,
         auth: c.dropped.unsealed,
+        replay: c.dropped.replay,
+        rate_limited: c.inboundRefused,
         closed: c.dropped.closed,
         bad_address: c.dropped.badAddr,
         not_binary: c.dropped.notBinary,
@@ -254,7 +293,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private publishMeta(): void {
     if (this.stopped) return;
     this.membership.setMeta(this.meta());
-    this.subs.upsert(this.record(this.membership.self()));
+    this.subs.upsert(this.watchRecord(this.membership.self()));
     this.mdns?.update(this.announceInfo());
     this.emit('health', this.currentHealth());
   }
@@ -277,6 +316,21 @@ export class Agent extends EventEmitter<AgentEvents> {
     return info;
   }
 
+  /** A record for /v1/watch: signed when the cluster has a signing key. */
+  private watchRecord(m: Member): ServerRecord {
+    const rec = this.record(m);
+    return this.signingKey ? signRecord(rec, this.signingKey) : rec;
+  }
+
+  /**
+   * Gossip security and limit counters: the transport's (frames in/out, drops by reason, sockets
+   * cut off or refused) and the sealer's (sealed, opened, auth failures, replays).
+   */
+  gossipStats(): { transport: ReturnType<Agent['transport']['counters']>; sealer: ReturnType<Sealer['counters']> | undefined; keys: string[]; decodeErrors: number; membersRefused: number } {
+    const m = this.membership.stats();
+    return { transport: this.transport.counters(), sealer: this.sealer?.counters(), keys: this.sealer?.keyring.ids() ?? [], decodeErrors: m.decodeErrors, membersRefused: m.membersRefused };
+  }
+
   private record(m: Member): ServerRecord {
     const now = this.clock.now();
     const rec: ServerRecord = { ...m.meta, id: m.node, agent: m.addr };
@@ -291,7 +345,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.heardAt.set(m.node, this.clock.now());
     if (m.node !== this.node) this.log.info({ member: m.node, status: m.status, previous: prev, incarnation: m.incarnation }, 'member changed');
     if (m.status === 'dead' || m.status === 'left') this.subs.remove(m.node, m.meta.service, m.status);
-    else this.subs.upsert(this.record(m));
+    else this.subs.upsert(this.watchRecord(m));
     if (prev === undefined || m.status === 'dead' || m.status === 'left' || (prev !== 'alive' && prev !== 'suspect')) this.subs.agents(this.agentUrls());
     const info = this.info(m);
     this.feed.member(info);
@@ -316,7 +370,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     const servers = this.membership
       .members()
       .filter((m) => m.status === 'alive' || m.status === 'suspect')
-      .map((m) => this.record(m));
+      .map((m) => this.watchRecord(m));
     return { servers, agents: this.agentUrls() };
   }
 
@@ -386,13 +440,24 @@ export class Agent extends EventEmitter<AgentEvents> {
    */
   reload(input: AgentOptions): { changed: string[]; needsRestart: string[] } {
     const next = resolveAgentOptions(input);
+    // The keyring is reloaded too (key rotation: install → use → remove, by editing the key file).
+    // Read before anything changes, so a missing or malformed file refuses the whole reload.
+    const keys = this.sealer ? (next.keyFile !== undefined ? loadKeyringFile(next.keyFile) : next.keyring) : undefined;
     const changed: string[] = [];
     if (next.weight !== this.opts.weight) changed.push('weight');
     if (next.zone !== this.opts.zone) changed.push('zone');
     const needsRestart = (Object.keys(next) as Array<keyof ResolvedAgentOptions>).filter(
-      (k) => k !== 'weight' && k !== 'zone' && JSON.stringify(next[k]) !== JSON.stringify(this.opts[k]),
+      (k) => k !== 'weight' && k !== 'zone' && !(keys && (k === 'keyFile' || k === 'keyring')) && JSON.stringify(next[k]) !== JSON.stringify(this.opts[k]),
     );
-    this.opts = { ...this.opts, weight: next.weight, zone: next.zone };
+    if (keys && this.sealer) {
+      const before = this.sealer.keyring.ids().join();
+      this.sealer.keyring.replace(keys);
+      if (this.sealer.keyring.ids().join() !== before) {
+        changed.push('keyring');
+        this.log.info({ keys: this.sealer.keyring.ids() }, 'keyring reloaded (primary first)');
+      }
+    }
+    this.opts = { ...this.opts, weight: next.weight, zone: next.zone, ...(keys ? { keyFile: next.keyFile, keyring: next.keyring } : {}) };
     if (changed.length) this.publishMeta();
     if (needsRestart.length) this.log.warn({ needsRestart }, 'configuration changes that take a restart were not applied');
     this.log.info({ changed, weight: next.weight, zone: next.zone }, 'configuration reloaded');

@@ -5,6 +5,9 @@ import { BadOptionError, ConfigError } from '../sdk/errors.js';
 import { checkServiceName } from '../sdk/options.js';
 import { DEFAULT_WEIGHT, MAX_WEIGHT } from '../sdk/protocol.js';
 import { LOG_LEVELS, type LogLevel } from './log.js';
+import type { KeyObject } from 'node:crypto';
+import { MAX_KEYS, parseKey } from './gossip/keyring.js';
+import { parsePrivateKey } from '../sdk/signing.js';
 
 /** How the agent checks its own server. */
 export type HealthSpec =
@@ -28,8 +31,8 @@ export interface AgentOptions {
   port?: number;
   /** Seed agents to join, ws://host:port. */
   join?: string[];
-  /** Announce over mDNS on this interface (IPv4 address). Off when not given. */
-  mdns?: { interface: string } | false;
+  /** Announce over mDNS on this interface (IPv4 address). Off when not given. `port`: for tests (default 5353). */
+  mdns?: { interface: string; port?: number } | false;
   weight?: number;
   zone?: string;
   /** Max sessions/connections the server takes; with it, utilization = active / capacity. */
@@ -41,15 +44,62 @@ export interface AgentOptions {
   drainTimeoutMs?: number;
   /** Gossip timing profile. Default 'lan'. */
   gossipProfile?: 'lan' | 'local';
-  /** Path of a keyring file (see `peerlb keygen`). */
+  /** Path of a keyring file (see `peerlb keygen`); reloaded on SIGHUP / `agent.reload`. */
   keyFile?: string;
+  /** The keyring itself, base64 keys, the first primary (instead of keyFile). */
+  keyring?: string[];
+  /** Ed25519 private key (PEM, or base64 of the 32-byte seed) signing mDNS TXT and /v1/watch records. */
+  signingKey?: string;
+  /** File holding signingKey (`peerlb keygen --signing`). */
+  signingKeyFile?: string;
+  /** Limits; see AgentLimits. */
+  limits?: Partial<AgentLimits>;
   /** Token clients must present to /v1/watch. */
   token?: string;
   logLevel?: LogLevel;
 }
 
-export type ResolvedAgentOptions = Required<Omit<AgentOptions, 'mdns' | 'zone' | 'udpPort' | 'tcpPort' | 'capacity' | 'keyFile' | 'token'>> & {
-  mdns: { interface: string } | false;
+/** What the agent accepts from the network, at most. */
+export interface AgentLimits {
+  /** Largest gossip frame (plain), bytes. Default 1 MiB. */
+  maxFrameBytes: number;
+  /** Most members remembered. Default 10 000. */
+  maxMembers: number;
+  /** Most /v1/watch subscribers at once. Default 1024. */
+  maxSubscribers: number;
+  /** Unsent bytes a gossip peer's or a subscriber's socket may hold; past it frames are dropped (gossip) or the subscriber is cut off. Default 4 MiB. */
+  maxPendingBytes: number;
+  /** A gossip peer over maxPendingBytes this long is cut off. Default 5000 ms. */
+  slowPeerMs: number;
+  /** Authentication failures from one IP within authFailureWindowMs before its connections are refused for authBlockMs. Default 20 in 10 s, 30 s. */
+  authFailures: number;
+  authFailureWindowMs: number;
+  authBlockMs: number;
+  /** Sealed frames whose timestamp is further than this from our clock are refused as replays. Default 30 000 ms. */
+  replayWindowMs: number;
+}
+
+export const DEFAULT_AGENT_LIMITS: Readonly<AgentLimits> = Object.freeze({
+  maxFrameBytes: 1 << 20,
+  maxMembers: 10_000,
+  maxSubscribers: 1024,
+  maxPendingBytes: 4 << 20,
+  slowPeerMs: 5000,
+  authFailures: 20,
+  authFailureWindowMs: 10_000,
+  authBlockMs: 30_000,
+  replayWindowMs: 30_000,
+});
+
+export type ResolvedAgentOptions = Required<
+  Omit<AgentOptions, 'mdns' | 'zone' | 'udpPort' | 'tcpPort' | 'capacity' | 'keyFile' | 'token' | 'keyring' | 'signingKey' | 'signingKeyFile' | 'limits'>
+> & {
+  mdns: { interface: string; port?: number } | false;
+  /** Decoded keys (from `keyring`; a keyFile is read by the agent). */
+  keyring: Buffer[] | undefined;
+  signingKey: KeyObject | undefined;
+  signingKeyFile: string | undefined;
+  limits: AgentLimits;
   zone: string | undefined;
   udpPort: number | undefined;
   tcpPort: number | undefined;
@@ -99,7 +149,14 @@ export const AGENT_OPTION_SPECS: readonly OptionSpec[] = [
   { path: 'health.ttlMs', flag: 'health-ttl', env: 'PEERLB_HEALTH_TTL', kind: 'int', min: 10, max: 3_600_000, describe: 'ttl check: healthy while load reports arrive within this many ms' },
   { path: 'drainTimeoutMs', flag: 'drain-timeout', env: 'PEERLB_DRAIN_TIMEOUT', kind: 'int', min: 0, max: 86_400_000, default: 30_000, describe: "longest wait for the server's connections to finish on drain, ms" },
   { path: 'gossipProfile', flag: 'gossip-profile', env: 'PEERLB_GOSSIP_PROFILE', kind: 'enum', choices: ['lan', 'local'], default: 'lan', describe: 'gossip timing profile' },
-  { path: 'keyFile', flag: 'key-file', env: 'PEERLB_KEY_FILE', kind: 'string', describe: 'keyring file sealing agent-to-agent frames (peerlb keygen)' },
+  { path: 'keyFile', flag: 'key-file', env: 'PEERLB_KEY_FILE', kind: 'string', describe: 'keyring file sealing agent-to-agent frames (peerlb keygen); reloaded on SIGHUP' },
+  { path: 'keyring', flag: 'keyring', env: 'PEERLB_KEYRING', kind: 'list', describe: 'keyring as base64 keys, primary first (prefer --key-file: flags show in ps)' },
+  { path: 'signingKeyFile', flag: 'signing-key-file', env: 'PEERLB_SIGNING_KEY_FILE', kind: 'string', describe: 'Ed25519 key signing mDNS and /v1/watch announcements (peerlb keygen --signing)' },
+  { path: 'limits.maxFrameBytes', flag: 'max-frame-bytes', env: 'PEERLB_MAX_FRAME_BYTES', kind: 'int', min: 4096, max: 16 << 20, default: DEFAULT_AGENT_LIMITS.maxFrameBytes, describe: 'largest gossip frame accepted, bytes' },
+  { path: 'limits.maxMembers', flag: 'max-members', env: 'PEERLB_MAX_MEMBERS', kind: 'int', min: 1, max: 10_000, default: DEFAULT_AGENT_LIMITS.maxMembers, describe: 'most members remembered' },
+  { path: 'limits.maxSubscribers', flag: 'max-subscribers', env: 'PEERLB_MAX_SUBSCRIBERS', kind: 'int', min: 0, max: 1_000_000, default: DEFAULT_AGENT_LIMITS.maxSubscribers, describe: 'most /v1/watch subscribers' },
+  { path: 'limits.maxPendingBytes', flag: 'max-pending-bytes', env: 'PEERLB_MAX_PENDING_BYTES', kind: 'int', min: 65_536, max: 1 << 30, default: DEFAULT_AGENT_LIMITS.maxPendingBytes, describe: 'unsent bytes per socket before a peer is slow' },
+  { path: 'limits.authFailures', flag: 'auth-failure-limit', env: 'PEERLB_AUTH_FAILURE_LIMIT', kind: 'int', min: 1, max: 1_000_000_000, default: DEFAULT_AGENT_LIMITS.authFailures, describe: 'authentication failures per IP in 10 s before its connections are refused' },
   { path: 'token', flag: 'token', env: 'PEERLB_TOKEN', kind: 'string', describe: 'token clients must present to /v1/watch' },
   { path: 'logLevel', flag: 'log-level', env: 'PEERLB_LOG_LEVEL', kind: 'enum', choices: LOG_LEVELS, default: 'info', describe: 'log level' },
 ];
@@ -202,7 +259,7 @@ export function resolveAgentOptions(input: AgentOptions): ResolvedAgentOptions {
   join.forEach((u, i) => {
     if (typeof u !== 'string' || !/^ws:\/\/[^/\s]+:\d+\/?$/.test(u)) throw new BadOptionError(`join[${i}]`, `must be ws://host:port, got ${JSON.stringify(u)}`);
   });
-  let mdns: { interface: string } | false = false;
+  let mdns: { interface: string; port?: number } | false = false;
   if (input.mdns) {
     const iface = input.mdns.interface;
     if (typeof iface !== 'string' || net.isIPv4(iface) === false) throw new BadOptionError('mdns.interface', `must be an IPv4 address, got ${JSON.stringify(iface)}`);
@@ -218,6 +275,45 @@ export function resolveAgentOptions(input: AgentOptions): ResolvedAgentOptions {
   const logLevel = input.logLevel ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) throw new BadOptionError('logLevel', `must be one of ${LOG_LEVELS.join(', ')}`);
   const health = resolveHealth(input.health, tcpPort, udpPort);
+  const keyFile = optStr('keyFile', input.keyFile, 4096);
+  let keyring: Buffer[] | undefined;
+  if (input.keyring !== undefined) {
+    if (keyFile !== undefined) throw new BadOptionError('keyring', 'and keyFile are both set: give one');
+    if (!Array.isArray(input.keyring) || input.keyring.length === 0) throw new BadOptionError('keyring', 'must be a non-empty list of base64 keys');
+    keyring = input.keyring.map((k, i) => {
+      try {
+        return parseKey(k, `keyring[${i}]`);
+      } catch (err) {
+        throw new BadOptionError(`keyring[${i}]`, (err as Error).message.replace(/^keyring\[\d+\]: /, ''));
+      }
+    });
+    if (keyring.length > MAX_KEYS) throw new BadOptionError('keyring', `holds more than ${MAX_KEYS} keys`);
+  }
+  const signingKeyFile = optStr('signingKeyFile', input.signingKeyFile, 4096);
+  let signingKey: KeyObject | undefined;
+  if (input.signingKey !== undefined) {
+    if (signingKeyFile !== undefined) throw new BadOptionError('signingKey', 'and signingKeyFile are both set: give one');
+    try {
+      signingKey = parsePrivateKey(input.signingKey, 'signingKey');
+    } catch (err) {
+      throw new BadOptionError('signingKey', (err as Error).message.replace(/^signingKey: /, ''));
+    }
+  }
+  if (mdns && input.mdns && input.mdns.port !== undefined) mdns.port = int('mdns.port', input.mdns.port, undefined, 1, 65535);
+  const lim = (input.limits ?? {}) as Partial<Record<keyof AgentLimits, unknown>>;
+  if (typeof lim !== 'object' || lim === null) throw new BadOptionError('limits', 'must be an object');
+  const d = DEFAULT_AGENT_LIMITS;
+  const limits: AgentLimits = {
+    maxFrameBytes: int('limits.maxFrameBytes', lim.maxFrameBytes, d.maxFrameBytes, 4096, 16 << 20)!,
+    maxMembers: int('limits.maxMembers', lim.maxMembers, d.maxMembers, 1, 10_000)!,
+    maxSubscribers: int('limits.maxSubscribers', lim.maxSubscribers, d.maxSubscribers, 0, 1_000_000)!,
+    maxPendingBytes: int('limits.maxPendingBytes', lim.maxPendingBytes, d.maxPendingBytes, 65_536, 1 << 30)!,
+    slowPeerMs: int('limits.slowPeerMs', lim.slowPeerMs, d.slowPeerMs, 10, 3_600_000)!,
+    authFailures: int('limits.authFailures', lim.authFailures, d.authFailures, 1, 1_000_000_000)!,
+    authFailureWindowMs: int('limits.authFailureWindowMs', lim.authFailureWindowMs, d.authFailureWindowMs, 1, 3_600_000)!,
+    authBlockMs: int('limits.authBlockMs', lim.authBlockMs, d.authBlockMs, 0, 86_400_000)!,
+    replayWindowMs: int('limits.replayWindowMs', lim.replayWindowMs, d.replayWindowMs, 100, 3_600_000)!,
+  };
   return {
     service,
     node,
@@ -235,7 +331,11 @@ export function resolveAgentOptions(input: AgentOptions): ResolvedAgentOptions {
     health,
     drainTimeoutMs,
     gossipProfile,
-    keyFile: optStr('keyFile', input.keyFile, 4096),
+    keyFile,
+    keyring,
+    signingKey,
+    signingKeyFile,
+    limits,
     token: optStr('token', input.token, 1024),
     logLevel,
   };

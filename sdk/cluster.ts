@@ -8,7 +8,7 @@ import { resolveOptions, parseStaticServer, type JoinOptions, type ResolvedOptio
 import type { Server, ServerState, ServerView } from './server.js';
 import { connectWithFailover, type ConnectOptions } from './tcp.js';
 import { UdpClient, type UdpOptions } from './udp.js';
-import { ClosedError } from './errors.js';
+import { ClosedError, type SignatureError } from './errors.js';
 import type { DiscoverySource } from './discovery/source.js';
 import { staticSource } from './discovery/static.js';
 import { AgentWatch } from './discovery/agents.js';
@@ -25,6 +25,8 @@ export interface ClusterEvents {
   panic: [active: boolean];
   /** A discovery problem (bad frame from an agent, lost subscription…). The view keeps what it had. */
   error: [err: Error];
+  /** With `verify`: a server was ignored, unsigned or wrongly signed (once per server and reason until it changes). */
+  rejected: [err: SignatureError];
 }
 
 export interface ServerStats {
@@ -160,12 +162,24 @@ export async function join(options: JoinOptions): Promise<Cluster> {
   const random = options.random ?? defaultRandom();
   const balancer = new Balancer(opts, clock, random);
   const d = opts.discovery;
+  let cluster: Cluster | undefined;
+  // Report each server's rejection once per reason (a stream of unsigned upserts is one event).
+  const lastRejection = new Map<string, string>();
+  const onRejected = (err: SignatureError) => {
+    const k = `${err.source}|${err.reason}|${err.message}`;
+    if (lastRejection.get(err.server) === k) return;
+    if (lastRejection.size >= 4096) lastRejection.clear();
+    lastRejection.set(err.server, k);
+    if (cluster && cluster.listenerCount('rejected') > 0) cluster.emit('rejected', err);
+  };
+  const verify = opts.verify;
   let source: DiscoverySource;
   if ('servers' in d) source = staticSource(d.servers.map((s, i) => parseStaticServer(s, `discovery.servers[${i}]`, opts.service)));
-  else if ('agents' in d) source = new AgentWatch({ service: opts.service, agents: d.agents, token: opts.token, clock });
-  else if ('mdns' in d) source = new MdnsDiscovery({ service: opts.service, interface: d.mdns.interface, subscribe: d.mdns.subscribe !== false, token: opts.token, clock });
+  else if ('agents' in d) source = new AgentWatch({ service: opts.service, agents: d.agents, token: opts.token, clock, verify, onRejected });
+  else if ('mdns' in d)
+    source = new MdnsDiscovery({ service: opts.service, interface: d.mdns.interface, subscribe: d.mdns.subscribe !== false, token: opts.token, clock, port: d.mdns.port, verify, onRejected });
   else source = d.source;
-  const cluster = new Cluster(opts, source, balancer);
+  cluster = new Cluster(opts, source, balancer);
   try {
     await source.start(balancer);
   } catch (err) {

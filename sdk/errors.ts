@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'PEERLB_ERR_FRAME_TOO_LARGE'
   | 'PEERLB_ERR_UNSUPPORTED_VERSION'
   | 'PEERLB_ERR_AUTH'
+  | 'PEERLB_ERR_SIGNATURE'
   | 'PEERLB_ERR_CONFIG'
   | 'PEERLB_ERR_LIMIT';
 
@@ -98,6 +99,23 @@ export class UnsupportedVersionError extends PeerlbError {
   constructor(version: unknown, supported: number) {
     super('PEERLB_ERR_UNSUPPORTED_VERSION', `protocol version ${String(version)} is not supported (this build speaks ${supported})`);
     this.version = version;
+  }
+}
+
+/**
+ * A server was ignored because the client verifies announcements (`join({ verify })`) and its
+ * signature is missing or wrong. Emitted as the cluster's 'rejected' event, never thrown.
+ */
+export class SignatureError extends PeerlbError {
+  readonly server: string;
+  /** Where the announcement came from: 'mdns' (TXT) or 'watch' (an agent's /v1/watch). */
+  readonly source: 'mdns' | 'watch';
+  readonly reason: 'unsigned' | 'bad-signature';
+  constructor(server: string, source: 'mdns' | 'watch', reason: 'unsigned' | 'bad-signature', detail = '') {
+    super('PEERLB_ERR_SIGNATURE', `server "${server}" from ${source} ignored: ${reason === 'unsigned' ? 'not signed' : 'wrong signature'}${detail ? ` (${detail})` : ''}`);
+    this.server = server;
+    this.source = source;
+    this.reason = reason;
   }
 }
 

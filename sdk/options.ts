@@ -1,4 +1,6 @@
-import { BadOptionError } from './errors.js';
+import type { KeyObject } from 'node:crypto';
+import { BadOptionError, ConfigError } from './errors.js';
+import { parsePublicKey } from './signing.js';
 import { DEFAULT_WEIGHT, MAX_WEIGHT, type ServerRecord } from './protocol.js';
 import { STRATEGY_NAMES, type StrategyName } from './pickers/index.js';
 import type { Clock } from './clock.js';
@@ -15,6 +17,8 @@ export interface MdnsDiscoveryOptions {
   interface: string;
   /** Subscribe to a found agent's /v1/watch for live load and health (default true). */
   subscribe?: boolean;
+  /** UDP port of the link (default 5353, RFC 6762 §3). For tests that must stay off the shared port. */
+  port?: number;
 }
 
 export type DiscoveryOptions =
@@ -77,13 +81,21 @@ export interface JoinOptions {
   waitForServersMs?: number;
   /** Bearer token sent to agents' /v1/watch when they require one. */
   token?: string;
+  /**
+   * Verify announcements with the cluster's Ed25519 public key (PEM, base64 of the raw 32 bytes,
+   * or a KeyObject): servers from mDNS or agents that are unsigned or wrongly signed are ignored
+   * and reported through the 'rejected' event. Static lists and custom sources are not checked.
+   */
+  verify?: { publicKey: string | KeyObject };
   clock?: Clock;
   random?: Random;
 }
 
 export type ResolvedOptions = Required<
-  Omit<JoinOptions, 'zone' | 'zoneAffinity' | 'outlier' | 'hashBalanceFactor' | 'token' | 'clock' | 'random'>
+  Omit<JoinOptions, 'zone' | 'zoneAffinity' | 'outlier' | 'hashBalanceFactor' | 'token' | 'verify' | 'clock' | 'random'>
 > & {
+  /** The public key announcements must be signed with, when verifying. */
+  verify: KeyObject | undefined;
   zone: string | undefined;
   zoneAffinity: Required<NonNullable<JoinOptions['zoneAffinity']>>;
   outlier: Required<NonNullable<JoinOptions['outlier']>>;
@@ -182,11 +194,23 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     connectAttempts: num('connectAttempts', o.connectAttempts, DEFAULTS.connectAttempts, 1, 100, true),
     waitForServersMs: num('waitForServersMs', o.waitForServersMs, DEFAULTS.waitForServersMs, 0, 600_000),
     token: str('token', o.token, 1024),
+    verify: verifyKey(o.verify),
   };
   // Not kept in ResolvedOptions (join reads them directly), but checked here like every option.
   methods('clock', o.clock, ['now', 'setTimeout', 'clearTimeout']);
   methods('random', o.random, ['next', 'int']);
   return r;
+}
+
+function verifyKey(v: unknown): KeyObject | undefined {
+  if (v === undefined) return undefined;
+  const o = obj('verify', v);
+  if (o.publicKey === undefined) throw new BadOptionError('verify.publicKey', 'is required: the Ed25519 public key announcements are signed with');
+  try {
+    return parsePublicKey(o.publicKey as string | KeyObject, 'verify.publicKey');
+  } catch (err) {
+    throw new BadOptionError('verify.publicKey', `is not usable: ${err instanceof ConfigError ? err.message.replace(/^verify\.publicKey: /, '') : String(err)}`);
+  }
 }
 
 function checkDiscovery(v: unknown): DiscoveryOptions {
@@ -205,7 +229,11 @@ function checkDiscovery(v: unknown): DiscoveryOptions {
     if (typeof m.interface !== 'string' || !/^\d{1,3}(\.\d{1,3}){3}$/.test(m.interface))
       throw new BadOptionError('discovery.mdns.interface', "must be the IPv4 address of the interface to use, e.g. '127.0.0.1'");
     if (m.subscribe !== undefined && typeof m.subscribe !== 'boolean') throw new BadOptionError('discovery.mdns.subscribe', 'must be true or false');
-    return { mdns: { interface: m.interface, subscribe: m.subscribe !== false } };
+    if (m.port !== undefined && (!Number.isInteger(m.port) || (m.port as number) < 1 || (m.port as number) > 65535))
+      throw new BadOptionError('discovery.mdns.port', 'must be a port (1..65535)');
+    const mdns: MdnsDiscoveryOptions = { interface: m.interface as string, subscribe: m.subscribe !== false };
+    if (m.port !== undefined) mdns.port = m.port as number;
+    return { mdns };
   }
   if (d.agents !== undefined) {
     if (!Array.isArray(d.agents) || d.agents.length === 0) throw new BadOptionError('discovery.agents', 'must be a non-empty array of ws:// URLs');

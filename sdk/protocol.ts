@@ -65,6 +65,8 @@ export interface ServerRecord {
   load?: LoadReport;
   /** ws:// URL of the agent serving this server, when there is one. */
   agent?: string;
+  /** Ed25519 signature (base64) by the cluster's signing key, when it has one (sdk/signing.ts). */
+  sig?: string;
 }
 
 export const DEFAULT_WEIGHT = 100;
@@ -118,6 +120,10 @@ export function parseServerRecord(v: unknown): ServerRecord {
   if (isPort(o.tcpPort)) rec.tcpPort = o.tcpPort;
   if (isStr(o.zone)) rec.zone = o.zone;
   if (isStr(o.agent, 2048)) rec.agent = o.agent;
+  if (o.sig !== undefined && o.sig !== null) {
+    if (!isStr(o.sig, 128)) throw new DecodeError('server.sig must be a base64 string');
+    rec.sig = o.sig;
+  }
   if (o.load !== undefined && o.load !== null) rec.load = parseLoad(o.load);
   return rec;
 }

@@ -93,6 +93,8 @@ export interface MembershipOptions {
   log?: GossipLogger;
   /** Largest frame accepted. Default LIMITS.maxFrameBytes. */
   maxFrameBytes?: number;
+  /** Most members remembered (this node included); news of more is refused and counted. Default LIMITS.maxServers. */
+  maxMembers?: number;
 }
 
 export interface MembershipEvents {
@@ -135,7 +137,7 @@ export interface MembershipStats {
   loadsApplied: number;
   loadsStale: number;
   loadsUnknown: number;
-  /** New members not added because LIMITS.maxServers are known already. */
+  /** New members not added because maxMembers (default LIMITS.maxServers) are known already. */
   membersRefused: number;
   awareness: number;
   queuedUpdates: number;
@@ -235,6 +237,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private readonly random: Random;
   private readonly log: GossipLogger;
   private readonly maxFrameBytes: number;
+  private readonly maxMembers: number;
   private readonly awareness: Awareness;
 
   private readonly recs = new Map<string, Rec>();
@@ -303,6 +306,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.random = opts.random ?? new XorShiftRandom();
     this.log = opts.log ?? silentLog;
     this.maxFrameBytes = opts.maxFrameBytes ?? LIMITS.maxFrameBytes;
+    this.maxMembers = Math.min(opts.maxMembers ?? LIMITS.maxServers, LIMITS.maxServers);
     this.awareness = new Awareness(this.config.awarenessMaxMultiplier);
     this.updates = new BroadcastQueue<StateUpdate>(() => retransmitLimit(this.config.retransmitMult, this.liveCount()));
     const now = this.clock.now();
@@ -996,7 +1000,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const r = this.recs.get(u.node);
     const now = this.clock.now();
     if (!r) {
-      if (this.recs.size >= LIMITS.maxServers) {
+      if (this.recs.size >= this.maxMembers) {
         // Whatever peers say, we do not remember more members than a snapshot may carry.
         this.counters.membersRefused++;
         return;

@@ -15,7 +15,14 @@
  *    does); frames over `maxFrameBytes` are dropped and counted, before sealing on the way out and
  *    after opening on the way in.
  *  - `seal` (optional): applied to every frame out, `open` to every frame in; `open` returning
- *    undefined (wrong key, tampered) drops the frame and counts it.
+ *    undefined or { reject: 'auth' } (wrong key, tampered, not sealed) drops the frame, counts it
+ *    and cuts that socket off (1008); { reject: 'replay' } drops and counts the frame only.
+ *  - Rate limit on unauthenticated connections (with `seal`): each remote IP whose sockets fail
+ *    authentication `authFailures.max` times within `authFailures.windowMs` has its upgrades
+ *    refused (429) for `authFailures.blockMs`, and its unauthenticated sockets cut. An inbound
+ *    socket that has not delivered one authentic frame within `authTimeoutMs` is closed.
+ *  - Slow or stalled peers: a peer whose socket stays over maxPendingBytes for `slowPeerMs` is cut
+ *    off (terminated, then reconnected on a later send); frames to it meanwhile are dropped.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -24,9 +31,19 @@ import type { Transport } from './transport.js';
 
 export interface FrameSealer {
   seal(b: Uint8Array): Uint8Array;
-  /** The plain frame, or undefined when it does not open (dropped and counted). */
-  open(b: Uint8Array): Uint8Array | undefined;
+  /** The plain frame, or undefined / a rejection when it does not open (dropped and counted). */
+  open(b: Uint8Array): Uint8Array | undefined | { reject: 'auth' | 'replay' };
 }
+
+export interface AuthFailureLimit {
+  /** Authentication failures from one IP within windowMs before it is blocked. Default 20. */
+  max: number;
+  /** Default 10 000 ms. */
+  windowMs: number;
+  /** How long a blocked IP's upgrades are refused. Default 30 000 ms. */
+  blockMs: number;
+}
+export const DEFAULT_AUTH_FAILURE_LIMIT: Readonly<AuthFailureLimit> = Object.freeze({ max: 20, windowMs: 10_000, blockMs: 30_000 });
 
 export interface WsTransportOptions {
   /** This agent's address, ws://host:port, as peers reach it. */
@@ -40,8 +57,14 @@ export interface WsTransportOptions {
   connectTimeoutMs?: number;
   /** Path of the gossip endpoint on peers. Default /v1/gossip. */
   path?: string;
-  /** Most peers with an open or opening socket. Default 4096. */
+  /** Most peers with an open or opening socket, and most inbound sockets. Default 4096. */
   maxPeers?: number;
+  /** With `seal`: rate limit on failing (unauthenticated) connections per remote IP. */
+  authFailures?: Partial<AuthFailureLimit>;
+  /** With `seal`: an inbound socket must deliver an authentic frame within this time. Default 10 000 ms. */
+  authTimeoutMs?: number;
+  /** A peer over maxPendingBytes for this long is cut off. Default 5000 ms. */
+  slowPeerMs?: number;
 }
 
 export interface WsTransportCounters {
@@ -52,13 +75,21 @@ export interface WsTransportCounters {
   connects: number;
   connectFailures: number;
   inboundAccepted: number;
+  /** Upgrades refused: the remote IP is blocked after authentication failures (429), or too many inbound sockets (503). */
+  inboundRefused: number;
+  /** Sockets cut off: authentication failed or timed out. */
+  authCutoffs: number;
+  /** Sockets cut off: the peer stayed over maxPendingBytes for slowPeerMs. */
+  slowCutoffs: number;
   dropped: {
     /** Over maxFrameBytes (out or in), or a wire frame over maxPayload (the socket closed). */
     tooLarge: number;
     /** The peer's socket had too many bytes pending. */
     slow: number;
-    /** `open` refused it. */
+    /** `open` refused it: not authentic (wrong key, tampered, unsealed). */
     unsealed: number;
+    /** `open` refused it: authentic but replayed, or its timestamp is out of the window. */
+    replay: number;
     /** Queued on a socket that closed before it opened, or sent after close(). */
     closed: number;
     /** Not a ws:// or wss:// address, or too many peers. */
@@ -86,7 +117,21 @@ interface Peer {
   queue: Uint8Array[];
   queuedBytes: number;
   hinted: boolean;
+  /** Since when frames to it are dropped for being slow (undefined: it keeps up). */
+  slowSince: number | undefined;
 }
+
+/** A socket frames arrive on, and whether it may deliver any more. */
+interface Conn {
+  ws: WebSocket;
+  /** Remote IP of an inbound socket (for the rate limit). */
+  ip: string | undefined;
+  authed: boolean;
+  cut: boolean;
+}
+
+/** Most remote IPs whose failures are remembered. */
+const MAX_TRACKED_IPS = 4096;
 
 export function createWsTransport(opts: WsTransportOptions): WsTransport {
   const maxFrame = opts.maxFrameBytes;
@@ -96,6 +141,11 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
   const path = opts.path ?? '/v1/gossip';
   const maxPeers = opts.maxPeers ?? 4096;
   const seal = opts.seal;
+  const limit: AuthFailureLimit = { ...DEFAULT_AUTH_FAILURE_LIMIT, ...opts.authFailures };
+  const authTimeoutMs = opts.authTimeoutMs ?? 10_000;
+  const slowPeerMs = opts.slowPeerMs ?? 5000;
+  /** Remote IP → recent failure times and the end of its block. */
+  const failures = new Map<string, { at: number[]; blockedUntil: number }>();
 
   const c: WsTransportCounters = {
     framesOut: 0,
@@ -105,12 +155,15 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
     connects: 0,
     connectFailures: 0,
     inboundAccepted: 0,
-    dropped: { tooLarge: 0, slow: 0, unsealed: 0, closed: 0, badAddr: 0, notBinary: 0 },
+    inboundRefused: 0,
+    authCutoffs: 0,
+    slowCutoffs: 0,
+    dropped: { tooLarge: 0, slow: 0, unsealed: 0, replay: 0, closed: 0, badAddr: 0, notBinary: 0 },
   };
   const frameHandlers: ((from: string, frame: Uint8Array) => void)[] = [];
   const closeHandlers: ((addr: string) => void)[] = [];
   const peers = new Map<string, Peer>();
-  const inbound = new Set<WebSocket>();
+  const inbound = new Map<WebSocket, Conn>();
   const wss = new WebSocketServer({ noServer: true, maxPayload, perMessageDeflate: false, clientTracking: false });
   wss.on('error', () => {});
   let closed = false;
@@ -126,8 +179,51 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
     }
   };
 
-  const receive = (from: string, data: RawData, isBinary: boolean) => {
+  const blocked = (ip: string | undefined): boolean => {
+    if (!ip) return false;
+    const f = failures.get(ip);
+    return f !== undefined && f.blockedUntil > Date.now();
+  };
+
+  /** An authentication failure from `ip`: remember it, and block the IP past the limit. */
+  const strike = (ip: string | undefined) => {
+    if (!ip) return;
+    const now = Date.now();
+    let f = failures.get(ip);
+    if (!f) {
+      if (failures.size >= MAX_TRACKED_IPS) failures.delete(failures.keys().next().value!);
+      f = { at: [], blockedUntil: 0 };
+      failures.set(ip, f);
+    }
+    f.at = f.at.filter((t) => now - t < limit.windowMs);
+    f.at.push(now);
+    if (f.at.length >= limit.max && f.blockedUntil <= now) {
+      f.blockedUntil = now + limit.blockMs;
+      f.at = [];
+      // Its other sockets that never authenticated go too.
+      for (const conn of inbound.values()) if (conn.ip === ip && !conn.authed) cut(conn, 'too many authentication failures');
+    }
+  };
+
+  const cut = (conn: Conn, why: string) => {
+    if (conn.cut) return;
+    conn.cut = true;
+    c.authCutoffs++;
+    try {
+      conn.ws.close(1008, why);
+    } catch {
+      /* already closing */
+    }
+    const t = setTimeout(() => conn.ws.terminate(), CLOSE_GRACE_MS);
+    t.unref();
+  };
+
+  const receive = (from: string, data: RawData, isBinary: boolean, conn: Conn) => {
     if (closed) return;
+    if (conn.cut) {
+      c.dropped.closed++;
+      return;
+    }
     if (!isBinary) {
       c.dropped.notBinary++;
       return;
@@ -137,13 +233,23 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
     c.bytesIn += raw.length;
     let frame: Uint8Array | undefined = raw;
     if (seal) {
+      let opened: ReturnType<FrameSealer['open']>;
       try {
-        frame = seal.open(raw);
+        opened = seal.open(raw);
       } catch {
-        frame = undefined;
+        opened = undefined;
       }
-      if (!frame) {
+      if (opened instanceof Uint8Array) {
+        frame = opened;
+        conn.authed = true;
+      } else if (opened?.reject === 'replay') {
+        c.dropped.replay++;
+        return;
+      } else {
+        // Not authentic: the frame goes, and so does the socket; its IP earns a strike.
         c.dropped.unsealed++;
+        cut(conn, 'authentication failed');
+        strike(conn.ip);
         return;
       }
     }
@@ -178,7 +284,8 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
       headers: { [ADDR_HEADER]: opts.addr },
     });
     ws.binaryType = 'nodebuffer';
-    const peer: Peer = { ws, queue: [], queuedBytes: 0, hinted: false };
+    const peer: Peer = { ws, queue: [], queuedBytes: 0, hinted: false, slowSince: undefined };
+    const conn: Conn = { ws, ip: undefined, authed: false, cut: false };
     peers.set(to, peer);
     let opened = false;
     ws.on('open', () => {
@@ -187,7 +294,7 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
       peer.queue = [];
       peer.queuedBytes = 0;
     });
-    ws.on('message', (data, isBinary) => receive(to, data, isBinary));
+    ws.on('message', (data, isBinary) => receive(to, data, isBinary, conn));
     ws.on('error', (err: Error & { code?: string }) => {
       if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') c.dropped.tooLarge++;
     });
@@ -242,8 +349,17 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
         const pending = peer.ws.bufferedAmount;
         if (pending > 0 && pending + wire.length > maxPending) {
           c.dropped.slow++;
+          const now = Date.now();
+          peer.slowSince ??= now;
+          if (now - peer.slowSince >= slowPeerMs) {
+            // Stalled or too slow for too long: cut it off; a later send opens a fresh socket.
+            c.slowCutoffs++;
+            peers.delete(to);
+            peer.ws.terminate();
+          }
           return;
         }
+        peer.slowSince = undefined;
         write(peer, wire);
       } catch {
         // Best effort: a send never throws (a seal that throws, a socket in a bad state).
@@ -264,6 +380,18 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
         socket.destroy();
         return;
       }
+      const ip = req.socket.remoteAddress;
+      if (seal && blocked(ip)) {
+        c.inboundRefused++;
+        const body = 'too many authentication failures from this address; try again later\n';
+        socket.end(`HTTP/1.1 429 Too Many Requests\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+        return;
+      }
+      if (inbound.size >= maxPeers) {
+        c.inboundRefused++;
+        socket.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+        return;
+      }
       const claimed = req.headers[ADDR_HEADER];
       const peerAddr = typeof claimed === 'string' && claimed.length <= 2048 && gossipUrl(claimed) ? claimed : undefined;
       const from = peerAddr ?? `inbound:${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
@@ -274,13 +402,22 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
             return;
           }
           c.inboundAccepted++;
-          inbound.add(ws);
+          const conn: Conn = { ws, ip, authed: !seal, cut: false };
+          inbound.set(ws, conn);
           ws.binaryType = 'nodebuffer';
-          ws.on('message', (data, isBinary) => receive(from, data, isBinary));
+          let authTimer: NodeJS.Timeout | undefined;
+          if (seal) {
+            authTimer = setTimeout(() => {
+              if (!conn.authed) cut(conn, 'no authentic frame in time');
+            }, authTimeoutMs);
+            authTimer.unref();
+          }
+          ws.on('message', (data, isBinary) => receive(from, data, isBinary, conn));
           ws.on('error', (err: Error & { code?: string }) => {
             if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') c.dropped.tooLarge++;
           });
           ws.on('close', () => {
+            clearTimeout(authTimer);
             inbound.delete(ws);
             if (peerAddr) hint(peerAddr);
           });
@@ -297,7 +434,7 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
     async close(): Promise<void> {
       if (closed) return;
       closed = true;
-      const sockets = [...[...peers.values()].map((p) => p.ws), ...inbound];
+      const sockets = [...[...peers.values()].map((p) => p.ws), ...inbound.keys()];
       for (const p of peers.values()) {
         c.dropped.closed += p.queue.length;
         p.queue = [];

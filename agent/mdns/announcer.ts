@@ -26,7 +26,7 @@ import type { Answer, DecodedPacket, Packet, Question } from 'dns-packet';
 import { systemClock, type Clock, type TimerHandle } from '../../sdk/clock.js';
 import { defaultRandom, type Random } from '../../sdk/random.js';
 import { ConfigError } from '../../sdk/errors.js';
-import { buildRecords, checkAnnounceInfo, goodbyes, DEFAULT_TTLS, type AnnounceInfo, type OwnedRecord, type RecordNames, type RecordSet, type Ttls } from './records.js';
+import { buildRecords, checkAnnounceInfo, goodbyes, DEFAULT_TTLS, type TxtSigner, type AnnounceInfo, type OwnedRecord, type RecordNames, type RecordSet, type Ttls } from './records.js';
 import { answerQuestions, findConflicts, recordKey, rrsetKey, splitPacket, ttlOf, LEGACY_UNICAST_MAX_TTL, MDNS_PORT } from './responder.js';
 import { Prober, type ProbeOutcome } from './prober.js';
 import { createMdnsSocket, waitReady, type MdnsRinfo, type MdnsSocket } from './socket.js';
@@ -83,6 +83,8 @@ export interface MdnsAnnouncerOptions {
   ttls?: Ttls;
   /** UDP port of the link (default 5353, RFC 6762 §3); queries from any other port are legacy unicast (§6.7). For tests. */
   port?: number;
+  /** Sign the TXT data (`sig=`) with the cluster's signing key (sdk/signing.ts). */
+  sign?: TxtSigner;
 }
 
 export interface AnnouncerStats {
@@ -175,7 +177,7 @@ export class MdnsAnnouncer extends EventEmitter<MdnsAnnouncerEvents> {
     this.ttls = opts.ttls ?? DEFAULT_TTLS;
     this.ownSocket = opts.mdns === undefined;
     // Validate now, so a wrong node, service or host fails at construction, not on the wire.
-    this.set = buildRecords(this.info, { rename: this.rename, ttls: this.ttls });
+    this.set = buildRecords(this.info, { rename: this.rename, ttls: this.ttls, sign: this.opts.sign });
   }
 
   get state(): AnnouncerState {
@@ -230,7 +232,7 @@ export class MdnsAnnouncer extends EventEmitter<MdnsAnnouncerEvents> {
     checkAnnounceInfo(info);
     if (this._state === AnnouncerState.Stopped) return;
     const renameFrom = info.node !== this.info.node || info.hostname !== this.info.hostname ? 1 : this.rename;
-    const next = buildRecords(info, { rename: renameFrom, ttls: this.ttls });
+    const next = buildRecords(info, { rename: renameFrom, ttls: this.ttls, sign: this.opts.sign });
     const old = this.set;
     this.info = { ...info };
     this.rename = renameFrom;
@@ -352,7 +354,7 @@ export class MdnsAnnouncer extends EventEmitter<MdnsAnnouncerEvents> {
       const previous = this.set.names;
       this.rename++;
       this.s.renames++;
-      this.set = buildRecords(this.info, { rename: this.rename, ttls: this.ttls });
+      this.set = buildRecords(this.info, { rename: this.rename, ttls: this.ttls, sign: this.opts.sign });
       this.emit('rename', this.names(), previous);
       this.beginProbe(this.conflictBackoff());
       return;

@@ -29,6 +29,10 @@ import net from 'node:net';
 import type { Answer, SrvData } from 'dns-packet';
 import { DecodeError, PeerlbError, UnsupportedVersionError, BadOptionError } from '../../sdk/errors.js';
 import { DEFAULT_WEIGHT, HEALTH_VALUES, LIMITS, MAX_WEIGHT, MDNS_SERVICE_TYPE, PROTOCOL_VERSION, type Health } from '../../sdk/protocol.js';
+import { mdnsSigningBytes, TXT_SIG_KEY } from '../../sdk/signing.js';
+
+/** Signs the bytes an mDNS TXT signature covers (sdk/signing.ts), returning base64. */
+export type TxtSigner = (data: Buffer) => string;
 
 /** What an agent announces about itself and its server. */
 export interface AnnounceInfo {
@@ -65,6 +69,8 @@ export interface TxtFields {
 
 export interface DecodedTxt extends TxtFields {
   version: number;
+  /** TXT `sig=`: the Ed25519 signature (base64), when the cluster signs its announcements. */
+  sig?: string;
 }
 
 /** One announced instance, as a received response describes it. */
@@ -75,6 +81,8 @@ export interface Announcement extends TxtFields {
   agentPort: number;
   /** Smallest TTL of the SRV, TXT and address records, in seconds; 0 means a goodbye. */
   ttl: number;
+  /** When the TXT has a `sig=`: it, and the bytes it must sign (address, agent port, the other TXT strings). */
+  signature?: { sig: string; data: Buffer };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -217,6 +225,7 @@ export const TXT_KEYS = {
   zone: 'zone',
   health: 'h',
   loadBucket: 'load',
+  sig: TXT_SIG_KEY,
 } as const;
 
 for (const k of Object.values(TXT_KEYS)) if (k.length > LIMITS.maxTxtKeyLength) throw new Error(`TXT key ${k} too long`);
@@ -249,7 +258,7 @@ function checkFields(t: TxtFields): void {
  * field and a PEERLB_ERR_LIMIT error when a string passes 255 bytes (§6.1) or the record 1300
  * bytes (§6.2).
  */
-export function encodeTxt(t: TxtFields): Buffer[] {
+export function encodeTxt(t: TxtFields, signed?: { sign: TxtSigner; host: string; agentPort: number }): Buffer[] {
   checkFields(t);
   const pairs: [string, string | number | undefined][] = [
     [TXT_KEYS.version, PROTOCOL_VERSION],
@@ -268,6 +277,12 @@ export function encodeTxt(t: TxtFields): Buffer[] {
     if (v === undefined) continue;
     const b = Buffer.from(`${k}=${v}`, 'utf8');
     if (b.length > LIMITS.maxTxtStringBytes) throw limitError(`TXT string "${k}=…" is ${b.length} bytes, more than ${LIMITS.maxTxtStringBytes} (RFC 6763 §6.1)`);
+    total += b.length + 1;
+    out.push(b);
+  }
+  if (signed) {
+    // Last, so that the strings before it are exactly what it signs.
+    const b = Buffer.from(`${TXT_KEYS.sig}=${signed.sign(mdnsSigningBytes(signed.host, signed.agentPort, out))}`, 'utf8');
     total += b.length + 1;
     out.push(b);
   }
@@ -356,6 +371,8 @@ export function decodeTxt(strings: readonly unknown[]): DecodedTxt {
   }
   const load = found.get(TXT_KEYS.loadBucket);
   if (load !== undefined) out.loadBucket = parseUint(TXT_KEYS.loadBucket, load, 0, MAX_LOAD_BUCKET);
+  const sig = found.get(TXT_KEYS.sig);
+  if (sig !== undefined) out.sig = sig;
   return out;
 }
 
@@ -384,11 +401,11 @@ export function checkAnnounceInfo(info: AnnounceInfo): void {
  * Every record of the set for `info`, named with rename number `rename` (1 = no suffix).
  * Throws BadOptionError / PEERLB_ERR_LIMIT when info cannot be announced.
  */
-export function buildRecords(info: AnnounceInfo, opts: { rename?: number; ttls?: Ttls } = {}): RecordSet {
+export function buildRecords(info: AnnounceInfo, opts: { rename?: number; ttls?: Ttls; sign?: TxtSigner } = {}): RecordSet {
   checkAnnounceInfo(info);
   const ttls = opts.ttls ?? DEFAULT_TTLS;
   const names = recordNames(info, opts.rename ?? 1);
-  const txt = encodeTxt(info);
+  const txt = encodeTxt(info, opts.sign ? { sign: opts.sign, host: info.host, agentPort: info.agentPort } : undefined);
   const shared = (name: string, data: string): OwnedRecord => ({ rr: { name, type: 'PTR', class: 'IN', ttl: ttls.ptr, data }, unique: false });
   const srv = (name: string, port: number): OwnedRecord => ({
     rr: { name, type: 'SRV', class: 'IN', ttl: ttls.host, data: { priority: 0, weight: 0, port, target: names.hostname } },
@@ -454,6 +471,16 @@ export function assembleAnnouncement(instance: string, srv: unknown, txt: unknow
     loadBucket: t.loadBucket,
     ttl,
   };
+  if (t.sig !== undefined) {
+    const others: Uint8Array[] = [];
+    for (const x of txt as unknown[]) {
+      const b = typeof x === 'string' ? Buffer.from(x, 'utf8') : x instanceof Uint8Array ? x : undefined;
+      if (!b) continue;
+      const eq = b.indexOf(0x3d);
+      if (Buffer.from(eq < 0 ? b : b.subarray(0, eq)).toString('latin1').toLowerCase() !== TXT_KEYS.sig) others.push(b);
+    }
+    a.signature = { sig: t.sig, data: mdnsSigningBytes(address, s.port, others) };
+  }
   if (t.udpPort !== undefined) a.udpPort = t.udpPort;
   if (t.tcpPort !== undefined) a.tcpPort = t.tcpPort;
   if (t.zone !== undefined) a.zone = t.zone;

@@ -1,4 +1,7 @@
+import type { KeyObject } from 'node:crypto';
 import WebSocket from 'ws';
+import { SignatureError } from '../errors.js';
+import { checkRecordSignature } from '../signing.js';
 import type { DiscoverySink, DiscoverySource } from './source.js';
 import {
   PROTOCOL_VERSION,
@@ -23,6 +26,10 @@ export interface AgentWatchOptions {
   clock?: Clock;
   /** Called whenever the subscribed agent changes (undefined while none). */
   onAgent?: (url: string | undefined) => void;
+  /** Only records signed with this Ed25519 public key enter the view (sdk/signing.ts). */
+  verify?: KeyObject;
+  /** A record was ignored for its signature. */
+  onRejected?: (err: SignatureError) => void;
 }
 
 /** Normalize 'ws://h:p' / 'ws://h:p/' / 'ws://h:p/v1/watch' to the agent's base URL. */
@@ -150,7 +157,14 @@ export class AgentWatch implements DiscoverySource {
       sink.error(err as Error);
       return;
     }
-    const mine = (r: ServerRecord) => r.service === this.opts.service;
+    const key = this.opts.verify;
+    const mine = (r: ServerRecord) => {
+      if (r.service !== this.opts.service) return false;
+      if (!key) return true;
+      const why = checkRecordSignature(r, key);
+      if (why) this.opts.onRejected?.(new SignatureError(r.id, 'watch', why, `agent ${this.current ?? '?'}`));
+      return why === undefined;
+    };
     switch (f.t) {
       case 'snapshot':
         sink.reset(f.servers.filter(mine));

@@ -49,6 +49,8 @@ export interface BrowsedInstance {
   agentUrl: string;
   /** The DNS-SD instance name, e.g. `n1._peerlb._tcp.local`. */
   instance: string;
+  /** When the TXT has a `sig=`: it and the bytes it must sign (sdk/signing.ts), for clients that verify. */
+  signature?: { sig: string; data: Buffer };
 }
 
 export type DownReason = 'goodbye' | 'expired';
@@ -625,6 +627,7 @@ function toBrowsed(a: Announcement): BrowsedInstance {
     agentUrl: net.isIPv6(a.host) ? `ws://[${a.host}]:${a.agentPort}` : `ws://${a.host}:${a.agentPort}`,
     instance: a.instance,
   };
+  if (a.signature) b.signature = a.signature;
   if (a.udpPort !== undefined) b.udpPort = a.udpPort;
   if (a.tcpPort !== undefined) b.tcpPort = a.tcpPort;
   if (a.zone !== undefined) b.zone = a.zone;
@@ -632,7 +635,7 @@ function toBrowsed(a: Announcement): BrowsedInstance {
 }
 
 const instanceKey = (i: BrowsedInstance): string =>
-  JSON.stringify([i.node, i.service, i.host, i.agentPort, i.udpPort, i.tcpPort, i.weight, i.zone, i.health, i.loadBucket]);
+  JSON.stringify([i.node, i.service, i.host, i.agentPort, i.udpPort, i.tcpPort, i.weight, i.zone, i.health, i.loadBucket, i.signature?.sig]);
 
 /** Questions and known answers of a query, order-free: how a query's multicast echo is recognised. */
 function querySignature(p: { questions?: unknown; answers?: unknown }): string {

@@ -1,4 +1,7 @@
+import type { KeyObject } from 'node:crypto';
 import type { DiscoverySink, DiscoverySource } from './source.js';
+import { SignatureError } from '../errors.js';
+import { verifyBytes } from '../signing.js';
 import { AgentWatch } from './agents.js';
 import { MdnsBrowser, type BrowsedInstance } from './mdns-browser.js';
 import type { ServerRecord } from '../protocol.js';
@@ -11,6 +14,12 @@ export interface MdnsDiscoveryOptions {
   subscribe: boolean;
   token?: string;
   clock?: Clock;
+  /** UDP port of the link (default 5353). For tests. */
+  port?: number;
+  /** Only instances whose TXT is signed with this Ed25519 public key are used (sdk/signing.ts). */
+  verify?: KeyObject;
+  /** An instance or record was ignored for its signature. */
+  onRejected?: (err: SignatureError) => void;
 }
 
 /** The record an mDNS announcement alone gives: coarse load (the TXT bucket, tenths of utilization). */
@@ -45,13 +54,15 @@ export class MdnsDiscovery implements DiscoverySource {
   private watching = false;
 
   constructor(private readonly opts: MdnsDiscoveryOptions) {
-    this.browser = new MdnsBrowser({ service: opts.service, interface: opts.interface, clock: opts.clock });
+    this.browser = new MdnsBrowser({ service: opts.service, interface: opts.interface, clock: opts.clock, port: opts.port });
     if (opts.subscribe) {
       this.watch = new AgentWatch({
         service: opts.service,
         agents: [],
         token: opts.token,
         clock: opts.clock,
+        verify: opts.verify,
+        onRejected: opts.onRejected,
         onAgent: (url) => {
           this.watching = url !== undefined;
           // Lost the subscription: fall back to what mDNS alone says until another agent answers.
@@ -78,6 +89,15 @@ export class MdnsDiscovery implements DiscoverySource {
 
   private onInstance(i: BrowsedInstance): void {
     if (i.service !== this.opts.service) return;
+    if (this.opts.verify) {
+      const s = i.signature;
+      const why = s === undefined ? 'unsigned' : verifyBytes(s.data, s.sig, this.opts.verify) ? undefined : 'bad-signature';
+      if (why) {
+        // Ignored entirely: not in the view, and its agent is not subscribed to.
+        this.opts.onRejected?.(new SignatureError(i.id, 'mdns', why, `${i.instance} at ${i.host}:${i.agentPort}`));
+        return;
+      }
+    }
     const rec = recordFromInstance(i);
     this.found.set(rec.id, rec);
     if (rec.agent) this.watch?.addAgent(rec.agent);
