@@ -37,19 +37,20 @@ export async function tcpServerOn(host: string, port = 0): Promise<net.Server> {
 
 /**
  * Start `peerlb agent --service game --node NODE --host HOST --tcp <a server of its own> --port 0
- * --gossip-profile local`, plus `extra` flags, and wait (≤ 15 s) for its "agent started" line.
+ * --gossip-profile local` (or, with `noDefaults`, none of these), plus `extra` flags (a function
+ * gets the server's port), and wait (≤ 15 s) for its "agent started" line.
  */
 export async function startCliAgent(
   all: OpsAgent[],
   node: string,
   host: string,
-  opts: { join?: string[]; extra?: string[]; env?: NodeJS.ProcessEnv; noDefaults?: boolean } = {},
+  opts: { join?: string[]; extra?: string[] | ((tcpPort: number) => string[]); env?: NodeJS.ProcessEnv; noDefaults?: boolean } = {},
 ): Promise<OpsAgent> {
   const server = await tcpServerOn(host);
   const tcpPort = (server.address() as net.AddressInfo).port;
   const base = opts.noDefaults ? [] : ['--service', 'game', '--node', node, '--host', host, '--tcp', String(tcpPort), '--port', '0', '--gossip-profile', 'local'];
-  const args = [CLI, 'agent', ...base, ...(opts.join?.length ? ['--join', ...opts.join] : []), ...(opts.extra ?? [])];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...opts.env } });
+  const args = [CLI, 'agent', ...base, ...(opts.join?.length ? ['--join', ...opts.join] : []), ...(typeof opts.extra === 'function' ? opts.extra(tcpPort) : (opts.extra ?? []))];
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...cleanEnv(), ...opts.env } });
   const a: OpsAgent = { node, host, url: '', port: 0, http: '', proc, server, tcpPort, logs: [], stderr: [] };
   all.push(a); // stopped by stopCliAgents even if it never starts
   let buf = '';
@@ -86,6 +87,11 @@ export async function startCliAgent(
   a.port = Number(new URL(a.url).port);
   a.http = `http://${host}:${a.port}`;
   return a;
+}
+
+/** This process's environment without PEERLB_* variables, so that only a test's own reach an agent. */
+export function cleanEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PEERLB_')));
 }
 
 /** SIGKILL every agent still running (by PID) and close its server. */
