@@ -1,0 +1,139 @@
+/**
+ * Helpers for the security tests: in-process agents on loopback, a raw gossip client (a socket an
+ * outsider opens to /v1/gossip, from a loopback address of our choice), and polling.
+ */
+import { WebSocket } from 'ws';
+import { startAgent, type Agent, type AgentOptions } from '../../agent/index.js';
+import { ADDR_HEADER } from '../../agent/gossip/ws-transport.js';
+
+export async function until(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** An in-process agent on 127.0.0.1 with a quick gossip profile and no logs. */
+export function agent(node: string, opts: Partial<AgentOptions> = {}): Promise<Agent> {
+  return startAgent({ service: 'game', node, host: '127.0.0.1', port: 0, udpPort: 40_000, gossipProfile: 'local', loadIntervalMs: 100, ...opts }, { log: false });
+}
+
+/** The nodes an agent has as alive, sorted. */
+export const alive = (a: Agent): string[] =>
+  a
+    .members()
+    .filter((m) => m.status === 'alive')
+    .map((m) => m.node)
+    .sort();
+
+export const known = (a: Agent): string[] =>
+  a
+    .members()
+    .map((m) => m.node)
+    .sort();
+
+export interface RawClient {
+  ws: WebSocket;
+  closed: Promise<{ code: number; reason: string }>;
+  send(b: Uint8Array): void;
+}
+
+/**
+ * Open a WebSocket to an agent's /v1/gossip as an outsider would, from `localAddress` (any
+ * 127.0.0.0/8 address), claiming `addr` as its own. Resolves when open; rejects with the HTTP
+ * status when the upgrade is refused.
+ */
+export function rawGossip(url: string, opts: { localAddress?: string; addr?: string } = {}): Promise<RawClient> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${url}/v1/gossip`, {
+      localAddress: opts.localAddress ?? '127.0.0.1',
+      headers: opts.addr ? { [ADDR_HEADER]: opts.addr } : {},
+      perMessageDeflate: false,
+      handshakeTimeout: 5000,
+    });
+    const closed = new Promise<{ code: number; reason: string }>((r) => ws.on('close', (code, reason) => r({ code, reason: reason.toString() })));
+    ws.on('error', () => {});
+    ws.once('unexpected-response', (_req, res) => {
+      reject(Object.assign(new Error(`upgrade refused: ${res.statusCode}`), { status: res.statusCode }));
+      ws.terminate();
+    });
+    ws.once('open', () => resolve({ ws, closed, send: (b) => ws.send(b, { binary: true }) }));
+    ws.once('close', () => reject(new Error('closed before open')));
+  });
+}
+
+export async function post(port: number, path: string, body: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }): Promise<{ status: number; json: any }> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', headers, body: JSON.stringify(body) });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = text;
+  }
+  return { status: res.status, json };
+}
+
+// ------------------------------------------------------------------------------------------------
+// Keys, sealing, frames, metrics.
+
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import { WebSocketServer } from 'ws';
+import { createSealer, Keyring, type Sealer } from '../../agent/gossip/keyring.js';
+import { encodeFrame, tryDecodeFrame, type GossipFrame, type MemberMeta } from '../../agent/gossip/messages.js';
+
+/** A fresh 32-byte cluster key, base64 (what `peerlb keygen` prints). */
+export const newKey = (): string => randomBytes(32).toString('base64');
+
+/** A sealer holding `keys` (base64), as a member of that cluster would have. */
+export function sealerFor(...keys: string[]): Sealer {
+  return createSealer(new Keyring(keys.map((k) => Buffer.from(k, 'base64'))));
+}
+
+export const meta = (node: string, over: Partial<MemberMeta> = {}): MemberMeta => ({ id: node, service: 'game', host: '127.0.0.1', udpPort: 40_000, weight: 100, health: 'healthy', ...over });
+
+export const frame = (f: GossipFrame): Buffer => encodeFrame(f);
+
+/** `peerlb_gossip_frames_dropped_total` by reason, from an agent's /metrics (real HTTP). */
+export async function droppedByReason(port: number, host = '127.0.0.1'): Promise<Record<string, number>> {
+  const text = await (await fetch(`http://${host}:${port}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^peerlb_gossip_frames_dropped_total\{[^}]*reason="([^"]+)"[^}]*\} (\S+)$/gm)) out[m[1]!] = Number(m[2]);
+  return out;
+}
+
+/**
+ * A fake member's gossip endpoint: a WebSocket server on 127.0.0.1 that records every frame
+ * agents send it, opened with `sealer` when given, and decoded.
+ */
+export async function gossipSink(sealer?: Sealer): Promise<{ url: string; frames: GossipFrame[]; raw: Buffer[]; close(): Promise<void> }> {
+  const http: Server = createServer((_q, r) => r.writeHead(404).end());
+  const wss = new WebSocketServer({ server: http, path: '/v1/gossip' });
+  const frames: GossipFrame[] = [];
+  const raw: Buffer[] = [];
+  wss.on('connection', (ws) => {
+    ws.on('error', () => {});
+    ws.on('message', (d: Buffer) => {
+      raw.push(d);
+      const plain = sealer ? sealer.open(d) : d;
+      if (!(plain instanceof Uint8Array)) return;
+      const r = tryDecodeFrame(plain);
+      if (r.ok) frames.push(r.frame);
+    });
+  });
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
+  const port = (http.address() as { port: number }).port;
+  return {
+    url: `ws://127.0.0.1:${port}`,
+    frames,
+    raw,
+    close: async () => {
+      for (const c of wss.clients) c.terminate();
+      await new Promise<void>((r) => wss.close(() => r()));
+      await new Promise<void>((r) => http.close(() => r()));
+    },
+  };
+}

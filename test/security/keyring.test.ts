@@ -1,0 +1,192 @@
+/**
+ * Sealed gossip through real sockets: agents holding the cluster key form a cluster; an agent
+ * with another key, or an outsider writing unsealed or forged frames, never joins and never
+ * changes anyone's state, and each failure is counted (in /metrics). A replayed frame changes
+ * nothing. An agent without a keyring warns that its cluster is open.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { startAgent, type Agent } from '../../agent/index.js';
+import { createSealer, Keyring } from '../../agent/gossip/keyring.js';
+import { agent, alive, known, until, sleep, rawGossip, newKey, sealerFor, meta, frame, droppedByReason, gossipSink } from './helpers.js';
+
+const running: Agent[] = [];
+const closers: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of closers.splice(0).reverse()) await c().catch(() => {});
+  await Promise.all(running.splice(0).map((a) => a.stop().catch(() => {})));
+});
+async function start(node: string, opts: Parameters<typeof agent>[1] = {}): Promise<Agent> {
+  const a = await agent(node, opts);
+  running.push(a);
+  return a;
+}
+
+describe('keyring: sealed gossip', () => {
+  it('agents with the key form a cluster; an agent with another key cannot join, and its failures are counted in /metrics', async () => {
+    const key = newKey();
+    const a = await start('k1', { keyring: [key] });
+    const b = await start('k2', { keyring: [key], join: [a.url] });
+    await until(() => alive(a).length === 2 && alive(b).length === 2, 5000, 'k1 and k2 to see each other');
+
+    const before = await droppedByReason(a.port);
+    expect(before.auth ?? 0).toBe(0);
+    const evil = await start('evil', { keyring: [newKey()], join: [a.url, b.url] });
+    // It keeps trying (joins, probes of the seeds, push-pull): give it a few gossip rounds.
+    await sleep(2500);
+    expect(alive(a)).toEqual(['k1', 'k2']);
+    expect(known(a)).toEqual(['k1', 'k2']);
+    expect(known(b)).toEqual(['k1', 'k2']);
+    // …and the outsider learned nothing either: nothing it received opened.
+    expect(known(evil)).toEqual(['evil']);
+    const after = await droppedByReason(a.port);
+    expect(after.auth).toBeGreaterThan(0);
+    const s = a.gossipStats();
+    expect(s.sealer!.auth).toBeGreaterThan(0);
+    expect(s.transport.authCutoffs).toBeGreaterThan(0);
+    expect(evil.gossipStats().transport.dropped.unsealed + evil.gossipStats().transport.connectFailures + s.transport.dropped.unsealed).toBeGreaterThan(0);
+  });
+
+  it('an outsider cannot inject a member: unsealed frames, frames sealed with another key, and tampered sealed frames are dropped, counted, and the socket is cut (1008)', async () => {
+    const key = newKey();
+    const a = await start('i1', { keyring: [key] });
+    const b = await start('i2', { keyring: [key], join: [a.url] });
+    await until(() => alive(a).length === 2, 5000, 'i1 and i2');
+    const ghostAlive = (node: string) =>
+      frame({ type: 'gossip', from: { node, addr: 'ws://127.0.0.9:1' }, piggyback: { updates: [{ kind: 'alive', node, incarnation: 1, addr: 'ws://127.0.0.9:1', meta: meta(node) }], loads: [] } });
+    const pushPull = (node: string) =>
+      frame({ type: 'push-pull-req', from: { node, addr: 'ws://127.0.0.9:1' }, join: true, states: [{ node, addr: 'ws://127.0.0.9:1', incarnation: 1, status: 'alive', meta: meta(node) }] });
+    const killI2 = frame({ type: 'gossip', from: { node: 'x', addr: 'ws://127.0.0.9:1' }, piggyback: { updates: [{ kind: 'dead', node: 'i2', incarnation: 99, from: 'x' }], loads: [] } });
+
+    const genuine = sealerFor(key).seal(ghostAlive('tampered'));
+    const tampered = Buffer.from(genuine);
+    tampered[tampered.length - 20]! ^= 0x01;
+    const attempts: [string, Buffer][] = [
+      ['unsealed alive', ghostAlive('ghost1')],
+      ['unsealed push-pull', pushPull('ghost2')],
+      ['unsealed dead of a real member', killI2],
+      ['sealed with another key', Buffer.from(sealerFor(newKey()).seal(ghostAlive('ghost3')))],
+      ['sealed with another key, dead of a real member', Buffer.from(sealerFor(newKey()).seal(killI2))],
+      ['tampered', tampered],
+    ];
+    const before = await droppedByReason(a.port);
+    for (const [what, bytes] of attempts) {
+      const c = await rawGossip(a.url);
+      c.send(bytes);
+      const closed = await Promise.race([c.closed, sleep(3000).then(() => undefined)]);
+      expect(closed, what).toBeDefined();
+      expect(closed!.code, what).toBe(1008);
+      expect(closed!.reason, what).toMatch(/authentication failed/);
+    }
+    await sleep(300);
+    expect(known(a)).toEqual(['i1', 'i2']);
+    expect(alive(a)).toEqual(['i1', 'i2']);
+    expect(alive(b)).toEqual(['i1', 'i2']);
+    const after = await droppedByReason(a.port);
+    expect((after.auth ?? 0) - (before.auth ?? 0)).toBe(attempts.length);
+    expect(a.gossipStats().transport.authCutoffs).toBeGreaterThanOrEqual(attempts.length);
+  });
+
+  it('a replayed frame changes nothing: the same sealed ping gets one ack, replays (same or new socket) get none and are counted', async () => {
+    const key = newKey();
+    const a = await start('r1', { keyring: [key] });
+    const member = sealerFor(key);
+    const sink = await gossipSink(sealerFor(key));
+    closers.push(sink.close);
+    const from = { node: 'm', addr: sink.url };
+    const ping = (seq: number) => Buffer.from(member.seal(frame({ type: 'ping', from, seq, target: 'r1' })));
+    const acks = (seq: number) => sink.frames.filter((f) => f.type === 'ack' && f.seq === seq).length;
+
+    const c = await rawGossip(a.url);
+    const p77 = ping(77);
+    c.send(p77);
+    await until(() => acks(77) === 1, 3000, 'the ack to the first ping');
+    // A genuine frame joins m (the ping's sender is a member now); remember the state.
+    const membersBefore = JSON.stringify(a.members().map((m) => [m.node, m.status, m.incarnation]));
+    const replayBefore = a.gossipStats().transport.dropped.replay;
+    for (let i = 0; i < 5; i++) c.send(p77);
+    const c2 = await rawGossip(a.url);
+    for (let i = 0; i < 5; i++) c2.send(p77);
+    // Control: a fresh seal of the same ping is answered, so replays would have been seen.
+    c2.send(ping(78));
+    await until(() => acks(78) === 1, 3000, 'the ack to a fresh ping');
+    await sleep(200);
+    expect(acks(77)).toBe(1);
+    expect(a.gossipStats().transport.dropped.replay - replayBefore).toBe(10);
+    expect((await droppedByReason(a.port)).replay).toBe(10);
+    expect(JSON.stringify(a.members().map((m) => [m.node, m.status, m.incarnation]))).toBe(membersBefore);
+    // Replays are not authentication failures: the socket stays open.
+    expect(c2.ws.readyState).toBe(c2.ws.OPEN);
+
+    // A state change, then the replay of what it overrode: m says it left; its old alive comes back.
+    const aliveM = Buffer.from(member.seal(frame({ type: 'gossip', from, piggyback: { updates: [{ kind: 'alive', node: 'm', incarnation: 5, addr: sink.url, meta: meta('m', { weight: 7 }) }], loads: [] } })));
+    c2.send(aliveM);
+    await until(() => a.members().some((m) => m.node === 'm' && m.weight === 7 && m.incarnation === 5), 3000, 'm at incarnation 5');
+    c2.send(Buffer.from(member.seal(frame({ type: 'leave', from, incarnation: 5 }))));
+    await until(() => a.members().some((m) => m.node === 'm' && m.status === 'left'), 3000, 'm left');
+    c2.send(aliveM);
+    c2.send(p77);
+    await sleep(300);
+    expect(a.members().find((m) => m.node === 'm')!.status).toBe('left');
+    expect(a.gossipStats().transport.dropped.replay - replayBefore).toBe(12);
+  });
+
+  it('a frame sealed under a key the receiver has as second key opens (receivers try every installed key)', async () => {
+    const k1 = newKey();
+    const k2 = newKey();
+    const a = await start('t1', { keyring: [k1, k2] });
+    const sink = await gossipSink(sealerFor(k1));
+    closers.push(sink.close);
+    const c = await rawGossip(a.url);
+    c.send(Buffer.from(sealerFor(k2).seal(frame({ type: 'ping', from: { node: 'm2', addr: sink.url }, seq: 5, target: 't1' }))));
+    await until(() => sink.frames.some((f) => f.type === 'ack' && f.seq === 5), 3000, 'an ack (sealed with the primary k1)');
+    // Sealed under the primary: the sink opened it with k1 only.
+    expect(a.gossipStats().sealer!.auth).toBe(0);
+  });
+
+  it('sealer unit checks: wrong key, truncation, bit flips, stale timestamps and counters below the window are refused', () => {
+    const k = Buffer.from(newKey(), 'base64');
+    let t = 1_000_000;
+    const tx = createSealer(new Keyring([k]), { now: () => t });
+    const rx = createSealer(new Keyring([k]), { now: () => t });
+    const w = tx.seal(Buffer.from('hello'));
+    expect(Buffer.from(rx.open(w) as Uint8Array).toString()).toBe('hello');
+    expect(rx.open(w)).toEqual({ reject: 'replay' });
+    for (let i = 0; i < w.length; i++) {
+      const f = Buffer.from(w);
+      f[i]! ^= 0x80;
+      expect(rx.open(f), `flip byte ${i}`).toHaveProperty('reject');
+    }
+    for (let n = 0; n < w.length; n++) expect(rx.open(w.subarray(0, n))).toEqual({ reject: 'auth' });
+    const old = tx.seal(Buffer.from('old'));
+    t += 31_000;
+    expect(rx.open(old)).toEqual({ reject: 'replay' });
+    // Reordering within the window is fine; far below it is not.
+    const frames = Array.from({ length: 2100 }, (_, i) => tx.seal(Buffer.from([i & 255])));
+    expect(rx.open(frames[2099]!)).toBeInstanceOf(Uint8Array);
+    expect(rx.open(frames[2000]!)).toBeInstanceOf(Uint8Array);
+    expect(rx.open(frames[10]!)).toEqual({ reject: 'replay' });
+    expect(rx.counters().auth).toBeGreaterThanOrEqual(2 * w.length - 1);
+  });
+
+  it('an agent without a keyring warns at start that its cluster is open', async () => {
+    const lines: Array<{ level: number; msg: string; node?: string }> = [];
+    const { createLogger } = await import('../../agent/log.js');
+    const { Writable } = await import('node:stream');
+    const sink = new Writable({
+      write(chunk, _enc, cb) {
+        for (const l of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(l) as { level: number; msg: string });
+        cb();
+      },
+    });
+    const logger = createLogger({ level: 'info', destination: sink, pretty: false });
+    const open = await startAgent({ service: 'game', node: 'open1', host: '127.0.0.1', port: 0, udpPort: 40_000 }, { log: logger });
+    running.push(open);
+    const sealed = await startAgent({ service: 'game', node: 'sealed1', host: '127.0.0.1', port: 0, udpPort: 40_000, keyring: [newKey()] }, { log: logger });
+    running.push(sealed);
+    await sleep(100);
+    const warn = lines.filter((l) => /cluster is open/.test(l.msg));
+    expect(warn.length).toBe(1);
+    expect(warn[0]!.node).toBe('open1');
+    expect(warn[0]!.level).toBe(40); // pino's warn
+  });
+});
