@@ -21,7 +21,7 @@ function fail(err: unknown): never {
 const agentCmd = program
   .command('agent')
   .description('run an agent beside a server: announce it, gossip with other agents, check its health')
-  .option('--config <file>', 'JSON config file (flags > PEERLB_* env vars > file > defaults)');
+  .option('--config <file>', 'JSON config file (flags > PEERLB_* env vars > file > defaults) (default: none)');
 for (const spec of AGENT_OPTION_SPECS) {
   const arg = spec.kind === 'list' ? `<${spec.flag}...>` : `<${spec.kind === 'int' ? 'n' : 'value'}>`;
   let help = `${spec.describe} [env ${spec.env}]`;

@@ -143,7 +143,7 @@ export const AGENT_OPTION_SPECS: readonly OptionSpec[] = [
   { path: 'health.intervalMs', flag: 'health-interval', env: 'PEERLB_HEALTH_INTERVAL', kind: 'int', min: 10, max: 3_600_000, default: 1000, describe: 'health check interval, ms' },
   { path: 'health.timeoutMs', flag: 'health-timeout', env: 'PEERLB_HEALTH_TIMEOUT', kind: 'int', min: 1, max: 600_000, default: 500, describe: 'health check timeout, ms' },
   { path: 'health.rise', flag: 'health-rise', env: 'PEERLB_HEALTH_RISE', kind: 'int', min: 1, max: 100, default: 2, describe: 'successes before healthy (HAProxy rise)' },
-  { path: 'health.fall', flag: 'health-fall', env: 'PEERLB_HEALTH_FALL', kind: 'int', min: 1, max: 100, default: 2, describe: 'failures before unhealthy (HAProxy fall)' },
+  { path: 'health.fall', flag: 'health-fall', env: 'PEERLB_HEALTH_FALL', kind: 'int', min: 1, max: 100, default: 3, describe: 'failures before unhealthy (HAProxy fall)' },
   { path: 'health.send', flag: 'health-udp-send', env: 'PEERLB_HEALTH_UDP_SEND', kind: 'string', describe: 'udp check: payload to send' },
   { path: 'health.expect', flag: 'health-udp-expect', env: 'PEERLB_HEALTH_UDP_EXPECT', kind: 'string', describe: 'udp check: expected reply (prefix); any reply when not given' },
   { path: 'health.ttlMs', flag: 'health-ttl', env: 'PEERLB_HEALTH_TTL', kind: 'int', min: 10, max: 3_600_000, describe: 'ttl check: healthy while load reports arrive within this many ms' },
@@ -178,10 +178,20 @@ export function coerce(spec: OptionSpec, raw: string | string[], source: string)
   switch (spec.kind) {
     case 'int': {
       if (!/^-?\d+$/.test(str.trim())) throw new BadOptionError(name, `must be an integer, got ${JSON.stringify(str)}`);
-      return Number(str);
+      const n = Number(str);
+      // Range checked here too, so that the message names the flag or variable the user typed.
+      if ((spec.min !== undefined && n < spec.min) || (spec.max !== undefined && n > spec.max))
+        throw new BadOptionError(name, `must be an integer in ${spec.min ?? '-∞'}..${spec.max ?? '∞'}, got ${JSON.stringify(str)}`);
+      return n;
     }
     case 'list':
       return (Array.isArray(raw) ? raw : [raw]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+    case 'enum':
+      if (!spec.choices!.includes(str)) throw new BadOptionError(name, `must be one of ${spec.choices!.join(', ')}, got ${JSON.stringify(str)}`);
+      return str;
+    case 'ip':
+      if (net.isIP(str) === 0) throw new BadOptionError(name, `must be an IPv4 or IPv6 address, got ${JSON.stringify(str)}`);
+      return str;
     default:
       return str;
   }
@@ -342,7 +352,8 @@ export function resolveAgentOptions(input: AgentOptions): ResolvedAgentOptions {
 }
 
 function resolveHealth(h: unknown, tcpPort: number | undefined, udpPort: number | undefined): HealthSpec {
-  if (h === undefined) return tcpPort !== undefined ? { type: 'tcp' } : { type: 'none' };
+  // No health options at all: the same defaults as when some are given (they are the ones --help shows).
+  if (h === undefined) h = {};
   if (typeof h !== 'object' || h === null) throw new BadOptionError('health', 'must be an object with a type');
   const o = h as Record<string, unknown>;
   const type = o.type ?? (tcpPort !== undefined ? 'tcp' : 'none');
@@ -350,7 +361,7 @@ function resolveHealth(h: unknown, tcpPort: number | undefined, udpPort: number 
     intervalMs: int('health.intervalMs', o.intervalMs, 1000, 10, 3_600_000),
     timeoutMs: int('health.timeoutMs', o.timeoutMs, 500, 1, 600_000),
     rise: int('health.rise', o.rise, 2, 1, 100),
-    fall: int('health.fall', o.fall, 2, 1, 100),
+    fall: int('health.fall', o.fall, 3, 1, 100),
   };
   switch (type) {
     case 'tcp':
