@@ -85,7 +85,7 @@ function row(id) {
   const live = status === 'alive' || status === 'suspect';
   const host = s ? s.host : m ? m.host : '';
   const port = s ? (s.udpPort ?? s.tcpPort) : m ? (m.udpPort ?? m.tcpPort) : '';
-  const health = live && s ? s.health : m ? m.health : '-';
+  const health = live ? (s ? s.health : m ? m.health : '-') : '-'; // a dead or departed agent's last word on its server is stale
   const load = live && s ? s.load : undefined;
   const u = load ? load.utilization : 0;
   return { id, status, html: '<tr data-node="' + esc(id) + '" data-status="' + esc(status) + '"><td>' + esc(id) + '</td><td>' + esc(host) + ':' + esc(port) +
