@@ -58,7 +58,8 @@ export type DownReason = 'goodbye' | 'expired';
 export interface MdnsBrowserEvents {
   up: [instance: BrowsedInstance];
   update: [instance: BrowsedInstance];
-  down: [id: string, reason: DownReason];
+  /** `instance`: the DNS-SD instance name that went (two instances may claim one node id). */
+  down: [id: string, reason: DownReason, instance: string];
 }
 
 export interface MdnsBrowserOptions {
@@ -528,7 +529,7 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
       // query (its PTR is no longer a known answer) and comes back.
       this.resolving.delete(instance);
       this.forget(instance);
-      events.push(() => this.emit('down', prev.inst.id, reason));
+      events.push(() => this.emit('down', prev.inst.id, reason, instance));
     }
     this.goodbyeNames.clear();
     for (const ev of events) {

@@ -50,6 +50,8 @@ export class MdnsDiscovery implements DiscoverySource {
   private readonly browser: MdnsBrowser;
   private readonly watch: AgentWatch | undefined;
   private readonly found = new Map<string, ServerRecord>();
+  /** The instance each found id was taken from: only its own going removes the server. */
+  private readonly foundFrom = new Map<string, string>();
   private sink: DiscoverySink | undefined;
   private watching = false;
 
@@ -78,7 +80,11 @@ export class MdnsDiscovery implements DiscoverySource {
     this.watch?.start(sink);
     this.browser.on('up', (i: BrowsedInstance) => this.onInstance(i));
     this.browser.on('update', (i: BrowsedInstance) => this.onInstance(i));
-    this.browser.on('down', (id: string, reason: string) => {
+    this.browser.on('down', (id: string, reason: string, instance: string) => {
+      // Another instance claiming this id (a forged or rejected one, a renamed duplicate) going
+      // away says nothing about the one the server was taken from.
+      if (this.foundFrom.get(id) !== instance) return;
+      this.foundFrom.delete(id);
       const rec = this.found.get(id);
       this.found.delete(id);
       if (rec?.agent) this.watch?.removeAgent(rec.agent);
@@ -100,6 +106,7 @@ export class MdnsDiscovery implements DiscoverySource {
     }
     const rec = recordFromInstance(i);
     this.found.set(rec.id, rec);
+    this.foundFrom.set(rec.id, i.instance);
     if (rec.agent) this.watch?.addAgent(rec.agent);
     if (!this.watching) this.sink?.upsert(rec);
   }
