@@ -17,7 +17,7 @@ import { MdnsDiscovery } from './discovery/mdns.js';
 export interface ClusterEvents {
   /** The view changed (servers, health, weights, load). Coalesced. */
   change: [view: ServerView[]];
-  /** A server was ejected after consecutive failures. */
+  /** A server was ejected after consecutive failures. `until` is on the cluster's clock (`performance.now()` unless `clock` is given), not wall time. */
   eject: [server: Server, info: { until: number; consecutiveFailures: number; level: number }];
   /** An ejected server's ejection ended; it takes picks again (through slow start if enabled). */
   recover: [server: Server];
