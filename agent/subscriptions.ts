@@ -59,7 +59,8 @@ export class Subscriptions {
     const max = this.opts.maxSubscribers ?? 1024;
     if (this.subs.size >= max) {
       this.counters.rejected++;
-      socket.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      const body = `too many subscribers: this agent serves at most ${max} (limits.maxSubscribers); try another agent\n`;
+      socket.end(`HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
       return;
     }
     if (this.opts.token && !this.tokenOk(req.headers.authorization)) {

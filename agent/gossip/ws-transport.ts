@@ -389,7 +389,8 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
       }
       if (inbound.size >= maxPeers) {
         c.inboundRefused++;
-        socket.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+        const body = `too many gossip connections: at most ${maxPeers}\n`;
+        socket.end(`HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
         return;
       }
       const claimed = req.headers[ADDR_HEADER];
