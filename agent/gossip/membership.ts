@@ -1002,7 +1002,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
     if (!r) {
       if (this.recs.size >= this.maxMembers) {
         // Whatever peers say, we do not remember more members than a snapshot may carry.
-        this.counters.membersRefused++;
+        // Said once per 2^n refusals, so a flood cannot flood the log.
+        const n = ++this.counters.membersRefused;
+        if ((n & (n - 1)) === 0) this.log.warn({ member: u.node, maxMembers: this.maxMembers, refused: n }, `member limit reached (maxMembers ${this.maxMembers}): new members are refused`);
         return;
       }
       const rec: Rec = {

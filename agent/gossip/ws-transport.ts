@@ -409,13 +409,20 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
           let authTimer: NodeJS.Timeout | undefined;
           if (seal) {
             authTimer = setTimeout(() => {
-              if (!conn.authed) cut(conn, 'no authentic frame in time');
+              if (conn.authed) return;
+              // Holding a socket open without authenticating counts as a failure too: otherwise
+              // one address could keep every inbound slot busy, a timeout at a time.
+              cut(conn, 'no authentic frame in time');
+              strike(ip);
             }, authTimeoutMs);
             authTimer.unref();
           }
           ws.on('message', (data, isBinary) => receive(from, data, isBinary, conn));
           ws.on('error', (err: Error & { code?: string }) => {
-            if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') c.dropped.tooLarge++;
+            if (err.code !== 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return;
+            c.dropped.tooLarge++;
+            // An oversized frame from a socket that never authenticated: a failure of its address.
+            if (seal && !conn.authed) strike(ip);
           });
           ws.on('close', () => {
             clearTimeout(authTimer);
