@@ -2,7 +2,11 @@
  * Helpers for the security tests: in-process agents on loopback, a raw gossip client (a socket an
  * outsider opens to /v1/gossip, from a loopback address of our choice), and polling.
  */
-import { WebSocket } from 'ws';
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import { WebSocket, WebSocketServer } from 'ws';
+import { createSealer, Keyring, type Sealer } from '../../agent/gossip/keyring.js';
+import { encodeFrame, tryDecodeFrame, type GossipFrame, type MemberMeta } from '../../agent/gossip/messages.js';
 import { startAgent, type Agent, type AgentOptions } from '../../agent/index.js';
 import { ADDR_HEADER } from '../../agent/gossip/ws-transport.js';
 
@@ -79,11 +83,6 @@ export async function post(port: number, path: string, body: unknown, headers: R
 // ------------------------------------------------------------------------------------------------
 // Keys, sealing, frames, metrics.
 
-import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import { WebSocketServer } from 'ws';
-import { createSealer, Keyring, type Sealer } from '../../agent/gossip/keyring.js';
-import { encodeFrame, tryDecodeFrame, type GossipFrame, type MemberMeta } from '../../agent/gossip/messages.js';
 
 /** A fresh 32-byte cluster key, base64 (what `peerlb keygen` prints). */
 export const newKey = (): string => randomBytes(32).toString('base64');

@@ -43,7 +43,6 @@ describe('keyring: sealed gossip', () => {
     const s = a.gossipStats();
     expect(s.sealer!.auth).toBeGreaterThan(0);
     expect(s.transport.authCutoffs).toBeGreaterThan(0);
-    expect(evil.gossipStats().transport.dropped.unsealed + evil.gossipStats().transport.connectFailures + s.transport.dropped.unsealed).toBeGreaterThan(0);
   });
 
   it('an outsider cannot inject a member: unsealed frames, frames sealed with another key, and tampered sealed frames are dropped, counted, and the socket is cut (1008)', async () => {
