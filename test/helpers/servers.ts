@@ -110,7 +110,12 @@ export async function startTcpServer(opts: TcpServerOptions = {}): Promise<TcpTe
       const s = server;
       if (!s) return;
       server = undefined;
-      for (const c of sockets) c.resetAndDestroy();
+      // RST the connections a crash would cut. A socket whose peer already closed (its shutdown is
+      // pending) is only destroyed: resetAndDestroy() on it leaves Node 20's event loop spinning.
+      for (const c of sockets) {
+        if (c.readableEnded || c.writableEnded) c.destroy();
+        else c.resetAndDestroy();
+      }
       sockets.clear();
       await new Promise<void>((r) => s.close(() => r()));
     },
