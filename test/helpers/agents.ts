@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
-export const CLI = fileURLToPath(new URL('../../dist/agent/cli.js', import.meta.url));
+// From the sources (vitest) the built CLI is ../../dist/agent/cli.js; from dist/test/helpers (the bench), ../../agent/cli.js.
+export const CLI = fileURLToPath(new URL(import.meta.url.includes('/dist/test/') ? '../../agent/cli.js' : '../../dist/agent/cli.js', import.meta.url));
 
 export interface AgentProc {
   node: string;

@@ -1,0 +1,303 @@
+/**
+ * The bench runner: `npm run bench` (= npm run build && node dist/test/bench/run.js).
+ *
+ *   npm run bench                       every module, tables on stdout
+ *   npm run bench -- --json FILE        also write every figure (and the goals) as JSON
+ *   npm run bench -- --only sdk,gossip  some modules
+ *   npm run bench -- --quick            fewer rounds (a smoke run; figures are noisier)
+ *   npm run bench -- --strict           exit 1 when a goal is missed (default: report only)
+ *
+ * A module is a file beside this one (in dist/test/bench/) that exports bench functions; it is
+ * listed in MODULES with how to run it and which goals it checks. Optional modules whose file is
+ * not built yet are skipped with a note. Everything is bounded: each module has a time limit, and
+ * the whole run gives up after RUN_LIMIT_MS.
+ */
+import { existsSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type Row = Record<string, string | number | boolean | undefined>;
+
+export interface Section {
+  id: string;
+  title: string;
+  rows: Row[];
+  /** Column order for printing (default: the keys of the rows). */
+  columns?: string[];
+  note?: string;
+}
+
+export interface Goal {
+  name: string;
+  value: number;
+  /** Human text, e.g. "≤ 100 ns". */
+  target: string;
+  ok: boolean;
+}
+
+export interface ModuleResult {
+  sections: Section[];
+  goals: Goal[];
+}
+
+export interface BenchModule {
+  id: string;
+  /** The compiled module, relative to this file. */
+  file: string;
+  /** Skip with a note (instead of failing) when the file is not there. */
+  optional?: boolean;
+  limitMs: number;
+  run(mod: Record<string, unknown>, opts: { quick: boolean }): Promise<ModuleResult>;
+}
+
+const RUN_LIMIT_MS = 10 * 60_000;
+
+const MODULES: BenchModule[] = [
+  {
+    id: 'sdk',
+    file: './sdk.js',
+    limitMs: 4 * 60_000,
+    async run(mod, { quick }) {
+      const m = mod as typeof import('./sdk.js');
+      const picks = await m.benchPicks(quick ? { runs: 3, runMs: 15 } : {});
+      const udp = await m.benchUdp(quick ? { datagrams: 5000, rounds: 3 } : {});
+      const connect = await m.benchConnect(quick ? { connects: 300 } : {});
+      const sizes = [...new Set(picks.map((r) => r.servers))];
+      const pivot: Row[] = [];
+      for (const strategy of [...new Set(picks.map((r) => r.strategy))]) {
+        const row: Row = { strategy };
+        for (const n of sizes) row[`ns @${n}`] = picks.find((r) => r.strategy === strategy && r.servers === n)?.nsPerPick;
+        pivot.push(row);
+      }
+      const base: Row = { strategy: 'array[i] (baseline, median of all workers)' };
+      for (const n of sizes) base[`ns @${n}`] = m.median(picks.filter((r) => r.servers === n).map((r) => r.baselineNs));
+      pivot.push(base);
+      const at = (s: string, n: number) => picks.find((r) => r.strategy === s && r.servers === n)?.nsPerPick ?? NaN;
+      const goals: Goal[] = [
+        { name: 'p2c ns/pick at 1,000 servers', value: at('p2c', 1000), target: '≤ 100', ok: at('p2c', 1000) <= 100 },
+        { name: 'round-robin ns/pick at 1,000 servers', value: at('round-robin', 1000), target: '≤ 100', ok: at('round-robin', 1000) <= 100 },
+        { name: 'UDP send rate, SDK ÷ raw', value: udp.ratio, target: '≥ 0.95', ok: udp.ratio >= 0.95 },
+        { name: 'connect p50, SDK ÷ raw', value: connect.p50Ratio, target: '≤ 1.05', ok: connect.p50Ratio <= 1.05 },
+      ];
+      return {
+        sections: [
+          {
+            id: 'picks',
+            title: 'Picks: ns per pick (median of timed runs; each strategy in its own worker, baseline interleaved)',
+            rows: pivot,
+            note: 'O(n) strategies (least-connections, least-load, weighted-round-robin) scan every server per pick; p2c, random, round-robin are O(1); weighted-random and consistent-hash O(log n).',
+          },
+          { id: 'picksRaw', title: 'Picks: every measurement with its own baseline', rows: picks as unknown as Row[] },
+          { id: 'udp', title: 'UDP: datagrams/s, udp.send (p2c per datagram) vs dgram socket.send', rows: [udp as unknown as Row] },
+          { id: 'connect', title: 'TCP: connect latency, cluster connect vs net.connect (µs, interleaved)', rows: [connect as unknown as Row] },
+        ],
+        goals,
+      };
+    },
+  },
+  rowsModule('gossip', './gossip.js', 'benchGossip', 'Gossip: simulated cluster (in-memory network, manual clock)'),
+  {
+    id: 'processes',
+    file: './processes.js',
+    limitMs: 3 * 60_000,
+    async run(mod, { quick }) {
+      const m = mod as typeof import('./processes.js');
+      const rows = await m.benchProcessGossip(quick ? { rounds: 1 } : {});
+      const sdk = (await import('./sdk.js')) as typeof import('./sdk.js');
+      const goals: Goal[] = [];
+      const summary: Row[] = [];
+      for (const profile of [...new Set(rows.map((r) => r.profile))]) {
+        const mine = rows.filter((r) => r.profile === profile);
+        const join = sdk.median(mine.map((r) => r.joinMs));
+        const crash = sdk.median(mine.map((r) => r.crashMs));
+        const worst = Math.max(...mine.map((r) => r.crashMs));
+        summary.push({ profile, agents: mine[0]!.agents, rounds: mine.length, 'join median ms': join, 'crash median ms': crash, 'crash max ms': worst });
+        goals.push({ name: `gossip ${profile}: join visible to all (median, processes)`, value: join, target: '≤ 1000 ms', ok: join <= 1000 });
+        goals.push({ name: `gossip ${profile}: kill -9 dead everywhere (median, processes)`, value: crash, target: '≤ 1000 ms', ok: crash <= 1000 });
+      }
+      return {
+        sections: [
+          { id: 'processes', title: 'Gossip: real agent processes on loopback (ms)', rows: rows as unknown as Row[] },
+          { id: 'processesSummary', title: 'Gossip: real agent processes, summary', rows: summary },
+        ],
+        goals,
+      };
+    },
+  },
+  rowsModule('discovery', './discovery.js', 'benchDiscovery', 'Discovery: real processes on loopback (ms)'),
+  {
+    id: 'nginx',
+    file: './nginx.js',
+    optional: true,
+    limitMs: 3 * 60_000,
+    async run(mod, { quick }) {
+      const m = mod as typeof import('./nginx.js');
+      const r = await m.benchVsNginx(quick ? { durationMs: 1000 } : {});
+      if (r.skipped) {
+        return { sections: [{ id: 'nginx', title: 'peerlb vs nginx stream (least_conn)', rows: [{ skipped: r.skipped }] }], goals: [] };
+      }
+      const goals: Goal[] = r.ratios.flatMap((x) => [
+        { name: `${x.proto}: request rate, SDK ÷ nginx`, value: x.rps, target: '≥ 1.5', ok: x.rps >= 1.5 },
+        { name: `${x.proto}: p99 latency, SDK ÷ nginx`, value: x.p99, target: '≤ 0.7', ok: x.p99 <= 0.7 },
+      ]);
+      return {
+        sections: [
+          { id: 'nginx', title: `peerlb SDK vs nginx stream least_conn: same clients, same backends (${JSON.stringify(r.config)})`, rows: r.rows as unknown as Row[] },
+          { id: 'nginxRatios', title: 'peerlb ÷ nginx', rows: r.ratios as unknown as Row[] },
+        ],
+        goals,
+      };
+    },
+  },
+];
+
+/**
+ * An optional module whose `exportName()` returns rows to print as one table (the simplest way
+ * to add a bench: export `async function benchX(): Promise<Row[]>` and list it here).
+ */
+function rowsModule(id: string, file: string, exportName: string, title: string, limitMs = 4 * 60_000): BenchModule {
+  return {
+    id,
+    file,
+    optional: true,
+    limitMs,
+    async run(mod) {
+      const bench = mod[exportName] as (() => Promise<Row[]>) | undefined;
+      if (typeof bench !== 'function') throw new Error(`${file} does not export ${exportName}()`);
+      return { sections: [{ id, title, rows: await bench() }], goals: [] };
+    },
+  };
+}
+
+// --------------------------------------------------------------------------------- printing
+
+function fmt(v: Row[string]): string {
+  if (v === undefined) return '–';
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) return String(v);
+    if (Number.isInteger(v)) return v.toLocaleString('en-US');
+    return v.toLocaleString('en-US', { maximumFractionDigits: 3 });
+  }
+  return String(v);
+}
+
+export function formatTable(s: Section): string {
+  const cols = s.columns ?? [...new Set(s.rows.flatMap((r) => Object.keys(r)))];
+  const cells = s.rows.map((r) => cols.map((c) => fmt(r[c])));
+  const width = cols.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]!.length)));
+  const numeric = cols.map((c) => s.rows.every((r) => r[c] === undefined || typeof r[c] === 'number'));
+  const line = (vals: string[]) => vals.map((v, i) => (numeric[i] ? v.padStart(width[i]!) : v.padEnd(width[i]!))).join('  ');
+  const out = [`\n${s.title}`, line(cols), line(width.map((w) => '-'.repeat(w))), ...cells.map(line)];
+  if (s.note) out.push(s.note);
+  return out.join('\n');
+}
+
+// ------------------------------------------------------------------------------------- main
+
+function parseArgs(argv: string[]) {
+  const a = { json: undefined as string | undefined, only: undefined as string[] | undefined, quick: false, strict: false };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    if (k === '--json') a.json = argv[++i];
+    else if (k === '--only') a.only = (argv[++i] ?? '').split(',').filter(Boolean);
+    else if (k === '--quick') a.quick = true;
+    else if (k === '--strict') a.strict = true;
+    else throw new Error(`unknown argument ${k} (use --json FILE, --only a,b, --quick, --strict)`);
+  }
+  if (a.json === '') throw new Error('--json needs a file name');
+  return a;
+}
+
+function withLimit<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([
+    p.finally(() => clearTimeout(t)),
+    new Promise<T>((_, reject) => {
+      t = setTimeout(() => reject(new Error(`${what} took longer than ${ms / 1000} s`)), ms);
+    }),
+  ]);
+}
+
+async function main(): Promise<number> {
+  const args = parseArgs(process.argv.slice(2));
+  const watchdog = setTimeout(() => {
+    console.error(`bench: gave up after ${RUN_LIMIT_MS / 1000} s`);
+    process.exit(2);
+  }, RUN_LIMIT_MS);
+  watchdog.unref();
+
+  const started = Date.now();
+  const env = {
+    date: new Date().toISOString(),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}`,
+    loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100),
+  };
+  console.log(`peerlb bench — ${env.date}, node ${env.node}, ${env.platform}, ${env.cpus}, load ${env.loadavg.join(' ')}`);
+
+  const sections: Section[] = [];
+  const goals: Goal[] = [];
+  const skipped: { id: string; reason: string }[] = [];
+  let failed = false;
+  for (const m of MODULES) {
+    if (args.only && !args.only.includes(m.id)) continue;
+    const path = fileURLToPath(new URL(m.file, import.meta.url));
+    if (!existsSync(path)) {
+      const reason = `${m.file} is not built`;
+      if (!m.optional) {
+        console.error(`bench ${m.id}: ${reason}`);
+        failed = true;
+      } else console.log(`\n(${m.id}: skipped, ${reason})`);
+      skipped.push({ id: m.id, reason });
+      continue;
+    }
+    const t0 = Date.now();
+    try {
+      const mod = (await import(new URL(m.file, import.meta.url).href)) as Record<string, unknown>;
+      const r = await withLimit(m.run(mod, { quick: args.quick }), m.limitMs, `bench ${m.id}`);
+      for (const s of r.sections) console.log(formatTable(s));
+      console.log(`(${m.id}: ${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+      sections.push(...r.sections);
+      goals.push(...r.goals);
+    } catch (err) {
+      console.error(`bench ${m.id} failed: ${(err as Error).stack ?? String(err)}`);
+      skipped.push({ id: m.id, reason: String(err) });
+      failed = true;
+    }
+  }
+
+  if (goals.length > 0) {
+    console.log(
+      formatTable({
+        id: 'goals',
+        title: 'Goals',
+        rows: goals.map((g) => ({ goal: g.name, value: g.value, target: g.target, result: g.ok ? 'met' : 'MISSED' })),
+      }),
+    );
+  }
+  console.log(`\ntotal ${((Date.now() - started) / 1000).toFixed(1)} s`);
+
+  if (args.json) {
+    const out = { ...env, sections: Object.fromEntries(sections.map((s) => [s.id, s.rows])), goals, skipped };
+    writeFileSync(args.json, JSON.stringify(out, null, 2) + '\n');
+    console.log(`wrote ${args.json}`);
+  }
+  if (failed) return 1;
+  if (args.strict && goals.some((g) => !g.ok)) return 1;
+  return 0;
+}
+
+// Run when executed (node dist/test/bench/run.js), not when imported for formatTable & co.
+if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
+  main().then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err) => {
+      console.error(err);
+      process.exitCode = 1;
+    },
+  );
+}
