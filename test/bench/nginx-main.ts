@@ -12,5 +12,5 @@ if (r.skipped) {
 } else {
   console.log(`peerlb SDK vs nginx stream (least_conn), ${JSON.stringify(r.config)}`);
   console.table(r.rows);
-  console.table(r.ratios.map((x) => ({ proto: x.proto, 'rps SDK/nginx (goal ≥1.5)': x.rps, 'p50 SDK/nginx': x.p50, 'p99 SDK/nginx (goal ≤0.7)': x.p99 })));
+  console.table(r.ratios.map((x) => ({ proto: x.proto, 'rps SDK/nginx (goal ≥1.5)': x.rps, 'p50 SDK/nginx': x.p50, 'p99 SDK/nginx': x.p99, 'p50 SDK/nginx, equal load': x.p50AtRate, 'p99 SDK/nginx, equal load (goal ≤0.7)': x.p99AtRate })));
 }

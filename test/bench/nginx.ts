@@ -5,12 +5,15 @@
  * UDP and TCP). Measured in one run on one machine: request/reply rate, p50/p99 latency, and the
  * spread of requests over servers (max/mean of the per-server counts; 1 = perfectly even).
  *
- * Load generator (identical for both paths, only the address differs): closed loop, W worker
+ * Load generator (identical for both paths, only the address differs). Full load: closed loop, W worker
  * threads × C slots each; a slot has one request in flight and sends the next when the reply comes
  * (or after a 1 s timeout, counted as an error). One event loop could not keep nginx busy, hence the
  * workers. UDP: one socket per slot, request "<n>" → reply "<server> <n>". TCP: per request a new
  * connection — connect, "<n>\n" → "<server> <n>\n", close — because a per-connection balancer
- * decides once per connection, so this is what it is asked to do per request.
+ * decides once per connection, so this is what it is asked to do per request. Then both again at one
+ * fixed offered rate, half of nginx's maximum, open loop: at full load a closed loop's latency is
+ * mostly its own queue (Little's law: in-flight ÷ rate), so the latency a path adds is compared
+ * at equal load.
  * Backends run in their own worker threads (two, N/2 servers each), the same for both paths.
  * nginx runs with `worker_processes 1` by default (PEERLB_BENCH_NGINX_WORKERS to change): on a
  * 2-core machine shared with the clients and backends, more workers mostly fight for the cores.
@@ -33,6 +36,8 @@ export interface NginxBenchRow {
   path: 'sdk' | 'nginx';
   /** 'request/reply datagrams' or 'connect + request/reply + close'. */
   mode: string;
+  /** 'max' (closed loop, as fast as replies come) or the fixed offered rate, requests/s. */
+  load: string;
   requests: number;
   errors: number;
   /** Completed requests per second. */
@@ -47,9 +52,12 @@ export interface NginxBenchRatio {
   proto: 'udp' | 'tcp';
   /** SDK / nginx: goal ≥ 1.5. */
   rps: number;
+  /** SDK / nginx at full load (closed loop): latency there is mostly queueing, rps's inverse. */
   p50: number;
-  /** SDK / nginx: goal ≤ 0.7. */
   p99: number;
+  /** SDK / nginx at the same fixed offered load (half nginx's max): the latency each path adds. Goal p99 ≤ 0.7. */
+  p50AtRate: number;
+  p99AtRate: number;
 }
 
 export interface NginxBenchResult {
@@ -80,6 +88,8 @@ interface ClientJob {
   concurrency: number;
   warmupMs: number;
   durationMs: number;
+  /** Open loop: send at this fixed rate (requests/s, this worker) whatever the replies do. */
+  rate?: number;
 }
 interface BackendJob {
   kind: 'plb-nginx-bench-backends';
@@ -180,46 +190,108 @@ async function runClient(job: ClientJob): Promise<void> {
     else sock!.close();
   };
 
+  /** One TCP request: connect (SDK pick or nginx), "<id>\n" → "<server> <id>\n", close. */
+  const tcpOnce = async (id: string): Promise<boolean> => {
+    let ok = false;
+    let sock: net.Socket | undefined;
+    try {
+      sock = cluster
+        ? await cluster.connect({ timeoutMs: 1000, socket: { noDelay: true } })
+        : await new Promise<net.Socket>((resolve, reject) => {
+            const s = net.connect({ host: '127.0.0.1', port: job.nginx.tcpPort, noDelay: true });
+            s.once('connect', () => resolve(s));
+            s.once('error', reject);
+          });
+      const s = sock;
+      ok = await new Promise<boolean>((resolve) => {
+        let buf = '';
+        const timer = setTimeout(() => resolve(false), 1000);
+        s.on('data', (d: Buffer) => {
+          buf += d.toString();
+          if (buf.includes('\n')) {
+            clearTimeout(timer);
+            resolve(buf.endsWith(` ${id}\n`));
+          }
+        });
+        s.on('error', () => resolve(false));
+        s.write(id + '\n');
+      });
+    } catch {
+      ok = false;
+    }
+    sock?.destroy();
+    return ok;
+  };
+
   const slotTcp = async () => {
     while (running && Date.now() < end) {
       const id = String(n++);
       const t0 = process.hrtime.bigint();
-      let ok = false;
-      let sock: net.Socket | undefined;
-      try {
-        sock = cluster
-          ? await cluster.connect({ timeoutMs: 1000, socket: { noDelay: true } })
-          : await new Promise<net.Socket>((resolve, reject) => {
-              const s = net.connect({ host: '127.0.0.1', port: job.nginx.tcpPort, noDelay: true });
-              s.once('connect', () => resolve(s));
-              s.once('error', reject);
-            });
-        const s = sock;
-        ok = await new Promise<boolean>((resolve) => {
-          let buf = '';
-          const timer = setTimeout(() => resolve(false), 1000);
-          s.on('data', (d: Buffer) => {
-            buf += d.toString();
-            if (buf.includes('\n')) {
-              clearTimeout(timer);
-              resolve(buf.endsWith(` ${id}\n`));
-            }
-          });
-          s.on('error', () => resolve(false));
-          s.write(id + '\n');
-        });
-      } catch {
-        ok = false;
-      }
-      sock?.destroy();
+      const ok = await tcpOnce(id);
       if (!measuring) continue;
       if (ok) lat.push(Number(process.hrtime.bigint() - t0) / 1000);
       else errors++;
     }
   };
 
-  const slots = Array.from({ length: job.concurrency }, () => (job.proto === 'udp' ? slotUdp() : slotTcp()));
-  await Promise.all(slots);
+  /**
+   * Open loop at a fixed rate: a 1 ms timer launches every request that is due, whether or not the
+   * earlier ones were answered (so a slow path cannot slow its own load down). UDP uses one socket
+   * and matches replies by id. Latency runs from the send to the reply.
+   */
+  const openLoop = async (rate: number) => {
+    const udp = job.proto === 'udp' && cluster ? cluster.udp() : undefined;
+    const raw = job.proto === 'udp' && !cluster ? dgram.createSocket('udp4') : undefined;
+    const waiting = new Map<string, (ok: boolean) => void>();
+    const onMsg = (msg: Buffer) => {
+      const text = msg.toString();
+      waiting.get(text.slice(text.lastIndexOf(' ') + 1))?.(true);
+    };
+    udp?.on('message', onMsg);
+    raw?.on('message', onMsg);
+    const udpOnce = (id: string) =>
+      new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => waiting.get(id)?.(false), 1000);
+        waiting.set(id, (ok) => {
+          clearTimeout(timer);
+          waiting.delete(id);
+          resolve(ok);
+        });
+        if (udp) udp.send(id);
+        else raw!.send(id, job.nginx.udpPort, '127.0.0.1');
+      });
+    const total = Math.floor((rate * (job.warmupMs + job.durationMs)) / 1000);
+    const warm = Math.floor((rate * job.warmupMs) / 1000);
+    const inflight = new Set<Promise<void>>();
+    const t0 = performance.now();
+    let launched = 0;
+    await new Promise<void>((done) => {
+      const iv = setInterval(() => {
+        const due = Math.min(total, Math.floor(((performance.now() - t0) * rate) / 1000));
+        while (launched < due) {
+          const k = launched++;
+          const sent = performance.now();
+          const p = (job.proto === 'udp' ? udpOnce(String(k)) : tcpOnce(String(k))).then((ok) => {
+            if (k < warm) return;
+            if (ok) lat.push((performance.now() - sent) * 1000);
+            else errors++;
+          });
+          inflight.add(p);
+          void p.finally(() => inflight.delete(p));
+        }
+        if (launched >= total) {
+          clearInterval(iv);
+          done();
+        }
+      }, 1);
+    });
+    await Promise.all(inflight);
+    if (udp) await udp.close?.();
+    raw?.close();
+  };
+
+  if (job.rate !== undefined) await openLoop(job.rate);
+  else await Promise.all(Array.from({ length: job.concurrency }, () => (job.proto === 'udp' ? slotUdp() : slotTcp())));
   running = false;
   await cluster?.close();
   const arr = Float64Array.from(lat);
@@ -384,41 +456,48 @@ ${ups('udpPort')}
     });
 
     const rows: NginxBenchRow[] = [];
-    for (const proto of ['udp', 'tcp'] as const) {
-      for (const p of ['sdk', 'nginx'] as const) {
-        await takeCounts(backends); // reset
-        const job: ClientJob = { kind: 'plb-nginx-bench-client', proto, path: p, servers: backends.ports, nginx: { udpPort, tcpPort }, concurrency, warmupMs: 300, durationMs };
-        const t0 = Date.now();
-        const results = await Promise.all(Array.from({ length: workers }, () => runWorker<{ lat: Float64Array; errors: number }>(job, durationMs + 15_000)));
-        const wall = Math.min(durationMs, Date.now() - t0);
-        const counts = await takeCounts(backends);
-        const lat = new Float64Array(results.reduce((a, r) => a + r.lat.length, 0));
-        let o = 0;
-        for (const r of results) {
-          lat.set(r.lat, o);
-          o += r.lat.length;
-        }
-        lat.sort();
-        const mean = counts.reduce((a, b) => a + b, 0) / counts.length;
-        rows.push({
-          proto,
-          path: p,
-          mode: proto === 'udp' ? 'request/reply datagrams' : 'connect + request/reply + close',
-          requests: lat.length,
-          errors: results.reduce((a, r) => a + r.errors, 0),
-          rps: Math.round(lat.length / (wall / 1000)),
-          p50Us: Math.round(percentile(lat, 0.5)),
-          p99Us: Math.round(percentile(lat, 0.99)),
-          spread: mean > 0 ? Number((Math.max(...counts) / mean).toFixed(2)) : NaN,
-        });
+    const run = async (proto: Proto, p: 'sdk' | 'nginx', rate?: number): Promise<NginxBenchRow> => {
+      await takeCounts(backends); // reset
+      const job: ClientJob = { kind: 'plb-nginx-bench-client', proto, path: p, servers: backends.ports, nginx: { udpPort, tcpPort }, concurrency, warmupMs: 300, durationMs, ...(rate ? { rate: rate / workers } : {}) };
+      const t0 = Date.now();
+      const results = await Promise.all(Array.from({ length: workers }, () => runWorker<{ lat: Float64Array; errors: number }>(job, durationMs + 15_000)));
+      const wall = Math.min(durationMs, Date.now() - t0);
+      const counts = await takeCounts(backends);
+      const lat = new Float64Array(results.reduce((a, r) => a + r.lat.length, 0));
+      let o = 0;
+      for (const r of results) {
+        lat.set(r.lat, o);
+        o += r.lat.length;
       }
+      lat.sort();
+      const mean = counts.reduce((a, b) => a + b, 0) / counts.length;
+      const row: NginxBenchRow = {
+        proto,
+        path: p,
+        mode: proto === 'udp' ? 'request/reply datagrams' : 'connect + request/reply + close',
+        load: rate ? `${Math.round(rate)}/s` : 'max',
+        requests: lat.length,
+        errors: results.reduce((a, r) => a + r.errors, 0),
+        rps: Math.round(lat.length / (wall / 1000)),
+        p50Us: Math.round(percentile(lat, 0.5)),
+        p99Us: Math.round(percentile(lat, 0.99)),
+        spread: mean > 0 ? Number((Math.max(...counts) / mean).toFixed(2)) : NaN,
+      };
+      rows.push(row);
+      return row;
+    };
+    const q = (a: number, b: number) => Number((a / b).toFixed(2));
+    const ratios: NginxBenchRatio[] = [];
+    for (const proto of ['udp', 'tcp'] as const) {
+      // Full load (closed loop): the rates each can serve. Then both at the same fixed rate, half
+      // of nginx's maximum, where latency is what each path adds rather than queueing.
+      const s = await run(proto, 'sdk');
+      const n = await run(proto, 'nginx');
+      const rate = Math.max(100, Math.round(n.rps / 2));
+      const sr = await run(proto, 'sdk', rate);
+      const nr = await run(proto, 'nginx', rate);
+      ratios.push({ proto, rps: q(s.rps, n.rps), p50: q(s.p50Us, n.p50Us), p99: q(s.p99Us, n.p99Us), p50AtRate: q(sr.p50Us, nr.p50Us), p99AtRate: q(sr.p99Us, nr.p99Us) });
     }
-    const ratios: NginxBenchRatio[] = (['udp', 'tcp'] as const).map((proto) => {
-      const s = rows.find((r) => r.proto === proto && r.path === 'sdk')!;
-      const n = rows.find((r) => r.proto === proto && r.path === 'nginx')!;
-      const q = (a: number, b: number) => Number((a / b).toFixed(2));
-      return { proto, rps: q(s.rps, n.rps), p50: q(s.p50Us, n.p50Us), p99: q(s.p99Us, n.p99Us) };
-    });
     return { rows, ratios, config };
   } finally {
     if (nginx && nginx.exitCode === null && nginx.signalCode === null && nginx.pid) {

@@ -139,7 +139,8 @@ const MODULES: BenchModule[] = [
       }
       const goals: Goal[] = r.ratios.flatMap((x) => [
         { name: `${x.proto}: request rate, SDK ÷ nginx`, value: x.rps, target: '≥ 1.5', ok: x.rps >= 1.5 },
-        { name: `${x.proto}: p99 latency, SDK ÷ nginx`, value: x.p99, target: '≤ 0.7', ok: x.p99 <= 0.7 },
+        { name: `${x.proto}: p99 latency at equal load (half nginx's max), SDK ÷ nginx`, value: x.p99AtRate, target: '≤ 0.7', ok: x.p99AtRate <= 0.7 },
+        { name: `${x.proto}: p99 latency at full load (closed loop), SDK ÷ nginx`, value: x.p99, target: '≤ 0.7', ok: x.p99 <= 0.7 },
       ]);
       return {
         sections: [
