@@ -23,6 +23,10 @@
  *    whoever still suspects X.
  *  - Local health (awareness.ts): missed nacks and refutations raise a score that stretches our
  *    own probe interval (Lifeguard LHA-Probe).
+ *  - Beyond memberlist: the probe timeout follows the measured round trip (rtt.ts, as TCP's RTO),
+ *    never below the configured one, and the indirect deadline and the suspicion time scale with
+ *    it, so a slow or lossy network (over TCP, loss is delay) slows detection instead of causing
+ *    false suspicions.
  *  - Dissemination: updates ride on every frame (pings, acks, gossip rounds) from a
  *    transmit-limited queue (broadcast-queue.ts); loads ride on the same frames, with far fewer
  *    retransmissions since each is superseded a second later.
@@ -38,6 +42,7 @@ import { ConfigError } from '../../sdk/errors.js';
 import { LIMITS, type LoadReport } from '../../sdk/protocol.js';
 import { resolveGossipConfig, pushPullScale, type GossipConfig } from './config.js';
 import { Awareness, probeAwarenessDelta } from './awareness.js';
+import { RttEstimator } from './rtt.js';
 import { Suspicion, suspicionTimeout } from './suspicion.js';
 import { BroadcastQueue, retransmitLimit } from './broadcast-queue.js';
 import {
@@ -140,6 +145,8 @@ export interface MembershipStats {
   /** New members not added because maxMembers (default LIMITS.maxServers) are known already. */
   membersRefused: number;
   awareness: number;
+  /** The probe timeout in use: the configured one, or more when round trips are slow (rtt.ts). */
+  probeTimeoutMs: number;
   queuedUpdates: number;
   queuedLoads: number;
   alive: number;
@@ -148,7 +155,7 @@ export interface MembershipStats {
   left: number;
 }
 
-type Counter = Exclude<keyof MembershipStats, 'awareness' | 'queuedUpdates' | 'queuedLoads' | 'alive' | 'suspect' | 'dead' | 'left'>;
+type Counter = Exclude<keyof MembershipStats, 'awareness' | 'probeTimeoutMs' | 'queuedUpdates' | 'queuedLoads' | 'alive' | 'suspect' | 'dead' | 'left'>;
 
 interface Rec {
   node: string;
@@ -239,6 +246,13 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private readonly maxFrameBytes: number;
   private readonly maxMembers: number;
   private readonly awareness: Awareness;
+  private readonly rtt = new RttEstimator();
+  /**
+   * Start times of recent probes that ended without an ack (seq → ms), the last 64: an ack that
+   * comes after its probe gave up is still a round-trip sample — on a network slower than the
+   * configured timeout, the only kind there is — and is how the timeout learns to wait longer.
+   */
+  private readonly lateProbes = new Map<number, number>();
 
   private readonly recs = new Map<string, Rec>();
   private readonly byAddr = new Map<string, string>();
@@ -453,6 +467,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const s: MembershipStats = {
       ...this.counters,
       awareness: this.awareness.score,
+      probeTimeoutMs: this.probeTimeout(),
       queuedUpdates: this.updates.size,
       queuedLoads: this.loads.size,
       alive: 0,
@@ -713,6 +728,24 @@ export class Membership extends EventEmitter<MembershipEvents> {
   // -------------------------------------------------------------------------------------------
   // Probing
 
+  /**
+   * How long to wait for a direct ack: the configured timeout, or the measured round trip's
+   * srtt + 4·rttvar when that is longer, at most awarenessMaxMultiplier probe intervals.
+   */
+  private probeTimeout(): number {
+    return this.rtt.timeout(this.config.probeTimeoutMs, this.config.probeIntervalMs * this.config.awarenessMaxMultiplier);
+  }
+
+  /** What the round trip adds to the configured probe timeout: 0 on a network as fast as planned. */
+  private extraWait(): number {
+    return this.probeTimeout() - this.config.probeTimeoutMs;
+  }
+
+  /** probeTimeout() over its configured value: ≥ 1, how much slower than planned the network is. */
+  private slowness(): number {
+    return this.probeTimeout() / this.config.probeTimeoutMs;
+  }
+
   private probeRound(): void {
     if (this.stopped) return;
     const r = this.nextProbeTarget();
@@ -749,7 +782,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     if (kind === 'reconnect') {
       p.timer = this.after(() => this.endProbe(p), this.config.probeIntervalMs);
     } else {
-      p.timer = this.after(() => this.indirectProbe(p), this.config.probeTimeoutMs);
+      p.timer = this.after(() => this.indirectProbe(p), this.probeTimeout());
     }
   }
 
@@ -780,7 +813,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
     // memberlist falls back to a TCP ping at this point; over one socket per peer the equivalent
     // is one more direct ping, which on a lossy path doubles the chance of the direct route.
     if (r) this.send(p.addr, { type: 'ping', from: this.sender(), seq: p.seq, target: p.node, piggyback: this.piggyback(p.node, this.buddy(r)) });
-    const deadline = p.startedAt + this.awareness.scaleTimeout(this.config.probeIntervalMs);
+    // The helpers' path is two round trips: on a slow network, wait that much longer.
+    const deadline = p.startedAt + this.awareness.scaleTimeout(this.config.probeIntervalMs) + 3 * this.extraWait();
     p.timer = this.after(() => this.probeFailed(p), Math.max(0, deadline - this.clock.now()));
   }
 
@@ -794,6 +828,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private probeFailed(p: Probe): void {
     if (this.probes.get(p.seq) !== p || this.stopped) return;
     this.endProbe(p);
+    this.lateProbes.set(p.seq, p.startedAt);
+    if (this.lateProbes.size > 64) this.lateProbes.delete(this.lateProbes.keys().next().value!);
     this.counters.probesFailed++;
     // Lifeguard's score follows the regular probe cycle (and hints); confirmation probes come in
     // bursts when many members fail together, and would pin it at the maximum.
@@ -814,10 +850,21 @@ export class Membership extends EventEmitter<MembershipEvents> {
       return;
     }
     const p = this.probes.get(seq);
-    if (!p) return;
+    if (!p) {
+      const startedAt = this.lateProbes.get(seq);
+      if (startedAt !== undefined) {
+        this.lateProbes.delete(seq);
+        this.rtt.sample(this.clock.now() - startedAt);
+      }
+      return;
+    }
     this.counters.acks++;
     this.endProbe(p);
-    if (p.kind !== 'reconnect') this.emit('rtt', { node: p.node, ms: this.clock.now() - p.startedAt, phase: p.phase });
+    if (p.kind !== 'reconnect') {
+      const ms = this.clock.now() - p.startedAt;
+      this.rtt.sample(ms);
+      this.emit('rtt', { node: p.node, ms, phase: p.phase });
+    }
     if (p.kind === 'reconnect') {
       // A member we have as dead answered: exchange full state (it has heard it is dead and refuted).
       this.log.info({ member: p.node, from }, 'dead member answered: exchanging state');
@@ -932,14 +979,14 @@ export class Membership extends EventEmitter<MembershipEvents> {
     if (f.nack) {
       // Nack before the asker's deadline (it waits until the end of its probe interval, which
       // started probeTimeout before it asked us): "I could not reach it either, but I am here".
-      const nackAfter = Math.max(1, Math.floor((this.config.probeIntervalMs - this.config.probeTimeoutMs) * 0.8));
+      const nackAfter = Math.max(1, Math.floor((this.config.probeIntervalMs - this.config.probeTimeoutMs + 2 * this.extraWait()) * 0.8));
       relay.timers.push(
         this.after(() => {
           if (this.relays.get(seq) === relay) this.send(relay.origin, { type: 'nack', from: this.sender(), seq: relay.originSeq });
         }, nackAfter),
       );
     }
-    relay.timers.push(this.after(() => this.relays.delete(seq), this.config.probeIntervalMs * 2));
+    relay.timers.push(this.after(() => this.relays.delete(seq), this.config.probeIntervalMs * 2 + 4 * this.extraWait()));
   }
 
   private applyPiggyback(p: Piggyback, from: Sender): void {
@@ -1090,7 +1137,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
     let k = this.config.suspicionConfirmations;
     // Fewer members than ourselves, it, and k others: no confirmations can be expected.
     if (n - 2 < k) k = 0;
-    const min = suspicionTimeout(this.config.suspicionMult, n, this.config.probeIntervalMs);
+    // On a slow network a refutation takes as much longer to come back: scale with the timeout.
+    const min = Math.floor(suspicionTimeout(this.config.suspicionMult, n, this.config.probeIntervalMs) * this.slowness());
     const max = this.config.suspicionMaxTimeoutMult * min;
     const s = new Suspicion({
       from: u.from,

@@ -12,13 +12,23 @@
  * namespaces and processes (by PID) — is ended by destroy(), also from a process 'exit' hook.
  * Deleting a namespace deletes its veth ends, which deletes the pair.
  *
- * Loss and delay: `tc … netem` where the kernel has it (CONFIG_NET_SCH_NETEM). Some kernels (the
- * Firecracker VMs this was written on) have no netem; there the loss is made in the kernel by a
- * classic-BPF classifier (`ld rand`, cls_bpf) sending the chosen share of packets to an HTB class
- * whose queue holds nothing (pfifo limit 0), and there is no delay: impair() says which it did.
+ * Loss and delay, in the first way this kernel allows:
+ *   1. `tc … netem` (CONFIG_NET_SCH_NETEM);
+ *   2. without netem (the Firecracker VMs this was written on have none): NFQUEUE. An iptables rule
+ *      on each host's OUTPUT to its link queues every packet to nfq-delay.c, a small C program
+ *      (compiled here at first use: gcc + libnetfilter-queue-dev, which .ci/run installs) running
+ *      in that host's namespace, which drops the chosen share and releases the rest after the
+ *      delay. No bypass: if it dies, the link goes dark rather than silently unimpaired;
+ *   3. loss only, made in the kernel by a classic-BPF classifier (`ld rand`, cls_bpf) sending the
+ *      chosen share of packets to an HTB class whose queue holds nothing (pfifo limit 0).
+ * impair() says which it did.
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -109,8 +119,28 @@ export interface Proc {
   exited: Promise<number | null>;
 }
 
+/**
+ * The NFQUEUE delay program, compiled once per source version into the temp directory. Throws with
+ * what is missing when it cannot be built (no gcc, no libnetfilter-queue-dev).
+ */
+export function nfqDelayBinary(): string {
+  const src = fileURLToPath(new URL('./nfq-delay.c', import.meta.url));
+  const hash = createHash('sha256').update(readFileSync(src)).digest('hex').slice(0, 12);
+  const bin = join(tmpdir(), `peerlb-nfq-delay-${hash}`);
+  if (existsSync(bin)) return bin;
+  const tmp = `${bin}.${process.pid}`;
+  try {
+    execFileSync('gcc', ['-O2', '-Wall', '-o', tmp, src, '-lnetfilter_queue'], { stdio: 'pipe', timeout: 60_000 });
+  } catch (err) {
+    const e = err as { stderr?: Buffer; message: string };
+    throw new Error(`cannot build nfq-delay (apt-get install gcc libc6-dev libnetfilter-queue-dev): ${e.stderr?.toString().trim() || e.message}`);
+  }
+  renameSync(tmp, bin);
+  return bin;
+}
+
 export interface Impairment {
-  kind: 'netem' | 'bpf-loss';
+  kind: 'netem' | 'nfqueue' | 'bpf-loss';
   loss: number;
   delayMs: number;
   note: string;
@@ -122,6 +152,7 @@ export class Lan {
   readonly hosts: Host[] = [];
   readonly procs = new Set<Proc>();
   private namespaces: string[] = [];
+  private delayProcs = new Map<Host, Proc>();
   private exitHook = () => this.destroySync();
 
   async create(count: number): Promise<void> {
@@ -216,47 +247,87 @@ export class Lan {
   }
 
   /**
-   * Loss (and delay, with netem) on the egress of every host's link: each direction of each
-   * host↔bridge link drops `loss` of its packets, so a request/reply between two hosts loses
-   * 1 − (1 − loss)² of its round trips.
+   * Loss and delay on the egress of every host's link: each direction of each host↔bridge link
+   * drops `loss` of its packets and delays the rest by `delayMs`, so a request/reply between two
+   * hosts loses 1 − (1 − loss)² of its round trips and takes 2 × delayMs longer.
    */
   async impair(loss: number, delayMs: number): Promise<Impairment> {
     const results: Impairment[] = [];
-    for (const h of this.hosts) results.push(await this.impairDev(h.ns, h.dev, loss, delayMs));
+    for (const h of this.hosts) results.push(await this.impairHost(h, loss, delayMs));
     return results[0]!;
   }
 
-  private async impairDev(ns: string, dev: string, loss: number, delayMs: number): Promise<Impairment> {
+  private async impairHost(h: Host, loss: number, delayMs: number): Promise<Impairment> {
     try {
-      await this.exec(ns, 'tc', 'qdisc', 'add', 'dev', dev, 'root', 'netem', 'loss', `${loss * 100}%`, 'delay', `${delayMs}ms`);
+      await this.exec(h.ns, 'tc', 'qdisc', 'add', 'dev', h.dev, 'root', 'netem', 'loss', `${loss * 100}%`, 'delay', `${delayMs}ms`);
       return { kind: 'netem', loss, delayMs, note: `netem loss ${loss * 100}% delay ${delayMs}ms` };
     } catch {
       /* no netem in this kernel: fall through */
     }
+    const whyNot = await this.impairNfqueue(h, loss, delayMs).catch((err: Error) => err.message);
+    if (whyNot === undefined)
+      return { kind: 'nfqueue', loss, delayMs, note: `no netem in this kernel: loss ${loss * 100}% and delay ${delayMs} ms by NFQUEUE (nfq-delay.c)` };
     // ld rand (SKF_AD_OFF + SKF_AD_RANDOM = 0xfffff038); jgt #(1 − loss)·2^32 → match (−1 = classid 1:20)
     const threshold = Math.floor((1 - loss) * 2 ** 32);
     const bytecode = `4,32 0 0 4294963256,37 1 0 ${threshold},6 0 0 0,6 0 0 4294967295`;
-    await this.exec(ns, 'tc', 'qdisc', 'add', 'dev', dev, 'root', 'handle', '1:', 'htb', 'default', '10', 'r2q', '100000');
-    await this.exec(ns, 'tc', 'class', 'add', 'dev', dev, 'parent', '1:', 'classid', '1:10', 'htb', 'rate', '10gbit');
-    await this.exec(ns, 'tc', 'class', 'add', 'dev', dev, 'parent', '1:', 'classid', '1:20', 'htb', 'rate', '10gbit');
-    await this.exec(ns, 'tc', 'qdisc', 'add', 'dev', dev, 'parent', '1:20', 'handle', '20:', 'pfifo', 'limit', '0');
-    await this.exec(ns, 'tc', 'filter', 'add', 'dev', dev, 'parent', '1:', 'protocol', 'all', 'prio', '1', 'bpf', 'bytecode', bytecode, 'classid', '1:20');
+    const dev = h.dev;
+    await this.exec(h.ns, 'tc', 'qdisc', 'add', 'dev', dev, 'root', 'handle', '1:', 'htb', 'default', '10', 'r2q', '100000');
+    await this.exec(h.ns, 'tc', 'class', 'add', 'dev', dev, 'parent', '1:', 'classid', '1:10', 'htb', 'rate', '10gbit');
+    await this.exec(h.ns, 'tc', 'class', 'add', 'dev', dev, 'parent', '1:', 'classid', '1:20', 'htb', 'rate', '10gbit');
+    await this.exec(h.ns, 'tc', 'qdisc', 'add', 'dev', dev, 'parent', '1:20', 'handle', '20:', 'pfifo', 'limit', '0');
+    await this.exec(h.ns, 'tc', 'filter', 'add', 'dev', dev, 'parent', '1:', 'protocol', 'all', 'prio', '1', 'bpf', 'bytecode', bytecode, 'classid', '1:20');
     return {
       kind: 'bpf-loss',
       loss,
       delayMs: 0,
-      note: `no netem in this kernel: loss ${loss * 100}% by cls_bpf (ld rand) into a pfifo limit 0, NO delay (asked ${delayMs} ms)`,
+      note: `no netem in this kernel and no NFQUEUE delay (${whyNot}): loss ${loss * 100}% by cls_bpf (ld rand) into a pfifo limit 0, NO delay (asked ${delayMs} ms)`,
     };
   }
 
-  /** Packets the loss emulation dropped on a host's link (bpf-loss only; netem counts in its qdisc). */
+  /** Start nfq-delay in the host's namespace, then queue the link's egress to it. */
+  private async impairNfqueue(h: Host, loss: number, delayMs: number): Promise<undefined> {
+    const bin = nfqDelayBinary();
+    const p = this.spawn(h, `nfq-delay@h${h.index}`, [bin, '0', String(delayMs), String(loss), String(h.index)]);
+    const t0 = Date.now();
+    while (!p.lines.some((l) => l.startsWith('ready'))) {
+      if (p.child.exitCode !== null || Date.now() - t0 > 5000) {
+        await this.kill(p, 'SIGKILL', 1000);
+        throw new Error(`nfq-delay did not start: ${p.errLines.slice(-3).join(' ') || 'no output'}`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    this.delayProcs.set(h, p);
+    try {
+      await this.exec(h.ns, 'iptables', '-w', '-A', 'OUTPUT', '-o', h.dev, '-j', 'NFQUEUE', '--queue-num', '0');
+    } catch (err) {
+      this.delayProcs.delete(h);
+      await this.kill(p, 'SIGKILL', 1000);
+      throw new Error(`iptables -j NFQUEUE failed (apt-get install iptables; kernel needs NETFILTER_XT_TARGET_NFQUEUE): ${(err as Error).message.split('\n')[0]}`);
+    }
+    return undefined;
+  }
+
+  /** Packets the loss emulation dropped on a host's link so far. */
   async dropped(host: Host): Promise<number> {
+    const p = this.delayProcs.get(host);
+    if (p) {
+      const last = [...p.errLines].reverse().find((l) => l.startsWith('nfq-delay '));
+      return Number(/dropped=(\d+)/.exec(last ?? '')?.[1] ?? 0);
+    }
     const { stdout } = await this.exec(host.ns, 'tc', '-s', 'qdisc', 'show', 'dev', host.dev);
     return [...stdout.matchAll(/dropped (\d+)/g)].reduce((a, m) => a + Number(m[1]), 0);
   }
 
   async unimpair(): Promise<void> {
-    for (const h of this.hosts) await this.exec(h.ns, 'tc', 'qdisc', 'del', 'dev', h.dev, 'root').catch(() => {});
+    for (const h of this.hosts) {
+      await this.exec(h.ns, 'tc', 'qdisc', 'del', 'dev', h.dev, 'root').catch(() => {});
+      const p = this.delayProcs.get(h);
+      if (!p) continue;
+      // Rule first (a queue without its reader drops), then the reader: SIGTERM releases what it holds.
+      await this.exec(h.ns, 'iptables', '-w', '-F', 'OUTPUT').catch(() => {});
+      await this.kill(p, 'SIGTERM', 3000);
+      this.delayProcs.delete(h);
+    }
   }
 
   async destroy(): Promise<void> {
