@@ -117,6 +117,11 @@ export class Agent extends EventEmitter<AgentEvents> {
         subscribers: () => this.subs.size,
         load: () => this.tracker.current(),
         health: () => this.currentHealth(),
+        detector: () => {
+          if (!this.membership) return undefined;
+          const s = this.membership.stats();
+          return { probeTimeoutMs: s.probeTimeoutMs, awareness: s.awareness };
+        },
       },
       { node: opts.node, service: opts.service },
     );

@@ -8,6 +8,8 @@ export interface MetricsSource {
   subscribers(): number;
   load(): LoadReport | undefined;
   health(): 'healthy' | 'unhealthy' | 'draining';
+  /** The failure detector's own state: the probe timeout in use (ms) and Lifeguard's local health score. */
+  detector(): { probeTimeoutMs: number; awareness: number } | undefined;
 }
 
 const STATUSES = ['alive', 'suspect', 'dead', 'left'] as const;
@@ -100,6 +102,24 @@ export class AgentMetrics {
       collect() {
         const h = src.health();
         for (const x of HEALTHS) this.set({ health: x }, x === h ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'peerlb_probe_timeout_seconds',
+      help: 'The gossip probe timeout in use: the configured one, or longer while measured round trips are slow.',
+      registers,
+      collect() {
+        const d = src.detector();
+        if (d) this.set(d.probeTimeoutMs / 1000);
+      },
+    });
+    new Gauge({
+      name: 'peerlb_local_health_score',
+      help: "Lifeguard's local health score (0 = healthy): missed acks and nacks raise it and stretch this agent's probe timing.",
+      registers,
+      collect() {
+        const d = src.detector();
+        if (d) this.set(d.awareness);
       },
     });
     this.probeRtt = new Histogram({

@@ -74,6 +74,8 @@ describe('/metrics on a live 3-agent cluster', () => {
       peerlb_server_health: 'gauge',
       peerlb_probe_rtt_seconds: 'histogram',
       peerlb_health_checks_total: 'counter',
+      peerlb_probe_timeout_seconds: 'gauge',
+      peerlb_local_health_score: 'gauge',
     };
     for (const [name, type] of Object.entries(want)) {
       expect(f.get(name), name).toBeDefined();
@@ -178,6 +180,14 @@ describe('/metrics on a live 3-agent cluster', () => {
     expect(sum / count).toBeLessThan(0.5);
     expect(m(f, 'peerlb_probe_rtt_seconds_count', { kind: 'health' })).toBeGreaterThan(0);
     expect(m(f, 'peerlb_probe_rtt_seconds_bucket', { kind: 'gossip', le: '+Inf' })).toBe(count);
+    // Loopback is as fast as planned: the detector waits the configured timeout (rtt.ts), at most
+    // a little more when this shared machine stalls an event loop; the local health score is in range.
+    const timeout = m(f, 'peerlb_probe_timeout_seconds');
+    expect(timeout).toBeGreaterThanOrEqual(0.15); // the local profile's
+    expect(timeout).toBeLessThan(1.6);
+    const score = m(f, 'peerlb_local_health_score');
+    expect(score).toBeGreaterThanOrEqual(0);
+    expect(score).toBeLessThan(8);
   });
 
   it('counts health-check results, and a failing server shows as unhealthy here and on the others', async () => {
