@@ -33,6 +33,8 @@ export const NGINX_STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so'
 
 export interface NginxBenchRow {
   proto: 'udp' | 'tcp';
+  /** Which round (1..rounds): every pair of runs is repeated, interleaved, and the ratios are medians. */
+  round: number;
   path: 'sdk' | 'nginx';
   /** 'request/reply datagrams' or 'connect + request/reply + close'. */
   mode: string;
@@ -50,6 +52,8 @@ export interface NginxBenchRow {
 
 export interface NginxBenchRatio {
   proto: 'udp' | 'tcp';
+  /** Each ratio below is the median over this many rounds (each round: SDK then nginx, same load). */
+  rounds: number;
   /** SDK / nginx: goal ≥ 1.5. */
   rps: number;
   /** SDK / nginx at full load (closed loop): latency there is mostly queueing, rps's inverse. */
@@ -64,7 +68,7 @@ export interface NginxBenchResult {
   skipped?: string;
   rows: NginxBenchRow[];
   ratios: NginxBenchRatio[];
-  config: { servers: number; workers: number; concurrency: number; durationMs: number; nginxWorkers: number };
+  config: { servers: number; workers: number; concurrency: number; durationMs: number; nginxWorkers: number; rounds: number };
 }
 
 export interface NginxBenchOptions {
@@ -76,6 +80,8 @@ export interface NginxBenchOptions {
   concurrency?: number;
   /** Measured time per case, ms (after a 300 ms warm-up). Default 3000. */
   durationMs?: number;
+  /** Rounds of every SDK/nginx pair; the ratios are medians over them. Default 3. */
+  rounds?: number;
 }
 
 type Proto = 'udp' | 'tcp';
@@ -414,7 +420,8 @@ export async function benchVsNginx(opts: NginxBenchOptions = {}): Promise<NginxB
   const concurrency = opts.concurrency ?? 32;
   const durationMs = opts.durationMs ?? 3000;
   const nginxWorkers = Number(process.env.PEERLB_BENCH_NGINX_WORKERS ?? 1);
-  const config = { servers, workers, concurrency, durationMs, nginxWorkers };
+  const rounds = opts.rounds ?? 3;
+  const config = { servers, workers, concurrency, durationMs, nginxWorkers, rounds };
   const bin = nginxBinary();
   if (!bin) return { skipped: 'nginx not found: apt-get install nginx libnginx-mod-stream', rows: [], ratios: [], config };
   if (!existsSync(NGINX_STREAM_MODULE)) return { skipped: `nginx stream module not found at ${NGINX_STREAM_MODULE}: apt-get install libnginx-mod-stream`, rows: [], ratios: [], config };
@@ -456,7 +463,7 @@ ${ups('udpPort')}
     });
 
     const rows: NginxBenchRow[] = [];
-    const run = async (proto: Proto, p: 'sdk' | 'nginx', rate?: number): Promise<NginxBenchRow> => {
+    const run = async (proto: Proto, p: 'sdk' | 'nginx', round: number, rate?: number): Promise<NginxBenchRow> => {
       await takeCounts(backends); // reset
       const job: ClientJob = { kind: 'plb-nginx-bench-client', proto, path: p, servers: backends.ports, nginx: { udpPort, tcpPort }, concurrency, warmupMs: 300, durationMs, ...(rate ? { rate: rate / workers } : {}) };
       const t0 = Date.now();
@@ -473,6 +480,7 @@ ${ups('udpPort')}
       const mean = counts.reduce((a, b) => a + b, 0) / counts.length;
       const row: NginxBenchRow = {
         proto,
+        round,
         path: p,
         mode: proto === 'udp' ? 'request/reply datagrams' : 'connect + request/reply + close',
         load: rate ? `${Math.round(rate)}/s` : 'max',
@@ -486,17 +494,33 @@ ${ups('udpPort')}
       rows.push(row);
       return row;
     };
-    const q = (a: number, b: number) => Number((a / b).toFixed(2));
+    // A run is a few seconds on a shared 2-core machine, where one scheduler hiccup moves a p99:
+    // each pair is repeated `rounds` times, SDK and nginx back to back, and each ratio is the
+    // median of the rounds' ratios.
+    const median = (xs: number[]) => {
+      const a = [...xs].sort((x, y) => x - y);
+      return a.length % 2 ? a[a.length >> 1]! : (a[a.length / 2 - 1]! + a[a.length / 2]!) / 2;
+    };
+    const q = (xs: number[]) => Number(median(xs).toFixed(2));
     const ratios: NginxBenchRatio[] = [];
     for (const proto of ['udp', 'tcp'] as const) {
       // Full load (closed loop): the rates each can serve. Then both at the same fixed rate, half
-      // of nginx's maximum, where latency is what each path adds rather than queueing.
-      const s = await run(proto, 'sdk');
-      const n = await run(proto, 'nginx');
-      const rate = Math.max(100, Math.round(n.rps / 2));
-      const sr = await run(proto, 'sdk', rate);
-      const nr = await run(proto, 'nginx', rate);
-      ratios.push({ proto, rps: q(s.rps, n.rps), p50: q(s.p50Us, n.p50Us), p99: q(s.p99Us, n.p99Us), p50AtRate: q(sr.p50Us, nr.p50Us), p99AtRate: q(sr.p99Us, nr.p99Us) });
+      // of nginx's maximum (median over the rounds), where latency is what each path adds rather
+      // than queueing.
+      const full: Array<[NginxBenchRow, NginxBenchRow]> = [];
+      for (let i = 1; i <= rounds; i++) full.push([await run(proto, 'sdk', i), await run(proto, 'nginx', i)]);
+      const rate = Math.max(100, Math.round(median(full.map(([, n]) => n.rps)) / 2));
+      const fixed: Array<[NginxBenchRow, NginxBenchRow]> = [];
+      for (let i = 1; i <= rounds; i++) fixed.push([await run(proto, 'sdk', i, rate), await run(proto, 'nginx', i, rate)]);
+      ratios.push({
+        proto,
+        rounds,
+        rps: q(full.map(([s, n]) => s.rps / n.rps)),
+        p50: q(full.map(([s, n]) => s.p50Us / n.p50Us)),
+        p99: q(full.map(([s, n]) => s.p99Us / n.p99Us)),
+        p50AtRate: q(fixed.map(([s, n]) => s.p50Us / n.p50Us)),
+        p99AtRate: q(fixed.map(([s, n]) => s.p99Us / n.p99Us)),
+      });
     }
     return { rows, ratios, config };
   } finally {
