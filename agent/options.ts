@@ -251,6 +251,17 @@ function optStr(option: string, v: unknown, max = 255): string | undefined {
   return v;
 }
 
+/**
+ * A nested option object holds only the keys it knows: a typo (`health.intervalMS`) is an error
+ * naming it, not a setting silently left at its default.
+ */
+function onlyKeys(option: string, o: object, allowed: readonly string[]): void {
+  for (const k of Object.keys(o))
+    if (!allowed.includes(k)) throw new BadOptionError(`${option}.${k}`, `is not an option of ${option} (known: ${allowed.join(', ')})`);
+}
+
+const HEALTH_KEYS = ['type', 'intervalMs', 'timeoutMs', 'rise', 'fall', 'send', 'expect', 'ttlMs'] as const;
+
 /** Validate agent options once, at the edge, naming the option that is wrong. */
 export function resolveAgentOptions(input: AgentOptions): ResolvedAgentOptions {
   if (typeof input !== 'object' || input === null) throw new BadOptionError('options', 'must be an object');
@@ -271,6 +282,8 @@ export function resolveAgentOptions(input: AgentOptions): ResolvedAgentOptions {
   });
   let mdns: { interface: string; port?: number } | false = false;
   if (input.mdns) {
+    if (typeof input.mdns !== 'object') throw new BadOptionError('mdns', 'must be an object { interface, port? } or false');
+    onlyKeys('mdns', input.mdns, ['interface', 'port']);
     const iface = input.mdns.interface;
     if (typeof iface !== 'string' || net.isIPv4(iface) === false) throw new BadOptionError('mdns.interface', `must be an IPv4 address, got ${JSON.stringify(iface)}`);
     mdns = { interface: iface };
@@ -313,6 +326,7 @@ export function resolveAgentOptions(input: AgentOptions): ResolvedAgentOptions {
   const lim = (input.limits ?? {}) as Partial<Record<keyof AgentLimits, unknown>>;
   if (typeof lim !== 'object' || lim === null) throw new BadOptionError('limits', 'must be an object');
   const d = DEFAULT_AGENT_LIMITS;
+  onlyKeys('limits', lim, Object.keys(d));
   const limits: AgentLimits = {
     maxFrameBytes: int('limits.maxFrameBytes', lim.maxFrameBytes, d.maxFrameBytes, 4096, 16 << 20)!,
     maxMembers: int('limits.maxMembers', lim.maxMembers, d.maxMembers, 1, 10_000)!,
@@ -356,6 +370,7 @@ function resolveHealth(h: unknown, tcpPort: number | undefined, udpPort: number 
   if (h === undefined) h = {};
   if (typeof h !== 'object' || h === null) throw new BadOptionError('health', 'must be an object with a type');
   const o = h as Record<string, unknown>;
+  onlyKeys('health', o, HEALTH_KEYS);
   const type = o.type ?? (tcpPort !== undefined ? 'tcp' : 'none');
   const common = {
     intervalMs: int('health.intervalMs', o.intervalMs, 1000, 10, 3_600_000),

@@ -12,6 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { join } from '../../sdk/index.js';
+import { generateKey } from '../../agent/gossip/keyring.js';
 import { runBots } from '../udp-game/bot.js';
 import { runStreams } from '../tcp-stream/client.js';
 
@@ -55,11 +56,14 @@ interface Node {
 const nodes: Node[] = [];
 for (let i = 1; i <= NODES; i++) nodes.push({ name: `n${i}`, udp: await freePort(), tcp: await freePort(), agent: await freePort() });
 const seed = `ws://127.0.0.1:${nodes[0]!.agent}`;
+// The demo's agents seal their gossip (AES-256-GCM) with a key made for this run, as a real
+// cluster would with `peerlb keygen` and --key-file.
+const demoKey = generateKey();
 
 function startNode(n: Node): Promise<void> {
   const args = [nodeScript, n.name, String(n.udp), String(n.tcp), String(n.agent)];
   if (n !== nodes[0]) args.push(seed);
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, PEERLB_DEMO_KEY: demoKey } });
   n.proc = proc;
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`${n.name} did not start`)), 10_000);
@@ -106,7 +110,7 @@ process.on('SIGINT', () => {
   void cleanup().then(() => process.exit(130));
 });
 
-console.log(`peerlb demo: ${NODES} nodes on 127.0.0.1, mDNS on the loopback interface, ${DURATION_MS / 1000}s`);
+console.log(`peerlb demo: ${NODES} nodes on 127.0.0.1, mDNS on the loopback interface, gossip sealed with a fresh key, ${DURATION_MS / 1000}s`);
 await Promise.all(nodes.map(startNode));
 log(`started ${NODES} nodes; dashboard: http://127.0.0.1:${nodes[0]!.agent}/`);
 

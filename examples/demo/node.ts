@@ -3,6 +3,8 @@
  * `kill -9` of this process takes the servers and the agent down together. Run by demo.ts.
  *
  *   node dist/examples/demo/node.js <name> <udpPort> <tcpPort> <agentPort> [joinUrl...]
+ *
+ * PEERLB_DEMO_KEY (base64, from `peerlb keygen`): seal the gossip with it; without it the cluster is open.
  */
 import { startAgent } from '../../agent/index.js';
 import { startGameServer } from '../udp-game/server.js';
@@ -32,6 +34,7 @@ const agent = await startAgent({
   capacity: 200,
   gossipProfile: 'local',
   logLevel: 'warn',
+  ...(process.env.PEERLB_DEMO_KEY ? { keyring: [process.env.PEERLB_DEMO_KEY] } : {}),
 });
 report = (sessions) => agent.report({ sessions });
 process.stdout.write(JSON.stringify({ ready: name, pid: process.pid, agent: agent.url }) + '\n');

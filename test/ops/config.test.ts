@@ -199,6 +199,10 @@ describe('bad values are refused in one line naming the option', () => {
       [{ service: 'game', tcpPort: 7000, wieght: 5 }, /unknown option "wieght"/],
       [{ service: 'game', tcpPort: 7000, weight: 0 }, /"weight" must be an integer in 1\.\.10000, got 0/],
       [{ service: 'game', tcpPort: 7000, weight: '5' }, /"weight" must be an integer/],
+      // Typos inside nested options are named too, not left silently at their defaults.
+      [{ service: 'game', tcpPort: 7000, health: { type: 'tcp', intervalMS: 100 } }, /"health\.intervalMS" is not an option of health \(known: type, intervalMs/],
+      [{ service: 'game', tcpPort: 7000, limits: { maxFrameByte: 9000 } }, /"limits\.maxFrameByte" is not an option of limits/],
+      [{ service: 'game', tcpPort: 7000, mdns: { interface: '127.0.0.1', iface: 'lo' } }, /"mdns\.iface" is not an option of mdns/],
     ];
     for (const [i, [body, re]] of cases.entries()) {
       const file = writeConfig(i === 0 ? 'bad-json.json' : `bad-${i}.json`, body);
