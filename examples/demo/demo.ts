@@ -112,7 +112,7 @@ process.on('SIGINT', () => {
 
 console.log(`peerlb demo: ${NODES} nodes on 127.0.0.1, mDNS on the loopback interface, gossip sealed with a fresh key, ${DURATION_MS / 1000}s`);
 await Promise.all(nodes.map(startNode));
-log(`started ${NODES} nodes (pids ${nodes.map((n) => n.proc?.pid).join(" ")}); dashboard: http://127.0.0.1:${nodes[0]!.agent}/`);
+log(`started ${NODES} nodes (pids ${nodes.map((n) => n.proc?.pid).join(' ')}); dashboard: http://127.0.0.1:${nodes[0]!.agent}/`);
 
 const cluster = await join({ service: 'demo', discovery: { mdns: { interface: '127.0.0.1' } }, strategy: 'p2c', waitForServersMs: 5000 });
 cluster.on('eject', (s) => log(`client ejected ${s.id} after connect failures`));
