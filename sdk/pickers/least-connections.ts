@@ -12,9 +12,15 @@ export const leastConnections: PickerFactory = (servers, { random }) => {
   let start = random.int(n);
   return {
     pick() {
+      // From the rotating start to the end, then from 0 up to it: no modulo in the loop.
       let best = list[start]!;
-      for (let k = 1; k < n; k++) {
-        const s = list[(start + k) % n]!;
+      for (let k = start + 1; k < n; k++) {
+        const s = list[k]!;
+        // s.active / s.w < best.active / best.w, without dividing
+        if (s.active * best.effWeight < best.active * s.effWeight) best = s;
+      }
+      for (let k = 0; k < start; k++) {
+        const s = list[k]!;
         // s.active / s.w < best.active / best.w, without dividing
         if (s.active * best.effWeight < best.active * s.effWeight) best = s;
       }

@@ -14,9 +14,14 @@ export const leastLoad: PickerFactory = (servers, { random }) => {
   let start = random.int(n);
   return {
     pick() {
+      // From the rotating start to the end, then from 0 up to it: no modulo in the loop.
       let best = list[start]!;
-      for (let k = 1; k < n; k++) {
-        const s = list[(start + k) % n]!;
+      for (let k = start + 1; k < n; k++) {
+        const s = list[k]!;
+        if (s.expected * best.effWeight < best.expected * s.effWeight) best = s;
+      }
+      for (let k = 0; k < start; k++) {
+        const s = list[k]!;
         if (s.expected * best.effWeight < best.expected * s.effWeight) best = s;
       }
       start = start + 1 === n ? 0 : start + 1;
