@@ -17,7 +17,7 @@
  *
  *   key id     first 4 bytes of SHA-256 of the key (says which key; not secret, not a check)
  *   nonce      random per frame (never derived: GCM must never reuse a nonce under a key)
- *   AAD        the version byte and key id
+ *   AAD        the version byte and key id, then the socket's binding (below), which is not sent
  *   plaintext  [stream 8 bytes][counter 6 bytes][timestamp ms 6 bytes][gossip frame]
  *
  * Replay protection (as IPsec / WireGuard): a sealer draws a random 64-bit stream id when it is
@@ -27,6 +27,12 @@
  * window. A frame whose timestamp is more than `replayWindowMs` (30 s) away from the receiver's
  * clock is refused too, which bounds the state: a stream idle for twice that long can be forgotten,
  * since every frame it ever sent is now too old. Overhead: 53 bytes per frame.
+ *
+ * Binding (ws-transport.ts): the agent that accepts a gossip socket gives the dialer 16 random
+ * bytes in the upgrade response (`x-peerlb-challenge`), and every frame on that socket is sealed
+ * with them in its AAD. A frame captured on one socket does not open on any other — not at another
+ * agent, not at the same agent on a new socket — so the per-stream window above only has to stop
+ * replays within one socket (injected into its TCP stream).
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -207,9 +213,10 @@ interface Stream {
 }
 
 export interface Sealer {
-  seal(frame: Uint8Array): Uint8Array;
+  /** Seal a frame; with `binding`, it opens only where the same binding is given. */
+  seal(frame: Uint8Array, binding?: Uint8Array): Uint8Array;
   /** The plain frame, or why it was refused. */
-  open(wire: Uint8Array): Uint8Array | { reject: OpenRejection };
+  open(wire: Uint8Array, binding?: Uint8Array): Uint8Array | { reject: OpenRejection };
   counters(): SealerCounters;
   /** Streams remembered now (bounded by maxStreams). */
   readonly streams: number;
@@ -241,7 +248,7 @@ export function createSealer(keyring: Keyring, opts: SealerOptions = {}): Sealer
     },
     counters: () => ({ ...c }),
 
-    seal(frame: Uint8Array): Uint8Array {
+    seal(frame: Uint8Array, binding?: Uint8Array): Uint8Array {
       const k = keyring.primary;
       const nonce = randomBytes(NONCE_BYTES);
       const head = Buffer.allocUnsafe(HEADER_BYTES);
@@ -253,13 +260,13 @@ export function createSealer(keyring: Keyring, opts: SealerOptions = {}): Sealer
       inner.writeUIntBE(++counter, 8, 6);
       inner.writeUIntBE(Math.max(0, Math.floor(now())), 14, 6);
       const cipher = createCipheriv('aes-256-gcm', k.key, nonce);
-      cipher.setAAD(head.subarray(0, 1 + KEY_ID_BYTES));
+      cipher.setAAD(aad(head, binding));
       const body = Buffer.concat([cipher.update(inner), cipher.update(frame), cipher.final(), cipher.getAuthTag()]);
       c.sealed++;
       return Buffer.concat([head, body]);
     },
 
-    open(wire: Uint8Array): Uint8Array | { reject: OpenRejection } {
+    open(wire: Uint8Array, binding?: Uint8Array): Uint8Array | { reject: OpenRejection } {
       const w = Buffer.isBuffer(wire) ? wire : Buffer.from(wire.buffer, wire.byteOffset, wire.byteLength);
       if (w.length < HEADER_BYTES + INNER_HEADER_BYTES + TAG_BYTES || w[0] !== SEAL_VERSION) {
         c.auth++;
@@ -273,7 +280,7 @@ export function createSealer(keyring: Keyring, opts: SealerOptions = {}): Sealer
       for (const k of keyring.byId(id)) {
         try {
           const d = createDecipheriv('aes-256-gcm', k.key, nonce);
-          d.setAAD(w.subarray(0, 1 + KEY_ID_BYTES));
+          d.setAAD(aad(w, binding));
           d.setAuthTag(tag);
           plain = Buffer.concat([d.update(body), d.final()]);
           break;
@@ -313,6 +320,12 @@ export function createSealer(keyring: Keyring, opts: SealerOptions = {}): Sealer
       return plain.subarray(INNER_HEADER_BYTES);
     },
   };
+}
+
+/** The additional authenticated data: version byte and key id, then the binding if any. */
+function aad(head: Buffer, binding: Uint8Array | undefined): Buffer {
+  const fixed = head.subarray(0, 1 + KEY_ID_BYTES);
+  return binding && binding.length > 0 ? Buffer.concat([fixed, binding]) : fixed;
 }
 
 /** Sliding-window check (RFC 6479 style): true and marked when `n` is new. */

@@ -14,6 +14,12 @@
  *  - Limits: `maxPayload` on both sides (a larger wire frame closes that socket with 1009, as ws
  *    does); frames over `maxFrameBytes` are dropped and counted, before sealing on the way out and
  *    after opening on the way in.
+ *  - Binding (with `seal`): the accepting side puts 16 random bytes in the upgrade response
+ *    (`x-peerlb-challenge`) and the dialer seals every frame on that socket with them as extra
+ *    authenticated data (keyring.ts), so a frame captured on one socket opens on no other: a
+ *    replay to another agent, or to the same agent on a new socket, fails authentication. Frames
+ *    queued while a socket connects are sealed when it opens, with its challenge. A dialer that
+ *    gets no valid challenge closes the socket (the peer is not sealing, or not peerlb).
  *  - `seal` (optional): applied to every frame out, `open` to every frame in; `open` returning
  *    undefined or { reject: 'auth' } (wrong key, tampered, not sealed) drops the frame, counts it
  *    and cuts that socket off (1008); { reject: 'replay' } drops and counts the frame only.
@@ -24,15 +30,17 @@
  *  - Slow or stalled peers: a peer whose socket stays over maxPendingBytes for `slowPeerMs` is cut
  *    off (terminated, then reconnected on a later send); frames to it meanwhile are dropped.
  */
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { Transport } from './transport.js';
 
 export interface FrameSealer {
-  seal(b: Uint8Array): Uint8Array;
+  /** Seal a frame for the socket whose challenge is `binding`. */
+  seal(b: Uint8Array, binding?: Uint8Array): Uint8Array;
   /** The plain frame, or undefined / a rejection when it does not open (dropped and counted). */
-  open(b: Uint8Array): Uint8Array | undefined | { reject: 'auth' | 'replay' };
+  open(b: Uint8Array, binding?: Uint8Array): Uint8Array | undefined | { reject: 'auth' | 'replay' };
 }
 
 export interface AuthFailureLimit {
@@ -109,11 +117,24 @@ export interface WsTransport extends Transport {
 export const SEAL_ALLOWANCE_BYTES = 1024;
 /** Header in which an agent tells the peer it connects to where it can be reached. */
 export const ADDR_HEADER = 'x-peerlb-addr';
+/** Header of the upgrade response with the socket's binding (base64 of CHALLENGE_BYTES random bytes). */
+export const CHALLENGE_HEADER = 'x-peerlb-challenge';
+export const CHALLENGE_BYTES = 16;
+
+/** The binding a challenge header carries, or undefined when it is missing or malformed. */
+export function parseChallenge(v: string | string[] | undefined): Buffer | undefined {
+  if (typeof v !== 'string' || v.length > 64) return undefined;
+  const b = Buffer.from(v, 'base64');
+  return b.length === CHALLENGE_BYTES && b.toString('base64') === v ? b : undefined;
+}
 /** Grace for close frames to flush before sockets are destroyed on close(). */
 const CLOSE_GRACE_MS = 250;
 
 interface Peer {
   ws: WebSocket;
+  /** The challenge the accepting side gave this socket (with `seal`), once it is open. */
+  binding: Buffer | undefined;
+  /** Plain frames waiting for the socket to open (sealed then, with its binding). */
   queue: Uint8Array[];
   queuedBytes: number;
   hinted: boolean;
@@ -128,6 +149,8 @@ interface Conn {
   ip: string | undefined;
   authed: boolean;
   cut: boolean;
+  /** What frames on this socket are sealed with (with `seal`). */
+  binding: Buffer | undefined;
 }
 
 /** Most remote IPs whose failures are remembered. */
@@ -166,6 +189,12 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
   const inbound = new Map<WebSocket, Conn>();
   const wss = new WebSocketServer({ noServer: true, maxPayload, perMessageDeflate: false, clientTracking: false });
   wss.on('error', () => {});
+  /** Upgrade request → the challenge this side gives that socket (sealed clusters). */
+  const challenges = new WeakMap<IncomingMessage, Buffer>();
+  wss.on('headers', (headers: string[], req: IncomingMessage) => {
+    const b = challenges.get(req);
+    if (b) headers.push(`${CHALLENGE_HEADER}: ${b.toString('base64')}`);
+  });
   let closed = false;
 
   const hint = (addr: string) => {
@@ -235,7 +264,7 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
     if (seal) {
       let opened: ReturnType<FrameSealer['open']>;
       try {
-        opened = seal.open(raw);
+        opened = seal.open(raw, conn.binding);
       } catch {
         opened = undefined;
       }
@@ -284,13 +313,28 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
       headers: { [ADDR_HEADER]: opts.addr },
     });
     ws.binaryType = 'nodebuffer';
-    const peer: Peer = { ws, queue: [], queuedBytes: 0, hinted: false, slowSince: undefined };
-    const conn: Conn = { ws, ip: undefined, authed: false, cut: false };
+    const peer: Peer = { ws, binding: undefined, queue: [], queuedBytes: 0, hinted: false, slowSince: undefined };
+    const conn: Conn = { ws, ip: undefined, authed: false, cut: false, binding: undefined };
     peers.set(to, peer);
     let opened = false;
+    ws.on('upgrade', (res: IncomingMessage) => {
+      peer.binding = conn.binding = parseChallenge(res.headers[CHALLENGE_HEADER]);
+    });
     ws.on('open', () => {
+      if (seal && !peer.binding) {
+        // Not a sealing peerlb agent: nothing we send there could open, nor should it.
+        c.dropped.closed += peer.queue.length;
+        peer.queue = [];
+        peer.queuedBytes = 0;
+        ws.terminate();
+        return;
+      }
       opened = true;
-      for (const f of peer.queue) write(peer, f);
+      try {
+        for (const f of peer.queue) write(peer, seal ? seal.seal(f, peer.binding) : f);
+      } catch {
+        c.dropped.closed++;
+      }
       peer.queue = [];
       peer.queuedBytes = 0;
     });
@@ -333,19 +377,19 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
           c.dropped.tooLarge++;
           return;
         }
-        const wire = seal ? seal.seal(frame) : frame;
         let peer = peers.get(to);
         if (!peer || peer.ws.readyState === WebSocket.CLOSING || peer.ws.readyState === WebSocket.CLOSED) peer = connect(to);
         if (!peer) return;
         if (peer.ws.readyState === WebSocket.CONNECTING) {
-          if (peer.queuedBytes > 0 && peer.queuedBytes + wire.length > maxPending) {
+          if (peer.queuedBytes > 0 && peer.queuedBytes + frame.length > maxPending) {
             c.dropped.slow++;
             return;
           }
-          peer.queue.push(wire);
-          peer.queuedBytes += wire.length;
+          peer.queue.push(Uint8Array.from(frame));
+          peer.queuedBytes += frame.length;
           return;
         }
+        const wire = seal ? seal.seal(frame, peer.binding) : frame;
         const pending = peer.ws.bufferedAmount;
         if (pending > 0 && pending + wire.length > maxPending) {
           c.dropped.slow++;
@@ -396,6 +440,8 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
       const claimed = req.headers[ADDR_HEADER];
       const peerAddr = typeof claimed === 'string' && claimed.length <= 2048 && gossipUrl(claimed) ? claimed : undefined;
       const from = peerAddr ?? `inbound:${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
+      const binding = seal ? randomBytes(CHALLENGE_BYTES) : undefined;
+      if (binding) challenges.set(req, binding);
       try {
         wss.handleUpgrade(req, socket, head, (ws) => {
           if (closed) {
@@ -403,7 +449,7 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
             return;
           }
           c.inboundAccepted++;
-          const conn: Conn = { ws, ip, authed: !seal, cut: false };
+          const conn: Conn = { ws, ip, authed: !seal, cut: false, binding };
           inbound.set(ws, conn);
           ws.binaryType = 'nodebuffer';
           let authTimer: NodeJS.Timeout | undefined;

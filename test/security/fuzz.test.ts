@@ -230,9 +230,9 @@ describe('fuzz', () => {
     const conns: RawClient[] = [];
     for (let i = 0; i < 4; i++) conns.push(await rawGossip(a.url));
     while (authentic + failing < 104_000 && performance.now() < cap) {
-      // 1,000 authentic frames (sealed with the cluster key, fuzzed content) over four sockets…
-      const batch = Array.from({ length: 1000 }, (_, i) => Buffer.from(member.seal(fuzzInput(r, s, authentic + i))));
-      await Promise.all(conns.map((cn, k) => pump(cn, batch.filter((_, i) => i % 4 === k))));
+      // 1,000 authentic frames (sealed with the cluster key for their socket, fuzzed content) over four sockets…
+      const batch = Array.from({ length: 1000 }, (_, i) => fuzzInput(r, s, authentic + i));
+      await Promise.all(conns.map((cn, k) => pump(cn, batch.filter((_, i) => i % 4 === k).map((f) => Buffer.from(member.seal(f, cn.binding))))));
       authentic += batch.length;
       // …then 20 failing ones, each on a socket of its own (the first bad frame cuts a socket).
       const bad: Buffer[] = [];

@@ -8,7 +8,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { createSealer, Keyring, type Sealer } from '../../agent/gossip/keyring.js';
 import { encodeFrame, tryDecodeFrame, type GossipFrame, type MemberMeta } from '../../agent/gossip/messages.js';
 import { startAgent, type Agent, type AgentOptions } from '../../agent/index.js';
-import { ADDR_HEADER } from '../../agent/gossip/ws-transport.js';
+import { ADDR_HEADER, CHALLENGE_BYTES, CHALLENGE_HEADER, parseChallenge } from '../../agent/gossip/ws-transport.js';
 
 export async function until(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms;
@@ -42,6 +42,8 @@ export interface RawClient {
   ws: WebSocket;
   closed: Promise<{ code: number; reason: string }>;
   send(b: Uint8Array): void;
+  /** The challenge a sealed agent gave this socket: what a member seals its frames on it with. */
+  binding: Buffer | undefined;
 }
 
 /**
@@ -63,7 +65,9 @@ export function rawGossip(url: string, opts: { localAddress?: string; addr?: str
       reject(Object.assign(new Error(`upgrade refused: ${res.statusCode}`), { status: res.statusCode }));
       ws.terminate();
     });
-    ws.once('open', () => resolve({ ws, closed, send: (b) => ws.send(b, { binary: true }) }));
+    let binding: Buffer | undefined;
+    ws.once('upgrade', (res) => (binding = parseChallenge(res.headers[CHALLENGE_HEADER])));
+    ws.once('open', () => resolve({ ws, closed, send: (b) => ws.send(b, { binary: true }), binding }));
     ws.once('close', () => reject(new Error('closed before open')));
   });
 }
@@ -106,18 +110,27 @@ export async function droppedByReason(port: number, host = '127.0.0.1'): Promise
 
 /**
  * A fake member's gossip endpoint: a WebSocket server on 127.0.0.1 that records every frame
- * agents send it, opened with `sealer` when given, and decoded.
+ * agents send it, opened with `sealer` when given (giving each socket a challenge, as an agent
+ * does), and decoded.
  */
 export async function gossipSink(sealer?: Sealer): Promise<{ url: string; frames: GossipFrame[]; raw: Buffer[]; close(): Promise<void> }> {
   const http: Server = createServer((_q, r) => r.writeHead(404).end());
   const wss = new WebSocketServer({ server: http, path: '/v1/gossip' });
   const frames: GossipFrame[] = [];
   const raw: Buffer[] = [];
-  wss.on('connection', (ws) => {
+  const bindings = new WeakMap<object, Buffer>();
+  wss.on('headers', (headers, req) => {
+    if (!sealer) return;
+    const b = randomBytes(CHALLENGE_BYTES);
+    bindings.set(req, b);
+    headers.push(`${CHALLENGE_HEADER}: ${b.toString('base64')}`);
+  });
+  wss.on('connection', (ws, req) => {
+    const binding = bindings.get(req);
     ws.on('error', () => {});
     ws.on('message', (d: Buffer) => {
       raw.push(d);
-      const plain = sealer ? sealer.open(d) : d;
+      const plain = sealer ? sealer.open(d, binding) : d;
       if (!(plain instanceof Uint8Array)) return;
       const r = tryDecodeFrame(plain);
       if (r.ok) frames.push(r.frame);

@@ -85,48 +85,83 @@ describe('keyring: sealed gossip', () => {
     expect(a.gossipStats().transport.authCutoffs).toBeGreaterThanOrEqual(attempts.length);
   });
 
-  it('a replayed frame changes nothing: the same sealed ping gets one ack, replays (same or new socket) get none and are counted', async () => {
+  it('a replayed frame changes nothing: on its own socket it is a counted replay, on a new socket an authentication failure (frames are bound to their socket)', async () => {
     const key = newKey();
     const a = await start('r1', { keyring: [key] });
     const member = sealerFor(key);
     const sink = await gossipSink(sealerFor(key));
     closers.push(sink.close);
     const from = { node: 'm', addr: sink.url };
-    const ping = (seq: number) => Buffer.from(member.seal(frame({ type: 'ping', from, seq, target: 'r1' })));
     const acks = (seq: number) => sink.frames.filter((f) => f.type === 'ack' && f.seq === seq).length;
 
     const c = await rawGossip(a.url);
-    const p77 = ping(77);
+    expect(c.binding?.length).toBe(16); // the agent gave the socket its challenge
+    const seal = (f: Parameters<typeof frame>[0]) => Buffer.from(member.seal(frame(f), c.binding));
+    const p77 = seal({ type: 'ping', from, seq: 77, target: 'r1' });
     c.send(p77);
     await until(() => acks(77) === 1, 3000, 'the ack to the first ping');
     // A genuine frame joins m (the ping's sender is a member now); remember the state.
     const membersBefore = JSON.stringify(a.members().map((m) => [m.node, m.status, m.incarnation]));
     const replayBefore = a.gossipStats().transport.dropped.replay;
+    const authBefore = a.gossipStats().sealer!.auth;
     for (let i = 0; i < 5; i++) c.send(p77);
+    // The same bytes on a new socket: sealed for another challenge, they do not even open.
     const c2 = await rawGossip(a.url);
-    for (let i = 0; i < 5; i++) c2.send(p77);
+    c2.send(p77);
+    const cut = await Promise.race([c2.closed, sleep(3000).then(() => undefined)]);
+    expect(cut?.code).toBe(1008);
     // Control: a fresh seal of the same ping is answered, so replays would have been seen.
-    c2.send(ping(78));
+    c.send(seal({ type: 'ping', from, seq: 78, target: 'r1' }));
     await until(() => acks(78) === 1, 3000, 'the ack to a fresh ping');
     await sleep(200);
     expect(acks(77)).toBe(1);
-    expect(a.gossipStats().transport.dropped.replay - replayBefore).toBe(10);
-    expect((await droppedByReason(a.port)).replay).toBe(10);
+    expect(a.gossipStats().transport.dropped.replay - replayBefore).toBe(5);
+    expect((await droppedByReason(a.port)).replay).toBe(5);
+    expect(a.gossipStats().sealer!.auth - authBefore).toBe(1);
     expect(JSON.stringify(a.members().map((m) => [m.node, m.status, m.incarnation]))).toBe(membersBefore);
-    // Replays are not authentication failures: the socket stays open.
-    expect(c2.ws.readyState).toBe(c2.ws.OPEN);
+    // Replays on their own socket are not authentication failures: that socket stays open.
+    expect(c.ws.readyState).toBe(c.ws.OPEN);
 
     // A state change, then the replay of what it overrode: m says it left; its old alive comes back.
-    const aliveM = Buffer.from(member.seal(frame({ type: 'gossip', from, piggyback: { updates: [{ kind: 'alive', node: 'm', incarnation: 5, addr: sink.url, meta: meta('m', { weight: 7 }) }], loads: [] } })));
-    c2.send(aliveM);
+    const aliveM = seal({ type: 'gossip', from, piggyback: { updates: [{ kind: 'alive', node: 'm', incarnation: 5, addr: sink.url, meta: meta('m', { weight: 7 }) }], loads: [] } });
+    c.send(aliveM);
     await until(() => a.members().some((m) => m.node === 'm' && m.weight === 7 && m.incarnation === 5), 3000, 'm at incarnation 5');
-    c2.send(Buffer.from(member.seal(frame({ type: 'leave', from, incarnation: 5 }))));
+    c.send(seal({ type: 'leave', from, incarnation: 5 }));
     await until(() => a.members().some((m) => m.node === 'm' && m.status === 'left'), 3000, 'm left');
-    c2.send(aliveM);
-    c2.send(p77);
+    c.send(aliveM);
+    c.send(p77);
     await sleep(300);
     expect(a.members().find((m) => m.node === 'm')!.status).toBe('left');
-    expect(a.gossipStats().transport.dropped.replay - replayBefore).toBe(12);
+    expect(a.gossipStats().transport.dropped.replay - replayBefore).toBe(7);
+  });
+
+  it('a frame captured on its way to one agent, replayed to another agent of the same cluster, is refused and changes nothing there', async () => {
+    const key = newKey();
+    const a = await start('x1', { keyring: [key] });
+    const b = await start('x2', { keyring: [key], join: [a.url] });
+    await until(() => alive(a).length === 2 && alive(b).length === 2, 5000, 'x1 and x2');
+    const member = sealerFor(key);
+    const sink = await gossipSink(sealerFor(key));
+    closers.push(sink.close);
+    // A member's alive update for a new node, sent to x1 on x1's socket: x1 takes it.
+    const f = frame({ type: 'gossip', from: { node: 'g', addr: sink.url }, piggyback: { updates: [{ kind: 'alive', node: 'g', incarnation: 1, addr: sink.url, meta: meta('g') }], loads: [] } });
+    const toA = await rawGossip(a.url);
+    const captured = Buffer.from(member.seal(f, toA.binding));
+    toA.send(captured);
+    await until(() => known(a).includes('g'), 3000, 'x1 to take the genuine frame');
+    // The captured bytes, replayed into x2 (same key, within the replay window): refused, socket cut.
+    const bBefore = b.gossipStats().sealer!.auth;
+    const toB = await rawGossip(b.url);
+    toB.send(captured);
+    const cut = await Promise.race([toB.closed, sleep(3000).then(() => undefined)]);
+    expect(cut?.code).toBe(1008);
+    expect(b.gossipStats().sealer!.auth - bBefore).toBe(1);
+    expect(b.gossipStats().sealer!.replay).toBe(0); // refused before any replay window was consulted
+    // Control: the same content sealed for x2's own socket is taken (so the refusal was the binding).
+    const toB2 = await rawGossip(b.url);
+    const g2 = frame({ type: 'gossip', from: { node: 'g2', addr: sink.url }, piggyback: { updates: [{ kind: 'alive', node: 'g2', incarnation: 1, addr: sink.url, meta: meta('g2') }], loads: [] } });
+    toB2.send(Buffer.from(member.seal(g2, toB2.binding)));
+    await until(() => known(b).includes('g2'), 3000, 'x2 to take a frame sealed for its socket');
   });
 
   it('a frame sealed under a key the receiver has as second key opens (receivers try every installed key)', async () => {
@@ -136,7 +171,7 @@ describe('keyring: sealed gossip', () => {
     const sink = await gossipSink(sealerFor(k1));
     closers.push(sink.close);
     const c = await rawGossip(a.url);
-    c.send(Buffer.from(sealerFor(k2).seal(frame({ type: 'ping', from: { node: 'm2', addr: sink.url }, seq: 5, target: 't1' }))));
+    c.send(Buffer.from(sealerFor(k2).seal(frame({ type: 'ping', from: { node: 'm2', addr: sink.url }, seq: 5, target: 't1' }), c.binding)));
     await until(() => sink.frames.some((f) => f.type === 'ack' && f.seq === 5), 3000, 'an ack (sealed with the primary k1)');
     // Sealed under the primary: the sink opened it with k1 only.
     expect(a.gossipStats().sealer!.auth).toBe(0);

@@ -43,9 +43,8 @@ describe('limits', () => {
       piggyback: { updates: Array.from({ length: 120 }, (_, i) => ({ kind: 'alive' as const, node: `bulk-${i}`, incarnation: 1, addr: 'ws://127.0.0.9:1', meta: meta(`bulk-${i}`) })), loads: [] },
     });
     expect(big.length).toBeGreaterThan(4096);
-    const sealed = Buffer.from(sealerFor(key).seal(big.subarray(0, 4096 + 500)));
     const c2 = await rawGossip(a.url);
-    c2.send(sealed);
+    c2.send(Buffer.from(sealerFor(key).seal(big.subarray(0, 4096 + 500), c2.binding)));
     await sleep(300);
     const d = await droppedByReason(a.port);
     expect(d.too_large).toBe(2);
