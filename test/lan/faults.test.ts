@@ -9,13 +9,14 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { cleanLeftovers, Lan, lanUnavailable, type Host } from './netns.js';
+import { ON_CI } from '../helpers/ci.js';
 import {
   agentUrl, Client, healthyIds, isHealthy, notHealthy, PROFILE, sleep, startAgent, startClient, startServer, until,
   type ServerHost, type UdpEv,
 } from './cluster.js';
 
 const unavailable = lanUnavailable();
-const CI = process.env.CI === 'true';
+const CI = ON_CI;
 
 interface Row {
   fault: string;

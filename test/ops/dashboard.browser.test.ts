@@ -16,12 +16,12 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ownLoopback } from '../agent/load/net-helpers.js';
 import { exited, startCliAgent, stopCliAgents, until, getJson, type MemberRow, type OpsAgent } from '../helpers/ops.js';
+import { ON_CI } from '../helpers/ci.js';
 
 const CANDIDATES = [process.env.PEERLB_CHROMIUM, '/usr/bin/chromium', '/usr/lib/chromium/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome', '/usr/bin/google-chrome-stable'].filter(
   (p): p is string => Boolean(p),
 );
 const CHROMIUM = CANDIDATES.find((p) => existsSync(p));
-const ON_CI = process.env.CI === 'true' || process.env.CI === '1';
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const SHOT = path.join(REPO, 'test-output', 'dashboard.png');
 
