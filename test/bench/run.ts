@@ -96,7 +96,26 @@ const MODULES: BenchModule[] = [
       };
     },
   },
-  rowsModule('gossip', './gossip.js', 'benchGossip', 'Gossip: simulated cluster (in-memory network, manual clock)'),
+  {
+    id: 'gossip',
+    file: './gossip.js',
+    limitMs: 4 * 60_000,
+    async run(mod) {
+      const m = mod as typeof import('./gossip.js');
+      const rows = await m.benchGossip();
+      const goals: Goal[] = [];
+      // The design point (agent/gossip/config.ts DESIGN_GOALS): 100 agents, 1 Hz load updates.
+      const big = rows.find((r) => r.agents === 100) ?? rows[rows.length - 1]!;
+      const n = big.agents;
+      goals.push({ name: `gossip sim ${n} agents: join visible to all`, value: big.joinMs, target: '≤ 1000 ms', ok: big.joinMs <= 1000 });
+      goals.push({ name: `gossip sim ${n} agents: crashed agent dead everywhere`, value: big.crashMs, target: '≤ 1000 ms', ok: big.crashMs <= 1000 });
+      goals.push({ name: `gossip sim ${n} agents: silent host dead everywhere`, value: big.silentMs, target: '≤ 3000 ms', ok: big.silentMs <= 3000 });
+      goals.push({ name: `gossip sim ${n} agents: bytes/s per agent`, value: big.bytesPerAgentPerSec, target: '≤ 2000', ok: big.bytesPerAgentPerSec <= 2000 });
+      const falseDeaths = rows.reduce((a, r) => a + r.falseDeaths, 0);
+      goals.push({ name: `gossip sim ${rows.map((r) => r.agents).join('/')} agents: false deaths`, value: falseDeaths, target: '= 0', ok: falseDeaths === 0 });
+      return { sections: [{ id: 'gossip', title: 'Gossip: simulated cluster (in-memory network, manual clock)', rows: rows as unknown as Row[] }], goals };
+    },
+  },
   {
     id: 'processes',
     file: './processes.js',
@@ -125,7 +144,25 @@ const MODULES: BenchModule[] = [
       };
     },
   },
-  rowsModule('discovery', './discovery.js', 'benchDiscovery', 'Discovery: real processes on loopback (ms)'),
+  {
+    id: 'discovery',
+    file: './discovery.js',
+    limitMs: 4 * 60_000,
+    async run(mod) {
+      const m = mod as typeof import('./discovery.js');
+      const rows = await m.benchDiscovery();
+      const sdk = (await import('./sdk.js')) as typeof import('./sdk.js');
+      const goals: Goal[] = [];
+      for (const path of [...new Set(rows.map((r) => r.path))]) {
+        const mine = rows.filter((r) => r.path === path);
+        const start = sdk.median(mine.map((r) => r.startToPickMs));
+        const gone = sdk.median(mine.map((r) => r.killToGoneMs));
+        goals.push({ name: `discovery ${path}: agent start → its server picked (median)`, value: Math.round(start), target: '≤ 1000 ms', ok: start <= 1000 });
+        goals.push({ name: `discovery ${path}: ${mine[0]!.stop === 'SIGKILL' ? 'kill -9' : 'SIGTERM (goodbye)'} → not picked (median)`, value: Math.round(gone), target: '≤ 1000 ms', ok: gone <= 1000 });
+      }
+      return { sections: [{ id: 'discovery', title: 'Discovery: real processes on loopback (ms)', rows: rows as unknown as Row[] }], goals };
+    },
+  },
   {
     id: 'nginx',
     file: './nginx.js',
@@ -157,20 +194,6 @@ const MODULES: BenchModule[] = [
  * An optional module whose `exportName()` returns rows to print as one table (the simplest way
  * to add a bench: export `async function benchX(): Promise<Row[]>` and list it here).
  */
-function rowsModule(id: string, file: string, exportName: string, title: string, limitMs = 4 * 60_000): BenchModule {
-  return {
-    id,
-    file,
-    optional: true,
-    limitMs,
-    async run(mod) {
-      const bench = mod[exportName] as (() => Promise<Row[]>) | undefined;
-      if (typeof bench !== 'function') throw new Error(`${file} does not export ${exportName}()`);
-      return { sections: [{ id, title, rows: await bench() }], goals: [] };
-    },
-  };
-}
-
 // --------------------------------------------------------------------------------- printing
 
 function fmt(v: Row[string]): string {
