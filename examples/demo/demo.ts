@@ -105,9 +105,20 @@ async function cleanup(): Promise<void> {
     ),
   );
 }
-process.on('SIGINT', () => {
-  log('Ctrl-C: stopping');
-  void cleanup().then(() => process.exit(130));
+for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+  process.on(sig, () => {
+    log(`${sig === 'SIGINT' ? 'Ctrl-C' : sig}: stopping`);
+    void cleanup().then(() => process.exit(code));
+  });
+}
+// Whatever goes wrong below (a node that does not start, no server found), the nodes go too.
+process.on('uncaughtException', (err) => {
+  console.error(`demo failed: ${err.message}`);
+  void cleanup().then(() => process.exit(1));
+});
+process.on('unhandledRejection', (err) => {
+  console.error(`demo failed: ${(err as Error)?.message ?? err}`);
+  void cleanup().then(() => process.exit(1));
 });
 
 console.log(`peerlb demo: ${NODES} nodes on 127.0.0.1, mDNS on the loopback interface, gossip sealed with a fresh key, ${DURATION_MS / 1000}s`);

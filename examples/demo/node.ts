@@ -48,3 +48,8 @@ const shutdown = async () => {
 };
 process.on('SIGTERM', () => void shutdown());
 process.on('SIGINT', () => void shutdown());
+// The demo started us: if it is gone (even by kill -9), so are we — no node outlives its demo.
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) void shutdown();
+}, 500).unref();
