@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { BadOptionError, ConfigError } from './errors.js';
 import { parsePublicKey } from './signing.js';
-import { DEFAULT_WEIGHT, MAX_WEIGHT, type ServerRecord } from './protocol.js';
+import { DEFAULT_WEIGHT, MAX_WEIGHT, parseAgentUrl, type ServerRecord } from './protocol.js';
 import { STRATEGY_NAMES, type StrategyName } from './pickers/index.js';
 import type { Clock } from './clock.js';
 import type { Random } from './random.js';
@@ -237,8 +237,10 @@ function checkDiscovery(v: unknown): DiscoveryOptions {
   }
   if (d.agents !== undefined) {
     if (!Array.isArray(d.agents) || d.agents.length === 0) throw new BadOptionError('discovery.agents', 'must be a non-empty array of ws:// URLs');
+    // The same check as for agent URLs from the network: what passes is safe to hand to `new WebSocket`.
     d.agents.forEach((u, i) => {
-      if (typeof u !== 'string' || !/^wss?:\/\/[^/\s]+/.test(u)) throw new BadOptionError(`discovery.agents[${i}]`, `must be a ws:// URL, got ${JSON.stringify(u)}`);
+      if (parseAgentUrl(u) === undefined)
+        throw new BadOptionError(`discovery.agents[${i}]`, `must be a ws:// or wss:// URL with a host and a port in 1..65535 (no credentials, query or fragment), got ${JSON.stringify(u)}`);
     });
     return { agents: d.agents as string[] };
   }

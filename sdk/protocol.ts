@@ -33,6 +33,15 @@ export const LIMITS = {
   maxTxtStringBytes: 255,
 } as const;
 
+/**
+ * Largest `/v1/watch` frame the SDK accepts (the WebSocket maxPayload and the decoder's limit).
+ * An agent allows LIMITS.maxServers (10,000) members and sends them all in one snapshot: signed,
+ * with load, zone and agent URL, that is about 2.9 MB (measured by test/sdk/agent-watch.test.ts),
+ * far over maxFrameBytes (1 MiB, which stays the gossip limit). 16 MiB covers it with margin for
+ * longer ids and hosts; it is only what one subscribed agent can make a client buffer.
+ */
+export const MAX_WATCH_FRAME_BYTES = 16 << 20;
+
 export type Health = 'healthy' | 'unhealthy' | 'draining';
 export const HEALTH_VALUES: readonly Health[] = ['healthy', 'unhealthy', 'draining'];
 
@@ -162,20 +171,64 @@ export const WATCH_PATH = '/v1/watch';
 
 export type WatchClientFrame = { t: 'hello'; v: number; service?: string; token?: string };
 
+/**
+ * Agent URLs a decoded frame listed that are not usable (parseAgentUrl): left out of `agents`,
+ * counted here so the client can say so. Set only by the decoder, never sent.
+ */
+export interface InvalidAgentUrls {
+  count: number;
+  /** The first one, as text, at most 100 chars. */
+  example: string;
+}
+
 export type WatchServerFrame =
-  | { t: 'snapshot'; v: number; node: string; servers: ServerRecord[]; agents: string[] }
+  | { t: 'snapshot'; v: number; node: string; servers: ServerRecord[]; agents: string[]; invalidAgents?: InvalidAgentUrls }
   | { t: 'upsert'; v: number; server: ServerRecord }
   | { t: 'remove'; v: number; id: string; reason: string }
-  | { t: 'agents'; v: number; agents: string[] }
+  | { t: 'agents'; v: number; agents: string[]; invalidAgents?: InvalidAgentUrls }
   | { t: 'error'; v: number; code: string; message: string };
 
 function checkVersion(o: Record<string, unknown>): void {
   if (o.v !== PROTOCOL_VERSION) throw new UnsupportedVersionError(o.v, PROTOCOL_VERSION);
 }
 
-function parseUrlList(v: unknown): string[] {
+/**
+ * An agent URL as the SDK will use it, or undefined when it is not one: `ws:` or `wss:`, a host,
+ * a port in 1..65535 (explicit or the scheme's default), no credentials, query or fragment (the
+ * watch path is appended to it). Returned normalized, without a trailing slash or `/v1/watch`, so
+ * the same agent is one entry however it was written. `new URL` does the parsing: it is what
+ * `new WebSocket` does, and it throws on what the WebSocket would throw on.
+ */
+export function parseAgentUrl(v: unknown): string | undefined {
+  if (!isStr(v, 2048) || !/^wss?:\/\//i.test(v)) return undefined;
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    return undefined;
+  }
+  if (u.protocol !== 'ws:' && u.protocol !== 'wss:') return undefined;
+  if (u.hostname === '' || u.username !== '' || u.password !== '' || u.search !== '' || u.hash !== '') return undefined;
+  if (u.port !== '' && !isPort(Number(u.port))) return undefined;
+  const path = u.pathname.replace(/\/+$/, '').replace(new RegExp(`${WATCH_PATH}$`), '');
+  return `${u.protocol}//${u.host}${path}`;
+}
+
+/**
+ * An agents list from the network: the usable URLs, normalized and without repeats. The rest are
+ * dropped here, so no caller ever hands one to `new WebSocket` (which throws on a bad URL).
+ */
+function parseUrlList(v: unknown): { agents: string[]; invalidAgents?: InvalidAgentUrls } {
   if (!Array.isArray(v) || v.length > 1000) throw new DecodeError('agents must be a list of at most 1000 URLs');
-  return v.filter((u): u is string => isStr(u, 2048));
+  const agents = new Set<string>();
+  let invalid: InvalidAgentUrls | undefined;
+  for (const x of v) {
+    const u = parseAgentUrl(x);
+    if (u !== undefined) agents.add(u);
+    else if (invalid) invalid.count++;
+    else invalid = { count: 1, example: (typeof x === 'string' ? JSON.stringify(x) : typeof x).slice(0, 100) };
+  }
+  return invalid ? { agents: [...agents], invalidAgents: invalid } : { agents: [...agents] };
 }
 
 export function encodeWatchFrame(frame: WatchServerFrame | WatchClientFrame): Buffer {
@@ -184,7 +237,7 @@ export function encodeWatchFrame(frame: WatchServerFrame | WatchClientFrame): Bu
 
 /** Decode a frame an agent sent to a watching client. */
 export function decodeWatchServerFrame(bytes: Uint8Array): WatchServerFrame {
-  const o = unpackFrame(bytes);
+  const o = unpackFrame(bytes, MAX_WATCH_FRAME_BYTES);
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new DecodeError('watch frame must be a map');
   const m = o as Record<string, unknown>;
   checkVersion(m);
@@ -197,7 +250,7 @@ export function decodeWatchServerFrame(bytes: Uint8Array): WatchServerFrame {
         v: PROTOCOL_VERSION,
         node: isStr(m.node) ? m.node : '',
         servers: m.servers.map(parseServerRecord),
-        agents: m.agents === undefined ? [] : parseUrlList(m.agents),
+        ...(m.agents === undefined ? { agents: [] } : parseUrlList(m.agents)),
       };
     }
     case 'upsert':
@@ -206,7 +259,7 @@ export function decodeWatchServerFrame(bytes: Uint8Array): WatchServerFrame {
       if (!isStr(m.id)) throw new DecodeError('remove.id must be a string');
       return { t: 'remove', v: PROTOCOL_VERSION, id: m.id, reason: isStr(m.reason) ? m.reason : 'unknown' };
     case 'agents':
-      return { t: 'agents', v: PROTOCOL_VERSION, agents: parseUrlList(m.agents) };
+      return { t: 'agents', v: PROTOCOL_VERSION, ...parseUrlList(m.agents) };
     case 'error':
       return { t: 'error', v: PROTOCOL_VERSION, code: String(m.code ?? ''), message: String(m.message ?? '') };
     default:

@@ -1,15 +1,17 @@
 import type { KeyObject } from 'node:crypto';
 import WebSocket from 'ws';
-import { SignatureError } from '../errors.js';
+import { DecodeError, PeerlbError, SignatureError } from '../errors.js';
 import { checkRecordSignature } from '../signing.js';
 import type { DiscoverySink, DiscoverySource } from './source.js';
 import {
   PROTOCOL_VERSION,
-  LIMITS,
+  MAX_WATCH_FRAME_BYTES,
   WATCH_PATH,
   decodeWatchServerFrame,
   encodeWatchFrame,
+  parseAgentUrl,
   type ServerRecord,
+  type WatchServerFrame,
 } from '../protocol.js';
 import { every, systemClock, type Clock, type TimerHandle } from '../clock.js';
 
@@ -32,20 +34,33 @@ export interface AgentWatchOptions {
   onRejected?: (err: SignatureError) => void;
 }
 
-/** Normalize 'ws://h:p' / 'ws://h:p/' / 'ws://h:p/v1/watch' to the agent's base URL. */
-export function agentBaseUrl(url: string): string {
-  return url.replace(/\/+$/, '').replace(new RegExp(`${WATCH_PATH}$`), '');
-}
+/**
+ * Most agent URLs kept from the subscribed agent's lists; seeds and mDNS-found agents come on top.
+ * Enough to fail over through in any cluster (each dead one tried costs up to connectTimeoutMs),
+ * and a bound on what an agent that lists thousands can make a client hold.
+ */
+export const MAX_LEARNED_AGENTS = 64;
 
 /**
  * Subscribes to one agent's read-only `/v1/watch` (the full view, then deltas) and, when that
  * agent dies or stalls, moves to another known agent. Heartbeats bound the time to notice a
  * silent agent to about pingMs + pongTimeoutMs; a killed agent process is noticed at once (its
  * socket closes). The view is kept while switching; the new agent's snapshot replaces it.
+ *
+ * Known agents: the configured seeds (always kept), those mDNS found (until their goodbye), and
+ * those the subscribed agent lists as alive in its latest snapshot or agents frame (replaced by
+ * each such frame, at most MAX_LEARNED_AGENTS). Agents that left or died drop out with the next
+ * list, so a failover does not walk them; they are tried first, being the most recently seen alive.
  */
 export class AgentWatch implements DiscoverySource {
-  private readonly known: string[] = [];
+  private readonly seeds: string[] = [];
+  private readonly found: string[] = [];
+  private learned: string[] = [];
+  /** The order agents are tried in: learned, found, seeds (each once). */
+  private known: string[] = [];
   private next = 0;
+  /** The agent whose socket closed (or failed) last: not tried again first while there is another. */
+  private lastClosed: string | undefined;
   private ws: WebSocket | undefined;
   private sink: DiscoverySink | undefined;
   private closed = false;
@@ -58,22 +73,60 @@ export class AgentWatch implements DiscoverySource {
 
   constructor(private readonly opts: AgentWatchOptions) {
     this.clock = opts.clock ?? systemClock;
-    for (const a of opts.agents) this.addAgent(a);
+    // join checked the seeds (options.ts); a URL that is not usable is never kept.
+    for (const a of opts.agents) {
+      const u = parseAgentUrl(a);
+      if (u !== undefined && !this.seeds.includes(u)) this.seeds.push(u);
+    }
+    this.rebuildKnown();
   }
 
-  /** Learn another agent URL (from mDNS or from an agent's list). */
+  /** Another agent found (by mDNS): kept until removeAgent. An unusable URL is ignored. */
   addAgent(url: string): void {
-    const u = agentBaseUrl(url);
-    if (!this.known.includes(u)) this.known.push(u);
+    const u = parseAgentUrl(url);
+    if (u === undefined) return;
+    if (!this.found.includes(u)) {
+      this.found.push(u);
+      this.rebuildKnown();
+    }
     if (this.sink && !this.ws && !this.closed && this.retryTimer === undefined) this.connectNext();
   }
 
-  /** Forget an agent (its mDNS goodbye); switch away if it is the current one. */
+  /** Forget an agent (its mDNS goodbye); switch away if it is the current one. Seeds stay. */
   removeAgent(url: string): void {
-    const u = agentBaseUrl(url);
-    const i = this.known.indexOf(u);
-    if (i >= 0) this.known.splice(i, 1);
+    const u = parseAgentUrl(url) ?? url;
+    const i = this.found.indexOf(u);
+    if (i >= 0) this.found.splice(i, 1);
+    this.learned = this.learned.filter((x) => x !== u);
+    this.rebuildKnown();
     if (this.current === u) this.ws?.terminate();
+  }
+
+  /**
+   * The subscribed agent's list of live agents replaces the learned ones (not merged: an agent
+   * that left or died is gone from the next list, and must not cost a failover a connect timeout
+   * for ever after). Over the cap, the ones already known are kept first, so a long list cannot
+   * churn the set; the subscribed agent itself always stays.
+   */
+  private learn(urls: readonly string[]): void {
+    const before = new Set(this.learned);
+    const kept: string[] = [];
+    const fresh: string[] = [];
+    for (const u of urls) {
+      if (u === this.current) continue;
+      (before.has(u) ? kept : fresh).push(u);
+    }
+    const all = this.current !== undefined && urls.includes(this.current) ? [this.current, ...kept, ...fresh] : [...kept, ...fresh];
+    this.learned = all.slice(0, MAX_LEARNED_AGENTS);
+    this.rebuildKnown();
+  }
+
+  private rebuildKnown(): void {
+    const known = [...new Set([...this.learned, ...this.found, ...this.seeds])];
+    if (known.length === this.known.length && known.every((u, i) => u === this.known[i])) return;
+    this.known = known;
+    // Next after the subscribed one: when it goes, its successor in the list is tried first.
+    if (this.current !== undefined) this.next = known.indexOf(this.current) + 1;
   }
 
   agents(): readonly string[] {
@@ -95,19 +148,32 @@ export class AgentWatch implements DiscoverySource {
 
   private connectNext(): void {
     if (this.closed || this.known.length === 0) return;
-    const url = this.known[this.next % this.known.length]!;
-    this.next++;
-    const ws = new WebSocket(url + WATCH_PATH, {
-      maxPayload: LIMITS.maxFrameBytes,
-      handshakeTimeout: this.opts.connectTimeoutMs ?? 1000,
-      headers: this.opts.token ? { authorization: `Bearer ${this.opts.token}` } : undefined,
-    });
+    const n = this.known.length;
+    let url = this.known[this.next++ % n]!;
+    if (url === this.lastClosed && n > 1) url = this.known[this.next++ % n]!;
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(url + WATCH_PATH, {
+        maxPayload: MAX_WATCH_FRAME_BYTES,
+        handshakeTimeout: this.opts.connectTimeoutMs ?? 1000,
+        headers: this.opts.token ? { authorization: `Bearer ${this.opts.token}` } : undefined,
+      });
+    } catch (err) {
+      // Every kept URL passed parseAgentUrl, so this should not happen; but this runs in a retry
+      // timer, where a throw would be an uncaught exception in the user's process. A failed attempt.
+      this.sink?.error(new PeerlbError('PEERLB_ERR_CONFIG', `agent ${url}: cannot connect: ${(err as Error).message}`, { cause: err }));
+      this.lastClosed = url;
+      this.failuresInRow++;
+      this.retryLater();
+      return;
+    }
     this.ws = ws;
     let opened = false;
+    /** A snapshot came: only then is the attempt a success (an agent that accepts and then closes, or sends what cannot be read, is a failure and backs off). */
+    let synced = false;
     ws.binaryType = 'nodebuffer';
     ws.on('open', () => {
       opened = true;
-      this.failuresInRow = 0;
       this.current = url;
       this.lastPong = this.clock.now();
       ws.send(encodeWatchFrame({ t: 'hello', v: PROTOCOL_VERSION, service: this.opts.service, token: this.opts.token }));
@@ -123,10 +189,19 @@ export class AgentWatch implements DiscoverySource {
     ws.on('message', (data: Buffer, isBinary) => {
       this.lastPong = this.clock.now();
       if (!isBinary) return;
-      this.onFrame(data);
+      if (this.onFrame(data) === 'snapshot' && !synced) {
+        synced = true;
+        this.failuresInRow = 0;
+      }
     });
     ws.on('error', (err) => {
-      if (opened) this.sink?.error(err);
+      // ws closes with 1009 a frame over maxPayload. Said plainly: it would come back at every
+      // reconnect (the same view, the same size), and otherwise looks like a flaky agent.
+      if ((err as { code?: unknown }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH')
+        this.sink?.error(
+          new PeerlbError('PEERLB_ERR_FRAME_TOO_LARGE', `agent ${url}: a /v1/watch frame is over this client's limit of ${MAX_WATCH_FRAME_BYTES} bytes (closed 1009); reconnecting with backoff`, { cause: err }),
+        );
+      else if (opened) this.sink?.error(err);
     });
     ws.on('close', () => {
       this.stopPing?.();
@@ -136,26 +211,37 @@ export class AgentWatch implements DiscoverySource {
         this.current = undefined;
         this.opts.onAgent?.(undefined);
       }
+      this.lastClosed = url;
       if (this.closed) return;
-      if (!opened) this.failuresInRow++;
-      // Try the next agent at once; after a full round of failures, back off (≤ 2 s).
-      const delay = this.failuresInRow < this.known.length ? 0 : Math.min(2000, 100 * 2 ** Math.min(5, this.failuresInRow - this.known.length));
-      this.retryTimer = this.clock.setTimeout(() => {
-        this.retryTimer = undefined;
-        this.connectNext();
-      }, delay);
-      this.retryTimer.unref?.();
+      if (!synced) this.failuresInRow++;
+      this.retryLater();
     });
   }
 
-  private onFrame(data: Buffer): void {
+  /** Try the next agent at once; after a full round of failures, back off (≤ 2 s). */
+  private retryLater(): void {
+    if (this.closed) return;
+    const delay = this.failuresInRow < this.known.length ? 0 : Math.min(2000, 100 * 2 ** Math.min(5, this.failuresInRow - this.known.length));
+    this.retryTimer = this.clock.setTimeout(() => {
+      this.retryTimer = undefined;
+      this.connectNext();
+    }, delay);
+    this.retryTimer.unref?.();
+  }
+
+  /** Apply one frame of the subscribed agent; returns its type, or undefined if it did not decode. */
+  private onFrame(data: Buffer): WatchServerFrame['t'] | undefined {
     const sink = this.sink!;
     let f;
     try {
       f = decodeWatchServerFrame(data);
     } catch (err) {
       sink.error(err as Error);
-      return;
+      return undefined;
+    }
+    if ((f.t === 'snapshot' || f.t === 'agents') && f.invalidAgents) {
+      const { count, example } = f.invalidAgents;
+      sink.error(new DecodeError(`agent ${this.current ?? '?'}: ignored ${count} invalid agent URL${count === 1 ? '' : 's'} in its ${f.t} frame (e.g. ${example})`));
     }
     const key = this.opts.verify;
     const mine = (r: ServerRecord) => {
@@ -168,7 +254,7 @@ export class AgentWatch implements DiscoverySource {
     switch (f.t) {
       case 'snapshot':
         sink.reset(f.servers.filter(mine));
-        for (const a of f.agents) this.addAgent(a);
+        this.learn(f.agents);
         break;
       case 'upsert':
         if (mine(f.server)) sink.upsert(f.server);
@@ -177,11 +263,12 @@ export class AgentWatch implements DiscoverySource {
         sink.remove(f.id, f.reason);
         break;
       case 'agents':
-        for (const a of f.agents) this.addAgent(a);
+        this.learn(f.agents);
         break;
       case 'error':
         sink.error(new Error(`agent ${this.current}: ${f.code}: ${f.message}`));
         break;
     }
+    return f.t;
   }
 }

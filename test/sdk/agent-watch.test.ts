@@ -1,0 +1,290 @@
+/**
+ * The SDK's /v1/watch client (sdk/discovery/agents.ts) against fake agents: WebSocket servers on
+ * 127.0.0.1 that speak the watch protocol (hello in; snapshot, upsert, agents frames out, as
+ * agent/subscriptions.ts does), so a test can send what no real agent would.
+ *
+ *  - Agent URLs from the network that are not ws:// URLs (or have no host, or a port out of range)
+ *    are dropped and reported; a client process that is told about them keeps running.
+ *  - The agent URLs the client learned are rebuilt from each frame of the subscribed agent and
+ *    capped, so failover does not walk dead agents and a hostile agent cannot grow the list.
+ *  - A signed snapshot of the most servers an agent allows (10,000, ~2.9 MB) is accepted; a frame
+ *    over the SDK's limit is a clear error, with backoff, not a silent reconnect loop.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { AgentWatch } from '../../sdk/discovery/agents.js';
+import type { DiscoverySink } from '../../sdk/discovery/source.js';
+import { BadOptionError, type PeerlbError } from '../../sdk/errors.js';
+import { join, type Cluster } from '../../sdk/index.js';
+import { decodeWatchClientFrame, encodeWatchFrame, LIMITS, MAX_WATCH_FRAME_BYTES, parseAgentUrl, PROTOCOL_VERSION, type ServerRecord, type WatchServerFrame } from '../../sdk/protocol.js';
+import { signRecord } from '../../sdk/signing.js';
+import { waitUntil } from '../helpers/servers.js';
+
+const SDK = fileURLToPath(new URL('../../dist/sdk/index.js', import.meta.url));
+const BAD_URLS = ['not a url', 'ws://', 'ws://h:99999', 'ws://h:0', 'http://127.0.0.1:1', 'ws://user:pw@127.0.0.1:1', 'ws://127.0.0.1:1/?q=1'];
+
+const rec = (id: string, over: Partial<ServerRecord> = {}): ServerRecord => ({ id, service: 'game', host: '127.0.0.1', udpPort: 7000, tcpPort: 7001, weight: 100, health: 'healthy', ...over });
+
+interface FakeAgent {
+  url: string;
+  /** Watch connections accepted so far. */
+  connections: number;
+  sockets: Set<WebSocket>;
+  close(): Promise<void>;
+}
+
+/** A fake agent: after each hello, `onHello(ws, n)` (n counts connections from 1) sends what the test wants. */
+async function fakeAgent(onHello: (ws: WebSocket, n: number, self: string) => void): Promise<FakeAgent> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, path: '/v1/watch', perMessageDeflate: false });
+  await new Promise<void>((r) => wss.once('listening', () => r()));
+  const url = `ws://127.0.0.1:${(wss.address() as net.AddressInfo).port}`;
+  const fa: FakeAgent = {
+    url,
+    connections: 0,
+    sockets: new Set(),
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of fa.sockets) s.terminate();
+        wss.close(() => r());
+      }),
+  };
+  wss.on('connection', (ws) => {
+    const n = ++fa.connections;
+    fa.sockets.add(ws);
+    ws.on('close', () => fa.sockets.delete(ws));
+    ws.on('error', () => {});
+    ws.once('message', (data: Buffer) => {
+      const hello = decodeWatchClientFrame(data);
+      expect(hello.t).toBe('hello');
+      onHello(ws, n, url);
+    });
+  });
+  closers.push(() => fa.close());
+  return fa;
+}
+
+/** A TCP port that accepts and never answers the WebSocket upgrade: each attempt costs the handshake timeout. */
+async function silentPort(): Promise<string> {
+  const held = new Set<net.Socket>();
+  const srv = net.createServer((s) => {
+    held.add(s);
+    s.on('error', () => {});
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  closers.push(
+    () =>
+      new Promise<void>((r) => {
+        for (const s of held) s.destroy();
+        srv.close(() => r());
+      }),
+  );
+  return `ws://127.0.0.1:${(srv.address() as net.AddressInfo).port}`;
+}
+
+const snapshot = (servers: ServerRecord[], agents: unknown[]): Buffer =>
+  encodeWatchFrame({ t: 'snapshot', v: PROTOCOL_VERSION, node: 'fake', servers, agents } as WatchServerFrame);
+const agentsFrame = (agents: unknown[]): Buffer => encodeWatchFrame({ t: 'agents', v: PROTOCOL_VERSION, agents } as WatchServerFrame);
+
+function recordingSink() {
+  const s = { ids: [] as string[], errors: [] as Error[], resets: 0 };
+  const ids = new Set<string>();
+  const sink: DiscoverySink = {
+    upsert: (r) => void ids.add(r.id),
+    remove: (id) => void ids.delete(id),
+    reset: (rs) => {
+      s.resets++;
+      ids.clear();
+      for (const r of rs) ids.add(r.id);
+    },
+    error: (e) => void s.errors.push(e),
+  };
+  return { sink, state: s, ids: () => [...ids].sort() };
+}
+
+const closers: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of closers.splice(0).reverse()) await c();
+});
+
+function watch(agents: string[], extra: Partial<ConstructorParameters<typeof AgentWatch>[0]> = {}) {
+  const w = new AgentWatch({ service: 'game', agents, ...extra });
+  closers.push(() => w.close());
+  return w;
+}
+
+describe('agent URLs are checked', () => {
+  it('parseAgentUrl: ws/wss with a host and a port in 1..65535, nothing else', () => {
+    for (const bad of [...BAD_URLS, '', 'ws:/h:1', 'wss://[::1', 42, null]) expect(parseAgentUrl(bad), String(bad)).toBeUndefined();
+    expect(parseAgentUrl('ws://127.0.0.1:7946')).toBe('ws://127.0.0.1:7946');
+    expect(parseAgentUrl('ws://127.0.0.1:7946/')).toBe('ws://127.0.0.1:7946');
+    expect(parseAgentUrl('ws://127.0.0.1:7946/v1/watch')).toBe('ws://127.0.0.1:7946');
+    expect(parseAgentUrl('wss://agents.example:443/peerlb/')).toBe('wss://agents.example/peerlb');
+    expect(parseAgentUrl('ws://[::1]:65535')).toBe('ws://[::1]:65535');
+  });
+
+  it("join rejects a seed agent URL with a port out of range, naming discovery.agents[i]", async () => {
+    for (const [i, agents] of [[0, ['ws://h:99999']], [1, ['ws://127.0.0.1:1', 'ws://']], [0, ['ws://h:0']]] as const) {
+      const err = await join({ service: 'game', discovery: { agents: [...agents] } }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(BadOptionError);
+      expect((err as BadOptionError).option).toBe(`discovery.agents[${i}]`);
+    }
+  });
+
+  it('bad URLs in snapshot and agents frames are dropped and reported; the view is right', async () => {
+    const fa = await fakeAgent((ws, _n, self) => {
+      ws.send(snapshot([rec('a'), rec('b')], [...BAD_URLS, self, 'ws://127.0.0.1:9']));
+      ws.send(agentsFrame([...BAD_URLS, self, 'ws://127.0.0.1:9']));
+    });
+    const r = recordingSink();
+    const w = watch([fa.url]);
+    w.start(r.sink);
+    await waitUntil(() => r.state.errors.length >= 2, 'two reports of invalid agent URLs', 3000);
+    expect(r.ids()).toEqual(['a', 'b']);
+    expect([...w.agents()].sort()).toEqual([fa.url, 'ws://127.0.0.1:9'].sort());
+    expect(r.state.errors[0]!.message).toMatch(/7 invalid agent URLs/);
+    expect((r.state.errors[0] as PeerlbError).code).toBe('PEERLB_ERR_DECODE');
+  });
+
+  it('a client process told about bad agent URLs keeps running through reconnects, with the right view', async () => {
+    const fa = await fakeAgent((ws, n, self) => {
+      // The first connection lists bad URLs and then drops, so the client walks its list.
+      ws.send(snapshot(n === 1 ? [rec('a')] : [rec('a'), rec('b')], [...BAD_URLS, self]));
+      ws.send(agentsFrame([self, ...BAD_URLS]));
+      if (n === 1) setTimeout(() => ws.terminate(), 200);
+    });
+    const script = `
+      import { join } from ${JSON.stringify(SDK)};
+      const c = await join({ service: 'game', discovery: { agents: [process.env.FAKE_AGENT] }, waitForServersMs: 3000 });
+      const show = () => console.log(JSON.stringify(c.servers().map((s) => s.id).sort()));
+      c.on('error', () => {});
+      c.on('change', show);
+      show();
+      setInterval(() => {}, 1000);`;
+    const child: ChildProcess = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, FAKE_AGENT: fa.url }, stdio: ['ignore', 'pipe', 'pipe'] });
+    closers.push(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    await waitUntil(() => out.includes('["a","b"]') || child.exitCode !== null, 'the view after the reconnect', 10_000);
+    // Still alive a second later: nothing was thrown from a timer.
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(err).toBe('');
+    expect(child.exitCode).toBeNull();
+    expect(out.trim().split('\n').at(-1)).toBe('["a","b"]');
+    expect(fa.connections).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('learned agent URLs', () => {
+  it('are rebuilt from each frame of the subscribed agent: failover skips agents that left the list', async () => {
+    const dead = [await silentPort(), await silentPort(), await silentPort()];
+    const b = await fakeAgent((ws, _n, self) => ws.send(snapshot([rec('a')], [self])));
+    const a = await fakeAgent((ws, _n, self) => {
+      // First the dead agents are members, listed before b; then they are gone from the list.
+      ws.send(snapshot([rec('a')], [self, ...dead, b.url]));
+      setTimeout(() => ws.send(agentsFrame([self, b.url])), 100);
+    });
+    const r = recordingSink();
+    const w = watch([a.url]);
+    w.start(r.sink);
+    await waitUntil(() => w.agents().length === 2, 'the list of two agents', 3000);
+    expect([...w.agents()].sort()).toEqual([a.url, b.url].sort());
+    const t0 = performance.now();
+    await a.close();
+    await waitUntil(() => w.current === b.url, 'subscribed to b', 5000);
+    const ms = performance.now() - t0;
+    // Walking the three silent agents would cost a 1 s handshake timeout each.
+    expect(ms).toBeLessThan(900);
+    // b's own list (just b) replaces a's; the seed a stays.
+    await waitUntil(() => w.agents()[0] === b.url, "b's list", 3000);
+    expect(w.agents()).toEqual([b.url, a.url]);
+  });
+
+  it('keep the configured seeds and the ones found by mDNS', async () => {
+    const seed = await silentPort();
+    const a = await fakeAgent((ws, _n, self) => {
+      ws.send(snapshot([rec('a')], [self, 'ws://127.0.0.1:2']));
+      setTimeout(() => ws.send(agentsFrame([self, 'ws://127.0.0.1:3'])), 50);
+    });
+    const r = recordingSink();
+    const w = watch([a.url, seed]);
+    w.addAgent('ws://127.0.0.1:4/'); // as mDNS does
+    w.start(r.sink);
+    await waitUntil(() => w.agents().includes('ws://127.0.0.1:3'), 'the second list', 3000);
+    expect([...w.agents()].sort()).toEqual([a.url, seed, 'ws://127.0.0.1:3', 'ws://127.0.0.1:4'].sort());
+    w.removeAgent('ws://127.0.0.1:4');
+    expect([...w.agents()].sort()).toEqual([a.url, seed, 'ws://127.0.0.1:3'].sort());
+  });
+
+  it('are capped: a hostile agent cannot grow the list', async () => {
+    const a = await fakeAgent((ws, _n, self) => {
+      ws.send(snapshot([rec('a')], [self]));
+      for (let f = 0; f < 20; f++) ws.send(agentsFrame(Array.from({ length: 500 }, (_, i) => `ws://10.${f}.${i >> 8}.${i & 255}:7946`)));
+      ws.send(agentsFrame([self, ...Array.from({ length: 999 }, (_, i) => `ws://10.99.${i >> 8}.${i & 255}:7946`)]));
+    });
+    const r = recordingSink();
+    const w = watch([a.url]);
+    w.start(r.sink);
+    await waitUntil(() => w.agents().some((u) => u.startsWith('ws://10.99.')), 'the last list', 3000);
+    expect(w.agents().length).toBeLessThanOrEqual(65);
+    expect(w.agents()).toContain(a.url);
+    expect(w.agents().some((u) => u.startsWith('ws://10.0.'))).toBe(false);
+  });
+});
+
+describe('snapshot size', () => {
+  it('a signed snapshot of 10,000 servers (~2.9 MB) reaches the view', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const servers = Array.from({ length: LIMITS.maxServers }, (_, i) =>
+      signRecord(
+        rec(`node-${String(i).padStart(5, '0')}.game.example`, {
+          host: `10.${i >> 8}.${i & 255}.17`,
+          zone: `zone-${i % 3}`,
+          agent: `ws://10.${i >> 8}.${i & 255}.17:7946`,
+          load: { connections: 1234, sessions: 567, utilization: 0.4567, seq: 123456, ageMs: 120 },
+        }),
+        privateKey,
+      ),
+    );
+    const bytes = snapshot(servers, []);
+    console.log(`signed snapshot of ${servers.length} servers: ${bytes.length} bytes (limit ${MAX_WATCH_FRAME_BYTES})`);
+    expect(bytes.length).toBeGreaterThan(2 << 20);
+    expect(bytes.length * 4).toBeLessThan(MAX_WATCH_FRAME_BYTES);
+    const fa = await fakeAgent((ws) => ws.send(bytes));
+    const c: Cluster = await join({ service: 'game', discovery: { agents: [fa.url] }, verify: { publicKey }, waitForServersMs: 10_000 });
+    closers.push(() => c.close());
+    const errors: Error[] = [];
+    c.on('error', (e) => errors.push(e));
+    await waitUntil(() => c.servers().length === LIMITS.maxServers, '10,000 servers', 15_000);
+    expect(errors).toEqual([]);
+    expect(fa.connections).toBe(1);
+  });
+
+  it('a frame over the limit is a clear error, and reconnects back off', async () => {
+    const huge = Buffer.alloc(MAX_WATCH_FRAME_BYTES + 1024);
+    const fa = await fakeAgent((ws) => ws.send(huge));
+    const errors: Error[] = [];
+    const c: Cluster = await join({ service: 'game', discovery: { agents: [fa.url] }, waitForServersMs: 0 });
+    closers.push(() => c.close());
+    c.on('error', (e) => errors.push(e));
+    await waitUntil(() => errors.length > 0, 'an error', 5000);
+    const e = errors[0] as PeerlbError;
+    expect(e.code).toBe('PEERLB_ERR_FRAME_TOO_LARGE');
+    expect(e.message).toContain(fa.url);
+    const n0 = fa.connections;
+    await new Promise((r) => setTimeout(r, 1500));
+    // Backoff from 100 ms doubling: a handful of attempts in 1.5 s, not a tight loop.
+    expect(fa.connections - n0).toBeLessThanOrEqual(5);
+    expect(errors.every((x) => (x as PeerlbError).code === 'PEERLB_ERR_FRAME_TOO_LARGE')).toBe(true);
+  });
+});
