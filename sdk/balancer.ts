@@ -33,6 +33,10 @@ export class Balancer extends EventEmitter<BalancerEvents> implements DiscoveryS
   private candidates: ServerState[] = [];
   private picker: Picker = EMPTY_PICKER;
   private affinity: Picker | undefined;
+  /** The choice set for datagrams (servers with a UDP port) and its pickers; built on the first UDP pick after a rebuild. */
+  private udpSet: ServerState[] | undefined;
+  private udpPicker: Picker | undefined;
+  private udpAffinity: Picker | undefined;
   private readonly ctx: PickerContext;
   private stopTick: () => void;
   private changePending = false;
@@ -164,6 +168,35 @@ export class Balancer extends EventEmitter<BalancerEvents> implements DiscoveryS
       return this.affinity.pick(hash);
     }
     return this.picker.pick(hash);
+  }
+
+  /**
+   * A pick for a datagram: as `pick`, among servers with a UDP port only. A TCP-only server in a
+   * mixed view would otherwise take its share of datagrams, and every datagram of the keys that
+   * hash to it, and drop them. When every candidate has a UDP port (the usual case) this is `pick`
+   * itself; otherwise the UDP servers get pickers of their own, built once per rebuild. A key's
+   * server is the same as `pick`'s whenever that one has a UDP port (ring points depend only on
+   * each server's id and weight). No allocation per pick.
+   */
+  pickUdp(hash: number): ServerState | undefined {
+    const set = (this.udpSet ??= this.udpCandidates());
+    if (set === this.candidates) return this.pick(hash);
+    if (hash >= 0 && this.opts.strategy !== 'consistent-hash') return (this.udpAffinity ??= consistentHash(set, this.ctx)).pick(hash);
+    return (this.udpPicker ??= STRATEGIES[this.opts.strategy](set, this.ctx)).pick(hash);
+  }
+
+  /**
+   * The candidates with a UDP port. If none has one (the local zone's servers are TCP-only, say),
+   * the UDP servers outside the choice set, as TCP failover does: eligible ones (of any zone) first,
+   * then any not draining. Empty when no server has a UDP port.
+   */
+  private udpCandidates(): ServerState[] {
+    const c = this.candidates;
+    if (c.every((s) => s.udpPort !== undefined)) return c;
+    const withUdp = c.filter((s) => s.udpPort !== undefined);
+    if (withUdp.length > 0) return withUdp;
+    const eligible = this.all.filter((s) => s.udpPort !== undefined && s.health === 'healthy' && !s.ejected);
+    return eligible.length > 0 ? eligible : this.all.filter((s) => s.udpPort !== undefined && s.health !== 'draining');
   }
 
   /**
@@ -337,6 +370,7 @@ export class Balancer extends EventEmitter<BalancerEvents> implements DiscoveryS
     if (local) this.candidates = set.filter((s) => s.zone === this.opts.zone);
     this.picker = STRATEGIES[this.opts.strategy](this.candidates, this.ctx);
     this.affinity = undefined;
+    this.udpSet = this.udpPicker = this.udpAffinity = undefined;
     this.version++;
     if (panic !== this.panic) {
       this.panic = panic;

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import type { Balancer } from './balancer.js';
 import type { Server, ServerState } from './server.js';
 import { hashKey, type Key } from './hash.js';
-import { ClosedError } from './errors.js';
+import { ClosedError, NoServersError } from './errors.js';
 
 export interface UdpOptions {
   /** Socket type; default 'udp4' ('udp6' for IPv6 servers). */
@@ -44,15 +44,20 @@ export class UdpClient extends EventEmitter<UdpEvents> {
   }
 
   /**
-   * Send one datagram to a picked server: by `key` through the hash ring (the key stays on its
-   * server while that server is eligible), otherwise by the cluster's strategy. Returns the server,
-   * or undefined when none is known (the datagram is dropped, as UDP would).
+   * Send one datagram to a picked server with a UDP port (TCP-only servers are never picked): by
+   * `key` through the hash ring (the key stays on its server while that server is eligible),
+   * otherwise by the cluster's strategy. Returns the server, or undefined when no server with a
+   * UDP port is known: the datagram is dropped, and `cb` gets a NoServersError.
    */
   send(buf: Uint8Array | string, opts?: { key?: Key }, cb?: (err: Error | null) => void): Server | undefined {
     if (this.closed) throw new ClosedError('udp socket');
     const hash = opts?.key === undefined ? -1 : hashKey(opts.key);
-    const s = this.b.pick(hash);
-    if (!s || s.udpPort === undefined) return undefined;
+    const s = this.b.pickUdp(hash);
+    if (!s || s.udpPort === undefined) {
+      // Asynchronously, as dgram calls back.
+      if (cb) process.nextTick(cb, new NoServersError(this.b.opts.service));
+      return undefined;
+    }
     s.picks++;
     if (cb) this.socket.send(buf, s.udpPort, s.host, cb);
     else this.socket.send(buf, s.udpPort, s.host);
