@@ -1,6 +1,9 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { PROTOCOL_VERSION, parseWatchClientFrame } from '../sdk/protocol.js';
+import { PendingSockets, refuseUpgrade, tokenMatches } from './subscriptions.js';
+import type { Logger } from './log.js';
 
 /** One entry of the recent-events list: join, suspect, dead, alive, drain, leave, health. */
 export interface AgentEvent {
@@ -10,6 +13,21 @@ export interface AgentEvent {
   detail?: string;
 }
 
+/** Options of EventFeed (see there). */
+export interface EventFeedOptions {
+  /** Required token, when set. */
+  token?: string;
+  /** Most clients at once. Default 64. */
+  maxClients?: number;
+  /** Recent events kept for new clients. Default 50. */
+  keep?: number;
+  /** A client without the token in its upgrade must send its hello within this time. Default 5000 ms. */
+  helloTimeoutMs?: number;
+  /** Sockets waiting to show the token. Default: 64 in all, 8 per IP. */
+  pending?: PendingSockets;
+  log?: Logger;
+}
+
 /**
  * `/v1/events`: a read-only JSON WebSocket for the dashboard (and for operators' own tools). It
  * sends `{ type: 'members', members, events }` on connect, then `{ type: 'member', member }` when a
@@ -17,31 +35,97 @@ export interface AgentEvent {
  * updates are not repeated here: the dashboard takes servers and load from `/v1/watch?format=json`,
  * the subscription clients use. The watch carries only the servers clients may pick; the dashboard
  * also needs suspect/dead/left members and the event history, hence this feed. Nothing sent to it
- * is read.
+ * is read, but for the hello below.
+ *
+ * With a token configured (`--token`, as for `/v1/watch`, and checked the same way: it tells as
+ * much about the cluster), a client shows it in the upgrade (`authorization: Bearer <token>`) or
+ * sends `{ "t": "hello", "v": 1, "token": "…" }` as JSON text within helloTimeoutMs, as on
+ * `/v1/watch?format=json`; a wrong or missing token gets `{ type: 'error', code, message }` and the
+ * socket is closed. Sockets still waiting for their hello hold a PendingSockets slot, not a client's.
  */
 export class EventFeed {
-  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 1024, perMessageDeflate: false });
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 4096, perMessageDeflate: false });
+  /** Clients that get the feed (authorized). */
   private readonly clients = new Set<WebSocket>();
+  /** Clients still to send their hello with the token. */
+  private readonly waiting = new Set<WebSocket>();
   private readonly recent: AgentEvent[] = [];
+  private readonly maxClients: number;
+  private readonly keep: number;
+  private readonly pending: PendingSockets;
 
   constructor(
     private readonly snapshot: () => unknown[],
-    private readonly maxClients = 64,
-    private readonly keep = 50,
-  ) {}
+    private readonly opts: EventFeedOptions = {},
+  ) {
+    this.maxClients = opts.maxClients ?? 64;
+    this.keep = opts.keep ?? 50;
+    this.pending = opts.pending ?? new PendingSockets();
+  }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    if (this.clients.size >= this.maxClients) {
-      socket.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    const authorized = tokenMatches(this.opts.token, req.headers.authorization);
+    if (!authorized && req.headers.authorization !== undefined) {
+      refuseUpgrade(socket, '401 Unauthorized');
       return;
     }
+    let release: (() => void) | undefined;
+    if (authorized) {
+      if (this.clients.size >= this.maxClients) {
+        refuseUpgrade(socket, '503 Service Unavailable', `too many event clients: at most ${this.maxClients}\n`);
+        return;
+      }
+    } else {
+      release = this.pending.take(req.socket.remoteAddress);
+      if (!release) {
+        refuseUpgrade(socket, '503 Service Unavailable', 'too many connections waiting to authenticate; send the token as `authorization: Bearer <token>`\n');
+        return;
+      }
+      socket.once('close', release);
+    }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      this.clients.add(ws);
-      ws.on('message', () => {}); // read-only
       ws.on('error', () => ws.terminate());
-      ws.on('close', () => this.clients.delete(ws));
-      ws.send(JSON.stringify({ type: 'members', members: this.snapshot(), events: this.recent }));
+      if (authorized) return this.join(ws);
+      this.waiting.add(ws);
+      const timer = setTimeout(() => this.fail(ws, 'PEERLB_ERR_TIMEOUT', 'no hello within the time allowed'), this.opts.helloTimeoutMs ?? 5000);
+      timer.unref();
+      ws.on('close', () => {
+        clearTimeout(timer);
+        this.waiting.delete(ws);
+        release!();
+      });
+      ws.once('message', (data: Buffer, isBinary: boolean) => {
+        clearTimeout(timer);
+        let token: string | undefined;
+        try {
+          if (isBinary) throw new Error('the hello must be JSON text');
+          token = parseWatchClientFrame(JSON.parse(data.toString('utf8'))).token;
+        } catch (err) {
+          return this.fail(ws, 'PEERLB_ERR_DECODE', `expected { "t": "hello", "v": ${PROTOCOL_VERSION}, "token": "…" }: ${(err as Error).message}`);
+        }
+        if (!tokenMatches(this.opts.token, token)) {
+          this.opts.log?.debug({ from: req.socket.remoteAddress }, 'event client refused: no valid token');
+          return this.fail(ws, 'PEERLB_ERR_AUTH', 'a valid token is required');
+        }
+        if (this.clients.size >= this.maxClients) return this.fail(ws, 'PEERLB_ERR_LIMIT', `too many event clients: at most ${this.maxClients}`);
+        this.waiting.delete(ws);
+        release!();
+        this.join(ws);
+      });
     });
+  }
+
+  private join(ws: WebSocket): void {
+    this.clients.add(ws);
+    ws.on('message', () => {}); // read-only
+    ws.on('close', () => this.clients.delete(ws));
+    ws.send(JSON.stringify({ type: 'members', members: this.snapshot(), events: this.recent }));
+  }
+
+  private fail(ws: WebSocket, code: string, message: string): void {
+    if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: 'error', code, message }));
+    ws.close(1008, code);
+    setTimeout(() => ws.terminate(), 1000).unref();
   }
 
   event(e: AgentEvent): void {
@@ -72,8 +156,9 @@ export class EventFeed {
   }
 
   close(): void {
-    for (const ws of this.clients) ws.terminate();
+    for (const ws of [...this.clients, ...this.waiting]) ws.terminate();
     this.clients.clear();
+    this.waiting.clear();
     this.wss.close();
   }
 }

@@ -7,6 +7,7 @@
  *   await agent.drain(); await agent.stop();
  */
 import { EventEmitter } from 'node:events';
+import { createHash } from 'node:crypto';
 import { resolveAgentOptions, type AgentOptions, type ResolvedAgentOptions } from './options.js';
 import { createLogger, type Logger } from './log.js';
 import { AgentHttp, sendJson } from './http.js';
@@ -15,6 +16,7 @@ import { EventFeed } from './events.js';
 import { DASHBOARD_HTML } from './dashboard.js';
 import { AgentMetrics } from './metrics.js';
 import { Membership, type Member, type MemberMeta } from './gossip/membership.js';
+import { gossipAddrPort } from './gossip/messages.js';
 import { createWsTransport } from './gossip/ws-transport.js';
 import { createSealer, Keyring, loadKeyringFile, type Sealer } from './gossip/keyring.js';
 import { handleKeyringRequest } from './admin.js';
@@ -28,6 +30,7 @@ import { CpuSampler } from './load/cpu.js';
 import { HealthChecker, probeTcp, probeUdp, type HealthCheck, type HealthCheckerOptions } from './health.js';
 import { waitForDrain } from './drain.js';
 import { MdnsAnnouncer, type AnnounceInfo } from './mdns/announcer.js';
+import { buildRecords, type TxtSigner } from './mdns/records.js';
 import { systemClock, type Clock } from '../sdk/clock.js';
 import type { Random } from '../sdk/random.js';
 import { type Health, type LoadReport, type ServerRecord } from '../sdk/protocol.js';
@@ -89,6 +92,12 @@ export class Agent extends EventEmitter<AgentEvents> {
   private stopped = false;
   private readonly heardAt = new Map<string, number>();
   private sealer: Sealer | undefined;
+  /**
+   * Fingerprint of the keys the keyring was last set from (key file or keyring option). A reload
+   * replaces the keyring only when they changed: otherwise it would undo, with the same old file,
+   * what was done through POST /v1/keyring since.
+   */
+  private keysLoaded: string | undefined;
   private signingKey: KeyObject | undefined;
   /** Last health seen per member, for the dashboard's drain/health events. */
   private readonly lastHealth = new Map<string, Health>();
@@ -109,7 +118,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       maxSubscribers: opts.limits.maxSubscribers,
       maxPendingBytes: opts.limits.maxPendingBytes,
     });
-    this.feed = new EventFeed(() => this.members());
+    this.feed = new EventFeed(() => this.members(), { token: opts.token, log: this.log });
     this.metrics = new AgentMetrics(
       {
         members: () => (this.membership ? this.membership.members().map((m) => ({ status: m.status, health: m.meta.health })) : []),
@@ -141,8 +150,10 @@ export class Agent extends EventEmitter<AgentEvents> {
     // Keys first: a missing or malformed key file fails the start before any port is taken.
     const keys = o.keyring ?? (o.keyFile !== undefined ? loadKeyringFile(o.keyFile) : undefined);
     this.signingKey = o.signingKey ?? (o.signingKeyFile !== undefined ? loadPrivateKeyFile(o.signingKeyFile) : undefined);
-    if (keys) this.sealer = createSealer(new Keyring(keys), { replayWindowMs: o.limits.replayWindowMs });
-    else this.log.warn('cluster is open: agent-to-agent frames are not authenticated or encrypted; anyone who reaches this port can join (set keyFile, see `peerlb keygen`)');
+    if (keys) {
+      this.sealer = createSealer(new Keyring(keys), { replayWindowMs: o.limits.replayWindowMs });
+      this.keysLoaded = keysFingerprint(keys);
+    } else this.log.warn('cluster is open: agent-to-agent frames are not authenticated or encrypted; anyone who reaches this port can join (set keyFile, see `peerlb keygen`)');
     this.port = await this.http.listen(o.port, o.bind);
     const hostInUrl = o.host.includes(':') ? `[${o.host}]` : o.host;
     this.url = `ws://${hostInUrl}:${this.port}`;
@@ -224,13 +235,12 @@ export class Agent extends EventEmitter<AgentEvents> {
 
     this.membership.start(o.join);
     if (o.mdns) {
-      const key = this.signingKey;
       this.mdns = new MdnsAnnouncer({
         info: this.announceInfo(),
         interface: o.mdns.interface,
         clock: this.extras.clock,
         port: o.mdns.port,
-        sign: key ? (data) => signBytes(data, key) : undefined,
+        sign: this.txtSigner(),
       });
       await this.mdns.start();
     }
@@ -303,8 +313,12 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.emit('health', this.currentHealth());
   }
 
-  private announceInfo(): AnnounceInfo {
-    const o = this.opts;
+  private txtSigner(): TxtSigner | undefined {
+    const key = this.signingKey;
+    return key ? (data) => signBytes(data, key) : undefined;
+  }
+
+  private announceInfo(o: ResolvedAgentOptions = this.opts): AnnounceInfo {
     const load = this.tracker.current();
     const info: AnnounceInfo = {
       node: o.node,
@@ -380,13 +394,14 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   private info(m: Member): MemberInfo {
-    const url = new URL(m.addr);
     const heard = this.heardAt.get(m.node);
     const rec = this.record(m);
     const info: MemberInfo = {
       node: m.node,
       host: m.meta.host,
-      port: Number(url.port),
+      // The decoder only lets gossip URLs through; should anything else ever get here, it shows
+      // as port 0 instead of throwing inside a 'change' listener (that is, a socket's handler).
+      port: gossipAddrPort(m.addr) ?? 0,
       addr: m.addr,
       status: m.status,
       health: m.meta.health,
@@ -440,7 +455,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   /**
    * Apply a new configuration without dropping membership (SIGHUP in the CLI): weight and zone are
    * published at once (one incarnation step, like any meta change). Other options that differ are
-   * named in the log as needing a restart. A bad configuration throws before anything changes.
+   * named in the log as needing a restart. A bad configuration throws before anything changes:
+   * everything that can refuse it (options, key file, the mDNS records it makes) is checked first.
    * The one place a reload goes through: extend it for further reloadable options.
    */
   reload(input: AgentOptions): { changed: string[]; needsRestart: string[] } {
@@ -448,21 +464,32 @@ export class Agent extends EventEmitter<AgentEvents> {
     // The keyring is reloaded too (key rotation: install → use → remove, by editing the key file).
     // Read before anything changes, so a missing or malformed file refuses the whole reload.
     const keys = this.sealer ? (next.keyFile !== undefined ? loadKeyringFile(next.keyFile) : next.keyring) : undefined;
+    const opts: ResolvedAgentOptions = { ...this.opts, weight: next.weight, zone: next.zone, ...(keys ? { keyFile: next.keyFile, keyring: next.keyring } : {}) };
+    // The records the announcer would send, built and thrown away: a zone the TXT data cannot
+    // carry must refuse the reload here, not after the new meta has been gossiped.
+    if (this.mdns) buildRecords(this.announceInfo(opts), { sign: this.txtSigner() });
     const changed: string[] = [];
     if (next.weight !== this.opts.weight) changed.push('weight');
     if (next.zone !== this.opts.zone) changed.push('zone');
     const needsRestart = (Object.keys(next) as Array<keyof ResolvedAgentOptions>).filter(
       (k) => k !== 'weight' && k !== 'zone' && !(keys && (k === 'keyFile' || k === 'keyring')) && JSON.stringify(next[k]) !== JSON.stringify(this.opts[k]),
     );
+    // From here on nothing throws for a reason the configuration could fix.
     if (keys && this.sealer) {
-      const before = this.sealer.keyring.ids().join();
-      this.sealer.keyring.replace(keys);
-      if (this.sealer.keyring.ids().join() !== before) {
-        changed.push('keyring');
-        this.log.info({ keys: this.sealer.keyring.ids() }, 'keyring reloaded (primary first)');
+      const keyring = this.sealer.keyring;
+      const fingerprint = keysFingerprint(keys);
+      if (fingerprint === this.keysLoaded) {
+        // Same keys as last loaded: what POST /v1/keyring did since (a rotation) stays.
+        this.log.info({ keys: keyring.ids() }, 'keyring kept: the key file (or keyring option) is unchanged since it was last loaded');
+      } else {
+        const before = keyring.ids().join();
+        keyring.replace(keys);
+        this.keysLoaded = fingerprint;
+        if (keyring.ids().join() !== before) changed.push('keyring');
+        this.log.info({ keys: keyring.ids() }, 'keyring reloaded (primary first)');
       }
     }
-    this.opts = { ...this.opts, weight: next.weight, zone: next.zone, ...(keys ? { keyFile: next.keyFile, keyring: next.keyring } : {}) };
+    this.opts = opts;
     if (changed.length) this.publishMeta();
     if (needsRestart.length) this.log.warn({ needsRestart }, 'configuration changes that take a restart were not applied');
     this.log.info({ changed, weight: next.weight, zone: next.zone }, 'configuration reloaded');
@@ -488,6 +515,13 @@ export class Agent extends EventEmitter<AgentEvents> {
     await this.http.close();
     this.log.info('agent stopped');
   }
+}
+
+/** SHA-256 over a keyring's keys, in order: whether a reload brings other keys than the last load. */
+function keysFingerprint(keys: readonly Uint8Array[]): string {
+  const h = createHash('sha256');
+  for (const k of keys) h.update(k);
+  return h.digest('hex');
 }
 
 /** Start an agent: validate options (a BadOptionError names the wrong one), listen, join, announce. */

@@ -3,7 +3,7 @@ import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { BadOptionError, ConfigError } from '../sdk/errors.js';
 import { checkServiceName } from '../sdk/options.js';
-import { DEFAULT_WEIGHT, MAX_WEIGHT } from '../sdk/protocol.js';
+import { DEFAULT_WEIGHT, LIMITS, MAX_WEIGHT } from '../sdk/protocol.js';
 import { LOG_LEVELS, type LogLevel } from './log.js';
 import type { KeyObject } from 'node:crypto';
 import { MAX_KEYS, parseKey } from './gossip/keyring.js';
@@ -54,7 +54,7 @@ export interface AgentOptions {
   signingKeyFile?: string;
   /** Limits; see AgentLimits. */
   limits?: Partial<AgentLimits>;
-  /** Token clients must present to /v1/watch. */
+  /** Token clients must present to /v1/watch and /v1/events. */
   token?: string;
   logLevel?: LogLevel;
 }
@@ -108,6 +108,37 @@ export type ResolvedAgentOptions = Required<
   token: string | undefined;
 };
 
+/**
+ * Every option of startAgent, which is what a config file may hold ("keys as in startAgent"): also
+ * those with no flag or variable (signingKey, limits.slowPeerMs…; nested keys are checked by
+ * resolveAgentOptions). Typed so that an option added to AgentOptions and not here fails to build.
+ */
+const AGENT_OPTION_KEYS: Readonly<Record<keyof AgentOptions, true>> = {
+  service: true,
+  node: true,
+  host: true,
+  bind: true,
+  udpPort: true,
+  tcpPort: true,
+  port: true,
+  join: true,
+  mdns: true,
+  weight: true,
+  zone: true,
+  capacity: true,
+  loadIntervalMs: true,
+  health: true,
+  drainTimeoutMs: true,
+  gossipProfile: true,
+  keyFile: true,
+  keyring: true,
+  signingKey: true,
+  signingKeyFile: true,
+  limits: true,
+  token: true,
+  logLevel: true,
+};
+
 type Kind = 'string' | 'int' | 'list' | 'ip' | 'enum';
 
 /** One option as the CLI, the environment and config files know it. */
@@ -157,7 +188,7 @@ export const AGENT_OPTION_SPECS: readonly OptionSpec[] = [
   { path: 'limits.maxSubscribers', flag: 'max-subscribers', env: 'PEERLB_MAX_SUBSCRIBERS', kind: 'int', min: 0, max: 1_000_000, default: DEFAULT_AGENT_LIMITS.maxSubscribers, describe: 'most /v1/watch subscribers' },
   { path: 'limits.maxPendingBytes', flag: 'max-pending-bytes', env: 'PEERLB_MAX_PENDING_BYTES', kind: 'int', min: 65_536, max: 1 << 30, default: DEFAULT_AGENT_LIMITS.maxPendingBytes, describe: 'unsent bytes per socket before a peer is slow' },
   { path: 'limits.authFailures', flag: 'auth-failure-limit', env: 'PEERLB_AUTH_FAILURE_LIMIT', kind: 'int', min: 1, max: 1_000_000_000, default: DEFAULT_AGENT_LIMITS.authFailures, describe: 'authentication failures per IP in 10 s before its connections are refused' },
-  { path: 'token', flag: 'token', env: 'PEERLB_TOKEN', kind: 'string', describe: 'token clients must present to /v1/watch' },
+  { path: 'token', flag: 'token', env: 'PEERLB_TOKEN', kind: 'string', describe: 'token clients must present to /v1/watch and /v1/events' },
   { path: 'logLevel', flag: 'log-level', env: 'PEERLB_LOG_LEVEL', kind: 'enum', choices: LOG_LEVELS, default: 'info', describe: 'log level' },
 ];
 
@@ -217,8 +248,7 @@ export function mergeAgentConfig(parts: { file?: string; env?: NodeJS.ProcessEnv
       throw new ConfigError(`config file ${parts.file} is not valid JSON: ${(err as Error).message}`, { cause: err });
     }
     if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ConfigError(`config file ${parts.file} must hold a JSON object`);
-    const known = new Set(AGENT_OPTION_SPECS.map((s) => s.path.split('.')[0]));
-    for (const k of Object.keys(json)) if (!known.has(k)) throw new ConfigError(`config file ${parts.file}: unknown option "${k}"`);
+    for (const k of Object.keys(json)) if (!Object.hasOwn(AGENT_OPTION_KEYS, k)) throw new ConfigError(`config file ${parts.file}: unknown option "${k}"`);
     Object.assign(out, structuredClone(json));
   }
   for (const spec of AGENT_OPTION_SPECS) {
@@ -290,6 +320,12 @@ export function resolveAgentOptions(input: AgentOptions): ResolvedAgentOptions {
   }
   const weight = int('weight', input.weight, DEFAULT_WEIGHT, 1, MAX_WEIGHT)!;
   const zone = optStr('zone', input.zone);
+  // The zone is announced over mDNS as the TXT string `zone=<zone>`, at most 255 bytes (RFC 6763
+  // §6.1). Refused here, naming the option, rather than by the announcer after the agent is up
+  // (or half-way through a reload).
+  const zoneTxtBytes = zone === undefined ? 0 : Buffer.byteLength(`zone=${zone}`, 'utf8');
+  if (zoneTxtBytes > LIMITS.maxTxtStringBytes)
+    throw new BadOptionError('zone', `must be at most ${LIMITS.maxTxtStringBytes - 5} bytes in UTF-8 (mDNS announces it as "zone=…", at most ${LIMITS.maxTxtStringBytes} bytes), got ${zoneTxtBytes - 5}`);
   const capacity = int('capacity', input.capacity, undefined, 1, 1e9);
   const loadIntervalMs = int('loadIntervalMs', input.loadIntervalMs, 1000, 50, 3_600_000)!;
   const drainTimeoutMs = int('drainTimeoutMs', input.drainTimeoutMs, 30_000, 0, 86_400_000)!;

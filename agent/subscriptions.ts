@@ -25,13 +25,80 @@ export interface SubscriptionOptions {
   maxPendingBytes?: number;
   /** The client must say hello within this time. Default 5000 ms. */
   helloTimeoutMs?: number;
+  /** Sockets waiting to show the token, apart from maxSubscribers. Default: 64 in all, 8 per IP. */
+  pending?: PendingSockets;
   log?: Logger;
+}
+
+/**
+ * Whether `got` (an Authorization header, `Bearer <token>` or the bare token, or a hello's token)
+ * is the token `want`, compared in constant time. No token wanted: always true.
+ */
+export function tokenMatches(want: string | undefined, got: string | undefined | null): boolean {
+  if (!want) return true;
+  if (!got) return false;
+  const token = got.startsWith('Bearer ') ? got.slice(7) : got;
+  const a = Buffer.from(token);
+  const b = Buffer.from(want);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** Most sockets waiting to authenticate at once, in all and from one IP (PendingSockets defaults). */
+export const MAX_PENDING_SOCKETS = 64;
+export const MAX_PENDING_SOCKETS_PER_IP = 8;
+
+/**
+ * Sockets that reached a token-protected endpoint without the token in their upgrade request and
+ * may still send it in `hello` (browsers cannot set headers on a WebSocket). Until then they hold
+ * a slot here, not one of the endpoint's own (maxSubscribers): anyone can open such a socket, and
+ * a few addresses holding every subscriber slot for the hello timeout each would lock clients out.
+ * Bounded in all and per IP; a slot is given back when the socket closes or authenticates.
+ */
+export class PendingSockets {
+  private total = 0;
+  private readonly byIp = new Map<string, number>();
+
+  constructor(
+    readonly max = MAX_PENDING_SOCKETS,
+    readonly maxPerIp = MAX_PENDING_SOCKETS_PER_IP,
+  ) {}
+
+  get size(): number {
+    return this.total;
+  }
+
+  /** Take a slot for a socket from `ip`: a function that gives it back (once), or undefined when full. */
+  take(ip: string | undefined): (() => void) | undefined {
+    const key = ip ?? '?';
+    const n = this.byIp.get(key) ?? 0;
+    if (this.total >= this.max || n >= this.maxPerIp) return undefined;
+    this.total++;
+    this.byIp.set(key, n + 1);
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.total--;
+      const left = (this.byIp.get(key) ?? 1) - 1;
+      if (left > 0) this.byIp.set(key, left);
+      else this.byIp.delete(key);
+    };
+  }
+}
+
+/** Refuse an upgrade with a plain-text HTTP error. */
+export function refuseUpgrade(socket: Duplex, status: string, body = ''): void {
+  socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }
 
 interface Sub {
   ws: WebSocket;
   service: string | undefined;
   ready: boolean;
+  /** Holds the token (or none is needed): counts toward maxSubscribers. */
+  authorized: boolean;
+  /** Gives back its PendingSockets slot, while it has one. */
+  release: (() => void) | undefined;
   /** `/v1/watch?format=json`: the same frames as JSON text, for browsers (the dashboard). */
   json: boolean;
 }
@@ -41,14 +108,20 @@ interface Sub {
  * snapshot of the servers it knows, then upsert/remove deltas. Nothing a subscriber sends can
  * change membership: the only frame read is `hello`; anything else is counted and ignored.
  * `/v1/watch?format=json` carries the same frames as JSON text (hello included), for browsers.
+ * With a token configured, a client shows it in the upgrade (`authorization: Bearer <token>`) or
+ * in its hello; only then does it count toward maxSubscribers (until then: PendingSockets).
  */
 export class Subscriptions {
   private readonly wss: WebSocketServer;
   private readonly subs = new Set<Sub>();
+  private readonly pending: PendingSockets;
+  /** Subscribers counted toward maxSubscribers: those authorized. */
+  private authorizedCount = 0;
   readonly counters = { accepted: 0, rejected: 0, badFrames: 0, ignoredFrames: 0, slowCutoffs: 0, framesOut: 0, bytesOut: 0 };
 
   constructor(private readonly opts: SubscriptionOptions) {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: 4096, perMessageDeflate: false });
+    this.pending = opts.pending ?? new PendingSockets();
   }
 
   get size(): number {
@@ -56,39 +129,59 @@ export class Subscriptions {
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const max = this.opts.maxSubscribers ?? 1024;
-    if (this.subs.size >= max) {
+    const authorized = this.tokenOk(req.headers.authorization);
+    if (!authorized && req.headers.authorization !== undefined) {
+      // The token may also come in `hello`; a wrong bearer header is refused outright.
       this.counters.rejected++;
-      const body = `too many subscribers: this agent serves at most ${max} (limits.maxSubscribers); try another agent\n`;
-      socket.end(`HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      refuseUpgrade(socket, '401 Unauthorized');
       return;
     }
-    if (this.opts.token && !this.tokenOk(req.headers.authorization)) {
-      // The token may also come in `hello`; a wrong bearer header is refused outright.
-      if (req.headers.authorization !== undefined) {
+    let release: (() => void) | undefined;
+    if (authorized) {
+      if (this.full()) {
         this.counters.rejected++;
-        socket.end('HTTP/1.1 401 Unauthorized\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+        refuseUpgrade(socket, '503 Service Unavailable', this.fullMessage());
         return;
       }
+    } else {
+      // No token yet: a slot among the sockets waiting to authenticate, not a subscriber's.
+      release = this.pending.take(req.socket.remoteAddress);
+      if (!release) {
+        this.counters.rejected++;
+        refuseUpgrade(socket, '503 Service Unavailable', 'too many connections waiting to authenticate; send the token as `authorization: Bearer <token>`\n');
+        return;
+      }
+      // Given back however the socket ends, even when the upgrade itself fails.
+      socket.once('close', release);
     }
     const json = /[?&]format=json(&|$)/.test(req.url ?? '');
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, this.opts.token ? this.tokenOk(req.headers.authorization) : true, json));
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, authorized, json, release));
   }
 
   private tokenOk(header: string | undefined | null): boolean {
-    const want = this.opts.token;
-    if (!want) return true;
-    if (!header) return false;
-    const got = header.startsWith('Bearer ') ? header.slice(7) : header;
-    const a = Buffer.from(got);
-    const b = Buffer.from(want);
-    return a.length === b.length && timingSafeEqual(a, b);
+    return tokenMatches(this.opts.token, header);
   }
 
-  private accept(ws: WebSocket, authorized: boolean, json = false): void {
+  private full(): boolean {
+    return this.authorizedCount >= (this.opts.maxSubscribers ?? 1024);
+  }
+
+  private fullMessage(): string {
+    return `too many subscribers: this agent serves at most ${this.opts.maxSubscribers ?? 1024} (limits.maxSubscribers); try another agent\n`;
+  }
+
+  private authorize(sub: Sub): void {
+    sub.authorized = true;
+    this.authorizedCount++;
+    sub.release?.();
+    sub.release = undefined;
+  }
+
+  private accept(ws: WebSocket, authorized: boolean, json: boolean, release: (() => void) | undefined): void {
     this.counters.accepted++;
-    const sub: Sub = { ws, service: undefined, ready: false, json };
+    const sub: Sub = { ws, service: undefined, ready: false, authorized: false, release, json };
     this.subs.add(sub);
+    if (authorized) this.authorize(sub);
     const helloTimer = setTimeout(() => {
       if (!sub.ready) this.fail(sub, 'PEERLB_ERR_TIMEOUT', 'no hello within the time allowed');
     }, this.opts.helloTimeoutMs ?? 5000);
@@ -109,9 +202,17 @@ export class Subscriptions {
         this.counters.badFrames++;
         return this.fail(sub, (err as { code?: string }).code ?? 'PEERLB_ERR_DECODE', (err as Error).message);
       }
-      if (!authorized && !(hello.token !== undefined && this.tokenOk(hello.token))) {
-        this.counters.rejected++;
-        return this.fail(sub, 'PEERLB_ERR_AUTH', 'a valid token is required');
+      if (!sub.authorized) {
+        if (!(hello.token !== undefined && this.tokenOk(hello.token))) {
+          this.counters.rejected++;
+          return this.fail(sub, 'PEERLB_ERR_AUTH', 'a valid token is required');
+        }
+        // Now it takes a subscriber's slot, if one is free.
+        if (this.full()) {
+          this.counters.rejected++;
+          return this.fail(sub, 'PEERLB_ERR_LIMIT', this.fullMessage().trim());
+        }
+        this.authorize(sub);
       }
       clearTimeout(helloTimer);
       sub.service = hello.service;
@@ -128,7 +229,8 @@ export class Subscriptions {
     ws.on('error', () => ws.terminate());
     ws.on('close', () => {
       clearTimeout(helloTimer);
-      this.subs.delete(sub);
+      if (this.subs.delete(sub) && sub.authorized) this.authorizedCount--;
+      sub.release?.();
     });
   }
 
@@ -177,6 +279,7 @@ export class Subscriptions {
   close(): void {
     for (const sub of this.subs) sub.ws.terminate();
     this.subs.clear();
+    this.authorizedCount = 0;
     this.wss.close();
   }
 }

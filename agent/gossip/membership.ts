@@ -891,7 +891,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
   // -------------------------------------------------------------------------------------------
   // Receiving
 
-  private onFrame(_from: string, bytes: Uint8Array): void {
+  /** Frames whose handling threw (see onFrame); for rate-limiting the warning. */
+  private frameFailures = 0;
+
+  private onFrame(from: string, bytes: Uint8Array): void {
     if (this.stopped) return;
     this.counters.framesIn++;
     const res = tryDecodeFrame(bytes, this.maxFrameBytes);
@@ -900,7 +903,20 @@ export class Membership extends EventEmitter<MembershipEvents> {
       this.log.debug({ err: res.error.message, code: res.error.code }, 'gossip: bad frame dropped');
       return;
     }
-    const f = res.frame;
+    // The transport calls this from a socket's 'message' handler: anything thrown here (a bug, or
+    // a 'change' listener choking on what a peer sent) would be an uncaught exception that kills
+    // the process. It is a frame we could not take: counted with the decode errors, and logged
+    // at warn once per 2^n failures, so that a peer repeating it cannot flood the log.
+    try {
+      this.dispatch(res.frame);
+    } catch (err) {
+      this.counters.decodeErrors++;
+      const n = ++this.frameFailures;
+      if ((n & (n - 1)) === 0) this.log.warn({ err: (err as Error)?.message ?? String(err), type: res.frame.type, peer: from, failures: n }, 'gossip: handling a frame failed; dropped');
+    }
+  }
+
+  private dispatch(f: GossipFrame): void {
     if (f.from.node === this.node && f.from.addr === this.me.addr) return;
     // Updates first: a ping that tells us we are suspect gets an ack that carries our refutation.
     if ('piggyback' in f && f.piggyback) this.applyPiggyback(f.piggyback, f.from);

@@ -27,6 +27,9 @@
  *                   the receiver rebuilds the full seq from the last one it has, see loadSeqAfter)
  *   state           [node, addr, incarnation, status 0..3, meta, [seq, conns, sessions, util %, age 10 ms] | nil]
  *
+ * Addresses (senderAddr, addr of alive updates and states, targetAddr) are ws:// or wss:// URLs
+ * with a host and a port: the decoder refuses anything else (see gossipAddrPort).
+ *
  * Load entries are the bulk of the traffic (every agent reports every second), hence the flat
  * array, integers instead of floats (utilization to 1 %, age to 10 ms: msgpack then needs one byte
  * for each in the common case) and short keys. An entry is ~10 bytes.
@@ -284,6 +287,34 @@ function str(v: unknown, what: string, max: number = LIMITS.maxStringLength): st
   if (typeof v !== 'string' || v.length === 0 || v.length > max) throw new DecodeError(`${what} must be a non-empty string of at most ${max} chars`);
   return v;
 }
+
+/**
+ * The port of a gossip address (ws:// or wss:// with a host and a port in 1..65535; a URL without
+ * a port means the scheme's default), or undefined when `addr` is not one. Never throws.
+ */
+export function gossipAddrPort(addr: string): number | undefined {
+  let u: URL;
+  try {
+    u = new URL(addr);
+  } catch {
+    return undefined;
+  }
+  if ((u.protocol !== 'ws:' && u.protocol !== 'wss:') || u.hostname === '') return undefined;
+  // WHATWG URL drops a default port (ws://h:80 has port ''), and refuses ports above 65535.
+  const port = u.port === '' ? (u.protocol === 'ws:' ? 80 : 443) : Number(u.port);
+  return port >= 1 && port <= 65535 ? port : undefined;
+}
+
+/**
+ * A member's or sender's address: decoded only when it is a gossip URL. Everything downstream
+ * (the transport, /v1/members, the watch's agent list) parses it as one; an address that is not
+ * must fail here, as a decode error, not later inside a handler.
+ */
+function addr(v: unknown, what: string): string {
+  const s = str(v, what);
+  if (gossipAddrPort(s) === undefined) throw new DecodeError(`${what} must be a ws:// or wss:// URL with a host and a port, got ${JSON.stringify(s.slice(0, 64))}`);
+  return s;
+}
 function uint(v: unknown, what: string, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > max) throw new DecodeError(`${what} must be an integer in 0..${max}`);
   return v;
@@ -333,7 +364,7 @@ function parseUpdate(v: unknown): StateUpdate {
   switch (kind) {
     case KIND_CODES.alive:
       if (t.length < 5) throw new DecodeError('alive update needs addr and meta');
-      return { kind: 'alive', node, incarnation, addr: str(t[3], 'update.addr'), meta: parseMeta(t[4], node) };
+      return { kind: 'alive', node, incarnation, addr: addr(t[3], 'update.addr'), meta: parseMeta(t[4], node) };
     case KIND_CODES.suspect:
       return { kind: 'suspect', node, incarnation, from: str(t[3], 'update.from') };
     case KIND_CODES.dead:
@@ -381,7 +412,7 @@ function parseState(v: unknown): MemberState {
   const node = str(t[0], 'state.node');
   const s: MemberState = {
     node,
-    addr: str(t[1], 'state.addr'),
+    addr: addr(t[1], 'state.addr'),
     incarnation: uint(t[2], 'state.incarnation'),
     status: MEMBER_STATUSES[uint(t[3], 'state.status', MEMBER_STATUSES.length - 1)]!,
     meta: parseMeta(t[4], node),
@@ -428,7 +459,7 @@ function decodeUnsafe(bytes: Uint8Array, maxBytes: number): GossipFrame {
   if (v[0] !== PROTOCOL_VERSION) throw new UnsupportedVersionError(v[0], PROTOCOL_VERSION);
   const type = typeof v[1] === 'number' ? TYPE_BY_CODE.get(v[1]) : undefined;
   if (!type) throw new DecodeError(`unknown gossip frame type ${JSON.stringify(typeof v[1] === 'bigint' ? String(v[1]) : v[1])}`);
-  const from: Sender = { node: str(v[2], 'sender node'), addr: str(v[3], 'sender addr') };
+  const from: Sender = { node: str(v[2], 'sender node'), addr: addr(v[3], 'sender addr') };
   const need = (n: number) => {
     if (v.length < n) throw new DecodeError(`${type} frame is too short`);
   };
@@ -452,7 +483,7 @@ function decodeUnsafe(bytes: Uint8Array, maxBytes: number): GossipFrame {
       return { type, from, seq: uint(v[4], 'seq') };
     case 'ping-req': {
       need(8);
-      const f: GossipFrame = { type, from, seq: uint(v[4], 'seq'), target: str(v[5], 'ping-req target'), targetAddr: str(v[6], 'ping-req target addr'), nack: bool(v[7], 'ping-req nack') };
+      const f: GossipFrame = { type, from, seq: uint(v[4], 'seq'), target: str(v[5], 'ping-req target'), targetAddr: addr(v[6], 'ping-req target addr'), nack: bool(v[7], 'ping-req nack') };
       const p = parsePiggyback(v, 8, false);
       if (p) f.piggyback = p;
       return f;
