@@ -127,7 +127,7 @@ live('watch', '/v1/watch?format=json', (ws) => ws.send(JSON.stringify(Object.ass
   else if (f.t === 'remove') { servers.delete(f.id); removed.set(f.id, f.reason); }
   else if (f.t === 'error') document.getElementById('conn-watch').textContent = 'watch: ' + f.code + ' ' + f.message;
 });
-live('events', '/v1/events', () => {}, (msg) => {
+live('events', '/v1/events', (ws) => { if (token) ws.send(JSON.stringify({ t: 'hello', v: 1, token })); }, (msg) => {
   if (msg.type === 'members') { members.clear(); msg.members.forEach((m) => members.set(m.node, m)); events = msg.events || []; }
   else if (msg.type === 'member') members.set(msg.member.node, msg.member);
   else if (msg.type === 'event') { events.push(msg.event); if (events.length > 200) events.shift(); }
