@@ -11,6 +11,11 @@
  *   its RRset after one second (§10.2); a goodbye (TTL 0) removes its record after one second
  *   (§10.1); refresh queries go out at 80, 85, 90 and 95 % of a record's TTL, plus 0–2 % (§5.2),
  *   and a record no one refreshed expires.
+ * - Goodbyes: an instance whose PTR or SRV said goodbye is down at once ('down' with 'goodbye'),
+ *   not a second later when the records go: the second is there to let a responder that did not
+ *   mean it answer again (§10.1), and a server that is shutting down must stop taking traffic
+ *   now. Its records stay cached for that second, so a fresh announcement within it brings the
+ *   instance back ('up'); after it, the instance is forgotten as before.
  * - Resolution: an instance is up when its PTR, SRV, TXT and the SRV target's A or AAAA are all
  *   in the cache and the TXT decodes (records.ts); missing pieces are asked for, with backoff.
  *
@@ -157,6 +162,8 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
   private readonly up = new Map<string, { inst: BrowsedInstance; target: string }>();
   private readonly resolving = new Map<string, { attempt: number; nextAt: number; missing: string }>();
   private readonly goodbyeNames = new Set<string>();
+  /** Instances taken down by a goodbye whose records are still cached (§10.1), and when to forget them. */
+  private readonly saidGoodbye = new Map<string, number>();
   /** Signature of a query we sent → echoes still expected (multicast loopback brings each back once) and until when. */
   private readonly ownQueries = new Map<string, { echoes: number; until: number }>();
   private nextBrowseAt = 0;
@@ -417,10 +424,20 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
     return best;
   }
 
-  private pointedInstances(): Set<string> {
+  /** Instances a cached PTR points at; with `live`, only through a PTR that did not say goodbye. */
+  private pointedInstances(live = false): Set<string> {
     const out = new Set<string>();
-    for (const e of this.bySet.get(`${this.browseName}|PTR`) ?? []) out.add(String(e.data).toLowerCase());
+    for (const e of this.bySet.get(`${this.browseName}|PTR`) ?? []) if (!live || !e.goodbye) out.add(String(e.data).toLowerCase());
     return out;
+  }
+
+  /** Did the instance say goodbye: every PTR to it, or every SRV of it, has TTL 0 (§10.1)? */
+  private goneByGoodbye(instance: string, live: Set<string>): boolean {
+    if (!live.has(instance)) return true;
+    const srvs = this.bySet.get(`${instance}|SRV`);
+    if (!srvs || srvs.size === 0) return false;
+    for (const e of srvs) if (!e.goodbye) return false;
+    return true;
   }
 
   private srvTargets(instances: Set<string>): Set<string> {
@@ -470,10 +487,27 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
   }
 
   private reconcile(now: number): void {
+    // The §10.1 second after a goodbye is over and the instance did not come back: forget it, as
+    // an instance that goes down for any other reason is (below).
+    for (const [instance, at] of this.saidGoodbye) {
+      if (this.up.has(instance)) this.saidGoodbye.delete(instance);
+      else if (at <= now) {
+        this.saidGoodbye.delete(instance);
+        this.resolving.delete(instance);
+        this.forget(instance);
+      }
+    }
     const current = new Map<string, { inst: BrowsedInstance; target: string }>();
     const pointed = this.pointedInstances();
+    const live = this.pointedInstances(true);
     const needed = new Map<string, string>();
+    const byGoodbye = new Set<string>();
     for (const instance of pointed) {
+      if (this.goneByGoodbye(instance, live)) {
+        // Down now; nothing is asked for it while its records wait out their second.
+        byGoodbye.add(instance);
+        continue;
+      }
       const srv = this.latest(instance, 'SRV');
       const txt = this.latest(instance, 'TXT');
       const target = srv ? String((srv.data as { target?: unknown })?.target ?? '').toLowerCase() : '';
@@ -523,11 +557,17 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
     for (const [instance, prev] of [...this.up]) {
       if (current.has(instance)) continue;
       this.up.delete(instance);
+      this.resolving.delete(instance);
+      if (byGoodbye.has(instance)) {
+        // Its records stay for their second (§10.1): an announcement within it brings it back.
+        this.saidGoodbye.set(instance, now + GOODBYE_REMOVE_MS);
+        events.push(() => this.emit('down', prev.inst.id, 'goodbye', instance));
+        continue;
+      }
       const reason: DownReason = this.goodbyeNames.has(instance) || this.goodbyeNames.has(prev.target) ? 'goodbye' : 'expired';
       // Whatever part went, the instance is gone: forget its PTR too rather than ask for the
       // missing part until the PTR's 75 minutes run out. Alive, it answers the next browse
       // query (its PTR is no longer a known answer) and comes back.
-      this.resolving.delete(instance);
       this.forget(instance);
       events.push(() => this.emit('down', prev.inst.id, reason, instance));
     }
@@ -610,6 +650,7 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
     let at = this.nextBrowseAt;
     for (const e of this.entries.values()) at = Math.min(at, e.expiresAt, e.refreshAt);
     for (const r of this.resolving.values()) at = Math.min(at, r.nextAt);
+    for (const t of this.saidGoodbye.values()) at = Math.min(at, t);
     this.timer = this.clock.setTimeout(() => this.tick(), Math.max(1, at - now));
     this.timer.unref?.();
   }

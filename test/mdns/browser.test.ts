@@ -9,7 +9,7 @@ import type { Answer, Question } from 'dns-packet';
 import { ManualClock } from '../../sdk/clock.js';
 import { XorShiftRandom } from '../../sdk/random.js';
 import { MdnsAnnouncer } from '../../agent/mdns/announcer.js';
-import { buildRecords, type AnnounceInfo, type Ttls } from '../../agent/mdns/records.js';
+import { buildRecords, goodbyes, type AnnounceInfo, type Ttls } from '../../agent/mdns/records.js';
 import { MdnsBrowser, type BrowsedInstance } from '../../sdk/discovery/mdns-browser.js';
 import { FakeMdnsNet, fixedRandom, garbage, mutate, type FakeMdnsSocket, type Full } from './fake-mdns.js';
 
@@ -163,7 +163,7 @@ describe('MdnsBrowser instances', () => {
     await b.close();
   });
 
-  it('removes an instance exactly one second after its goodbye (§10.1)', async () => {
+  it('a goodbye takes the instance down at once; its records are forgotten one second later (§10.1)', async () => {
     const { clock, announcer, browser } = setup();
     const x = announcer(info('a', 1));
     const y = announcer(info('b', 2));
@@ -172,14 +172,62 @@ describe('MdnsBrowser instances', () => {
     const { b, events } = browser();
     await b.start();
     clock.advance(5000);
+    const cached = b.stats().cacheEntries;
     const t = clock.now();
     await x.a.stop();
+    clock.advance(0);
+    // Down when the goodbye arrives, not when its records go (the SDK stops using it now).
+    expect(events.filter((e) => e[0] === 'down')).toEqual([['down', t, 'a', 'goodbye']]);
+    expect(b.instances().map((i) => i.id)).toEqual(['b']);
+    // The records themselves keep RFC 6762 §10.1 cache semantics: one more second, then gone.
     clock.advance(999);
-    expect(b.instances()).toHaveLength(2);
+    expect(b.stats().cacheEntries).toBe(cached);
     clock.advance(1);
-    expect(events.filter((e) => e[0] === 'down')).toEqual([['down', t + 1000, 'a', 'goodbye']]);
+    expect(b.stats().cacheEntries).toBeLessThan(cached);
+    clock.advance(10_000);
+    expect(events.filter((e) => e[0] === 'down')).toHaveLength(1);
     expect(b.instances().map((i) => i.id)).toEqual(['b']);
     await y.a.stop();
+    await b.close();
+  });
+
+  it('an instance announced again within the second after its goodbye comes back up', async () => {
+    const { clock, net, browser } = setup();
+    const responder = net.socket('10.0.0.5');
+    const rrs = buildRecords(info('m', 5)).records.map((r) => r.rr);
+    const { b, events } = browser();
+    await b.start();
+    responder.send({ type: 'response', answers: rrs });
+    clock.advance(100);
+    expect(events.map((e) => e[0])).toEqual(['up']);
+    responder.send({ type: 'response', answers: goodbyes(rrs) });
+    clock.advance(0);
+    expect(events.map((e) => [e[0], e[1]])).toEqual([['up', 0], ['down', 100]]);
+    expect(b.instances()).toEqual([]);
+    clock.advance(500);
+    responder.send({ type: 'response', answers: rrs });
+    clock.advance(0);
+    expect(events.map((e) => [e[0], e[1]])).toEqual([['up', 0], ['down', 100], ['up', 600]]);
+    // It stays: nothing from the old goodbye removes it later.
+    clock.advance(10_000);
+    expect(events).toHaveLength(3);
+    expect(b.instances().map((i) => i.id)).toEqual(['m']);
+    await b.close();
+  });
+
+  it.each(['PTR', 'SRV'])('a goodbye of the %s alone takes the instance down at once', async (type) => {
+    const { clock, net, browser } = setup();
+    const responder = net.socket('10.0.0.5');
+    const rrs = buildRecords(info('m', 5)).records.map((r) => r.rr);
+    const { b, events } = browser();
+    await b.start();
+    responder.send({ type: 'response', answers: rrs });
+    clock.advance(100);
+    responder.send({ type: 'response', answers: goodbyes(rrs.filter((rr) => rr.type === type)) });
+    clock.advance(0);
+    expect(events.map((e) => e.slice(0, 2).concat(e.slice(3)))).toEqual([['up', 0], ['down', 100, 'goodbye']]);
+    clock.advance(30_000);
+    expect(events).toHaveLength(2);
     await b.close();
   });
 
