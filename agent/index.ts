@@ -490,7 +490,9 @@ export class Agent extends EventEmitter<AgentEvents> {
       }
     }
     this.opts = opts;
-    if (changed.length) this.publishMeta();
+    // Only what members see of us takes an incarnation step: a new keyring is not news to anyone
+    // (and a step makes receivers take any load seq as news, briefly letting an older report in).
+    if (changed.includes('weight') || changed.includes('zone')) this.publishMeta();
     if (needsRestart.length) this.log.warn({ needsRestart }, 'configuration changes that take a restart were not applied');
     this.log.info({ changed, weight: next.weight, zone: next.zone }, 'configuration reloaded');
     return { changed, needsRestart };

@@ -86,9 +86,12 @@ describe('reload and the keyring', () => {
 
     // The file changes: the file wins.
     writeFileSync(keyFile, `${k3}\n${k1}\n`);
+    const incBefore = a.members().find((m) => m.node === 'kr1')!.incarnation;
     const r2 = a.reload({ ...opts, weight: 260 });
     expect(r2.changed).toEqual(['keyring']);
     expect(a.gossipStats().keys).toEqual([id(k3), id(k1)]);
+    // A new keyring is nothing members see of us: no incarnation step (only weight/zone take one).
+    expect(a.members().find((m) => m.node === 'kr1')!.incarnation).toBe(incBefore);
     // And reloading it again changes nothing.
     expect(a.reload({ ...opts, weight: 260 }).changed).toEqual([]);
     expect(a.gossipStats().keys).toEqual([id(k3), id(k1)]);
