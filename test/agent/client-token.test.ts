@@ -10,6 +10,7 @@ import { startAgent, type Agent, type AgentOptions } from '../../agent/index.js'
 import { MAX_PENDING_SOCKETS_PER_IP } from '../../agent/subscriptions.js';
 import { decodeWatchServerFrame, encodeWatchFrame, PROTOCOL_VERSION } from '../../sdk/protocol.js';
 import { ownLoopback } from './load/net-helpers.js';
+import { sleep, until } from '../security/helpers.js';
 
 const OTHER_IP = await ownLoopback('127.0.0.41');
 const TOKEN = 'client-sekret';
@@ -20,14 +21,6 @@ afterEach(async () => {
   await Promise.all(running.splice(0).map((a) => a.stop().catch(() => {})));
 });
 
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function agent(node: string, opts: Partial<AgentOptions> = {}): Promise<Agent> {
   const a = await startAgent({ service: 'game', node, host: '127.0.0.1', port: 0, udpPort: 40_000, gossipProfile: 'local', loadIntervalMs: 100, token: TOKEN, ...opts }, { log: false });
