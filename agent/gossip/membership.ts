@@ -52,6 +52,7 @@ import {
   loadEntrySize,
   loadKey,
   loadSeqAfter,
+  LOAD_SEQ_MOD,
   nodeHash,
   PIGGYBACK_ARRAY_OVERHEAD,
   type GossipFrame,
@@ -166,6 +167,11 @@ interface Rec {
   load: LoadReport | undefined;
   /** Our incarnation of this member when its current load was accepted (see applyLoad). */
   loadInc: number;
+  /**
+   * The member's load seq when it took its current incarnation (from its own alive update): a
+   * load of this incarnation older than that is an in-flight report of the one before.
+   */
+  loadFloor: number | undefined;
   loadHeardAt: number;
   statusSince: number;
   updatedAt: number;
@@ -332,6 +338,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       meta: copyMeta(opts.meta),
       load: undefined,
       loadInc: 0,
+      loadFloor: undefined,
       loadHeardAt: now,
       statusSince: now,
       updatedAt: now,
@@ -570,6 +577,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
   }
 
   private aliveUpdate(r: Rec): StateUpdate {
+    // Our own: say where our load seq stands at this incarnation (see Rec.loadFloor).
+    if (r === this.me && r.load) return { kind: 'alive', node: r.node, incarnation: r.incarnation, addr: r.addr, meta: r.meta, loadSeq: r.load.seq };
     return { kind: 'alive', node: r.node, incarnation: r.incarnation, addr: r.addr, meta: r.meta };
   }
 
@@ -1078,6 +1087,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
         meta: copyMeta(u.meta),
         load: undefined,
         loadInc: 0,
+        loadFloor: undefined,
         loadHeardAt: now,
         statusSince: now,
         updatedAt: now,
@@ -1102,6 +1112,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const prev = r.status;
     const changed = r.addr !== u.addr || !sameMeta(r.meta, u.meta);
     r.incarnation = u.incarnation;
+    r.loadFloor = u.loadSeq;
     this.setAddr(r, u.addr);
     r.meta = copyMeta(u.meta);
     r.updatedAt = now;
@@ -1148,6 +1159,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     }
     this.broadcast(u);
     r.incarnation = u.incarnation;
+    r.loadFloor = undefined; // a new incarnation whose alive update (with its floor) has not reached us
     this.counters.suspicions++;
     const n = this.liveCount();
     let k = this.config.suspicionConfirmations;
@@ -1207,6 +1219,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     }
     this.broadcast(u);
     r.incarnation = u.incarnation;
+    r.loadFloor = undefined; // a new incarnation whose alive update (with its floor) has not reached us
     this.setStatus(r, 'dead');
   }
 
@@ -1220,6 +1233,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     }
     this.broadcast(u);
     r.incarnation = u.incarnation;
+    r.loadFloor = undefined; // a new incarnation whose alive update (with its floor) has not reached us
     this.setStatus(r, 'left');
   }
 
@@ -1296,7 +1310,15 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const now = this.clock.now();
     const reset = !r.load || r.incarnation > r.loadInc;
     let seq: number | undefined;
-    if (!gossip) seq = reset || l.seq > r.load!.seq ? l.seq : undefined;
+    if (reset && r.loadFloor !== undefined) {
+      // A new incarnation of a member that said where its load seq stood when it took it (a meta
+      // change or a refutation; a restarted process counts from 1 again and says so): a report
+      // below that is from before, still in flight — old news; one above it has its full seq
+      // rebuilt from the floor (a gossip seq is mod 128), so the seq never jumps.
+      const floor = r.loadFloor;
+      const d = gossip ? (l.seq - (floor % LOAD_SEQ_MOD) + LOAD_SEQ_MOD) % LOAD_SEQ_MOD : l.seq - floor;
+      seq = d < 0 || (gossip && d >= LOAD_SEQ_MOD / 2) ? undefined : floor + d;
+    } else if (!gossip) seq = reset || l.seq > r.load!.seq ? l.seq : undefined;
     else if (reset) seq = l.seq;
     // At most 5 reports a second (agent/load minGapMs): after 10 s without news the mod-128 window
     // can no longer tell newer from older, and anything is newer.

@@ -16,7 +16,9 @@
  *   push-pull-resp  [.., states]
  *   leave           [.., incarnation]
  *
- *   update  alive   [0, node, incarnation, addr, meta]
+ *   update  alive   [0, node, incarnation, addr, meta, loadSeq?]
+ *                   (loadSeq: the member's load seq when it took this incarnation, sent by the
+ *                   member itself: loads of this incarnation are not older than that)
  *           suspect [1, node, incarnation, fromNode]
  *           dead    [2, node, incarnation, fromNode]
  *           left    [3, node, incarnation]
@@ -50,7 +52,7 @@ export interface Sender {
 }
 
 export type StateUpdate =
-  | { kind: 'alive'; node: string; incarnation: number; addr: string; meta: MemberMeta }
+  | { kind: 'alive'; node: string; incarnation: number; addr: string; meta: MemberMeta; loadSeq?: number }
   | { kind: 'suspect'; node: string; incarnation: number; from: string }
   | { kind: 'dead'; node: string; incarnation: number; from: string }
   | { kind: 'left'; node: string; incarnation: number };
@@ -186,7 +188,9 @@ function metaTuple(meta: MemberMeta, node: string): unknown[] {
 function updateTuple(u: StateUpdate): unknown[] {
   switch (u.kind) {
     case 'alive':
-      return [KIND_CODES.alive, u.node, u.incarnation, u.addr, metaTuple(u.meta, u.node)];
+      return u.loadSeq === undefined
+        ? [KIND_CODES.alive, u.node, u.incarnation, u.addr, metaTuple(u.meta, u.node)]
+        : [KIND_CODES.alive, u.node, u.incarnation, u.addr, metaTuple(u.meta, u.node), u.loadSeq];
     case 'suspect':
       return [KIND_CODES.suspect, u.node, u.incarnation, u.from];
     case 'dead':
@@ -364,7 +368,9 @@ function parseUpdate(v: unknown): StateUpdate {
   switch (kind) {
     case KIND_CODES.alive:
       if (t.length < 5) throw new DecodeError('alive update needs addr and meta');
-      return { kind: 'alive', node, incarnation, addr: addr(t[3], 'update.addr'), meta: parseMeta(t[4], node) };
+      return t[5] === undefined || t[5] === null
+        ? { kind: 'alive', node, incarnation, addr: addr(t[3], 'update.addr'), meta: parseMeta(t[4], node) }
+        : { kind: 'alive', node, incarnation, addr: addr(t[3], 'update.addr'), meta: parseMeta(t[4], node), loadSeq: uint(t[5], 'update.loadSeq') };
     case KIND_CODES.suspect:
       return { kind: 'suspect', node, incarnation, from: str(t[3], 'update.from') };
     case KIND_CODES.dead:
