@@ -77,7 +77,7 @@ program
   .action(async (o: { agent: string; json?: boolean; timeout: string }) => {
     const m = /^wss?:\/\/([^/\s]+)\/?$/.exec(o.agent);
     if (!m) fail(new Error(`--agent must be ws://host:port, got ${JSON.stringify(o.agent)}`));
-    const url = `http://${m[1]}/v1/members`;
+    const url = `${o.agent.startsWith('wss:') ? 'https' : 'http'}://${m![1]}/v1/members`;
     let members: Array<Record<string, unknown>>;
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(Number(o.timeout) || 3000) });

@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AGENT_OPTION_SPECS, resolveAgentOptions } from '../../agent/options.js';
+import { MDNS_PORT } from '../../agent/mdns/responder.js';
 import { ownLoopback } from '../agent/load/net-helpers.js';
 import { CLI, cleanEnv, getJson, startCliAgent, stopCliAgents, type MemberRow, type OpsAgent } from '../helpers/ops.js';
 
@@ -148,7 +149,7 @@ describe('`peerlb agent --help`', () => {
         checked++;
       }
     }
-    expect(checked).toBe(AGENT_OPTION_SPECS.length - 6); // all but service, tcpPort and the four below
+    expect(checked).toBe(AGENT_OPTION_SPECS.length - 7); // all but service, tcpPort and the five below
     expect(withTcp.mdns).toBe(false);
     expect(udpOnly.tcpPort).toBeUndefined();
     // The defaults described in words.
@@ -157,6 +158,9 @@ describe('`peerlb agent --help`', () => {
     expect(resolveAgentOptions({ service: 'game', tcpPort: 7000, host: '127.0.0.5' }).bind).toBe('127.0.0.5');
     expect(withTcp.health.type).toBe('tcp');
     expect(udpOnly.health.type).toBe('none');
+    // mdns.port: unset unless given; the announcer then uses the mDNS port.
+    expect(resolveAgentOptions({ service: 'game', tcpPort: 7000, mdns: { interface: '127.0.0.1' } }).mdns).toEqual({ interface: '127.0.0.1' });
+    expect(MDNS_PORT).toBe(5353);
   });
 });
 
