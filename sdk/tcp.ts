@@ -113,7 +113,15 @@ export function connectWithFailover(b: Balancer, hash: number, opts: ConnectOpti
     const connectTo = (s: ServerState, port: number): void => {
       b.connectionOpened(s);
       const t0 = performance.now();
-      const sock = net.connect(extra ? { ...extra, host: s.host, port } : { host: s.host, port });
+      let sock: net.Socket;
+      try {
+        sock = net.connect(extra ? { ...extra, host: s.host, port } : { host: s.host, port });
+      } catch (err) {
+        // A synchronous throw (a bad `socket` option, a `lookup` that throws): nothing was opened,
+        // and another server would get the same options, so it ends this connect.
+        b.connectionClosed(s);
+        return reject(err);
+      }
       let done = false;
       const finish = (err?: Error) => {
         if (done) return;

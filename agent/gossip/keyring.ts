@@ -13,7 +13,7 @@
  *
  * A sealed frame on the wire:
  *
- *   [version 1 byte = 1][key id 4 bytes][nonce 12 bytes][ciphertext][GCM tag 16 bytes]
+ *   [version 1 byte = 2][key id 4 bytes][nonce 12 bytes][ciphertext][GCM tag 16 bytes]
  *
  *   key id     first 4 bytes of SHA-256 of the key (says which key; not secret, not a check)
  *   nonce      random per frame (never derived: GCM must never reuse a nonce under a key)
@@ -32,14 +32,17 @@
  * bytes in the upgrade response (`x-peerlb-challenge`), and every frame on that socket is sealed
  * with them in its AAD. A frame captured on one socket does not open on any other — not at another
  * agent, not at the same agent on a new socket — so the per-stream window above only has to stop
- * replays within one socket (injected into its TCP stream).
+ * replays within one socket (injected into its TCP stream). The binding defeats capture and
+ * replay, not an active man in the middle of a plain ws:// link, who could swap one agent's
+ * challenge for another's: against that, run gossip over wss:// (TLS).
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../../sdk/errors.js';
 
 export const KEY_BYTES = 32;
-export const SEAL_VERSION = 1;
+/** 2: frames bound to their socket (the challenge in the AAD); version 1 frames had no binding. */
+export const SEAL_VERSION = 2;
 const KEY_ID_BYTES = 4;
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;

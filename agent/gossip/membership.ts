@@ -190,6 +190,8 @@ interface Probe {
   kind: 'round' | 'hint' | 'confirm' | 'reconnect';
   phase: 'direct' | 'indirect';
   startedAt: number;
+  /** extraWait() when the probe started: its deadlines do not move while fast acks shrink the estimate. */
+  extra: number;
   expectedNacks: number;
   nacks: number;
   timer: TimerHandle | undefined;
@@ -742,7 +744,12 @@ export class Membership extends EventEmitter<MembershipEvents> {
    * srtt + 4·rttvar when that is longer, at most awarenessMaxMultiplier probe intervals.
    */
   private probeTimeout(): number {
-    return this.rtt.timeout(this.config.probeTimeoutMs, this.config.probeIntervalMs * this.config.awarenessMaxMultiplier);
+    return this.rtt.timeout(this.config.probeTimeoutMs, this.timeoutCap());
+  }
+
+  /** The most probeTimeout() can be. */
+  private timeoutCap(): number {
+    return this.config.probeIntervalMs * this.config.awarenessMaxMultiplier;
   }
 
   /** What the round trip adds to the configured probe timeout: 0 on a network as fast as planned. */
@@ -778,7 +785,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private probe(r: Rec, kind: Probe['kind']): void {
     if (r.probing !== undefined || this.stopped) return;
     const seq = this.nextSeq();
-    const p: Probe = { seq, node: r.node, addr: r.addr, incarnation: r.incarnation, kind, phase: 'direct', startedAt: this.clock.now(), expectedNacks: 0, nacks: 0, timer: undefined };
+    const extra = this.extraWait();
+    const p: Probe = { seq, node: r.node, addr: r.addr, incarnation: r.incarnation, kind, phase: 'direct', startedAt: this.clock.now(), extra, expectedNacks: 0, nacks: 0, timer: undefined };
     this.probes.set(seq, p);
     r.probing = seq;
     if (kind !== 'reconnect') this.counters.probes++;
@@ -789,9 +797,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
     }
     this.send(r.addr, { type: 'ping', from: this.sender(), seq, target: r.node, piggyback: this.piggyback(r.node, this.buddy(r)) });
     if (kind === 'reconnect') {
-      p.timer = this.after(() => this.endProbe(p), this.config.probeIntervalMs);
+      p.timer = this.after(() => this.endProbe(p), this.config.probeIntervalMs + 3 * extra);
     } else {
-      p.timer = this.after(() => this.indirectProbe(p), this.probeTimeout());
+      p.timer = this.after(() => this.indirectProbe(p), this.config.probeTimeoutMs + extra);
     }
   }
 
@@ -823,7 +831,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     // is one more direct ping, which on a lossy path doubles the chance of the direct route.
     if (r) this.send(p.addr, { type: 'ping', from: this.sender(), seq: p.seq, target: p.node, piggyback: this.piggyback(p.node, this.buddy(r)) });
     // The helpers' path is two round trips: on a slow network, wait that much longer.
-    const deadline = p.startedAt + this.awareness.scaleTimeout(this.config.probeIntervalMs) + 3 * this.extraWait();
+    const deadline = p.startedAt + this.awareness.scaleTimeout(this.config.probeIntervalMs) + 3 * p.extra;
     p.timer = this.after(() => this.probeFailed(p), Math.max(0, deadline - this.clock.now()));
   }
 
@@ -863,7 +871,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
       const startedAt = this.lateProbes.get(seq);
       if (startedAt !== undefined) {
         this.lateProbes.delete(seq);
-        this.rtt.sample(this.clock.now() - startedAt);
+        // An ack later than the cap says nothing the cap does not (a stall, a healed partition
+        // delivering old pings): not a sample, or one event would pin the timeout for seconds.
+        const ms = this.clock.now() - startedAt;
+        if (ms <= this.timeoutCap()) this.rtt.sample(ms);
       }
       return;
     }
@@ -871,7 +882,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.endProbe(p);
     if (p.kind !== 'reconnect') {
       const ms = this.clock.now() - p.startedAt;
-      this.rtt.sample(ms);
+      this.rtt.sample(Math.min(ms, this.timeoutCap()));
       this.emit('rtt', { node: p.node, ms, phase: p.phase });
     }
     if (p.kind === 'reconnect') {
@@ -1004,14 +1015,16 @@ export class Membership extends EventEmitter<MembershipEvents> {
     if (f.nack) {
       // Nack before the asker's deadline (it waits until the end of its probe interval, which
       // started probeTimeout before it asked us): "I could not reach it either, but I am here".
-      const nackAfter = Math.max(1, Math.floor((this.config.probeIntervalMs - this.config.probeTimeoutMs + 2 * this.extraWait()) * 0.8));
+      // Unscaled: the asker's wait depends on its own round-trip estimate, not ours, and a nack
+      // that comes early does no harm (the ack, when it comes, still ends the probe).
+      const nackAfter = Math.max(1, Math.floor((this.config.probeIntervalMs - this.config.probeTimeoutMs) * 0.8));
       relay.timers.push(
         this.after(() => {
           if (this.relays.get(seq) === relay) this.send(relay.origin, { type: 'nack', from: this.sender(), seq: relay.originSeq });
         }, nackAfter),
       );
     }
-    relay.timers.push(this.after(() => this.relays.delete(seq), this.config.probeIntervalMs * 2 + 4 * this.extraWait()));
+    relay.timers.push(this.after(() => this.relays.delete(seq), this.config.probeIntervalMs * 2 + 4 * (this.timeoutCap() - this.config.probeTimeoutMs)));
   }
 
   private applyPiggyback(p: Piggyback, from: Sender): void {
@@ -1087,7 +1100,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
         meta: copyMeta(u.meta),
         load: undefined,
         loadInc: 0,
-        loadFloor: undefined,
+        loadFloor: u.loadSeq,
         loadHeardAt: now,
         statusSince: now,
         updatedAt: now,
@@ -1158,8 +1171,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
       return;
     }
     this.broadcast(u);
+    if (u.incarnation > r.incarnation) r.loadFloor = undefined; // its alive update (with the floor) has not reached us
     r.incarnation = u.incarnation;
-    r.loadFloor = undefined; // a new incarnation whose alive update (with its floor) has not reached us
     this.counters.suspicions++;
     const n = this.liveCount();
     let k = this.config.suspicionConfirmations;
@@ -1218,8 +1231,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
       return;
     }
     this.broadcast(u);
+    if (u.incarnation > r.incarnation) r.loadFloor = undefined; // its alive update (with the floor) has not reached us
     r.incarnation = u.incarnation;
-    r.loadFloor = undefined; // a new incarnation whose alive update (with its floor) has not reached us
     this.setStatus(r, 'dead');
   }
 
@@ -1232,8 +1245,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
       return;
     }
     this.broadcast(u);
+    if (u.incarnation > r.incarnation) r.loadFloor = undefined; // its alive update (with the floor) has not reached us
     r.incarnation = u.incarnation;
-    r.loadFloor = undefined; // a new incarnation whose alive update (with its floor) has not reached us
     this.setStatus(r, 'left');
   }
 

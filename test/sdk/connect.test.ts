@@ -109,6 +109,19 @@ describe('failover', () => {
     expect(err).toBeInstanceOf(NoServersError);
   });
 
+  it('a socket option net.connect throws on rejects that connect, and leaves no connection counted', async () => {
+    servers = await startServers(2);
+    const c = track(testCluster(servers.map((s) => s.record())));
+    for (let i = 0; i < 3; i++) {
+      const err = await rejection(c.connect({ socket: { localAddress: 'not-an-ip' } }));
+      expect((err as NodeJS.ErrnoException).code).toBe('ERR_INVALID_IP_ADDRESS');
+    }
+    expect(c.b.get('a')!.active + c.b.get('b')!.active).toBe(0);
+    // …and the cluster still connects normally.
+    held.push(await c.connect());
+    await waitUntil(() => servers[0]!.tcp.accepted + servers[1]!.tcp.accepted === 1, 'one accepted');
+  });
+
   it('a server without a TCP port is skipped', async () => {
     servers = await startServers(1);
     const c = track(testCluster([rec('udp-only', { tcpPort: undefined, udpPort: 9 }), servers[0]!.record()], { strategy: 'round-robin' }));

@@ -61,3 +61,22 @@ describe('a network 3× slower than the LAN profile expects', () => {
     expect(falseDeaths).toEqual([]);
   });
 });
+
+describe('a stall is not a slow network', () => {
+  it('acks that come back later than the cap (a stall, a healed partition) do not pin the timeout', () => {
+    const sim = new Sim({ seed: 12 });
+    sim.addMany(5, 20);
+    sim.run(20_000, { stepMs: 20, until: () => sim.converged() });
+    sim.run(2000, { stepMs: 20 });
+    const before = sim.live().map((v) => v.m.stats().probeTimeoutMs);
+    expect(before.every((t) => t === LAN.probeTimeoutMs)).toBe(true);
+    // For 300 ms every frame takes 5 s: the pings sent then arrive 5 s late, and their acks with them.
+    sim.net.delayMs = 5000;
+    sim.run(300, { stepMs: 10 });
+    sim.net.delayMs = 0.5;
+    sim.run(6000, { stepMs: 20 }); // the late acks arrived about a second ago
+    const after = sim.live().map((v) => v.m.stats().probeTimeoutMs);
+    console.log(`[stall] probe timeouts after a 5 s stall window: ${after.join(' ')} ms`);
+    for (const t of after) expect(t).toBeLessThan(400);
+  });
+});
