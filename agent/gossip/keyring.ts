@@ -33,8 +33,8 @@
  * with them in its AAD. A frame captured on one socket does not open on any other — not at another
  * agent, not at the same agent on a new socket — so the per-stream window above only has to stop
  * replays within one socket (injected into its TCP stream). The binding defeats capture and
- * replay, not an active man in the middle of a plain ws:// link, who could swap one agent's
- * challenge for another's: against that, run gossip over wss:// (TLS).
+ * replay, not an active man in the middle of the link, who could swap one agent's challenge for
+ * another's and so relay frames meant for one agent to the other (never read or forge one).
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
