@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { PROTOCOL_VERSION, parseWatchClientFrame } from '../sdk/protocol.js';
-import { PendingSockets, refuseUpgrade, tokenMatches } from './subscriptions.js';
+import { admitUpgrade, PendingSockets, tokenMatches } from './subscriptions.js';
 import type { Logger } from './log.js';
 
 /** One entry of the recent-events list: join, suspect, dead, alive, drain, leave, health. */
@@ -64,25 +64,10 @@ export class EventFeed {
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const authorized = tokenMatches(this.opts.token, req.headers.authorization);
-    if (!authorized && req.headers.authorization !== undefined) {
-      refuseUpgrade(socket, '401 Unauthorized');
-      return;
-    }
-    let release: (() => void) | undefined;
-    if (authorized) {
-      if (this.clients.size >= this.maxClients) {
-        refuseUpgrade(socket, '503 Service Unavailable', `too many event clients: at most ${this.maxClients}\n`);
-        return;
-      }
-    } else {
-      release = this.pending.take(req.socket.remoteAddress);
-      if (!release) {
-        refuseUpgrade(socket, '503 Service Unavailable', 'too many connections waiting to authenticate; send the token as `authorization: Bearer <token>`\n');
-        return;
-      }
-      socket.once('close', release);
-    }
+    const full = () => (this.clients.size >= this.maxClients ? `too many event clients: at most ${this.maxClients}\n` : undefined);
+    const admitted = admitUpgrade(req, socket, { token: this.opts.token, pending: this.pending, full });
+    if (!admitted) return;
+    const { authorized, release } = admitted;
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       ws.on('error', () => ws.terminate());
       if (authorized) return this.join(ws);

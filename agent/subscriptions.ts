@@ -91,6 +91,38 @@ export function refuseUpgrade(socket: Duplex, status: string, body = ''): void {
   socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }
 
+/**
+ * The gate in front of a token-protected read endpoint (/v1/watch, /v1/events): a wrong bearer
+ * header is refused (401); a right one (or no token configured) needs one of the endpoint's own
+ * slots (`full()` says why there is none: 503); no header at all may still bring the token in its
+ * hello, and meanwhile holds a PendingSockets slot, given back however the socket ends. Returns
+ * how the socket goes on, or undefined when it was refused (and answered).
+ */
+export function admitUpgrade(
+  req: IncomingMessage,
+  socket: Duplex,
+  o: { token: string | undefined; pending: PendingSockets; full: () => string | undefined },
+): { authorized: boolean; release: (() => void) | undefined } | undefined {
+  const authorized = tokenMatches(o.token, req.headers.authorization);
+  if (!authorized && req.headers.authorization !== undefined) {
+    refuseUpgrade(socket, '401 Unauthorized');
+    return undefined;
+  }
+  if (authorized) {
+    const full = o.full();
+    if (full === undefined) return { authorized, release: undefined };
+    refuseUpgrade(socket, '503 Service Unavailable', full);
+    return undefined;
+  }
+  const release = o.pending.take(req.socket.remoteAddress);
+  if (!release) {
+    refuseUpgrade(socket, '503 Service Unavailable', 'too many connections waiting to authenticate; send the token as `authorization: Bearer <token>`\n');
+    return undefined;
+  }
+  socket.once('close', release);
+  return { authorized, release };
+}
+
 interface Sub {
   ws: WebSocket;
   service: string | undefined;
@@ -129,33 +161,13 @@ export class Subscriptions {
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const authorized = this.tokenOk(req.headers.authorization);
-    if (!authorized && req.headers.authorization !== undefined) {
-      // The token may also come in `hello`; a wrong bearer header is refused outright.
+    const admitted = admitUpgrade(req, socket, { token: this.opts.token, pending: this.pending, full: () => (this.full() ? this.fullMessage() : undefined) });
+    if (!admitted) {
       this.counters.rejected++;
-      refuseUpgrade(socket, '401 Unauthorized');
       return;
     }
-    let release: (() => void) | undefined;
-    if (authorized) {
-      if (this.full()) {
-        this.counters.rejected++;
-        refuseUpgrade(socket, '503 Service Unavailable', this.fullMessage());
-        return;
-      }
-    } else {
-      // No token yet: a slot among the sockets waiting to authenticate, not a subscriber's.
-      release = this.pending.take(req.socket.remoteAddress);
-      if (!release) {
-        this.counters.rejected++;
-        refuseUpgrade(socket, '503 Service Unavailable', 'too many connections waiting to authenticate; send the token as `authorization: Bearer <token>`\n');
-        return;
-      }
-      // Given back however the socket ends, even when the upgrade itself fails.
-      socket.once('close', release);
-    }
     const json = /[?&]format=json(&|$)/.test(req.url ?? '');
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, authorized, json, release));
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, admitted.authorized, json, admitted.release));
   }
 
   private tokenOk(header: string | undefined | null): boolean {
