@@ -193,6 +193,25 @@ function checkVersion(o: Record<string, unknown>): void {
 }
 
 /**
+ * A `ws:` or `wss:` URL with a host and a port in 1..65535 (explicit, or the scheme's default:
+ * WHATWG URL drops a default port, so `ws://h:80` has port ''), parsed by `new URL` as `new
+ * WebSocket` will; undefined for anything else. Never throws. Every agent address goes through
+ * it: gossip addresses (agent/gossip/messages.ts), agent lists from a watch, discovery.agents.
+ */
+export function parseWsUrl(v: unknown): { url: URL; port: number } | undefined {
+  if (!isStr(v, 2048) || !/^wss?:\/\//i.test(v)) return undefined;
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    return undefined;
+  }
+  if ((url.protocol !== 'ws:' && url.protocol !== 'wss:') || url.hostname === '') return undefined;
+  const port = url.port === '' ? (url.protocol === 'ws:' ? 80 : 443) : Number(url.port);
+  return isPort(port) ? { url, port } : undefined;
+}
+
+/**
  * An agent URL as the SDK will use it, or undefined when it is not one: `ws:` or `wss:`, a host,
  * a port in 1..65535 (explicit or the scheme's default), no credentials, query or fragment (the
  * watch path is appended to it). Returned normalized, without a trailing slash or `/v1/watch`, so
@@ -200,16 +219,8 @@ function checkVersion(o: Record<string, unknown>): void {
  * `new WebSocket` does, and it throws on what the WebSocket would throw on.
  */
 export function parseAgentUrl(v: unknown): string | undefined {
-  if (!isStr(v, 2048) || !/^wss?:\/\//i.test(v)) return undefined;
-  let u: URL;
-  try {
-    u = new URL(v);
-  } catch {
-    return undefined;
-  }
-  if (u.protocol !== 'ws:' && u.protocol !== 'wss:') return undefined;
-  if (u.hostname === '' || u.username !== '' || u.password !== '' || u.search !== '' || u.hash !== '') return undefined;
-  if (u.port !== '' && !isPort(Number(u.port))) return undefined;
+  const u = parseWsUrl(v)?.url;
+  if (!u || u.username !== '' || u.password !== '' || u.search !== '' || u.hash !== '') return undefined;
   const path = u.pathname.replace(/\/+$/, '').replace(new RegExp(`${WATCH_PATH}$`), '');
   return `${u.protocol}//${u.host}${path}`;
 }

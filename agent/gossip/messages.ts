@@ -37,7 +37,7 @@
  * for each in the common case) and short keys. An entry is ~10 bytes.
  */
 import { DecodeError, FrameTooLargeError, UnsupportedVersionError, PeerlbError } from '../../sdk/errors.js';
-import { LIMITS, PROTOCOL_VERSION, pack, unpackFrame, parseServerRecord, HEALTH_VALUES, type Health, type LoadReport, type ServerRecord } from '../../sdk/protocol.js';
+import { LIMITS, PROTOCOL_VERSION, pack, parseWsUrl, unpackFrame, parseServerRecord, HEALTH_VALUES, type Health, type LoadReport, type ServerRecord } from '../../sdk/protocol.js';
 import { hashKey } from '../../sdk/hash.js';
 
 /** What an agent says about its server: the ServerRecord without `load` and `agent`. */
@@ -297,17 +297,15 @@ function str(v: unknown, what: string, max: number = LIMITS.maxStringLength): st
  * a port means the scheme's default), or undefined when `addr` is not one. Never throws.
  */
 export function gossipAddrPort(addr: string): number | undefined {
-  let u: URL;
-  try {
-    u = new URL(addr);
-  } catch {
-    return undefined;
-  }
-  if ((u.protocol !== 'ws:' && u.protocol !== 'wss:') || u.hostname === '') return undefined;
-  // WHATWG URL drops a default port (ws://h:80 has port ''), and refuses ports above 65535.
-  const port = u.port === '' ? (u.protocol === 'ws:' ? 80 : 443) : Number(u.port);
-  return port >= 1 && port <= 65535 ? port : undefined;
+  return parseWsUrl(addr)?.port;
 }
+
+/**
+ * Addresses already found to be gossip URLs. Every frame names its sender's address, and the
+ * same few dozen recur: parsed once, not per frame. Bounded: emptied when full.
+ */
+const goodAddrs = new Set<string>();
+const MAX_GOOD_ADDRS = 4096;
 
 /**
  * A member's or sender's address: decoded only when it is a gossip URL. Everything downstream
@@ -316,7 +314,10 @@ export function gossipAddrPort(addr: string): number | undefined {
  */
 function addr(v: unknown, what: string): string {
   const s = str(v, what);
+  if (goodAddrs.has(s)) return s;
   if (gossipAddrPort(s) === undefined) throw new DecodeError(`${what} must be a ws:// or wss:// URL with a host and a port, got ${JSON.stringify(s.slice(0, 64))}`);
+  if (goodAddrs.size >= MAX_GOOD_ADDRS) goodAddrs.clear();
+  goodAddrs.add(s);
   return s;
 }
 function uint(v: unknown, what: string, max = Number.MAX_SAFE_INTEGER): number {
