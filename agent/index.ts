@@ -7,7 +7,6 @@
  *   await agent.drain(); await agent.stop();
  */
 import { EventEmitter } from 'node:events';
-import { createHash } from 'node:crypto';
 import { resolveAgentOptions, type AgentOptions, type ResolvedAgentOptions } from './options.js';
 import { createLogger, type Logger } from './log.js';
 import { AgentHttp, sendJson } from './http.js';
@@ -18,7 +17,7 @@ import { AgentMetrics } from './metrics.js';
 import { Membership, type Member, type MemberMeta } from './gossip/membership.js';
 import { gossipAddrPort } from './gossip/messages.js';
 import { createWsTransport } from './gossip/ws-transport.js';
-import { createSealer, Keyring, loadKeyringFile, type Sealer } from './gossip/keyring.js';
+import { createSealer, keyIdHex, Keyring, loadKeyringFile, type Sealer } from './gossip/keyring.js';
 import { handleKeyringRequest } from './admin.js';
 import { loadPrivateKeyFile, signBytes, signRecord } from '../sdk/signing.js';
 import type { KeyObject } from 'node:crypto';
@@ -519,11 +518,9 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 }
 
-/** SHA-256 over a keyring's keys, in order: whether a reload brings other keys than the last load. */
+/** The keys' ids in order (as the keyring names them): whether a reload brings other keys than the last load. */
 function keysFingerprint(keys: readonly Uint8Array[]): string {
-  const h = createHash('sha256');
-  for (const k of keys) h.update(k);
-  return h.digest('hex');
+  return keys.map(keyIdHex).join(',');
 }
 
 /** Start an agent: validate options (a BadOptionError names the wrong one), listen, join, announce. */
