@@ -4,7 +4,9 @@
  * to stop everything by PID whatever happened. mDNS is never switched on.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { CLI, exited } from './agents.js';
 
 export { CLI, until, exited } from './agents.js';
@@ -127,4 +129,29 @@ export async function getText(url: string): Promise<string> {
   const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
   if (!res.ok) throw new Error(`${url}: ${res.status}`);
   return res.text();
+}
+
+/** Run `peerlb …` to its end (SIGKILL by PID after `timeoutMs`, reported as code null), with a clean PEERLB_* environment plus `env`. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 10_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...cleanEnv(), ...env } });
+    let stdout = '';
+    let stderr = '';
+    p.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** A config-file writer into `dir`: `body` as JSON, or as is when it is a string; returns the path. */
+export function configWriter(dir: string): (name: string, body: unknown) => string {
+  return (name, body) => {
+    const file = path.join(dir, name);
+    writeFileSync(file, typeof body === 'string' ? body : JSON.stringify(body));
+    return file;
+  };
 }

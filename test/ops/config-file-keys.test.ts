@@ -4,8 +4,7 @@
  * limits — through the real CLI; a key that is no option is still refused, naming it.
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -14,36 +13,17 @@ import { keyIdHex } from '../../agent/gossip/keyring.js';
 import { checkRecordSignature } from '../../sdk/signing.js';
 import type { ServerRecord } from '../../sdk/protocol.js';
 import { ownLoopback } from '../agent/load/net-helpers.js';
-import { CLI, cleanEnv, getJson, startCliAgent, stopCliAgents, type OpsAgent } from '../helpers/ops.js';
+import { configWriter, getJson, runCli, startCliAgent, stopCliAgents, type OpsAgent } from '../helpers/ops.js';
 
 const H = await ownLoopback('127.0.0.42');
 const dir = mkdtempSync(path.join(os.tmpdir(), 'peerlb-config-keys-'));
 const procs: OpsAgent[] = [];
+const writeConfig = configWriter(dir);
 
 afterAll(async () => {
   await stopCliAgents(procs);
   rmSync(dir, { recursive: true, force: true });
 }, 20_000);
-
-function writeConfig(name: string, body: unknown): string {
-  const file = path.join(dir, name);
-  writeFileSync(file, JSON.stringify(body));
-  return file;
-}
-
-/** Run the CLI to its end (SIGKILL by PID after `timeoutMs`, reported as code null). */
-function runCli(args: string[], timeoutMs = 10_000): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: cleanEnv() });
-    let stderr = '';
-    p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
-  });
-}
 
 /** The first snapshot of a JSON /v1/watch subscription. */
 function snapshot(url: string): Promise<ServerRecord[]> {

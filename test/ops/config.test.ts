@@ -4,46 +4,24 @@
  * (agent/options.ts), whose defaults must be the ones the agent really uses; and bad values, each
  * refused in one line that names the option as the user wrote it.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AGENT_OPTION_SPECS, resolveAgentOptions } from '../../agent/options.js';
 import { MDNS_PORT } from '../../agent/mdns/responder.js';
 import { ownLoopback } from '../agent/load/net-helpers.js';
-import { CLI, cleanEnv, getJson, startCliAgent, stopCliAgents, type MemberRow, type OpsAgent } from '../helpers/ops.js';
+import { configWriter, getJson, runCli, startCliAgent, stopCliAgents, type MemberRow, type OpsAgent } from '../helpers/ops.js';
 
 const H = await ownLoopback('127.0.0.31');
 const dir = mkdtempSync(path.join(os.tmpdir(), 'peerlb-config-'));
 const procs: OpsAgent[] = [];
+const writeConfig = configWriter(dir);
 
 afterAll(async () => {
   await stopCliAgents(procs);
   rmSync(dir, { recursive: true, force: true });
 }, 20_000);
-
-function writeConfig(name: string, body: unknown): string {
-  const file = path.join(dir, name);
-  writeFileSync(file, typeof body === 'string' ? body : JSON.stringify(body));
-  return file;
-}
-
-/** Run the CLI to its end (SIGKILL by PID after `timeoutMs`, reported as code null). */
-function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 10_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...cleanEnv(), ...env } });
-    let stdout = '';
-    let stderr = '';
-    p.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 function getPath(o: unknown, dotted: string): unknown {
   return dotted.split('.').reduce<unknown>((cur, k) => (cur && typeof cur === 'object' ? (cur as Record<string, unknown>)[k] : undefined), o);
