@@ -10,7 +10,7 @@ import { startAgent, type Agent, type AgentOptions } from '../../agent/index.js'
 import { MAX_PENDING_SOCKETS_PER_IP } from '../../agent/subscriptions.js';
 import { decodeWatchServerFrame, encodeWatchFrame, PROTOCOL_VERSION } from '../../sdk/protocol.js';
 import { ownLoopback } from './load/net-helpers.js';
-import { sleep, until } from '../security/helpers.js';
+import { openEndpoint, sleep, until, type EndpointClient, type RefusedUpgrade } from '../security/helpers.js';
 
 const OTHER_IP = await ownLoopback('127.0.0.41');
 const TOKEN = 'client-sekret';
@@ -28,33 +28,14 @@ async function agent(node: string, opts: Partial<AgentOptions> = {}): Promise<Ag
   return a;
 }
 
-interface Client {
-  ws: WebSocket;
-  /** Messages received: JSON of /v1/events, decoded frames of /v1/watch. */
-  got: Array<Record<string, unknown>>;
-  closed: Promise<{ code: number; reason: string }>;
-}
-type Refused = { status: number; body: string };
+type Client = EndpointClient<Record<string, unknown>>;
+type Refused = RefusedUpgrade;
 const isClient = (c: Client | Refused): c is Client => 'ws' in c;
 
-/** Open a WebSocket to `path`; resolves when open, or with the HTTP status of a refused upgrade. */
+/** Open a WebSocket to `path` (messages: JSON of /v1/events, decoded frames of /v1/watch). */
 function open(port: number, path: string, opts: { headers?: Record<string, string>; localAddress?: string } = {}): Promise<Client | Refused> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, { headers: opts.headers, localAddress: opts.localAddress ?? '127.0.0.1', handshakeTimeout: 3000 });
-    sockets.push(ws);
-    const got: Client['got'] = [];
-    const closed = new Promise<{ code: number; reason: string }>((r) => ws.on('close', (code, reason) => r({ code, reason: reason.toString() })));
-    ws.on('message', (d: Buffer, isBinary) => got.push((isBinary ? decodeWatchServerFrame(d) : JSON.parse(d.toString())) as Record<string, unknown>));
-    ws.on('error', () => {});
-    ws.once('unexpected-response', (_req, res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode!, body }));
-      res.on('error', () => resolve({ status: res.statusCode!, body }));
-    });
-    ws.once('open', () => resolve({ ws, got, closed }));
-    ws.once('close', () => reject(new Error('closed before open')));
-  });
+  const decode = (d: Buffer, isBinary: boolean) => (isBinary ? decodeWatchServerFrame(d) : JSON.parse(d.toString())) as Record<string, unknown>;
+  return openEndpoint(`ws://127.0.0.1:${port}${path}`, decode, sockets, opts);
 }
 async function opened(p: Promise<Client | Refused>): Promise<Client> {
   const c = await p;

@@ -149,3 +149,40 @@ export async function gossipSink(sealer?: Sealer): Promise<{ url: string; frames
     },
   };
 }
+
+/** An open client socket of an agent's read endpoint, and what it received, decoded. */
+export interface EndpointClient<T> {
+  ws: WebSocket;
+  got: T[];
+  closed: Promise<{ code: number; reason: string }>;
+}
+export type RefusedUpgrade = { status: number; body: string };
+
+/**
+ * Open a WebSocket to an agent's `url` (/v1/watch, /v1/events) as a client would, pushing it on
+ * `track` for the test's cleanup. Resolves when open, or with the HTTP status and body of a
+ * refused upgrade; each message received is `decode`d into `got`.
+ */
+export function openEndpoint<T>(
+  url: string,
+  decode: (data: Buffer, isBinary: boolean) => T,
+  track: WebSocket[],
+  opts: { headers?: Record<string, string>; localAddress?: string } = {},
+): Promise<EndpointClient<T> | RefusedUpgrade> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers: opts.headers, localAddress: opts.localAddress ?? '127.0.0.1', handshakeTimeout: 3000 });
+    track.push(ws);
+    const got: T[] = [];
+    const closed = new Promise<{ code: number; reason: string }>((r) => ws.on('close', (code, reason) => r({ code, reason: reason.toString() })));
+    ws.on('message', (d: Buffer, isBinary) => got.push(decode(d, isBinary)));
+    ws.on('error', () => {});
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+      res.on('error', () => resolve({ status: res.statusCode!, body }));
+    });
+    ws.once('open', () => resolve({ ws, got, closed }));
+    ws.once('close', () => reject(new Error('closed before open')));
+  });
+}

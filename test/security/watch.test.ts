@@ -8,7 +8,7 @@ import { WebSocket } from 'ws';
 import type { Agent } from '../../agent/index.js';
 import { encodeWatchFrame, decodeWatchServerFrame, PROTOCOL_VERSION, type WatchServerFrame } from '../../sdk/protocol.js';
 import { join, type Cluster } from '../../sdk/index.js';
-import { agent, alive, known, until, sleep, frame, meta } from './helpers.js';
+import { agent, alive, known, until, sleep, frame, meta, openEndpoint, type EndpointClient, type RefusedUpgrade } from './helpers.js';
 
 const running: Agent[] = [];
 const sockets: WebSocket[] = [];
@@ -19,30 +19,11 @@ afterEach(async () => {
   await Promise.all(running.splice(0).map((a) => a.stop().catch(() => {})));
 });
 
-interface Watcher {
-  ws: WebSocket;
-  frames: WatchServerFrame[];
-  closed: Promise<{ code: number; reason: string }>;
-}
+type Watcher = EndpointClient<WatchServerFrame>;
 
 /** Open /v1/watch; resolves when open, or with the HTTP status of a refused upgrade. */
-function watch(port: number, headers: Record<string, string> = {}): Promise<Watcher | { status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/watch`, { headers, handshakeTimeout: 3000 });
-    sockets.push(ws);
-    const frames: WatchServerFrame[] = [];
-    const closed = new Promise<{ code: number; reason: string }>((r) => ws.on('close', (code, reason) => r({ code, reason: reason.toString() })));
-    ws.on('message', (d: Buffer) => frames.push(decodeWatchServerFrame(d)));
-    ws.on('error', () => {});
-    ws.once('unexpected-response', (_req, res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode!, body }));
-      res.on('error', () => resolve({ status: res.statusCode!, body }));
-    });
-    ws.once('open', () => resolve({ ws, frames, closed }));
-    ws.once('close', () => reject(new Error('closed before open')));
-  });
+function watch(port: number, headers: Record<string, string> = {}): Promise<Watcher | RefusedUpgrade> {
+  return openEndpoint(`ws://127.0.0.1:${port}/v1/watch`, (d) => decodeWatchServerFrame(d), sockets, { headers });
 }
 const hello = (over: Record<string, unknown> = {}) => encodeWatchFrame({ t: 'hello', v: PROTOCOL_VERSION, service: 'game', ...over } as never);
 const isWatcher = (w: Watcher | { status: number }): w is Watcher => 'ws' in w;
@@ -57,14 +38,14 @@ describe('/v1/watch', () => {
     none.ws.send(hello());
     const c1 = await none.closed;
     expect(c1.code).toBe(1008);
-    expect(none.frames.map((f) => f.t)).toEqual(['error']);
-    expect(none.frames[0]).toMatchObject({ t: 'error', code: 'PEERLB_ERR_AUTH' });
+    expect(none.got.map((f) => f.t)).toEqual(['error']);
+    expect(none.got[0]).toMatchObject({ t: 'error', code: 'PEERLB_ERR_AUTH' });
 
     const wrongHello = await watch(a.port);
     if (!isWatcher(wrongHello)) throw new Error('upgrade refused');
     wrongHello.ws.send(hello({ token: 'sekret-tokeX' }));
     expect((await wrongHello.closed).code).toBe(1008);
-    expect(wrongHello.frames.some((f) => f.t === 'snapshot')).toBe(false);
+    expect(wrongHello.got.some((f) => f.t === 'snapshot')).toBe(false);
 
     const wrongBearer = await watch(a.port, { authorization: 'Bearer nope' });
     expect(wrongBearer).toMatchObject({ status: 401 });
@@ -72,12 +53,12 @@ describe('/v1/watch', () => {
     const bearer = await watch(a.port, { authorization: 'Bearer sekret-token' });
     if (!isWatcher(bearer)) throw new Error('upgrade refused');
     bearer.ws.send(hello());
-    await until(() => bearer.frames.some((f) => f.t === 'snapshot'), 3000, 'snapshot (bearer)');
+    await until(() => bearer.got.some((f) => f.t === 'snapshot'), 3000, 'snapshot (bearer)');
     const inHello = await watch(a.port);
     if (!isWatcher(inHello)) throw new Error('upgrade refused');
     inHello.ws.send(hello({ token: 'sekret-token' }));
-    await until(() => inHello.frames.some((f) => f.t === 'snapshot'), 3000, 'snapshot (hello)');
-    const snap = inHello.frames.find((f) => f.t === 'snapshot') as Extract<WatchServerFrame, { t: 'snapshot' }>;
+    await until(() => inHello.got.some((f) => f.t === 'snapshot'), 3000, 'snapshot (hello)');
+    const snap = inHello.got.find((f) => f.t === 'snapshot') as Extract<WatchServerFrame, { t: 'snapshot' }>;
     expect(snap.servers.map((s) => s.id)).toEqual(['w1']);
 
     // The SDK: with the token it sees the server; without, it reports the refusal and sees nothing.
@@ -100,7 +81,7 @@ describe('/v1/watch', () => {
     const w = await watch(a.port);
     if (!isWatcher(w)) throw new Error('upgrade refused');
     w.ws.send(hello());
-    await until(() => w.frames.some((f) => f.t === 'snapshot'), 3000, 'snapshot');
+    await until(() => w.got.some((f) => f.t === 'snapshot'), 3000, 'snapshot');
     const evil = [
       frame({ type: 'gossip', from: { node: 'x', addr: 'ws://127.0.0.9:1' }, piggyback: { updates: [{ kind: 'alive', node: 'ghost', incarnation: 1, addr: 'ws://127.0.0.9:1', meta: meta('ghost') }], loads: [] } }),
       frame({ type: 'gossip', from: { node: 'x', addr: 'ws://127.0.0.9:1' }, piggyback: { updates: [{ kind: 'dead', node: 'r2', incarnation: 50, from: 'x' }], loads: [] } }),
@@ -121,14 +102,14 @@ describe('/v1/watch', () => {
     expect(JSON.stringify(a.members().map((m) => [m.node, m.status, m.incarnation]))).toBe(before);
     // Still subscribed and served: a change reaches it.
     b.report({ sessions: 33 });
-    await until(() => w.frames.some((f) => f.t === 'upsert' && f.server.id === 'r2' && f.server.load?.sessions === 33), 3000, 'an upsert after the junk');
+    await until(() => w.got.some((f) => f.t === 'upsert' && f.server.id === 'r2' && f.server.load?.sessions === 33), 3000, 'an upsert after the junk');
 
     // Gossip frames sent straight at /v1/watch before any hello: refused, closed, still nothing changes.
     const w2 = await watch(a.port);
     if (!isWatcher(w2)) throw new Error('upgrade refused');
     w2.ws.send(evil[1]!);
     expect((await w2.closed).code).toBe(1008);
-    expect(w2.frames[0]).toMatchObject({ t: 'error', code: 'PEERLB_ERR_DECODE' });
+    expect(w2.got[0]).toMatchObject({ t: 'error', code: 'PEERLB_ERR_DECODE' });
     expect(alive(a)).toEqual(['r1', 'r2']);
   });
 
@@ -142,7 +123,7 @@ describe('/v1/watch', () => {
       w.ws.send(hello());
       ws.push(w);
     }
-    await until(() => ws.every((w) => w.frames.some((f) => f.t === 'snapshot')), 3000, 'three snapshots');
+    await until(() => ws.every((w) => w.got.some((f) => f.t === 'snapshot')), 3000, 'three snapshots');
     const fourth = await watch(a.port);
     expect(fourth).toMatchObject({ status: 503 });
     expect((fourth as { body: string }).body).toMatch(/subscribers.*3/);
