@@ -36,6 +36,11 @@ export interface Goal {
   ok: boolean;
 }
 
+/** A goal met when `value` ≤ `max`; its target text is made from the same number. */
+const atMost = (name: string, value: number, max: number, unit = ''): Goal => ({ name, value, target: `≤ ${max}${unit}`, ok: value <= max });
+/** A goal met when `value` ≥ `min`. */
+const atLeast = (name: string, value: number, min: number, unit = ''): Goal => ({ name, value, target: `≥ ${min}${unit}`, ok: value >= min });
+
 export interface ModuleResult {
   sections: Section[];
   goals: Goal[];
@@ -75,10 +80,10 @@ const MODULES: BenchModule[] = [
       pivot.push(base);
       const at = (s: string, n: number) => picks.find((r) => r.strategy === s && r.servers === n)?.nsPerPick ?? NaN;
       const goals: Goal[] = [
-        { name: 'p2c ns/pick at 1,000 servers', value: at('p2c', 1000), target: '≤ 100', ok: at('p2c', 1000) <= 100 },
-        { name: 'round-robin ns/pick at 1,000 servers', value: at('round-robin', 1000), target: '≤ 100', ok: at('round-robin', 1000) <= 100 },
-        { name: 'UDP send rate, SDK ÷ raw', value: udp.ratio, target: '≥ 0.95', ok: udp.ratio >= 0.95 },
-        { name: 'connect p50, SDK ÷ raw', value: connect.p50Ratio, target: '≤ 1.05', ok: connect.p50Ratio <= 1.05 },
+        atMost('p2c ns/pick at 1,000 servers', at('p2c', 1000), 100),
+        atMost('round-robin ns/pick at 1,000 servers', at('round-robin', 1000), 100),
+        atLeast('UDP send rate, SDK ÷ raw', udp.ratio, 0.95),
+        atMost('connect p50, SDK ÷ raw', connect.p50Ratio, 1.05),
       ];
       return {
         sections: [
@@ -107,10 +112,10 @@ const MODULES: BenchModule[] = [
       // The design point (agent/gossip/config.ts DESIGN_GOALS): 100 agents, 1 Hz load updates.
       const big = rows.find((r) => r.agents === 100) ?? rows[rows.length - 1]!;
       const n = big.agents;
-      goals.push({ name: `gossip sim ${n} agents: join visible to all`, value: big.joinMs, target: '≤ 1000 ms', ok: big.joinMs <= 1000 });
-      goals.push({ name: `gossip sim ${n} agents: crashed agent dead everywhere`, value: big.crashMs, target: '≤ 1000 ms', ok: big.crashMs <= 1000 });
-      goals.push({ name: `gossip sim ${n} agents: silent host dead everywhere`, value: big.silentMs, target: '≤ 3000 ms', ok: big.silentMs <= 3000 });
-      goals.push({ name: `gossip sim ${n} agents: bytes/s per agent`, value: big.bytesPerAgentPerSec, target: '≤ 2000', ok: big.bytesPerAgentPerSec <= 2000 });
+      goals.push(atMost(`gossip sim ${n} agents: join visible to all`, big.joinMs, 1000, ' ms'));
+      goals.push(atMost(`gossip sim ${n} agents: crashed agent dead everywhere`, big.crashMs, 1000, ' ms'));
+      goals.push(atMost(`gossip sim ${n} agents: silent host dead everywhere`, big.silentMs, 3000, ' ms'));
+      goals.push(atMost(`gossip sim ${n} agents: bytes/s per agent`, big.bytesPerAgentPerSec, 2000));
       const falseDeaths = rows.reduce((a, r) => a + r.falseDeaths, 0);
       goals.push({ name: `gossip sim ${rows.map((r) => r.agents).join('/')} agents: false deaths`, value: falseDeaths, target: '= 0', ok: falseDeaths === 0 });
       return { sections: [{ id: 'gossip', title: 'Gossip: simulated cluster (in-memory network, manual clock)', rows: rows as unknown as Row[] }], goals };
@@ -132,8 +137,8 @@ const MODULES: BenchModule[] = [
         const crash = sdk.median(mine.map((r) => r.crashMs));
         const worst = Math.max(...mine.map((r) => r.crashMs));
         summary.push({ profile, agents: mine[0]!.agents, rounds: mine.length, 'join median ms': join, 'crash median ms': crash, 'crash max ms': worst });
-        goals.push({ name: `gossip ${profile}: join visible to all (median, processes)`, value: join, target: '≤ 1000 ms', ok: join <= 1000 });
-        goals.push({ name: `gossip ${profile}: kill -9 dead everywhere (median, processes)`, value: crash, target: '≤ 1000 ms', ok: crash <= 1000 });
+        goals.push(atMost(`gossip ${profile}: join visible to all (median, processes)`, join, 1000, ' ms'));
+        goals.push(atMost(`gossip ${profile}: kill -9 dead everywhere (median, processes)`, crash, 1000, ' ms'));
       }
       return {
         sections: [
@@ -157,8 +162,8 @@ const MODULES: BenchModule[] = [
         const mine = rows.filter((r) => r.path === path);
         const start = sdk.median(mine.map((r) => r.startToPickMs));
         const gone = sdk.median(mine.map((r) => r.killToGoneMs));
-        goals.push({ name: `discovery ${path}: agent start → its server picked (median)`, value: Math.round(start), target: '≤ 1000 ms', ok: start <= 1000 });
-        goals.push({ name: `discovery ${path}: ${mine[0]!.stop === 'SIGKILL' ? 'kill -9' : 'SIGTERM (goodbye)'} → not picked (median)`, value: Math.round(gone), target: '≤ 1000 ms', ok: gone <= 1000 });
+        goals.push(atMost(`discovery ${path}: agent start → its server picked (median)`, Math.round(start), 1000, ' ms'));
+        goals.push(atMost(`discovery ${path}: ${mine[0]!.stop === 'SIGKILL' ? 'kill -9' : 'SIGTERM (goodbye)'} → not picked (median)`, Math.round(gone), 1000, ' ms'));
       }
       return { sections: [{ id: 'discovery', title: 'Discovery: real processes on loopback (ms)', rows: rows as unknown as Row[] }], goals };
     },
@@ -175,9 +180,9 @@ const MODULES: BenchModule[] = [
         return { sections: [{ id: 'nginx', title: 'peerlb vs nginx stream (least_conn)', rows: [{ skipped: r.skipped }] }], goals: [] };
       }
       const goals: Goal[] = r.ratios.flatMap((x) => [
-        { name: `${x.proto}: request rate, SDK ÷ nginx (median of ${x.rounds})`, value: x.rps, target: '≥ 1.5', ok: x.rps >= 1.5 },
-        { name: `${x.proto}: p99 at equal load (half nginx's max), SDK ÷ nginx (median of ${x.rounds})`, value: x.p99AtRate, target: '≤ 0.7', ok: x.p99AtRate <= 0.7 },
-        { name: `${x.proto}: p99 at full load (closed loop), SDK ÷ nginx (median of ${x.rounds})`, value: x.p99, target: '≤ 0.7', ok: x.p99 <= 0.7 },
+        atLeast(`${x.proto}: request rate, SDK ÷ nginx (median of ${x.rounds})`, x.rps, 1.5),
+        atMost(`${x.proto}: p99 at equal load (half nginx's max), SDK ÷ nginx (median of ${x.rounds})`, x.p99AtRate, 0.7),
+        atMost(`${x.proto}: p99 at full load (closed loop), SDK ÷ nginx (median of ${x.rounds})`, x.p99, 0.7),
       ]);
       return {
         sections: [
