@@ -19,7 +19,7 @@ import { gossipAddrPort } from './gossip/messages.js';
 import { createWsTransport } from './gossip/ws-transport.js';
 import { createSealer, keyIdHex, Keyring, loadKeyringFile, type Sealer } from './gossip/keyring.js';
 import { handleKeyringRequest } from './admin.js';
-import { loadPrivateKeyFile, signBytes, signRecord } from '../sdk/signing.js';
+import { loadPrivateKeyFile, signBytes, signFields } from '../sdk/signing.js';
 import type { KeyObject } from 'node:crypto';
 import { GOSSIP_PROFILES } from './gossip/config.js';
 import { LoadTracker } from './load/tracker.js';
@@ -152,7 +152,13 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (keys) {
       this.sealer = createSealer(new Keyring(keys), { replayWindowMs: o.limits.replayWindowMs });
       this.keysLoaded = keysFingerprint(keys);
-    } else this.log.warn('cluster is open: agent-to-agent frames are not authenticated or encrypted; anyone who reaches this port can join (set keyFile, see `peerlb keygen`)');
+    } else {
+      this.log.warn('cluster is open: agent-to-agent frames are not authenticated or encrypted; anyone who reaches this port can join (set keyFile, see `peerlb keygen`)');
+      if (this.signingKey)
+        this.log.warn(
+          'signing key without a keyring: anyone can join this cluster, and this agent relays the servers of agents without the signing key unsigned (clients that verify reject them); forged load and health of signed servers are not detected (set keyFile)',
+        );
+    }
     this.port = await this.http.listen(o.port, o.bind);
     const hostInUrl = o.host.includes(':') ? `[${o.host}]` : o.host;
     this.url = `ws://${hostInUrl}:${this.port}`;
@@ -191,6 +197,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       log: this.log,
       maxFrameBytes: l.maxFrameBytes,
       maxMembers: l.maxMembers,
+      signMeta: this.metaSigner(),
     });
     this.membership.on('change', (m: Member, prev: string | undefined) => this.onMember(m, prev));
     this.membership.on('reap', (m: Member) => this.lastHealth.delete(m.node));
@@ -312,6 +319,12 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.emit('health', this.currentHealth());
   }
 
+  /** Signs this agent's own member record (only its own: other members' travel with their own agent's signature). */
+  private metaSigner(): ((meta: MemberMeta, addr: string, incarnation: number) => string) | undefined {
+    const key = this.signingKey;
+    return key ? (meta, addr, incarnation) => signFields({ ...meta, agent: addr }, incarnation, key) : undefined;
+  }
+
   private txtSigner(): TxtSigner | undefined {
     const key = this.signingKey;
     return key ? (data) => signBytes(data, key) : undefined;
@@ -334,10 +347,12 @@ export class Agent extends EventEmitter<AgentEvents> {
     return info;
   }
 
-  /** A record for /v1/watch: signed when the cluster has a signing key. */
+  /**
+   * A record for /v1/watch: with the signature the member's own agent made (sig, sigv in its meta,
+   * from gossip), unchanged, or none. This agent never signs another member's record.
+   */
   private watchRecord(m: Member): ServerRecord {
-    const rec = this.record(m);
-    return this.signingKey ? signRecord(rec, this.signingKey) : rec;
+    return this.record(m);
   }
 
   /**

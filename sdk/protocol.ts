@@ -74,8 +74,13 @@ export interface ServerRecord {
   load?: LoadReport;
   /** ws:// URL of the agent serving this server, when there is one. */
   agent?: string;
-  /** Ed25519 signature (base64) by the cluster's signing key, when it has one (sdk/signing.ts). */
+  /**
+   * Ed25519 signature (base64) by the cluster's signing key, made by the server's own agent, when
+   * it has the key (sdk/signing.ts); relays pass it on unchanged.
+   */
   sig?: string;
+  /** The version `sig` was made at (the origin's gossip incarnation); covered by `sig`. */
+  sigv?: number;
 }
 
 export const DEFAULT_WEIGHT = 100;
@@ -132,6 +137,10 @@ export function parseServerRecord(v: unknown): ServerRecord {
   if (o.sig !== undefined && o.sig !== null) {
     if (!isStr(o.sig, 128)) throw new DecodeError('server.sig must be a base64 string');
     rec.sig = o.sig;
+  }
+  if (o.sigv !== undefined && o.sigv !== null) {
+    if (!Number.isSafeInteger(o.sigv) || (o.sigv as number) < 0) throw new DecodeError('server.sigv must be an integer ≥ 0');
+    rec.sigv = o.sigv as number;
   }
   if (o.load !== undefined && o.load !== null) rec.load = parseLoad(o.load);
   return rec;

@@ -101,6 +101,12 @@ export interface MembershipOptions {
   maxFrameBytes?: number;
   /** Most members remembered (this node included); news of more is refused and counted. Default LIMITS.maxServers. */
   maxMembers?: number;
+  /**
+   * Sign this node's own meta (with its address) at an incarnation: called whenever the
+   * incarnation changes; the signature travels with the meta (messages.ts). Other members' metas
+   * keep the signature their own node made, unchanged. Without it this node's meta goes unsigned.
+   */
+  signMeta?: (meta: MemberMeta, addr: string, incarnation: number) => string;
 }
 
 export interface MembershipEvents {
@@ -229,6 +235,10 @@ function copyMeta(m: MemberMeta): MemberMeta {
   if (m.udpPort !== undefined) c.udpPort = m.udpPort;
   if (m.tcpPort !== undefined) c.tcpPort = m.tcpPort;
   if (m.zone !== undefined) c.zone = m.zone;
+  if (m.sig !== undefined && m.sigv !== undefined) {
+    c.sig = m.sig;
+    c.sigv = m.sigv;
+  }
   return c;
 }
 
@@ -253,6 +263,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private readonly log: GossipLogger;
   private readonly maxFrameBytes: number;
   private readonly maxMembers: number;
+  private readonly signMeta: MembershipOptions['signMeta'];
   private readonly awareness: Awareness;
   private readonly rtt = new RttEstimator();
   /**
@@ -329,6 +340,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.log = opts.log ?? silentLog;
     this.maxFrameBytes = opts.maxFrameBytes ?? LIMITS.maxFrameBytes;
     this.maxMembers = Math.min(opts.maxMembers ?? LIMITS.maxServers, LIMITS.maxServers);
+    this.signMeta = opts.signMeta;
     this.awareness = new Awareness(this.config.awarenessMaxMultiplier);
     this.updates = new BroadcastQueue<StateUpdate>(() => retransmitLimit(this.config.retransmitMult, this.liveCount()));
     const now = this.clock.now();
@@ -349,6 +361,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       lastHintProbeAt: -Infinity,
       lastNudgeAt: -Infinity,
     };
+    this.signSelf();
     this.addRec(this.me);
     this.transport.onFrame((from, frame) => this.onFrame(from, frame));
     this.transport.onPeerClosed((addr) => this.onPeerClosed(addr));
@@ -377,6 +390,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     if (this.stopped || this.leaving) return;
     this.me.meta = copyMeta(meta);
     this.me.incarnation++;
+    this.signSelf();
     this.me.updatedAt = this.clock.now();
     this.broadcast(this.aliveUpdate(this.me));
     this.emit('change', this.snapshot(this.me), this.me.status);
@@ -1045,9 +1059,16 @@ export class Membership extends EventEmitter<MembershipEvents> {
     }
   }
 
+  /** Our meta with our own signature at our current incarnation (none without signMeta): after every change of it. */
+  private signSelf(): void {
+    const { sig: _s, sigv: _v, ...meta } = this.me.meta;
+    this.me.meta = this.signMeta ? { ...meta, sig: this.signMeta(meta, this.me.addr, this.me.incarnation), sigv: this.me.incarnation } : meta;
+  }
+
   /** Refute a suspicion or death of ourselves: incarnate above `incarnation` and say we are alive. */
   private refute(incarnation: number, penalize: boolean, tell: (string | undefined)[] = []): void {
     this.me.incarnation = Math.max(this.me.incarnation, incarnation) + 1;
+    this.signSelf();
     this.counters.refutations++;
     // Lifeguard: being suspected suggests we may be the slow one.
     if (penalize) this.awareness.applyDelta(1);

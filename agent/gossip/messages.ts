@@ -22,7 +22,11 @@
  *           suspect [1, node, incarnation, fromNode]
  *           dead    [2, node, incarnation, fromNode]
  *           left    [3, node, incarnation]
- *   meta            [id | nil (= node), service, host, udpPort | 0, tcpPort | 0, weight, zone | nil, health 0..2]
+ *   meta            [id | nil (= node), service, host, udpPort | 0, tcpPort | 0, weight, zone | nil, health 0..2, sigv?, sig?]
+ *                   (sig: the 64-byte Ed25519 signature the member's own agent made of its record at
+ *                   incarnation sigv, sdk/signing.ts; relayed unchanged. The decoder keeps it only
+ *                   when sigv is the incarnation of the update or state carrying it: a signature of
+ *                   an older meta never rides on a newer incarnation. Frames without it still decode.)
  *   loads           one flat array, 6 values per entry:
  *                   key, seq mod 128, connections, sessions, utilization %, age in 10 ms
  *                   (key: the node name when ≤ 4 chars, else its 32-bit hash — see loadKey;
@@ -182,6 +186,7 @@ function metaTuple(meta: MemberMeta, node: string): unknown[] {
     meta.weight,
     meta.zone ?? null,
     HEALTH_CODE[meta.health] ?? 0,
+    ...(meta.sig !== undefined && meta.sigv !== undefined ? [meta.sigv, Buffer.from(meta.sig, 'base64')] : []),
   ];
 }
 
@@ -339,7 +344,10 @@ function tuple(v: unknown, what: string, minLen: number): unknown[] {
   return v;
 }
 
-function parseMeta(v: unknown, node: string): MemberMeta {
+/** Size of an Ed25519 signature. */
+const SIG_BYTES = 64;
+
+function parseMeta(v: unknown, node: string, incarnation: number): MemberMeta {
   const t = tuple(v, 'meta', 8);
   const health = HEALTH_VALUES[uint(t[7], 'meta.health', HEALTH_VALUES.length - 1)]!;
   const udp = uint(t[3], 'meta.udpPort', 65535);
@@ -358,6 +366,16 @@ function parseMeta(v: unknown, node: string): MemberMeta {
   if (rec.udpPort !== undefined) meta.udpPort = rec.udpPort;
   if (rec.tcpPort !== undefined) meta.tcpPort = rec.tcpPort;
   if (rec.zone !== undefined) meta.zone = rec.zone;
+  if (t.length > 8 && t[8] !== null) {
+    const sigv = uint(t[8], 'meta.sigv');
+    const sig = t[9];
+    if (!(sig instanceof Uint8Array) || sig.length !== SIG_BYTES) throw new DecodeError(`meta.sig must be ${SIG_BYTES} bytes`);
+    // Only the signature of this very incarnation (see the module comment): else relayed unsigned.
+    if (sigv === incarnation) {
+      meta.sig = Buffer.from(sig.buffer, sig.byteOffset, sig.length).toString('base64');
+      meta.sigv = sigv;
+    }
+  }
   return meta;
 }
 
@@ -370,8 +388,8 @@ function parseUpdate(v: unknown): StateUpdate {
     case KIND_CODES.alive:
       if (t.length < 5) throw new DecodeError('alive update needs addr and meta');
       return t[5] === undefined || t[5] === null
-        ? { kind: 'alive', node, incarnation, addr: addr(t[3], 'update.addr'), meta: parseMeta(t[4], node) }
-        : { kind: 'alive', node, incarnation, addr: addr(t[3], 'update.addr'), meta: parseMeta(t[4], node), loadSeq: uint(t[5], 'update.loadSeq') };
+        ? { kind: 'alive', node, incarnation, addr: addr(t[3], 'update.addr'), meta: parseMeta(t[4], node, incarnation) }
+        : { kind: 'alive', node, incarnation, addr: addr(t[3], 'update.addr'), meta: parseMeta(t[4], node, incarnation), loadSeq: uint(t[5], 'update.loadSeq') };
     case KIND_CODES.suspect:
       return { kind: 'suspect', node, incarnation, from: str(t[3], 'update.from') };
     case KIND_CODES.dead:
@@ -417,12 +435,13 @@ function parsePiggyback(t: unknown[], at: number, required: boolean): Piggyback 
 function parseState(v: unknown): MemberState {
   const t = tuple(v, 'state', 5);
   const node = str(t[0], 'state.node');
+  const incarnation = uint(t[2], 'state.incarnation');
   const s: MemberState = {
     node,
     addr: addr(t[1], 'state.addr'),
-    incarnation: uint(t[2], 'state.incarnation'),
+    incarnation,
     status: MEMBER_STATUSES[uint(t[3], 'state.status', MEMBER_STATUSES.length - 1)]!,
-    meta: parseMeta(t[4], node),
+    meta: parseMeta(t[4], node, incarnation),
   };
   if (t[5] !== undefined && t[5] !== null) {
     const l = tuple(t[5], 'state.load', 5);

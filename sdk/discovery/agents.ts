@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import WebSocket from 'ws';
 import { DecodeError, PeerlbError, SignatureError } from '../errors.js';
-import { checkRecordSignature } from '../signing.js';
+import { RecordVerifier } from '../signing.js';
 import type { DiscoverySink, DiscoverySource } from './source.js';
 import {
   PROTOCOL_VERSION,
@@ -69,10 +69,13 @@ export class AgentWatch implements DiscoverySource {
   private lastPong = 0;
   private failuresInRow = 0;
   private readonly clock: Clock;
+  /** With `verify`: checks each record's origin signature, once per change of its signed part. */
+  private readonly verifier: RecordVerifier | undefined;
   current: string | undefined;
 
   constructor(private readonly opts: AgentWatchOptions) {
     this.clock = opts.clock ?? systemClock;
+    this.verifier = opts.verify ? new RecordVerifier(opts.verify) : undefined;
     // join checked the seeds (options.ts); a URL that is not usable is never kept.
     for (const a of opts.agents) {
       const u = parseAgentUrl(a);
@@ -243,12 +246,14 @@ export class AgentWatch implements DiscoverySource {
       const { count, example } = f.invalidAgents;
       sink.error(new DecodeError(`agent ${this.current ?? '?'}: ignored ${count} invalid agent URL${count === 1 ? '' : 's'} in its ${f.t} frame (e.g. ${example})`));
     }
-    const key = this.opts.verify;
+    const verifier = this.verifier;
+    // With verify, a record without a valid signature of its own agent never reaches the sink,
+    // whichever agent relays it; reported once per change of the record, not per frame.
     const mine = (r: ServerRecord) => {
       if (r.service !== this.opts.service) return false;
-      if (!key) return true;
-      const why = checkRecordSignature(r, key);
-      if (why) this.opts.onRejected?.(new SignatureError(r.id, 'watch', why, `agent ${this.current ?? '?'}`));
+      if (!verifier) return true;
+      const { why, fresh } = verifier.check(r);
+      if (why && fresh) this.opts.onRejected?.(new SignatureError(r.id, 'watch', why, `agent ${this.current ?? '?'}`));
       return why === undefined;
     };
     switch (f.t) {
