@@ -2,7 +2,8 @@
  * Signed announcements, on real multicast sockets confined to loopback (interface 127.0.0.1, socket
  * bound to 0.0.0.0) on a port of this file's own, with a per-run service name.
  *
- * A genuine agent signs its mDNS TXT and its /v1/watch records with the cluster's Ed25519 key.
+ * A genuine agent signs its mDNS TXT and its own /v1/watch record with the cluster's Ed25519 key
+ * (other members' records keep their own agent's signature, or none: test/security/origin-signing).
  * Forgers announce the same service: unsigned, signed with another key, with the right key's
  * signature over other data, and one under the genuine agent's own node id. An SDK holding the
  * public key never picks a forged server and emits 'rejected' for each; the genuine one is picked.
@@ -132,13 +133,43 @@ describe('signed announcements (mDNS on loopback, port of its own)', () => {
     expect(verifying.c.pick()?.id).toBe(g.node);
   });
 
+  it('an unsigned server in the same cluster as a signing one, both on mDNS, is never picked by a verifying SDK, subscribed or not', async () => {
+    const g = await agent(`ms-${RUN}`, { service: SVC, signingKey: SIGNING_PEM, mdns: MDNS, udpPort: 40_006 });
+    agents.push(g);
+    const u = await agent(`mu-${RUN}`, { service: SVC, mdns: MDNS, udpPort: 40_007, join: [g.url] });
+    agents.push(u);
+    await until(() => g.members().length === 2 && u.members().length === 2, 8000, 'the two agents to see each other');
+    const subscribing = await client({ verify: true, subscribe: true });
+    const browsing = await client({ verify: true, subscribe: false });
+    const control = await client({ subscribe: true });
+    await until(() => control.ids().length === 2, 8000, 'the control client to see both');
+    await until(() => subscribing.ids().includes(g.node) && browsing.ids().includes(g.node), 8000, 'the verifying clients to see the signed server');
+    await sleep(1500); // announcements, watch upserts and load updates come and go
+    for (const v of [subscribing, browsing]) {
+      const counts = new Map<string, number>();
+      for (let i = 0; i < 2000; i++) {
+        const id = v.c.pick()?.id;
+        if (id) counts.set(id, (counts.get(id) ?? 0) + 1);
+      }
+      for (let i = 0; i < 200; i++) {
+        const id = v.c.pick({ key: `k${i}` })?.id;
+        if (id) counts.set(id, (counts.get(id) ?? 0) + 1);
+      }
+      expect(counts.get(u.node) ?? 0).toBe(0);
+      expect(counts.get(g.node)).toBe(2200);
+      expect(v.ids()).toEqual([g.node]);
+      expect(v.rejected.some((e) => e.server === u.node && e.reason === 'unsigned')).toBe(true);
+      expect(v.rejected.some((e) => e.server === g.node)).toBe(false);
+    }
+  });
+
   it('/v1/watch: a verifying SDK takes the signed records of a signing agent and rejects every record of an agent that does not sign', async () => {
     const g = await agent(`w-${RUN}`, { service: SVC, signingKey: SIGNING_PEM, udpPort: 40_004 });
     const u = await agent(`u-${RUN}`, { service: SVC, udpPort: 40_005 });
     agents.push(g, u);
     const good = await client({ verify: true, agents: [g.url] });
     await until(() => good.ids().includes(g.node), 5000, 'the signed record');
-    // Load updates (signed as they change) keep coming through.
+    // Load updates (not covered by the signature, which the record keeps) keep coming through.
     g.report({ sessions: 7 });
     await until(() => good.c.servers().find((s) => s.id === g.node)?.load?.sessions === 7, 5000, 'a signed load update');
     const bad = await client({ verify: true, agents: [u.url] });
