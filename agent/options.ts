@@ -48,7 +48,7 @@ export interface AgentOptions {
   keyFile?: string;
   /** The keyring itself, base64 keys, the first primary (instead of keyFile). */
   keyring?: string[];
-  /** Ed25519 private key (PEM, or base64 of the 32-byte seed) signing mDNS TXT and /v1/watch records. */
+  /** Ed25519 private key (PEM, or base64 of the 32-byte seed) signing this agent's own mDNS TXT and server record (sdk/signing.ts). */
   signingKey?: string;
   /** File holding signingKey (`peerlb keygen --signing`). */
   signingKeyFile?: string;

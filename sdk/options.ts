@@ -82,8 +82,9 @@ export interface JoinOptions {
   /** Bearer token sent to agents' /v1/watch when they require one. */
   token?: string;
   /**
-   * Verify announcements with the cluster's Ed25519 public key (PEM, base64 of the raw 32 bytes,
-   * or a KeyObject): servers from mDNS or agents that are unsigned or wrongly signed are ignored
+   * Verify announcements with the cluster's Ed25519 public key (what `peerlb keygen --public`
+   * prints, PEM, base64 of the SPKI DER, hex, or a KeyObject; sdk/signing.ts parsePublicKey):
+   * servers from mDNS or agents that are not signed by their own agent with it are ignored
    * and reported through the 'rejected' event. Static lists and custom sources are not checked.
    */
   verify?: { publicKey: string | KeyObject };
