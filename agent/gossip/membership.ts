@@ -64,6 +64,7 @@ import {
   type Sender,
   type StateUpdate,
 } from './messages.js';
+import { splitStates } from './messages.js';
 import type { Transport } from './transport.js';
 
 export type { MemberMeta, MemberStatus } from './messages.js';
@@ -639,6 +640,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
       return;
     }
     if (bytes.length > this.maxFrameBytes) {
+      // A full state too large for one frame (signatures make it so past ~8,000 members) goes in parts.
+      if ((frame.type === 'push-pull-req' || frame.type === 'push-pull-resp') && frame.states.length > 1) {
+        for (const part of splitStates(frame, bytes.length, this.maxFrameBytes)) this.send(to, part);
+        return;
+      }
       this.log.warn({ type: frame.type, bytes: bytes.length }, 'gossip: frame over the size limit not sent');
       return;
     }

@@ -24,7 +24,10 @@ import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startAgent, type Agent } from '../../agent/index.js';
 import { createLogger } from '../../agent/log.js';
-import { decodeFrame, encodeFrame, type MemberMeta } from '../../agent/gossip/messages.js';
+import { decodeFrame, encodeFrame, type MemberMeta, type StateUpdate } from '../../agent/gossip/messages.js';
+import { Membership } from '../../agent/gossip/membership.js';
+import { MemoryNetwork } from '../../agent/gossip/memory-transport.js';
+import { ManualClock } from '../../sdk/clock.js';
 import { AgentWatch } from '../../sdk/discovery/agents.js';
 import { join, type Cluster } from '../../sdk/index.js';
 import { BadOptionError, type SignatureError } from '../../sdk/errors.js';
@@ -235,5 +238,47 @@ describe('gossip carries the origin signature beside the meta', () => {
     expect(checkRecordSignature({ ...rec, sigv: 6 }, publicKey)).toBe('bad-signature');
     // Load and health are not covered.
     expect(checkRecordSignature({ ...rec, health: 'unhealthy', load: { connections: 1, sessions: 2, utilization: 0.5, seq: 9, ageMs: 0 } }, publicKey)).toBeUndefined();
+  });
+});
+
+describe('a signed full state larger than one frame', () => {
+  it('push-pull goes in parts under the frame limit, and a joining member learns every member with its signature', () => {
+    const MAX = 4096;
+    const clock = new ManualClock();
+    const net = new MemoryNetwork({ clock });
+    const config = { probeIntervalMs: 600_000, probeTimeoutMs: 500, pushPullIntervalMs: 0 };
+    const addr = (i: number) => `ws://127.0.0.1:${10_000 + i}`;
+    const metaOf = (node: string): MemberMeta => ({ id: node, service: 'sig', host: '127.0.0.1', udpPort: 7001, weight: 100, health: 'healthy' });
+    const signMeta = (m: MemberMeta, a: string, inc: number) => signFields({ ...m, agent: a }, inc, privateKey);
+    const a = new Membership({ node: 'a', meta: metaOf('a'), transport: net.transport(addr(0)), clock, config, maxFrameBytes: MAX, signMeta });
+    a.start([]);
+    // 60 members, each signed by its own node, told to a in frames that fit.
+    const fake = net.transport(addr(1));
+    const updates: StateUpdate[] = [];
+    for (let i = 2; i < 62; i++) {
+      net.transport(addr(i)); // a socket that swallows what it gets
+      const node = `m${i}`;
+      const meta = { ...metaOf(node), sig: signMeta(metaOf(node), addr(i), 1), sigv: 1 };
+      updates.push({ kind: 'alive', node, incarnation: 1, addr: addr(i), meta });
+    }
+    for (let i = 0; i < updates.length; i += 10) fake.send(addr(0), encodeFrame({ type: 'gossip', from: { node: 'm1', addr: addr(1) }, piggyback: { updates: updates.slice(i, i + 10), loads: [] } }));
+    for (let t = 0; t < 100; t++) clock.advance(100); // delivered, and a's retransmissions of them are over
+    expect(a.members().length).toBe(61);
+    const full = encodeFrame({ type: 'push-pull-resp', from: { node: 'a', addr: addr(0) }, states: a.members().map((m) => ({ node: m.node, addr: m.addr, incarnation: m.incarnation, status: m.status, meta: m.meta })) });
+    expect(full.length).toBeGreaterThan(MAX);
+
+    const b = new Membership({ node: 'b', meta: metaOf('b'), transport: net.transport(addr(100)), clock, config, maxFrameBytes: MAX });
+    b.start([addr(0)]);
+    for (let t = 0; t < 50; t++) clock.advance(100);
+    const known = b.members().filter((m) => m.node.startsWith('m'));
+    expect(known.length).toBe(60);
+    // Every member's record, as b would relay it on /v1/watch, verifies: signed by its own node, unchanged.
+    for (const m of known) expect(checkRecordSignature({ ...m.meta, id: m.node, agent: m.addr }, publicKey)).toBeUndefined();
+    // b has no signing key: its own record goes unsigned, a's is signed by a.
+    expect(b.self().meta.sig).toBeUndefined();
+    const am = b.member('a')!;
+    expect(checkRecordSignature({ ...am.meta, id: 'a', agent: am.addr }, publicKey)).toBeUndefined();
+    a.stop();
+    b.stop();
   });
 });
