@@ -434,7 +434,7 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
   /** The most recently received live record of an RRset. */
   private latest(name: string, type: CachedType): Entry | undefined {
     let best: Entry | undefined;
-    for (const e of this.cache.set(name, type) ?? []) if (!best || e.receivedAt > best.receivedAt) best = e;
+    for (const e of this.cache.set(name, type) ?? []) if (!best || e.receivedAt >= best.receivedAt) best = e; // ties: the later one
     return best;
   }
 

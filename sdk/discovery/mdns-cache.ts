@@ -6,7 +6,7 @@
  *   record finds the instances it concerns without a scan;
  * - one min-heap of times (expiry, refresh), so the browser's timer looks at what is due and
  *   never walks every entry;
- * - bounds: at most `maxEntries` records and `maxPerSet` per RRset. A full cache evicts, oldest
+ * - bounds: at most `maxEntries` records and `maxPerSet` per RRset (PTRs aside). A full cache evicts, oldest
  *   first (least recently received), and it evicts records of instances that are not up before
  *   those of instances that are: new records are never refused (a flood must not lock out an
  *   agent that comes later), and a flood of pieces that never resolve cannot push out the
@@ -182,8 +182,9 @@ export class MdnsCache {
     }
     const set = `${name}|${type}`;
     let s = this.bySet.get(set);
-    if (s && s.size >= this.o.maxPerSet) {
-      // One RRset holds a few records (an address or two, a changing TXT); more is a flood.
+    if (s && s.size >= this.o.maxPerSet && type !== 'PTR') {
+      // A unique RRset holds a few records (an address or two, a changing TXT); more is a flood.
+      // (The PTRs of the browsed name are the list of instances: the cache's cap bounds them.)
       let oldest: Entry | undefined;
       for (const x of s) if (!oldest || x.receivedAt < oldest.receivedAt) oldest = x;
       if (oldest) this.evict(oldest);
