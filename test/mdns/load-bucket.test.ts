@@ -67,7 +67,7 @@ async function setup() {
     net
       .sentBy('10.0.0.1', 'response')
       .filter((s) => s.at >= t)
-      .flatMap((s) => [...s.packet.answers, ...s.packet.additionals].filter((rr) => rr.type === 'TXT' && rr.name === 'x._peerlb._tcp.local' && rr.ttl > 0).map((rr) => [s.at, decodeTxt(rr.data as unknown as Buffer[]).loadBucket]));
+      .flatMap((s) => [...s.packet.answers, ...s.packet.additionals].filter((rr) => rr.type === 'TXT' && rr.name === 'x._peerlb._tcp.local' && (rr.ttl ?? 0) > 0).map((rr) => [s.at, decodeTxt((rr as { data: Buffer[] }).data).loadBucket]));
   return { clock, a, txts };
 }
 
