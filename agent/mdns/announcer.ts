@@ -15,9 +15,8 @@
  *   twice within a second (§6).
  * - update(): changed records are re-announced twice (§8.4), each at most once a second (§6);
  *   new names (another node, service, host name or port kind) are goodbye'd and probed again.
- *   An update that changes nothing on the wire costs nothing (no records built, nothing signed).
- *   The load bucket, from `info.utilization` when given, moves with hysteresis, and a change of
- *   it alone goes out at most every MIN_LOAD_ANNOUNCE_INTERVAL_MS (load-bucket.ts).
+ *   One that changes nothing on the wire builds and signs nothing. The load bucket has
+ *   hysteresis and an interval of its own (load-bucket.ts).
  * - stop(): one goodbye packet, every record with TTL 0 (§10.1).
  *
  * Nothing received can crash it: undecodable packets ('warning'), socket errors ('error') and
@@ -285,17 +284,14 @@ export class MdnsAnnouncer extends EventEmitter<MdnsAnnouncerEvents> {
     const cur = this.info.loadBucket;
     const wanted = isUtilization(info.utilization) ? nextLoadBucket(cur, info.utilization) : info.loadBucket;
     if (wanted === cur) return withBucket(info, cur);
-    const now = this.clock.now();
-    const live = this._state === AnnouncerState.Announcing || this._state === AnnouncerState.Announced;
+    const [now, live] = [this.clock.now(), this._state === AnnouncerState.Announcing || this._state === AnnouncerState.Announced];
     const wait = loadChangeWait(now, this.loadChangedAt);
     if (live && wait > 0 && wireKey(withBucket(info, cur)) === wireKey(this.info)) {
-      if (this.loadTimer === undefined) {
-        this.loadTimer = this.clock.setTimeout(() => {
-          this.loadTimer = undefined;
-          this.update(this.latest);
-        }, wait);
-        this.loadTimer.unref?.();
-      }
+      this.loadTimer ??= this.clock.setTimeout(() => {
+        this.loadTimer = undefined;
+        this.update(this.latest);
+      }, wait);
+      this.loadTimer.unref?.();
       return withBucket(info, cur);
     }
     if (live) this.loadChangedAt = now;
