@@ -66,6 +66,8 @@ export interface StartAgentExtras {
   random?: Random;
   /** A logger to use instead of the default pino logger (false: no logs). */
   log?: Logger | false;
+  /** Host CPU utilization (0..1) instead of the sampler's /proc/stat figure (tests). */
+  hostCpu?: () => number | undefined;
 }
 
 export class Agent extends EventEmitter<AgentEvents> {
@@ -139,7 +141,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       intervalMs: opts.loadIntervalMs,
       capacity: opts.capacity,
       measureConnections: opts.tcpPort !== undefined ? () => countEstablished(opts.tcpPort!) : undefined,
-      hostCpu: () => this.cpu.utilization,
+      hostCpu: extras.hostCpu ?? (() => this.cpu.utilization),
     });
   }
 
@@ -341,6 +343,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       health: this.currentHealth(),
       loadBucket: Math.max(0, Math.min(10, Math.round((load?.utilization ?? 0) * 10))),
     };
+    // The announcer moves the TXT bucket with hysteresis from the figure itself (mdns/load-bucket.ts).
+    if (load) info.utilization = load.utilization;
     if (o.udpPort !== undefined) info.udpPort = o.udpPort;
     if (o.tcpPort !== undefined) info.tcpPort = o.tcpPort;
     if (o.zone !== undefined) info.zone = o.zone;

@@ -15,6 +15,8 @@
  *   twice within a second (§6).
  * - update(): changed records are re-announced twice (§8.4), each at most once a second (§6);
  *   new names (another node, service, host name or port kind) are goodbye'd and probed again.
+ *   One that changes nothing on the wire builds and signs nothing. The load bucket has
+ *   hysteresis and an interval of its own (load-bucket.ts).
  * - stop(): one goodbye packet, every record with TTL 0 (§10.1).
  *
  * Nothing received can crash it: undecodable packets ('warning'), socket errors ('error') and
@@ -29,6 +31,7 @@ import { ConfigError } from '../../sdk/errors.js';
 import { buildRecords, checkAnnounceInfo, goodbyes, DEFAULT_TTLS, type TxtSigner, type AnnounceInfo, type OwnedRecord, type RecordNames, type RecordSet, type Ttls } from './records.js';
 import { answerQuestions, findConflicts, recordKey, rrsetKey, splitPacket, ttlOf, LEGACY_UNICAST_MAX_TTL, MDNS_PORT } from './responder.js';
 import { Prober, type ProbeOutcome } from './prober.js';
+import { isUtilization, loadBucketOf, loadChangeWait, nextLoadBucket, wireKey, withBucket } from './load-bucket.js';
 import { createMdnsSocket, waitReady, type MdnsRinfo, type MdnsSocket } from './socket.js';
 
 export type { AnnounceInfo, Ttls } from './records.js';
@@ -148,6 +151,10 @@ export class MdnsAnnouncer extends EventEmitter<MdnsAnnouncerEvents> {
   private pending: Pending | undefined;
   private readonly tcPending = new Map<string, { rinfo: MdnsRinfo; questions: Question[]; known: Answer[]; timer: TimerHandle }>();
   private conflictTimes: number[] = [];
+  /** The last info given; when the load bucket last changed on the wire; a held-back change's timer. */
+  private latest: AnnounceInfo;
+  private loadChangedAt = -Infinity;
+  private loadTimer: TimerHandle | undefined;
   private unicastWindow = { start: 0, count: 0 };
   private startWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private readonly sockListeners: [string, (...args: any[]) => void][] = [];
@@ -171,7 +178,8 @@ export class MdnsAnnouncer extends EventEmitter<MdnsAnnouncerEvents> {
   constructor(private readonly opts: MdnsAnnouncerOptions) {
     super();
     if (typeof opts.interface !== 'string' || opts.interface.length === 0) throw new ConfigError('MdnsAnnouncer: interface (an IPv4 address) is required');
-    this.info = { ...opts.info };
+    this.latest = { ...opts.info };
+    this.info = withBucket(opts.info, isUtilization(opts.info.utilization) ? loadBucketOf(opts.info.utilization) : opts.info.loadBucket);
     this.clock = opts.clock ?? systemClock;
     this.random = opts.random ?? defaultRandom();
     this.ttls = opts.ttls ?? DEFAULT_TTLS;
@@ -231,6 +239,9 @@ export class MdnsAnnouncer extends EventEmitter<MdnsAnnouncerEvents> {
   update(info: AnnounceInfo): void {
     checkAnnounceInfo(info);
     if (this._state === AnnouncerState.Stopped) return;
+    this.latest = { ...info };
+    info = this.withLoad(info);
+    if (wireKey(info) === wireKey(this.info)) return;
     const renameFrom = info.node !== this.info.node || info.hostname !== this.info.hostname ? 1 : this.rename;
     const next = buildRecords(info, { rename: renameFrom, ttls: this.ttls, sign: this.opts.sign });
     const old = this.set;
@@ -268,9 +279,30 @@ export class MdnsAnnouncer extends EventEmitter<MdnsAnnouncerEvents> {
     if (this._state === AnnouncerState.Announced) this.flushDirty();
   }
 
+  /** `info` with the bucket to announce (load-bucket.ts); a held-back change is looked at again by a timer. */
+  private withLoad(info: AnnounceInfo): AnnounceInfo {
+    const cur = this.info.loadBucket;
+    const wanted = isUtilization(info.utilization) ? nextLoadBucket(cur, info.utilization) : info.loadBucket;
+    if (wanted === cur) return withBucket(info, cur);
+    const [now, live] = [this.clock.now(), this._state === AnnouncerState.Announcing || this._state === AnnouncerState.Announced];
+    const wait = loadChangeWait(now, this.loadChangedAt);
+    if (live && wait > 0 && wireKey(withBucket(info, cur)) === wireKey(this.info)) {
+      this.loadTimer ??= this.clock.setTimeout(() => {
+        this.loadTimer = undefined;
+        this.update(this.latest);
+      }, wait);
+      this.loadTimer.unref?.();
+      return withBucket(info, cur);
+    }
+    if (live) this.loadChangedAt = now;
+    return withBucket(info, wanted);
+  }
+
   /** Send goodbyes (if anything was announced), cancel every timer, close the socket if it is ours. */
   async stop(): Promise<void> {
     if (this._state === AnnouncerState.Stopped) return;
+    this.clock.clearTimeout(this.loadTimer);
+    this.loadTimer = undefined;
     const was = this._state;
     this.resetPhases();
     this.setState(AnnouncerState.Stopped);

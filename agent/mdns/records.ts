@@ -53,6 +53,11 @@ export interface AnnounceInfo {
   health: Health;
   /** 0..10: utilization in tenths, coarse on purpose so TXT changes (and packets) stay rare. */
   loadBucket: number;
+  /**
+   * The utilization (0..1) the bucket comes from. Given, the announcer derives `loadBucket` from
+   * it with hysteresis and a minimum interval (load-bucket.ts); records built here ignore it.
+   */
+  utilization?: number;
 }
 
 /** The TXT fields (RFC 6763 §6): everything a browser needs besides SRV and the address. */

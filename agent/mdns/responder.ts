@@ -88,10 +88,17 @@ export interface AnswerPlan {
 export function isKnownAnswer(rr: Answer, known: readonly Answer[]): boolean {
   const key = recordKey(rr);
   const ttl = ttlOf(rr);
+  const name = rr.name.toLowerCase();
+  // A PTR's rdata is a name: compared as text first, so a browse query listing 500 instances
+  // costs 500 string compares here, not 500 rdata encodings (recordKey).
+  const ptrData = rr.type === 'PTR' && typeof (rr as { data?: unknown }).data === 'string' ? ((rr as { data: string }).data).toLowerCase() : undefined;
   for (const k of known) {
     if (!k || typeof k !== 'object' || typeof k.name !== 'string' || k.type !== rr.type) continue;
     const kttl = (k as { ttl?: unknown }).ttl;
     if (typeof kttl !== 'number' || kttl < ttl * KNOWN_ANSWER_TTL_FRACTION) continue;
+    if (k.name.toLowerCase() !== name) continue;
+    const kd = (k as { data?: unknown }).data;
+    if (ptrData !== undefined && (typeof kd !== 'string' || kd.toLowerCase() !== ptrData)) continue;
     if (recordKey(k) === key) return true;
   }
   return false;

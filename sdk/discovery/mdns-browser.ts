@@ -7,10 +7,13 @@
  *   from 1 s up to MAX_QUERY_INTERVAL_MS; each query lists the PTRs already known (§7.1), so
  *   responders answer only with what is new. A query another host sends with the same question
  *   and no known answer we lack counts as ours (§7.3), so many clients on a LAN share one query.
- * - Cache: every record with its TTL; a record with the cache-flush bit replaces older records of
- *   its RRset after one second (§10.2); a goodbye (TTL 0) removes its record after one second
- *   (§10.1); refresh queries go out at 80, 85, 90 and 95 % of a record's TTL, plus 0–2 % (§5.2),
- *   and a record no one refreshed expires.
+ * - Cache (mdns-cache.ts): every record with its TTL (capped near the agents' own); a record with
+ *   the cache-flush bit replaces older records of its RRset after one second (§10.2); a goodbye
+ *   (TTL 0) removes its record after one second (§10.1); refresh queries go out at 80, 85, 90 and
+ *   95 % of a record's TTL, plus 0–2 % (§5.2), and a record no one refreshed expires. Full, it
+ *   evicts the oldest records (those of instances not up first); it never refuses new ones.
+ * - Work per packet follows the packet: only the instances its records touch are put together
+ *   again, and timers come from a heap, so 500 cached instances cost a packet what one does.
  * - Goodbyes: an instance whose PTR or SRV said goodbye is down at once ('down' with 'goodbye'),
  *   not a second later when the records go: the second is there to let a responder that did not
  *   mean it answer again (§10.1), and a server that is shutting down must stop taking traffic
@@ -30,9 +33,10 @@ import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { defaultRandom, type Random } from '../random.js';
 import { MDNS_SERVICE_TYPE, type Health } from '../protocol.js';
 import { ConfigError } from '../errors.js';
-import { assembleAnnouncement, checkSrv, decodeTxt, peerlbInstanceName, subtypeName, type Announcement } from '../../agent/mdns/records.js';
+import { assembleAnnouncement, checkSrv, decodeTxt, peerlbInstanceName, subtypeName, DEFAULT_TTLS, type Announcement } from '../../agent/mdns/records.js';
 import { questionClass, recordKey, splitPacket, ttlOf } from '../../agent/mdns/responder.js';
 import { createMdnsSocket, waitReady, type MdnsRinfo, type MdnsSocket } from '../../agent/mdns/socket.js';
+import { MdnsCache, TimeHeap, srvTarget, type CachedType, type Entry } from './mdns-cache.js';
 
 /** One agent found by mDNS: what its records say, ready for the SDK's view. */
 export interface BrowsedInstance {
@@ -93,8 +97,12 @@ export interface BrowserStats {
   malformed: number;
   /** Records for our names that did not parse (bad TXT, version, SRV, address), and packets that made a handler throw. */
   invalid: number;
-  /** Records not cached because the cache was full. */
-  dropped: number;
+  /** Records evicted to make room (the cache was full, or one RRset held MAX_RECORDS_PER_RRSET). */
+  evicted: number;
+  /** Instances dropped, records and all, because the caller rejected them (reject()). */
+  rejected: number;
+  /** Instances looked at again (put together, compared): the work packets cost, one per instance a packet touched. */
+  reconciled: number;
   /** Socket errors and failed sends. */
   errors: number;
   /** Exceptions thrown by 'up' / 'update' / 'down' listeners (caught). */
@@ -125,27 +133,26 @@ export const CACHE_FLUSH_GRACE_MS = 1000;
 export const RESOLVE_DELAY_MS = 20;
 /** Questions for an incomplete instance before its PTR is dropped (about 17 s with the backoff). */
 export const MAX_RESOLVE_ATTEMPTS = 5;
-/** Bounds: cache entries, records looked at per packet, TTL honoured (s). */
+/** Bounds: cache entries (a full cache evicts, oldest first), records of one RRset, records looked at per packet. */
 export const MAX_CACHE_ENTRIES = 8192;
+export const MAX_RECORDS_PER_RRSET = 8;
 export const MAX_RECORDS_PER_PACKET = 512;
-export const MAX_TTL_S = 86_400;
+/**
+ * TTLs honoured (s): agents send 4500 s on PTRs, 20 s on the rest (records.ts DEFAULT_TTLS); a
+ * record claiming more is kept at most the agent's own (PTR) or twice it. That costs an honest
+ * agent nothing (refresh queries at 80 % of the capped TTL keep its records), and a forged record
+ * with a day's TTL goes within a minute unless someone keeps answering for it.
+ */
+export const MAX_PTR_TTL_S = DEFAULT_TTLS.ptr;
+export const MAX_RECORD_TTL_S = 2 * Math.max(DEFAULT_TTLS.host, DEFAULT_TTLS.txt);
 /** How long a query we sent is recognised when multicast loopback brings it back. */
 const OWN_QUERY_ECHO_MS = 2000;
 
-type CachedType = 'PTR' | 'SRV' | 'TXT' | 'A' | 'AAAA';
-
-interface Entry {
-  key: string;
-  set: string;
-  name: string;
-  type: CachedType;
-  data: unknown;
-  ttl: number;
-  receivedAt: number;
-  expiresAt: number;
-  refreshAt: number;
-  stage: number;
-  goodbye: boolean;
+interface UpInstance {
+  inst: BrowsedInstance;
+  target: string;
+  /** The records it was put together from (PTR, SRV, TXT, address): held in the cache. */
+  parts: Entry[];
 }
 
 export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
@@ -157,10 +164,15 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
   private readonly sockListeners: [string, (...args: any[]) => void][] = [];
   private started = false;
   private closed = false;
-  private readonly entries = new Map<string, Entry>();
-  private readonly bySet = new Map<string, Set<Entry>>();
-  private readonly up = new Map<string, { inst: BrowsedInstance; target: string }>();
+  private readonly cache: MdnsCache;
+  private readonly up = new Map<string, UpInstance>();
   private readonly resolving = new Map<string, { attempt: number; nextAt: number; missing: string }>();
+  /** Instances a received record or a timer touched since the last reconcile: only these are looked at. */
+  private readonly dirty = new Set<string>();
+  /** While set, touches are not recorded (the instance being decided is the one touched). */
+  private quiet = false;
+  /** When instances are due again (resolution, the second after a goodbye); stale items are skipped. */
+  private readonly instanceTimes = new TimeHeap<string>();
   private readonly goodbyeNames = new Set<string>();
   /** Instances taken down by a goodbye whose records are still cached (§10.1), and when to forget them. */
   private readonly saidGoodbye = new Map<string, number>();
@@ -169,7 +181,7 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
   private nextBrowseAt = 0;
   private browseInterval = INITIAL_QUERY_INTERVAL_MS;
   private timer: TimerHandle | undefined;
-  private readonly s: BrowserStats = {
+  private readonly s: Omit<BrowserStats, 'evicted'> = {
     packetsIn: 0,
     responsesIn: 0,
     queriesIn: 0,
@@ -177,7 +189,8 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
     duplicateQueriesSuppressed: 0,
     malformed: 0,
     invalid: 0,
-    dropped: 0,
+    rejected: 0,
+    reconciled: 0,
     errors: 0,
     listenerErrors: 0,
   };
@@ -189,6 +202,7 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
     this.random = opts.random ?? defaultRandom();
     this.browseName = (opts.service ? subtypeName(opts.service) : MDNS_SERVICE_TYPE).toLowerCase();
     this.ownSocket = opts.mdns === undefined;
+    this.cache = new MdnsCache({ browseName: this.browseName, maxEntries: MAX_CACHE_ENTRIES, maxPerSet: MAX_RECORDS_PER_RRSET, touched: (e) => this.touch(e) });
   }
 
   /** Open the socket (unless injected) and send the first query. */
@@ -240,8 +254,29 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
     return [...this.up.values()].map((u) => ({ ...u.inst }));
   }
 
+  /**
+   * The caller will not use this instance (a verifying client found it unsigned or wrongly signed):
+   * forget it, records and all, so it takes no room from instances that will be used. Announced
+   * again, it is put together (and judged) again. Up, it is no longer, without a 'down' (the
+   * caller knows). Safe inside an 'up' or 'update' listener.
+   */
+  reject(instance: string): void {
+    const i = instance.toLowerCase();
+    const prev = this.up.get(i);
+    if (!prev && !this.cache.ptr(i)) return;
+    this.s.rejected++;
+    for (const p of prev?.parts ?? []) this.cache.hold(p, -1);
+    this.up.delete(i);
+    this.resolving.delete(i);
+    this.saidGoodbye.delete(i);
+    const q = this.quiet;
+    this.quiet = true;
+    this.forget(i);
+    this.quiet = q;
+  }
+
   stats(): BrowserStats & { cacheEntries: number } {
-    return { ...this.s, cacheEntries: this.entries.size };
+    return { ...this.s, evicted: this.cache.evicted, cacheEntries: this.cache.size };
   }
 
   // -------------------------------------------------------------------------------------------
@@ -270,6 +305,7 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
     this.tick();
   }
 
+  /** Cache what the packet says about our instances. Work: the packet's records, never the cache's. */
   private onResponse(packet: DecodedPacket): void {
     const now = this.clock.now();
     const all: Answer[] = [];
@@ -287,10 +323,9 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
       this.insert(rr, 'PTR', now);
     }
     // 2. SRV and TXT of instances a PTR points at.
-    const instances = this.pointedInstances();
     for (const rr of all) {
       if (rr.type !== 'SRV' && rr.type !== 'TXT') continue;
-      if (!instances.has(rr.name.toLowerCase())) continue;
+      if (!this.cache.ptr(rr.name.toLowerCase())) continue;
       if (ttlOf(rr) > 0) {
         try {
           if (rr.type === 'SRV') checkSrv(data(rr));
@@ -303,10 +338,9 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
       this.insert(rr, rr.type, now);
     }
     // 3. Addresses of their SRV targets.
-    const targets = this.srvTargets(instances);
     for (const rr of all) {
       if (rr.type !== 'A' && rr.type !== 'AAAA') continue;
-      if (!targets.has(rr.name.toLowerCase())) continue;
+      if (!this.cache.isTarget(rr.name.toLowerCase())) continue;
       const d = data(rr);
       if (ttlOf(rr) > 0 && (typeof d !== 'string' || !(rr.type === 'A' ? net.isIPv4(d) : net.isIPv6(d)))) {
         this.s.invalid++;
@@ -329,9 +363,12 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
     const questions = Array.isArray(packet.questions) ? packet.questions : [];
     const same = questions.some((q) => q && typeof q.name === 'string' && q.name.toLowerCase() === this.browseName && q.type === 'PTR' && !questionClass(q).qu);
     if (!same) return;
-    const ours = new Set(this.knownAnswers(this.browseName, 'PTR', now).map((rr) => recordKey(rr)));
-    const theirs = (Array.isArray(packet.answers) ? packet.answers : []).filter((rr) => rr && typeof rr.name === 'string' && rr.name.toLowerCase() === this.browseName);
-    if (!theirs.every((rr) => ours.has(recordKey(rr)))) return;
+    // Each of their known answers must be one we would list (§7.1), looked up one by one.
+    for (const rr of Array.isArray(packet.answers) ? packet.answers : []) {
+      if (!rr || typeof rr.name !== 'string' || rr.name.toLowerCase() !== this.browseName) continue;
+      const e = this.cache.get(recordKey(rr));
+      if (!e || e.goodbye || (e.expiresAt - now) / 1000 <= e.ttl / 2) return;
+    }
     if (this.nextBrowseAt > now) {
       // A little later than the other host, so that it stays the one that asks and we stay
       // quiet; equal schedules would tie and both would ask every time.
@@ -345,71 +382,48 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
   // -------------------------------------------------------------------------------------------
   // Cache
 
+  private touch(e: Entry): void {
+    if (this.quiet) return;
+    const i = this.cache.instanceOf(e);
+    if (i !== undefined) this.dirty.add(i);
+    else for (const u of this.cache.usersOf(e.name)) this.dirty.add(u);
+  }
+
   private insert(rr: Answer, type: CachedType, now: number): void {
     const name = rr.name.toLowerCase();
-    const key = recordKey(rr);
-    const set = `${name}|${type}`;
-    const ttl = Math.min(Math.max(0, Math.floor(ttlOf(rr))), MAX_TTL_S);
-    const existing = this.entries.get(key);
+    const ttl = Math.min(Math.max(0, Math.floor(ttlOf(rr))), type === 'PTR' ? MAX_PTR_TTL_S : MAX_RECORD_TTL_S);
     if (ttl === 0) {
       // §10.1: goodbye — keep it one more second, then drop it.
+      const existing = this.cache.get(recordKey(rr));
       if (existing) {
         existing.expiresAt = Math.min(existing.expiresAt, now + GOODBYE_REMOVE_MS);
         existing.refreshAt = Infinity;
         existing.goodbye = true;
+        this.cache.schedule(existing);
+        this.touch(existing);
       }
       return;
     }
-    if ((rr as { flush?: boolean }).flush) {
-      // §10.2: the sender says this is the whole RRset; older members go in one second.
-      for (const e of this.bySet.get(set) ?? []) {
+    // §10.2: the sender says this is the whole RRset; older members go in one second. The bit
+    // belongs on unique records only; a PTR is shared (RFC 6763 §4.1), and a flush on the browsed
+    // name would let one packet expire every instance's PTR: ignored there.
+    if ((rr as { flush?: boolean }).flush && type !== 'PTR') {
+      const key = recordKey(rr);
+      for (const e of this.cache.set(name, type) ?? []) {
         if (e.key === key) continue;
         e.refreshAt = Infinity;
         if (e.receivedAt < now - CACHE_FLUSH_GRACE_MS) e.expiresAt = Math.min(e.expiresAt, now + CACHE_FLUSH_GRACE_MS);
+        this.cache.schedule(e);
       }
     }
-    const data = (rr as { data?: unknown }).data;
-    if (existing) {
-      existing.data = data;
-      existing.ttl = ttl;
-      existing.receivedAt = now;
-      existing.expiresAt = now + ttl * 1000;
-      existing.goodbye = false;
-      existing.stage = 0;
-      existing.refreshAt = this.refreshTime(existing);
-      return;
-    }
-    if (this.entries.size >= MAX_CACHE_ENTRIES) {
-      this.s.dropped++;
-      return;
-    }
-    const e: Entry = { key, set, name, type, data, ttl, receivedAt: now, expiresAt: now + ttl * 1000, refreshAt: Infinity, stage: 0, goodbye: false };
-    e.refreshAt = this.refreshTime(e);
-    this.entries.set(key, e);
-    let s = this.bySet.get(set);
-    if (!s) this.bySet.set(set, (s = new Set()));
-    s.add(e);
+    this.cache.upsert(rr, type, ttl, now, (e) => this.refreshTime(e));
   }
 
-  private remove(e: Entry): void {
-    this.entries.delete(e.key);
-    const s = this.bySet.get(e.set);
-    s?.delete(e);
-    if (s && s.size === 0) this.bySet.delete(e.set);
-  }
-
-  /** Drop an instance's PTR and, with it, everything only it needed. */
+  /** Drop an instance's PTR and, with it, everything only it needed (the cache drops unused addresses). */
   private forget(instance: string): void {
-    for (const e of [...(this.bySet.get(`${this.browseName}|PTR`) ?? [])]) if (String(e.data).toLowerCase() === instance) this.remove(e);
-    const targets = this.srvTargets(this.pointedInstances());
-    for (const type of ['SRV', 'TXT'] as const)
-      for (const e of [...(this.bySet.get(`${instance}|${type}`) ?? [])]) {
-        this.remove(e);
-        if (type === 'SRV') {
-          const t = String((e.data as { target?: unknown })?.target ?? '').toLowerCase();
-          if (!targets.has(t)) for (const at of ['A', 'AAAA'] as const) for (const x of [...(this.bySet.get(`${t}|${at}`) ?? [])]) this.remove(x);
-        }
-      }
+    const ptr = this.cache.ptr(instance);
+    if (ptr) this.cache.remove(ptr);
+    for (const type of ['SRV', 'TXT'] as const) for (const e of [...(this.cache.set(instance, type) ?? [])]) this.cache.remove(e);
   }
 
   private refreshTime(e: Entry): number {
@@ -420,40 +434,22 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
   /** The most recently received live record of an RRset. */
   private latest(name: string, type: CachedType): Entry | undefined {
     let best: Entry | undefined;
-    for (const e of this.bySet.get(`${name}|${type}`) ?? []) if (!best || e.receivedAt > best.receivedAt) best = e;
+    for (const e of this.cache.set(name, type) ?? []) if (!best || e.receivedAt >= best.receivedAt) best = e; // ties: the later one
     return best;
   }
 
-  /** Instances a cached PTR points at; with `live`, only through a PTR that did not say goodbye. */
-  private pointedInstances(live = false): Set<string> {
-    const out = new Set<string>();
-    for (const e of this.bySet.get(`${this.browseName}|PTR`) ?? []) if (!live || !e.goodbye) out.add(String(e.data).toLowerCase());
-    return out;
-  }
-
-  /** Did the instance say goodbye: every PTR to it, or every SRV of it, has TTL 0 (§10.1)? */
-  private goneByGoodbye(instance: string, live: Set<string>): boolean {
-    if (!live.has(instance)) return true;
-    const srvs = this.bySet.get(`${instance}|SRV`);
+  /** Did every SRV of the instance say goodbye (§10.1)? */
+  private srvsSaidGoodbye(instance: string): boolean {
+    const srvs = this.cache.set(instance, 'SRV');
     if (!srvs || srvs.size === 0) return false;
     for (const e of srvs) if (!e.goodbye) return false;
     return true;
   }
 
-  private srvTargets(instances: Set<string>): Set<string> {
-    const out = new Set<string>();
-    for (const i of instances)
-      for (const e of this.bySet.get(`${i}|SRV`) ?? []) {
-        const t = (e.data as { target?: unknown })?.target;
-        if (typeof t === 'string') out.add(t.toLowerCase());
-      }
-    return out;
-  }
-
   /** Known answers for a question (§7.1): cached records with more than half their TTL left, with the TTL that is left. */
   private knownAnswers(name: string, type: CachedType, now: number): Answer[] {
     const out: Answer[] = [];
-    for (const e of this.bySet.get(`${name}|${type}`) ?? []) {
+    for (const e of this.cache.set(name, type) ?? []) {
       if (e.goodbye) continue;
       const left = (e.expiresAt - now) / 1000;
       if (left <= e.ttl / 2) continue;
@@ -463,115 +459,51 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
   }
 
   // -------------------------------------------------------------------------------------------
-  // The one timer: expiry, instance changes, queries.
+  // The one timer: expiry and refresh (from the cache's heap), instances touched, queries.
 
   private tick(): void {
     if (this.closed || !this.started) return;
     const now = this.clock.now();
     try {
-      this.sweep(now);
+      const refresh: Entry[] = [];
+      for (const e of this.cache.due(now)) {
+        if (e.expiresAt <= now) {
+          this.touch(e);
+          this.cache.remove(e);
+          if (e.goodbye) this.goodbyeNames.add(e.type === 'PTR' ? String(e.data).toLowerCase() : e.name);
+        } else {
+          // §5.2: a refresh query at 80/85/90/95 % of its TTL.
+          refresh.push(e);
+          e.stage++;
+          e.refreshAt = this.refreshTime(e);
+          this.cache.schedule(e);
+        }
+      }
+      const resolveDue: string[] = [];
+      while (this.instanceTimes.peek() <= now) {
+        const [, i] = this.instanceTimes.pop()!;
+        this.dirty.add(i);
+        resolveDue.push(i);
+      }
       this.reconcile(now);
-      this.query(now);
+      this.query(now, refresh, resolveDue);
     } catch {
       this.s.invalid++;
     }
     this.arm(now);
   }
 
-  private sweep(now: number): void {
-    for (const e of [...this.entries.values()]) {
-      if (e.expiresAt > now) continue;
-      this.remove(e);
-      if (e.goodbye) this.goodbyeNames.add(e.type === 'PTR' ? String(e.data).toLowerCase() : e.name);
-    }
-  }
-
   private reconcile(now: number): void {
-    // The §10.1 second after a goodbye is over and the instance did not come back: forget it, as
-    // an instance that goes down for any other reason is (below).
-    for (const [instance, at] of this.saidGoodbye) {
-      if (this.up.has(instance)) this.saidGoodbye.delete(instance);
-      else if (at <= now) {
-        this.saidGoodbye.delete(instance);
-        this.resolving.delete(instance);
-        this.forget(instance);
-      }
-    }
-    const current = new Map<string, { inst: BrowsedInstance; target: string }>();
-    const pointed = this.pointedInstances();
-    const live = this.pointedInstances(true);
-    const needed = new Map<string, string>();
-    const byGoodbye = new Set<string>();
-    for (const instance of pointed) {
-      if (this.goneByGoodbye(instance, live)) {
-        // Down now; nothing is asked for it while its records wait out their second.
-        byGoodbye.add(instance);
-        continue;
-      }
-      const srv = this.latest(instance, 'SRV');
-      const txt = this.latest(instance, 'TXT');
-      const target = srv ? String((srv.data as { target?: unknown })?.target ?? '').toLowerCase() : '';
-      const addr = srv ? (this.latest(target, 'A') ?? this.latest(target, 'AAAA')) : undefined;
-      if (!srv || !txt || !addr) {
-        needed.set(instance, `${srv ? '' : 'srv'} ${txt ? '' : 'txt'} ${target}`);
-        continue;
-      }
-      let a: Announcement;
-      try {
-        a = assembleAnnouncement(instance, srv.data, txt.data, addr.data, 0);
-      } catch {
-        continue;
-      }
-      if (this.opts.service !== undefined && a.service !== this.opts.service) continue;
-      current.set(instance, { inst: toBrowsed(a), target });
-    }
-
-    // Garbage: records no pointed instance needs any more.
-    const targets = this.srvTargets(pointed);
-    for (const e of [...this.entries.values()]) {
-      if ((e.type === 'SRV' || e.type === 'TXT') && !pointed.has(e.name)) this.remove(e);
-      else if ((e.type === 'A' || e.type === 'AAAA') && !targets.has(e.name)) this.remove(e);
-    }
-    // Resolution follows what is missing: progress (an SRV arrived, now the address is missing)
-    // asks again at once; no progress after MAX_RESOLVE_ATTEMPTS drops the instance's PTR.
-    for (const i of [...this.resolving.keys()]) if (!needed.has(i)) this.resolving.delete(i);
-    for (const [i, missing] of needed) {
-      const r = this.resolving.get(i);
-      if (r && r.missing === missing) {
-        if (r.attempt >= MAX_RESOLVE_ATTEMPTS && r.nextAt <= now) {
-          this.resolving.delete(i);
-          this.forget(i);
-        }
-        continue;
-      }
-      this.resolving.set(i, { attempt: 0, nextAt: now + RESOLVE_DELAY_MS, missing });
-    }
-
     const events: (() => void)[] = [];
-    for (const [instance, cur] of current) {
-      const prev = this.up.get(instance);
-      this.up.set(instance, cur);
-      if (!prev) events.push(() => this.emit('up', { ...cur.inst }));
-      else if (instanceKey(prev.inst) !== instanceKey(cur.inst)) events.push(() => this.emit('update', { ...cur.inst }));
+    const list = [...this.dirty];
+    this.dirty.clear();
+    this.quiet = true;
+    try {
+      for (const i of list) this.reconcileOne(i, now, events);
+    } finally {
+      this.quiet = false;
+      this.goodbyeNames.clear();
     }
-    for (const [instance, prev] of [...this.up]) {
-      if (current.has(instance)) continue;
-      this.up.delete(instance);
-      this.resolving.delete(instance);
-      if (byGoodbye.has(instance)) {
-        // Its records stay for their second (§10.1): an announcement within it brings it back.
-        this.saidGoodbye.set(instance, now + GOODBYE_REMOVE_MS);
-        events.push(() => this.emit('down', prev.inst.id, 'goodbye', instance));
-        continue;
-      }
-      const reason: DownReason = this.goodbyeNames.has(instance) || this.goodbyeNames.has(prev.target) ? 'goodbye' : 'expired';
-      // Whatever part went, the instance is gone: forget its PTR too rather than ask for the
-      // missing part until the PTR's 75 minutes run out. Alive, it answers the next browse
-      // query (its PTR is no longer a known answer) and comes back.
-      this.forget(instance);
-      events.push(() => this.emit('down', prev.inst.id, reason, instance));
-    }
-    this.goodbyeNames.clear();
     for (const ev of events) {
       try {
         ev();
@@ -581,7 +513,92 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
     }
   }
 
-  private query(now: number): void {
+  /** Is one instance up, changed, down, missing pieces? Its records only: O(1) in the cache's size. */
+  private reconcileOne(instance: string, now: number, events: (() => void)[]): void {
+    this.s.reconciled++;
+    // The §10.1 second after a goodbye is over and the instance did not come back: forget it, as
+    // an instance that goes down for any other reason is (below).
+    const sg = this.saidGoodbye.get(instance);
+    if (sg !== undefined) {
+      if (this.up.has(instance)) this.saidGoodbye.delete(instance);
+      else if (sg <= now) {
+        this.saidGoodbye.delete(instance);
+        this.resolving.delete(instance);
+        this.forget(instance);
+      }
+    }
+    const ptr = this.cache.ptr(instance);
+    let cur: UpInstance | undefined;
+    let missing: string | undefined;
+    let byGoodbye = false;
+    if (!ptr) {
+      // Garbage: no PTR points at it any more.
+      for (const type of ['SRV', 'TXT'] as const) for (const e of [...(this.cache.set(instance, type) ?? [])]) this.cache.remove(e);
+    } else if (ptr.goodbye || this.srvsSaidGoodbye(instance)) {
+      // Down now; nothing is asked for it while its records wait out their second.
+      byGoodbye = true;
+    } else {
+      const srv = this.latest(instance, 'SRV');
+      const txt = this.latest(instance, 'TXT');
+      const target = srv ? srvTarget(srv) : '';
+      const addr = srv ? (this.latest(target, 'A') ?? this.latest(target, 'AAAA')) : undefined;
+      if (!srv || !txt || !addr) missing = `${srv ? '' : 'srv'} ${txt ? '' : 'txt'} ${target}`;
+      else {
+        try {
+          const a = assembleAnnouncement(instance, srv.data, txt.data, addr.data, 0);
+          if (this.opts.service === undefined || a.service === this.opts.service) cur = { inst: toBrowsed(a), target, parts: [ptr, srv, txt, addr] };
+        } catch {
+          // Not an instance we can use; nothing asked for it either.
+        }
+      }
+    }
+
+    // Resolution follows what is missing: progress (an SRV arrived, now the address is missing)
+    // asks again at once; no progress after MAX_RESOLVE_ATTEMPTS drops the instance's PTR.
+    if (missing === undefined) this.resolving.delete(instance);
+    else {
+      const r = this.resolving.get(instance);
+      if (r && r.missing === missing) {
+        if (r.attempt >= MAX_RESOLVE_ATTEMPTS && r.nextAt <= now) {
+          this.resolving.delete(instance);
+          this.forget(instance);
+        }
+      } else {
+        this.resolving.set(instance, { attempt: 0, nextAt: now + RESOLVE_DELAY_MS, missing });
+        this.instanceTimes.push(now + RESOLVE_DELAY_MS, instance);
+      }
+    }
+
+    const prev = this.up.get(instance);
+    if (cur) {
+      this.up.set(instance, cur);
+      for (const p of cur.parts) if (!prev?.parts.includes(p)) this.cache.hold(p, 1);
+      for (const p of prev?.parts ?? []) if (!cur.parts.includes(p)) this.cache.hold(p, -1);
+      const c = cur;
+      if (!prev) events.push(() => this.emit('up', { ...c.inst }));
+      else if (instanceKey(prev.inst) !== instanceKey(c.inst)) events.push(() => this.emit('update', { ...c.inst }));
+      return;
+    }
+    if (!prev) return;
+    for (const p of prev.parts) this.cache.hold(p, -1);
+    this.up.delete(instance);
+    this.resolving.delete(instance);
+    if (byGoodbye) {
+      // Its records stay for their second (§10.1): an announcement within it brings it back.
+      this.saidGoodbye.set(instance, now + GOODBYE_REMOVE_MS);
+      this.instanceTimes.push(now + GOODBYE_REMOVE_MS, instance);
+      events.push(() => this.emit('down', prev.inst.id, 'goodbye', instance));
+      return;
+    }
+    const reason: DownReason = this.goodbyeNames.has(instance) || this.goodbyeNames.has(prev.target) ? 'goodbye' : 'expired';
+    // Whatever part went, the instance is gone: forget its PTR too rather than ask for the
+    // missing part until the PTR's 75 minutes run out. Alive, it answers the next browse
+    // query (its PTR is no longer a known answer) and comes back.
+    this.forget(instance);
+    events.push(() => this.emit('down', prev.inst.id, reason, instance));
+  }
+
+  private query(now: number, refresh: readonly Entry[], resolveDue: readonly string[]): void {
     const questions: Question[] = [];
     const asked = new Set<string>();
     const ask = (name: string, type: CachedType) => {
@@ -596,23 +613,20 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
       this.nextBrowseAt = now + this.browseInterval;
       this.browseInterval = Math.min(this.browseInterval * 2, MAX_QUERY_INTERVAL_MS);
     }
-    // Refresh queries for records of live instances at 80/85/90/95 % of their TTL (§5.2).
-    for (const e of this.entries.values()) {
-      if (e.refreshAt > now) continue;
-      ask(e.name, e.type);
-      e.stage++;
-      e.refreshAt = this.refreshTime(e);
-    }
+    // Refresh queries for records still cached (§5.2).
+    for (const e of refresh) if (this.cache.get(e.key) === e) ask(e.name, e.type);
     // Missing pieces of instances (§5.2 applies the same backoff: 1 s, 2 s, 4 s… capped).
-    for (const [instance, r] of this.resolving) {
-      if (r.nextAt > now) continue;
+    for (const instance of resolveDue) {
+      const r = this.resolving.get(instance);
+      if (!r || r.nextAt > now) continue;
       r.attempt++;
       r.nextAt = now + Math.min(INITIAL_QUERY_INTERVAL_MS * 2 ** (r.attempt - 1), MAX_QUERY_INTERVAL_MS);
+      this.instanceTimes.push(r.nextAt, instance);
       const srv = this.latest(instance, 'SRV');
       if (!srv) ask(instance, 'SRV');
       if (!this.latest(instance, 'TXT')) ask(instance, 'TXT');
       if (srv) {
-        const target = String((srv.data as { target?: unknown })?.target ?? '').toLowerCase();
+        const target = srvTarget(srv);
         if (target) {
           ask(target, 'A');
           ask(target, 'AAAA');
@@ -647,10 +661,8 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
     this.clock.clearTimeout(this.timer);
     this.timer = undefined;
     if (this.closed) return;
-    let at = this.nextBrowseAt;
-    for (const e of this.entries.values()) at = Math.min(at, e.expiresAt, e.refreshAt);
-    for (const r of this.resolving.values()) at = Math.min(at, r.nextAt);
-    for (const t of this.saidGoodbye.values()) at = Math.min(at, t);
+    // Instances touched from outside a tick (reject() in a listener) are looked at next.
+    const at = this.dirty.size > 0 ? now : Math.min(this.nextBrowseAt, this.cache.nextTime(), this.instanceTimes.peek());
     this.timer = this.clock.setTimeout(() => this.tick(), Math.max(1, at - now));
     this.timer.unref?.();
   }

@@ -101,6 +101,7 @@ export class MdnsDiscovery implements DiscoverySource {
       if (why) {
         // Ignored entirely: not in the view, and its agent is not subscribed to.
         this.opts.onRejected?.(new SignatureError(i.id, 'mdns', why, `${i.instance} at ${i.host}:${i.agentPort}`));
+        this.drop(i);
         return;
       }
     }
@@ -109,6 +110,21 @@ export class MdnsDiscovery implements DiscoverySource {
     this.foundFrom.set(rec.id, i.instance);
     if (rec.agent) this.watch?.addAgent(rec.agent);
     if (!this.watching) this.sink?.upsert(rec);
+  }
+
+  /**
+   * A rejected instance: the browser keeps none of its records (they would only take room from
+   * instances that can be used), and if this server was taken from it, it is a server no longer:
+   * what the instance says now is not signed.
+   */
+  private drop(i: BrowsedInstance): void {
+    this.browser.reject(i.instance);
+    if (this.foundFrom.get(i.id) !== i.instance) return;
+    this.foundFrom.delete(i.id);
+    const rec = this.found.get(i.id);
+    this.found.delete(i.id);
+    if (rec?.agent) this.watch?.removeAgent(rec.agent);
+    this.sink?.remove(i.id, 'mdns rejected');
   }
 
   async close(): Promise<void> {

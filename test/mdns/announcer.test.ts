@@ -311,8 +311,9 @@ describe('MdnsAnnouncer updates', () => {
     await announced(a, clock);
     clock.advance(5000);
     const t = clock.now();
+    // The weight (a load-only change has an interval of its own: load-bucket.test.ts).
     for (let i = 1; i <= 10; i++) {
-      a.update({ ...INFO, loadBucket: i });
+      a.update({ ...INFO, weight: 100 + i });
       clock.advance(100);
     }
     clock.advance(5000);
@@ -321,8 +322,8 @@ describe('MdnsAnnouncer updates', () => {
     for (const s of sent) expect(new Set(s.packet.answers.map((rr) => rr.type))).toEqual(new Set(['TXT']));
     const times = sent.map((s) => s.at - t);
     expect(times).toEqual([0, 1000, 2000]);
-    const load = (s: Sent) => (s.packet.answers[0] as { data: Buffer[] }).data.map(String).find((x) => x.startsWith('load='));
-    expect(sent.map(load)).toEqual(['load=1', 'load=10', 'load=10']);
+    const weight = (s: Sent) => (s.packet.answers[0] as { data: Buffer[] }).data.map(String).find((x) => x.startsWith('w='));
+    expect(sent.map(weight)).toEqual(['w=101', 'w=110', 'w=110']);
     await a.stop();
   });
 

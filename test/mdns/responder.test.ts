@@ -130,3 +130,29 @@ describe('splitPacket (§7.2, §17)', () => {
     expect(splitPacket(one)).toEqual([one]);
   });
 });
+
+describe('known answers: the work follows the matches', () => {
+  it('a browse query listing 500 other instances encodes the rdata of none of them (PTR names compared as text first), and still suppresses ours', () => {
+    const ptrCodec = (dnsPacket as unknown as { record(t: string): { encode(d: unknown): Buffer } }).record('PTR');
+    const others = Array.from({ length: 500 }, (_, i) => ({ name: '_peerlb._tcp.local', type: 'PTR', class: 'IN', ttl: 4500, data: `o${i}._peerlb._tcp.local` }) as Answer);
+    const encode = ptrCodec.encode;
+    let calls = 0;
+    ptrCodec.encode = (d: unknown) => {
+      calls++;
+      return encode(d);
+    };
+    try {
+      const plan = answerQuestions(OWNED, [q('_peerlb._tcp.local', 'PTR')], others);
+      expect(rows(plan.answers)).toEqual(['_peerlb._tcp.local PTR']);
+      expect(calls).toBeLessThan(10);
+      calls = 0;
+      const ours = { ...rec('_peerlb._tcp.local', 'PTR'), name: '_PEERLB._tcp.local', data: 'N1._peerlb._tcp.local', ttl: 4500 } as Answer;
+      const known = answerQuestions(OWNED, [q('_peerlb._tcp.local', 'PTR')], [...others, ours]);
+      expect(known.answers).toEqual([]);
+      expect(known.suppressed).toBe(1);
+      expect(calls).toBeLessThan(10);
+    } finally {
+      ptrCodec.encode = encode;
+    }
+  });
+});
