@@ -7,7 +7,7 @@
  *   await agent.drain(); await agent.stop();
  */
 import { EventEmitter } from 'node:events';
-import { resolveAgentOptions, type AgentOptions, type ResolvedAgentOptions } from './options.js';
+import { checkLocalAddress, resolveAgentOptions, type AgentOptions, type ResolvedAgentOptions } from './options.js';
 import { createLogger, type Logger } from './log.js';
 import { AgentHttp, sendJson } from './http.js';
 import { Subscriptions } from './subscriptions.js';
@@ -153,6 +153,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.sealer = createSealer(new Keyring(keys), { replayWindowMs: o.limits.replayWindowMs });
       this.keysLoaded = keysFingerprint(keys);
     } else this.log.warn('cluster is open: agent-to-agent frames are not authenticated or encrypted; anyone who reaches this port can join (set keyFile, see `peerlb keygen`)');
+    if (o.mdns) await checkLocalAddress('mdns.interface', o.mdns.interface);
     this.port = await this.http.listen(o.port, o.bind);
     const hostInUrl = o.host.includes(':') ? `[${o.host}]` : o.host;
     this.url = `ws://${hostInUrl}:${this.port}`;
@@ -215,8 +216,15 @@ export class Agent extends EventEmitter<AgentEvents> {
       // One probe before announcing, so the first state others see is a measured one (a server
       // that is not up yet is announced unhealthy and takes no picks until it passes `rise` checks).
       const c = hc.check;
-      const first = c.type === 'tcp' ? await probeTcp({ ...c, timeoutMs: c.timeoutMs ?? 500 }) : c.type === 'udp' ? await probeUdp({ ...c, timeoutMs: c.timeoutMs ?? 500 }) : { ok: true };
+      const first =
+        c.type === 'tcp'
+          ? await probeTcp({ ...c, timeoutMs: c.timeoutMs ?? 500 })
+          : c.type === 'udp'
+            ? await probeUdp({ ...c, timeoutMs: c.timeoutMs ?? 500 })
+            : { ok: true, reason: c.type === 'ttl' ? `ttl check: healthy while reports come within ${c.ttlMs} ms` : 'no check configured' };
       this.serverHealth = first.ok ? 'healthy' : 'unhealthy';
+      // The first state too, with its reason (later ones are logged as changes).
+      this.log.info({ health: this.serverHealth, reason: first.reason }, 'server health (first check)');
       this.health = new HealthChecker(hc.check, { ...hc.opts, initial: this.serverHealth, clock: this.clock });
       this.health.on('change', (state: 'healthy' | 'unhealthy', detail: { reason: string }) => {
         this.serverHealth = state;
@@ -439,15 +447,35 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.publishMeta();
     }
     const tcpPort = this.opts.tcpPort;
+    // What the wait is for: established connections on the server's port, and the sessions the
+    // server reported while its reports are fresh (a figure it stopped renewing holds nothing up).
+    const seen = { connections: 0, sessions: 0 };
+    const waitedFor = new Set<string>();
     const result = await waitForDrain({
       count: async () => {
         const conns = tcpPort !== undefined ? await countEstablished(tcpPort) : 0;
-        return Math.max(conns, this.tracker.current()?.sessions ?? 0);
+        const sessions = this.tracker.freshSessions() ?? 0;
+        seen.connections = conns;
+        seen.sessions = sessions;
+        if (conns > 0) waitedFor.add('connections');
+        if (sessions > 0) waitedFor.add('reported sessions');
+        return Math.max(conns, sessions);
       },
       timeoutMs: this.opts.drainTimeoutMs,
       clock: this.clock,
     });
-    this.log.info(result, 'drain finished');
+    const sessionsReportAgeMs = this.tracker.reportAgeMs();
+    this.log.info(
+      {
+        ...result,
+        waitedFor: waitedFor.size ? [...waitedFor] : ['nothing'],
+        connections: tcpPort !== undefined ? seen.connections : undefined,
+        sessions: seen.sessions,
+        sessionsReport: this.tracker.reportState(),
+        sessionsReportAgeMs: sessionsReportAgeMs === undefined ? undefined : Math.round(sessionsReportAgeMs),
+      },
+      'drain finished',
+    );
     return result;
   }
 

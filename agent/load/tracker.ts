@@ -247,6 +247,15 @@ export class LoadTracker extends EventEmitter<LoadTrackerEvents> {
     return age <= this.reportTtlMs ? 'fresh' : 'expired';
   }
 
+  /**
+   * The sessions the server reported, while its reports are fresh (within reportTtlMs), else
+   * undefined. What a drain waits for: a figure the server stopped renewing is not evidence of
+   * work in progress (the same expiry as for the reported connections and utilization).
+   */
+  freshSessions(): number | undefined {
+    return this.reportState() === 'fresh' ? this.reported.sessions : undefined;
+  }
+
   /** The last published report with its age now, or undefined before the first publish. */
   current(): LoadReport | undefined {
     if (!this.last) return undefined;
