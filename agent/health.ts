@@ -2,7 +2,8 @@
  * The agent checks its own server and says whether clients should pick it.
  *
  * Checks:
- *  - `tcp`: connect to the server's port and close (HAProxy's default layer-4 check);
+ *  - `tcp`: connect to the server's port and close gracefully (HAProxy's default layer-4 check, but
+ *    with a FIN, not a reset: see probeTcp);
  *  - `udp`: send a datagram and wait for a reply, optionally one that starts with `expect`;
  *  - `ttl`: no probe; healthy while the server keeps reporting (`reported()`), as Consul's TTL
  *    checks ("dead man's switch");
@@ -170,16 +171,45 @@ function probe(
   });
 }
 
-/** Connect to host:port and close at once. Success = the three-way handshake completed. */
+/**
+ * How long a tcp probe's socket may take to close after its FIN, ms, before it is destroyed. The
+ * server normally answers the FIN at once with its own (Node's default, `allowHalfOpen: false`).
+ */
+export const TCP_CLOSE_GRACE_MS = 1000;
+
+/**
+ * Connect to host:port and close gracefully. Success = the three-way handshake completed.
+ *
+ * The close is a FIN (`end()`), reading and discarding whatever the server sends meanwhile (a
+ * greeting: SMTP's 220, a game's banner), and a destroy only once the server closed too or after
+ * TCP_CLOSE_GRACE_MS. Destroying at once, as HAProxy's bare connect check does with a RST, makes
+ * the kernel answer a greeting that arrives after the close with a reset: a server without an
+ * 'error' handler on its sockets then dies of ECONNRESET, killed by its own health check.
+ */
 export function probeTcp(check: { host: string; port: number; timeoutMs: number }, ctx: ProbeContext = { clock: systemClock }): Promise<ProbeResult> {
   const what = `tcp connect ${check.host}:${check.port}`;
   return probe(ctx, check.timeoutMs, what, (finish) => {
     const sock = net.connect({ host: check.host, port: check.port });
-    // Stays attached after the probe: a late error (reset after destroy) must not become an
+    let connected = false;
+    // Stays attached after the probe: a late error (a reset during the close) must not become an
     // unhandled 'error' event.
     sock.on('error', (err) => finish(false, `${what}: ${errText(err)}`));
-    sock.once('connect', () => finish(true, `${what}: ok`));
-    return () => sock.destroy();
+    sock.once('connect', () => {
+      connected = true;
+      finish(true, `${what}: ok`);
+    });
+    return () => {
+      if (!connected) {
+        sock.destroy(); // timed out or aborted before the handshake: nothing to close politely
+        return;
+      }
+      // Real timers, not the clock: this is socket hygiene after the verdict, not part of it.
+      const grace = setTimeout(() => sock.destroy(), TCP_CLOSE_GRACE_MS);
+      grace.unref();
+      sock.once('close', () => clearTimeout(grace));
+      sock.resume(); // read the greeting (unread data at close time would make the close a RST)
+      sock.end();
+    };
   });
 }
 
