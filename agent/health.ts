@@ -15,7 +15,8 @@
  * every client acts on. The threshold logic is the pure `nextHealth`; scheduling goes through the
  * Clock; probes use real sockets.
  *
- * Nothing here throws after construction: socket errors are probe failures.
+ * Nothing here throws after construction: socket errors are probe failures, except those of the
+ * agent's own resources (EMFILE, ENFILE, ENOBUFS, ENOMEM), which are "cannot tell": the state stays.
  */
 import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
@@ -70,6 +71,12 @@ export interface ProbeResult {
   rttMs: number | undefined;
   /** Clock time the probe finished. */
   at: number;
+  /**
+   * The probe could not be made for a reason of the agent's own (EMFILE, ENFILE: out of file
+   * descriptors; ENOBUFS: out of socket buffers): it says nothing about the server. The checker
+   * keeps its state and counters; the agent logs it.
+   */
+  inconclusive?: true;
 }
 
 export interface HealthChangeDetail {
@@ -112,6 +119,17 @@ export function nextHealth(c: HealthCounters, ok: boolean, t: { rise: number; fa
 /** Largest UDP payload over IPv4 (65,535 − 8 UDP − 20 IP header bytes). */
 export const MAX_UDP_PAYLOAD = 65_507;
 
+/**
+ * Errors of the agent's own resources, not of the server: a probe failing with one of these
+ * "cannot tell" (ProbeResult.inconclusive) instead of counting as the server down.
+ */
+export const LOCAL_RESOURCE_ERRORS: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
+
+function isLocalResourceError(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' && LOCAL_RESOURCE_ERRORS.has(code);
+}
+
 function errText(err: unknown): string {
   const e = err as NodeJS.ErrnoException | undefined;
   return e?.code ?? e?.message ?? String(err);
@@ -132,7 +150,7 @@ function probe(
   ctx: ProbeContext,
   timeoutMs: number,
   what: string,
-  body: (finish: (ok: boolean, reason: string) => void, started: number) => () => void,
+  body: (finish: (ok: boolean, reason: string, err?: unknown) => void, started: number) => () => void,
 ): Promise<ProbeResult> {
   return new Promise<ProbeResult>((resolve) => {
     const { clock, signal } = ctx;
@@ -141,7 +159,7 @@ function probe(
     let cleanup: (() => void) | undefined;
     let timer: TimerHandle | undefined;
     const onAbort = () => finish(false, `${what}: aborted`);
-    const finish = (ok: boolean, reason: string) => {
+    const finish = (ok: boolean, reason: string, err?: unknown) => {
       if (settled) return;
       settled = true;
       clock.clearTimeout(timer);
@@ -152,7 +170,12 @@ function probe(
         // closing an already closed socket: nothing left to release
       }
       const at = clock.now();
-      resolve({ ok, reason, rttMs: ok ? at - started : undefined, at });
+      const r: ProbeResult = { ok, reason, rttMs: ok ? at - started : undefined, at };
+      if (!ok && isLocalResourceError(err)) {
+        r.inconclusive = true;
+        r.reason = `${reason} (the agent's own resources ran out: cannot tell whether the server is up)`;
+      }
+      resolve(r);
     };
     if (signal?.aborted) {
       finish(false, `${what}: aborted`);
@@ -166,7 +189,7 @@ function probe(
       if (settled) c();
       else cleanup = c;
     } catch (err) {
-      finish(false, `${what}: ${errText(err)}`);
+      finish(false, `${what}: ${errText(err)}`, err);
     }
   });
 }
@@ -193,7 +216,7 @@ export function probeTcp(check: { host: string; port: number; timeoutMs: number 
     let connected = false;
     // Stays attached after the probe: a late error (a reset during the close) must not become an
     // unhandled 'error' event.
-    sock.on('error', (err) => finish(false, `${what}: ${errText(err)}`));
+    sock.on('error', (err) => finish(false, `${what}: ${errText(err)}`, err));
     sock.once('connect', () => {
       connected = true;
       finish(true, `${what}: ok`);
@@ -247,7 +270,7 @@ export function probeUdp(
   return probe(ctx, check.timeoutMs, what, (finish) => {
     const sock = dgram.createSocket(net.isIPv6(check.host) ? 'udp6' : 'udp4');
     let closed = false;
-    sock.on('error', (err) => finish(false, `${what}: ${errText(err)}`));
+    sock.on('error', (err) => finish(false, `${what}: ${errText(err)}`, err));
     sock.on('message', (msg) => {
       if (matches(msg)) finish(true, `${what}: reply ok`);
       else finish(false, `${what}: reply ${preview(msg)} does not match ${describeExpect(check.expect!)}`);
@@ -265,10 +288,10 @@ export function probeUdp(
         if (closed) return;
         try {
           sock.send(payload, (err) => {
-            if (err) finish(false, `${what}: send failed: ${errText(err)}`);
+            if (err) finish(false, `${what}: send failed: ${errText(err)}`, err);
           });
         } catch (err) {
-          finish(false, `${what}: send failed: ${errText(err)}`);
+          finish(false, `${what}: send failed: ${errText(err)}`, err);
         }
       });
     } catch (err) {
@@ -521,6 +544,11 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
   }
 
   private apply(r: ProbeResult): ProbeResult {
+    if (r.inconclusive) {
+      // Cannot tell: the last state and the counters stay as they are.
+      this.emit('result', r);
+      return r;
+    }
     this.last = r;
     if (r.ok && r.rttMs !== undefined) this.lastRtt = r.rttMs;
     this.emit('result', r);

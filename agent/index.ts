@@ -232,8 +232,17 @@ export class Agent extends EventEmitter<AgentEvents> {
         this.feed.event({ at: Date.now(), kind: state, node: this.node, detail: detail.reason });
         this.publishMeta();
       });
+      let cannotTell = 0;
       this.health.on('result', (r) => {
-        this.metrics.healthChecks.inc({ result: r.ok ? 'ok' : 'fail' });
+        this.metrics.healthChecks.inc({ result: r.inconclusive ? 'inconclusive' : r.ok ? 'ok' : 'fail' });
+        // The agent's own file descriptors or buffers ran out: not the server's fault. Logged when
+        // it starts (and every 100th probe while it lasts) and when probes work again.
+        if (r.inconclusive) {
+          if (cannotTell++ % 100 === 0) this.log.warn({ health: this.serverHealth, reason: r.reason, probes: cannotTell }, 'health check cannot tell: keeping the last state');
+        } else if (cannotTell > 0) {
+          this.log.info({ probes: cannotTell, reason: r.reason }, 'health check works again');
+          cannotTell = 0;
+        }
         if (r.rttMs !== undefined) this.metrics.probeRtt.observe({ kind: 'health' }, r.rttMs / 1000);
       });
       this.health.start();

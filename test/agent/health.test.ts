@@ -449,3 +449,24 @@ describe('tcp check against a server that greets and has no error handler (real 
     expect(text).not.toMatch(/"health":"unhealthy"/);
   }, 60_000);
 });
+
+describe('the agent out of file descriptors (real process, low ulimit -n)', () => {
+  it('EMFILE in its own probe is "cannot tell": the state stays healthy and the log says why', async () => {
+    const srv = await tcpServer(H);
+    cleanups.push(() => srv.close());
+    const child = spawnScript('../helpers/emfile-agent.mjs', [H, String(srv.port)], { shell: 'ulimit -n 128' });
+    await waitFor('the child to end', () => child.proc.exitCode !== null || child.proc.signalCode !== null, 25_000);
+    const out = child.lines.find((l) => l.startsWith('result '));
+    expect(out, child.stderr.join('') + child.lines.join('\n')).toBeDefined();
+    const result = JSON.parse(out!.slice(7)) as { before: string; during: string; after: string; filled: number };
+    expect(result.filled).toBeGreaterThan(0);
+    // Before the fix, fall 1 made the first EMFILE probe mark the server unhealthy.
+    expect(result).toMatchObject({ before: 'healthy', during: 'healthy', after: 'healthy' });
+    const logs = child.lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const warn = logs.find((l) => l.msg === 'health check cannot tell: keeping the last state');
+    expect(warn).toBeDefined();
+    expect(String(warn!.reason)).toMatch(/EMFILE|ENFILE/);
+    expect(logs.some((l) => l.msg === 'server health changed')).toBe(false);
+    expect(logs.some((l) => l.msg === 'health check works again')).toBe(true);
+  }, 40_000);
+});
