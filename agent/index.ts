@@ -54,6 +54,12 @@ export interface MemberInfo {
   load: LoadReport | null;
   /** Time since this agent last heard news of the member (its load or state), ms. */
   ageMs: number;
+  /**
+   * What `load.utilization` is, for this agent's own server: 'reported' (by the server), 'capacity'
+   * (active / capacity), 'cpu' (host CPU: the server reported none and has no capacity), 'none'.
+   * Absent for other members: gossip does not carry it.
+   */
+  loadSource?: 'reported' | 'capacity' | 'cpu' | 'none';
 }
 
 export interface AgentEvents {
@@ -202,8 +208,14 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.subs.upsert(this.watchRecord(m));
     });
 
+    let loadSource: string | undefined;
     this.tracker.on('publish', (load: LoadReport) => {
       this.membership.setLoad(load);
+      // The dashboard labels this agent's bar by its source (/v1/events member info): tell it when that changes.
+      if (this.tracker.utilizationSource !== loadSource) {
+        loadSource = this.tracker.utilizationSource;
+        this.feed.member(this.info(this.membership.self()));
+      }
       this.heardAt.set(this.node, this.clock.now());
       this.subs.upsert(this.watchRecord(this.membership.self()));
       this.mdns?.update(this.announceInfo());
@@ -430,6 +442,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (m.meta.udpPort !== undefined) info.udpPort = m.meta.udpPort;
     if (m.meta.tcpPort !== undefined) info.tcpPort = m.meta.tcpPort;
     if (m.meta.zone !== undefined) info.zone = m.meta.zone;
+    if (m.node === this.node && this.tracker.utilizationSource !== undefined) info.loadSource = this.tracker.utilizationSource;
     return info;
   }
 
