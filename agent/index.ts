@@ -158,9 +158,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (keys) {
       this.sealer = createSealer(new Keyring(keys), { replayWindowMs: o.limits.replayWindowMs });
       this.keysLoaded = keysFingerprint(keys);
-    } else this.log.warn('cluster is open: agent-to-agent frames are not authenticated or encrypted; anyone who reaches this port can join (set keyFile, see `peerlb keygen`)');
+    }
+    // Addresses next (an mDNS interface or a host not on this host): refused before anything is logged.
     if (o.mdns) await checkLocalAddress('mdns.interface', o.mdns.interface);
     this.port = await this.http.listen(o.port, o.bind);
+    if (!keys) this.log.warn('cluster is open: agent-to-agent frames are not authenticated or encrypted; anyone who reaches this port can join (set keyFile, see `peerlb keygen`)');
     const hostInUrl = o.host.includes(':') ? `[${o.host}]` : o.host;
     this.url = `ws://${hostInUrl}:${this.port}`;
     const l = o.limits;
@@ -564,7 +566,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.feed.close();
     await this.transport?.close();
     await this.http.close();
-    this.log.info('agent stopped');
+    if (this.port) this.log.info('agent stopped'); // not after a start that failed before listening
   }
 }
 
