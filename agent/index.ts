@@ -17,6 +17,7 @@ import { AgentMetrics } from './metrics.js';
 import { Membership, type Member, type MemberMeta } from './gossip/membership.js';
 import { gossipAddrPort } from './gossip/messages.js';
 import { createWsTransport } from './gossip/ws-transport.js';
+import { peerWarnings } from './peer-warnings.js';
 import { createSealer, keyIdHex, Keyring, loadKeyringFile, type Sealer } from './gossip/keyring.js';
 import { handleKeyringRequest } from './admin.js';
 import { loadPrivateKeyFile, signBytes, signRecord } from '../sdk/signing.js';
@@ -173,6 +174,11 @@ export class Agent extends EventEmitter<AgentEvents> {
       seal: this.sealer,
       slowPeerMs: l.slowPeerMs,
       authFailures: { max: l.authFailures, windowMs: l.authFailureWindowMs, blockMs: l.authBlockMs },
+      onWarning: peerWarnings({
+        log: this.log,
+        seeds: () => this.opts.join,
+        isLiveMember: (addr) => this.membership?.members().some((m) => m.addr === addr && (m.status === 'alive' || m.status === 'suspect')) ?? false,
+      }),
     });
     this.http.route('/v1/keyring', (req, res) => handleKeyringRequest(req, res, this.sealer?.keyring, this.log));
     this.http.upgrade('/v1/gossip', (req, socket, head) => this.transport.handleUpgrade(req, socket, head));
