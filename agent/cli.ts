@@ -137,16 +137,23 @@ agentCmd.action(async (flags: Record<string, string | string[] | undefined>) => 
 program
   .command('members')
   .description('list the members an agent knows (like `serf members`)')
-  .requiredOption('--agent <url>', 'agent to ask, ws://host:port')
+  .option('--agent <url>', 'agent to ask, ws://host:port')
+  .option('--mdns-interface <ip>', 'instead of --agent: ask the first agent found over mDNS on this interface')
+  .option('--mdns-port <port>', 'mDNS UDP port, with --mdns-interface (default: 5353)')
+  .option('--service <name>', 'with --mdns-interface: look for agents of this service only')
   .option('--token <token>', "the agent's client token (--token of `peerlb agent`), when it requires one")
   .option('--json', 'print JSON')
   .option('--timeout <ms>', 'give up after this long', '3000')
-  .action(async (o: { agent: string; token?: string; json?: boolean; timeout: string }) => {
-    const m = /^wss?:\/\/([^/\s]+)\/?$/.exec(o.agent);
-    if (!m) fail(new Error(`--agent must be ws://host:port, got ${JSON.stringify(o.agent)}`));
+  .action(async (o: { agent?: string; mdnsInterface?: string; mdnsPort?: string; service?: string; token?: string; json?: boolean; timeout: string }) => {
     const timeout = Number(o.timeout);
     if (!Number.isInteger(timeout) || timeout < 1 || timeout > 3_600_000) fail(new Error(`--timeout must be an integer in 1..3600000 (ms), got ${JSON.stringify(o.timeout)}`));
-    const url = `${o.agent.startsWith('wss:') ? 'https' : 'http'}://${m![1]}/v1/members`;
+    if ((o.agent === undefined) === (o.mdnsInterface === undefined)) fail(new Error('one of --agent, --mdns-interface is required'));
+    if (o.mdnsInterface !== undefined) o.agent = await agentOverMdns(o.mdnsInterface, o.mdnsPort, o.service, timeout);
+    else if (o.mdnsPort !== undefined || o.service !== undefined) fail(new Error(`${o.mdnsPort !== undefined ? '--mdns-port' : '--service'} needs --mdns-interface`));
+    const agentUrl = o.agent!;
+    const m = /^wss?:\/\/([^/\s]+)\/?$/.exec(agentUrl);
+    if (!m) fail(new Error(`--agent must be ws://host:port, got ${JSON.stringify(agentUrl)}`));
+    const url = `${agentUrl.startsWith('wss:') ? 'https' : 'http'}://${m![1]}/v1/members`;
     let members: Array<Record<string, unknown>>;
     try {
       const headers: Record<string, string> = o.token ? { authorization: `Bearer ${o.token}` } : {};
@@ -155,7 +162,7 @@ program
       members = (await res.json()) as Array<Record<string, unknown>>;
       if (!Array.isArray(members)) throw new Error(`${url} did not answer with a list of members`);
     } catch (err) {
-      fail(new Error(`cannot reach agent ${o.agent}: ${fetchError(err)}`));
+      fail(new Error(`cannot reach agent ${agentUrl}: ${fetchError(err)}`));
     }
     if (o.json) {
       process.stdout.write(JSON.stringify(members, null, 2) + '\n');
@@ -177,6 +184,37 @@ program
     });
     printTable(['Node', 'Address', 'Status', 'Health', 'Inc', 'Load', 'Age'], rows);
   });
+
+function portFlag(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < 1 || n > 65535) fail(new Error(`--mdns-port must be a port (1..65535), got ${JSON.stringify(v)}`));
+  return n;
+}
+
+/** The ws:// URL of the first peerlb agent (of `service`, if given) that mDNS finds on `iface` within `timeoutMs`. */
+async function agentOverMdns(iface: string, port: string | undefined, service: string | undefined, timeoutMs: number): Promise<string> {
+  const { MdnsBrowser } = await import('../sdk/discovery/mdns-browser.js');
+  const mdnsPort = portFlag(port);
+  let browser;
+  try {
+    browser = new MdnsBrowser({ interface: iface, ...(service ? { service } : {}), ...(mdnsPort ? { port: mdnsPort } : {}) });
+    await browser.start();
+  } catch (err) {
+    fail(err);
+  }
+  const t0 = Date.now();
+  try {
+    while (Date.now() - t0 < timeoutMs) {
+      const found = browser.instances()[0];
+      if (found) return `ws://${found.host.includes(':') ? `[${found.host}]` : found.host}:${found.agentPort}`;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    await browser.close();
+  }
+  fail(new Error(`no peerlb agent${service ? ` of service "${service}"` : ''} found over mDNS on ${iface}${mdnsPort ? ` port ${mdnsPort}` : ''} within ${timeoutMs} ms`));
+}
 
 /**
  * The utilization figure, saying what it is: `util=` for the server's report or active/capacity,
@@ -215,12 +253,8 @@ program
   .option('--json', 'print JSON')
   .action(async (o: { service: string; mdnsInterface?: string; mdnsPort?: string; token?: string; agent?: string[]; servers?: string; strategy: string; key?: string; count: string; json?: boolean }) => {
     const { join } = await import('../sdk/index.js');
-    let mdnsPort: number | undefined;
-    if (o.mdnsPort !== undefined) {
-      mdnsPort = Number(o.mdnsPort);
-      if (!/^\d+$/.test(o.mdnsPort) || mdnsPort < 1 || mdnsPort > 65535) fail(new Error(`--mdns-port must be a port (1..65535), got ${JSON.stringify(o.mdnsPort)}`));
-      if (!o.mdnsInterface) fail(new Error('--mdns-port needs --mdns-interface'));
-    }
+    const mdnsPort = portFlag(o.mdnsPort);
+    if (mdnsPort !== undefined && !o.mdnsInterface) fail(new Error('--mdns-port needs --mdns-interface'));
     const discovery = o.mdnsInterface
       ? { mdns: mdnsPort === undefined ? { interface: o.mdnsInterface } : { interface: o.mdnsInterface, port: mdnsPort } }
       : o.agent
