@@ -12,6 +12,10 @@
  *   and the recent events (join, suspect, dead, alive, drain, leave, health).
  *
  * A watch token, when the agent requires one, can be given as `/#token=…`.
+ *
+ * Each load bar says which figure it is (the member info's `loadSource`): the server's report,
+ * active/capacity, or host CPU — drawn striped and named, never passed off as the server's load.
+ * Only this agent's own server has a source; others show `?` (gossip does not carry it).
  */
 export const DASHBOARD_HTML = `<!doctype html>
 <html lang="en">
@@ -33,6 +37,8 @@ export const DASHBOARD_HTML = `<!doctype html>
   .bar > span { display:block; height:100%; background:var(--bar); }
   svg { vertical-align:middle; } #ev { color:var(--dim); } #ev b { color:var(--fg); font-weight:normal; }
   .conn { float:right; margin-left:16px; } .conn.up { color:var(--ok); } .conn.down { color:var(--bad); }
+  .bar.cpu > span { background:repeating-linear-gradient(45deg, var(--dim) 0 4px, #2b333d 4px 8px); }
+  .src { color:var(--dim); font-size:12px; } .legend { color:var(--dim); font-size:12px; margin-top:6px; }
 </style>
 </head>
 <body>
@@ -44,6 +50,9 @@ export const DASHBOARD_HTML = `<!doctype html>
   <thead><tr><th>node</th><th>address</th><th>status</th><th>health</th><th>zone</th><th>weight</th><th>load</th><th>history</th><th>sessions</th><th>conns</th><th>inc</th></tr></thead>
   <tbody id="rows"></tbody>
 </table>
+<div class="legend">load: the utilization clients pick by, tagged with what it is — <i>reported</i> (by the server),
+<i>active/capacity</i>, or <i>host CPU</i> (striped: the server reported nothing and has no capacity, so this is the
+machine's CPU, not the server's load). Other agents' servers are tagged <i>?</i>: gossip does not say which it is.</div>
 <h2>zones</h2>
 <table>
   <thead><tr><th>zone</th><th>servers</th><th>healthy</th><th>mean load</th></tr></thead>
@@ -88,10 +97,13 @@ function row(id) {
   const health = live ? (s ? s.health : m ? m.health : '-') : '-'; // a dead or departed agent's last word on its server is stale
   const load = live && s ? s.load : undefined;
   const u = load ? load.utilization : 0;
+  const src = (m && m.loadSource) || '?';
+  const srcText = { reported: 'reported', capacity: 'active/capacity', cpu: 'host CPU', none: 'none' }[src] || '?';
   return { id, status, html: '<tr data-node="' + esc(id) + '" data-status="' + esc(status) + '"><td>' + esc(id) + '</td><td>' + esc(host) + ':' + esc(port) +
     '</td><td class="' + esc(status) + '">' + esc(status) + '</td><td class="' + esc(health) + '">' + esc(health) + '</td><td>' + esc((s && s.zone) || (m && m.zone) || '-') +
     '</td><td>' + esc(s ? s.weight : m ? m.weight : '-') +
-    '</td><td>' + (load ? '<span class="bar"><span style="width:' + Math.round(Math.min(1, u) * 100) + '%"></span></span> ' + u.toFixed(2) : '-') +
+    '</td><td class="load" data-src="' + esc(src) + '">' + (load ? '<span class="bar' + (src === 'cpu' ? ' cpu' : '') + '"><span style="width:' + Math.round(Math.min(1, u) * 100) + '%"></span></span> ' + u.toFixed(2) +
+      ' <span class="src">' + esc(srcText) + '</span>' : '-') +
     '</td><td>' + (live ? spark(history.get(id)) : '') + '</td><td>' + esc(load ? load.sessions : '-') + '</td><td>' + esc(load ? load.connections : '-') +
     '</td><td>' + esc(m ? m.incarnation : '-') + '</td></tr>' };
 }

@@ -2,7 +2,8 @@
  * The agent checks its own server and says whether clients should pick it.
  *
  * Checks:
- *  - `tcp`: connect to the server's port and close (HAProxy's default layer-4 check);
+ *  - `tcp`: connect to the server's port and close gracefully (HAProxy's default layer-4 check, but
+ *    with a FIN, not a reset: see probeTcp);
  *  - `udp`: send a datagram and wait for a reply, optionally one that starts with `expect`;
  *  - `ttl`: no probe; healthy while the server keeps reporting (`reported()`), as Consul's TTL
  *    checks ("dead man's switch");
@@ -14,7 +15,8 @@
  * every client acts on. The threshold logic is the pure `nextHealth`; scheduling goes through the
  * Clock; probes use real sockets.
  *
- * Nothing here throws after construction: socket errors are probe failures.
+ * Nothing here throws after construction: socket errors are probe failures, except those of the
+ * agent's own resources (EMFILE, ENFILE, ENOBUFS, ENOMEM), which are "cannot tell": the state stays.
  */
 import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
@@ -69,6 +71,12 @@ export interface ProbeResult {
   rttMs: number | undefined;
   /** Clock time the probe finished. */
   at: number;
+  /**
+   * The probe could not be made for a reason of the agent's own (EMFILE, ENFILE: out of file
+   * descriptors; ENOBUFS: out of socket buffers): it says nothing about the server. The checker
+   * keeps its state and counters; the agent logs it.
+   */
+  inconclusive?: true;
 }
 
 export interface HealthChangeDetail {
@@ -111,6 +119,17 @@ export function nextHealth(c: HealthCounters, ok: boolean, t: { rise: number; fa
 /** Largest UDP payload over IPv4 (65,535 − 8 UDP − 20 IP header bytes). */
 export const MAX_UDP_PAYLOAD = 65_507;
 
+/**
+ * Errors of the agent's own resources, not of the server: a probe failing with one of these
+ * "cannot tell" (ProbeResult.inconclusive) instead of counting as the server down.
+ */
+export const LOCAL_RESOURCE_ERRORS: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE', 'ENOBUFS', 'ENOMEM']);
+
+function isLocalResourceError(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' && LOCAL_RESOURCE_ERRORS.has(code);
+}
+
 function errText(err: unknown): string {
   const e = err as NodeJS.ErrnoException | undefined;
   return e?.code ?? e?.message ?? String(err);
@@ -131,7 +150,7 @@ function probe(
   ctx: ProbeContext,
   timeoutMs: number,
   what: string,
-  body: (finish: (ok: boolean, reason: string) => void, started: number) => () => void,
+  body: (finish: (ok: boolean, reason: string, err?: unknown) => void, started: number) => () => void,
 ): Promise<ProbeResult> {
   return new Promise<ProbeResult>((resolve) => {
     const { clock, signal } = ctx;
@@ -140,7 +159,7 @@ function probe(
     let cleanup: (() => void) | undefined;
     let timer: TimerHandle | undefined;
     const onAbort = () => finish(false, `${what}: aborted`);
-    const finish = (ok: boolean, reason: string) => {
+    const finish = (ok: boolean, reason: string, err?: unknown) => {
       if (settled) return;
       settled = true;
       clock.clearTimeout(timer);
@@ -151,7 +170,12 @@ function probe(
         // closing an already closed socket: nothing left to release
       }
       const at = clock.now();
-      resolve({ ok, reason, rttMs: ok ? at - started : undefined, at });
+      const r: ProbeResult = { ok, reason, rttMs: ok ? at - started : undefined, at };
+      if (!ok && isLocalResourceError(err)) {
+        r.inconclusive = true;
+        r.reason = `${reason} (the agent's own resources ran out: cannot tell whether the server is up)`;
+      }
+      resolve(r);
     };
     if (signal?.aborted) {
       finish(false, `${what}: aborted`);
@@ -165,21 +189,50 @@ function probe(
       if (settled) c();
       else cleanup = c;
     } catch (err) {
-      finish(false, `${what}: ${errText(err)}`);
+      finish(false, `${what}: ${errText(err)}`, err);
     }
   });
 }
 
-/** Connect to host:port and close at once. Success = the three-way handshake completed. */
+/**
+ * How long a tcp probe's socket may take to close after its FIN, ms, before it is destroyed. The
+ * server normally answers the FIN at once with its own (Node's default, `allowHalfOpen: false`).
+ */
+export const TCP_CLOSE_GRACE_MS = 1000;
+
+/**
+ * Connect to host:port and close gracefully. Success = the three-way handshake completed.
+ *
+ * The close is a FIN (`end()`), reading and discarding whatever the server sends meanwhile (a
+ * greeting: SMTP's 220, a game's banner), and a destroy only once the server closed too or after
+ * TCP_CLOSE_GRACE_MS. Destroying at once, as HAProxy's bare connect check does with a RST, makes
+ * the kernel answer a greeting that arrives after the close with a reset: a server without an
+ * 'error' handler on its sockets then dies of ECONNRESET, killed by its own health check.
+ */
 export function probeTcp(check: { host: string; port: number; timeoutMs: number }, ctx: ProbeContext = { clock: systemClock }): Promise<ProbeResult> {
   const what = `tcp connect ${check.host}:${check.port}`;
   return probe(ctx, check.timeoutMs, what, (finish) => {
     const sock = net.connect({ host: check.host, port: check.port });
-    // Stays attached after the probe: a late error (reset after destroy) must not become an
+    let connected = false;
+    // Stays attached after the probe: a late error (a reset during the close) must not become an
     // unhandled 'error' event.
-    sock.on('error', (err) => finish(false, `${what}: ${errText(err)}`));
-    sock.once('connect', () => finish(true, `${what}: ok`));
-    return () => sock.destroy();
+    sock.on('error', (err) => finish(false, `${what}: ${errText(err)}`, err));
+    sock.once('connect', () => {
+      connected = true;
+      finish(true, `${what}: ok`);
+    });
+    return () => {
+      if (!connected) {
+        sock.destroy(); // timed out or aborted before the handshake: nothing to close politely
+        return;
+      }
+      // Real timers, not the clock: this is socket hygiene after the verdict, not part of it.
+      const grace = setTimeout(() => sock.destroy(), TCP_CLOSE_GRACE_MS);
+      grace.unref();
+      sock.once('close', () => clearTimeout(grace));
+      sock.resume(); // read the greeting (unread data at close time would make the close a RST)
+      sock.end();
+    };
   });
 }
 
@@ -217,7 +270,7 @@ export function probeUdp(
   return probe(ctx, check.timeoutMs, what, (finish) => {
     const sock = dgram.createSocket(net.isIPv6(check.host) ? 'udp6' : 'udp4');
     let closed = false;
-    sock.on('error', (err) => finish(false, `${what}: ${errText(err)}`));
+    sock.on('error', (err) => finish(false, `${what}: ${errText(err)}`, err));
     sock.on('message', (msg) => {
       if (matches(msg)) finish(true, `${what}: reply ok`);
       else finish(false, `${what}: reply ${preview(msg)} does not match ${describeExpect(check.expect!)}`);
@@ -235,10 +288,10 @@ export function probeUdp(
         if (closed) return;
         try {
           sock.send(payload, (err) => {
-            if (err) finish(false, `${what}: send failed: ${errText(err)}`);
+            if (err) finish(false, `${what}: send failed: ${errText(err)}`, err);
           });
         } catch (err) {
-          finish(false, `${what}: send failed: ${errText(err)}`);
+          finish(false, `${what}: send failed: ${errText(err)}`, err);
         }
       });
     } catch (err) {
@@ -491,6 +544,11 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
   }
 
   private apply(r: ProbeResult): ProbeResult {
+    if (r.inconclusive) {
+      // Cannot tell: the last state and the counters stay as they are.
+      this.emit('result', r);
+      return r;
+    }
     this.last = r;
     if (r.ok && r.rttMs !== undefined) this.lastRtt = r.rttMs;
     this.emit('result', r);

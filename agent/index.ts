@@ -7,7 +7,7 @@
  *   await agent.drain(); await agent.stop();
  */
 import { EventEmitter } from 'node:events';
-import { resolveAgentOptions, type AgentOptions, type ResolvedAgentOptions } from './options.js';
+import { checkLocalAddress, resolveAgentOptions, type AgentOptions, type ResolvedAgentOptions } from './options.js';
 import { createLogger, type Logger } from './log.js';
 import { AgentHttp, sendJson } from './http.js';
 import { Subscriptions } from './subscriptions.js';
@@ -17,6 +17,7 @@ import { AgentMetrics } from './metrics.js';
 import { Membership, type Member, type MemberMeta } from './gossip/membership.js';
 import { gossipAddrPort } from './gossip/messages.js';
 import { createWsTransport } from './gossip/ws-transport.js';
+import { peerWarnings } from './peer-warnings.js';
 import { createSealer, keyIdHex, Keyring, loadKeyringFile, type Sealer } from './gossip/keyring.js';
 import { handleKeyringRequest } from './admin.js';
 import { loadPrivateKeyFile, signBytes, signFields } from '../sdk/signing.js';
@@ -54,6 +55,12 @@ export interface MemberInfo {
   load: LoadReport | null;
   /** Time since this agent last heard news of the member (its load or state), ms. */
   ageMs: number;
+  /**
+   * What `load.utilization` is, for this agent's own server: 'reported' (by the server), 'capacity'
+   * (active / capacity), 'cpu' (host CPU: the server reported none and has no capacity), 'none'.
+   * Absent for other members: gossip does not carry it.
+   */
+  loadSource?: 'reported' | 'capacity' | 'cpu' | 'none';
 }
 
 export interface AgentEvents {
@@ -154,14 +161,17 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (keys) {
       this.sealer = createSealer(new Keyring(keys), { replayWindowMs: o.limits.replayWindowMs });
       this.keysLoaded = keysFingerprint(keys);
-    } else {
+    }
+    // Addresses next (an mDNS interface or a host not on this host): refused before anything is logged.
+    if (o.mdns) await checkLocalAddress('mdns.interface', o.mdns.interface);
+    this.port = await this.http.listen(o.port, o.bind);
+    if (!keys) {
       this.log.warn('cluster is open: agent-to-agent frames are not authenticated or encrypted; anyone who reaches this port can join (set keyFile, see `peerlb keygen`)');
       if (this.signingKey)
         this.log.warn(
           'signing key without a keyring: anyone can join this cluster, and this agent relays the servers of agents without the signing key unsigned (clients that verify reject them); forged load and health of signed servers are not detected (set keyFile)',
         );
     }
-    this.port = await this.http.listen(o.port, o.bind);
     const hostInUrl = o.host.includes(':') ? `[${o.host}]` : o.host;
     this.url = `ws://${hostInUrl}:${this.port}`;
     const l = o.limits;
@@ -172,6 +182,11 @@ export class Agent extends EventEmitter<AgentEvents> {
       seal: this.sealer,
       slowPeerMs: l.slowPeerMs,
       authFailures: { max: l.authFailures, windowMs: l.authFailureWindowMs, blockMs: l.authBlockMs },
+      onWarning: peerWarnings({
+        log: this.log,
+        seeds: () => this.opts.join,
+        isLiveMember: (addr) => this.membership?.members().some((m) => m.addr === addr && (m.status === 'alive' || m.status === 'suspect')) ?? false,
+      }),
     });
     this.http.route('/v1/keyring', (req, res) => handleKeyringRequest(req, res, this.sealer?.keyring, this.log));
     this.http.upgrade('/v1/gossip', (req, socket, head) => this.transport.handleUpgrade(req, socket, head));
@@ -210,8 +225,14 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.subs.upsert(this.watchRecord(m));
     });
 
+    let loadSource: string | undefined;
     this.tracker.on('publish', (load: LoadReport) => {
       this.membership.setLoad(load);
+      // The dashboard labels this agent's bar by its source (/v1/events member info): tell it when that changes.
+      if (this.tracker.utilizationSource !== loadSource) {
+        loadSource = this.tracker.utilizationSource;
+        this.feed.member(this.info(this.membership.self()));
+      }
       this.heardAt.set(this.node, this.clock.now());
       this.subs.upsert(this.watchRecord(this.membership.self()));
       this.mdns?.update(this.announceInfo());
@@ -224,8 +245,15 @@ export class Agent extends EventEmitter<AgentEvents> {
       // One probe before announcing, so the first state others see is a measured one (a server
       // that is not up yet is announced unhealthy and takes no picks until it passes `rise` checks).
       const c = hc.check;
-      const first = c.type === 'tcp' ? await probeTcp({ ...c, timeoutMs: c.timeoutMs ?? 500 }) : c.type === 'udp' ? await probeUdp({ ...c, timeoutMs: c.timeoutMs ?? 500 }) : { ok: true };
+      const first =
+        c.type === 'tcp'
+          ? await probeTcp({ ...c, timeoutMs: c.timeoutMs ?? 500 })
+          : c.type === 'udp'
+            ? await probeUdp({ ...c, timeoutMs: c.timeoutMs ?? 500 })
+            : { ok: true, reason: c.type === 'ttl' ? `ttl check: healthy while reports come within ${c.ttlMs} ms` : 'no check configured' };
       this.serverHealth = first.ok ? 'healthy' : 'unhealthy';
+      // The first state too, with its reason (later ones are logged as changes).
+      this.log.info({ health: this.serverHealth, reason: first.reason }, 'server health (first check)');
       this.health = new HealthChecker(hc.check, { ...hc.opts, initial: this.serverHealth, clock: this.clock });
       this.health.on('change', (state: 'healthy' | 'unhealthy', detail: { reason: string }) => {
         this.serverHealth = state;
@@ -233,8 +261,17 @@ export class Agent extends EventEmitter<AgentEvents> {
         this.feed.event({ at: Date.now(), kind: state, node: this.node, detail: detail.reason });
         this.publishMeta();
       });
+      let cannotTell = 0;
       this.health.on('result', (r) => {
-        this.metrics.healthChecks.inc({ result: r.ok ? 'ok' : 'fail' });
+        this.metrics.healthChecks.inc({ result: r.inconclusive ? 'inconclusive' : r.ok ? 'ok' : 'fail' });
+        // The agent's own file descriptors or buffers ran out: not the server's fault. Logged when
+        // it starts (and every 100th probe while it lasts) and when probes work again.
+        if (r.inconclusive) {
+          if (cannotTell++ % 100 === 0) this.log.warn({ health: this.serverHealth, reason: r.reason, probes: cannotTell }, 'health check cannot tell: keeping the last state');
+        } else if (cannotTell > 0) {
+          this.log.info({ probes: cannotTell, reason: r.reason }, 'health check works again');
+          cannotTell = 0;
+        }
         if (r.rttMs !== undefined) this.metrics.probeRtt.observe({ kind: 'health' }, r.rttMs / 1000);
       });
       this.health.start();
@@ -432,6 +469,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (m.meta.udpPort !== undefined) info.udpPort = m.meta.udpPort;
     if (m.meta.tcpPort !== undefined) info.tcpPort = m.meta.tcpPort;
     if (m.meta.zone !== undefined) info.zone = m.meta.zone;
+    if (m.node === this.node && this.tracker.utilizationSource !== undefined) info.loadSource = this.tracker.utilizationSource;
     return info;
   }
 
@@ -458,15 +496,35 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.publishMeta();
     }
     const tcpPort = this.opts.tcpPort;
+    // What the wait is for: established connections on the server's port, and the sessions the
+    // server reported while its reports are fresh (a figure it stopped renewing holds nothing up).
+    const seen = { connections: 0, sessions: 0 };
+    const waitedFor = new Set<string>();
     const result = await waitForDrain({
       count: async () => {
         const conns = tcpPort !== undefined ? await countEstablished(tcpPort) : 0;
-        return Math.max(conns, this.tracker.current()?.sessions ?? 0);
+        const sessions = this.tracker.freshSessions() ?? 0;
+        seen.connections = conns;
+        seen.sessions = sessions;
+        if (conns > 0) waitedFor.add('connections');
+        if (sessions > 0) waitedFor.add('reported sessions');
+        return Math.max(conns, sessions);
       },
       timeoutMs: this.opts.drainTimeoutMs,
       clock: this.clock,
     });
-    this.log.info(result, 'drain finished');
+    const sessionsReportAgeMs = this.tracker.reportAgeMs();
+    this.log.info(
+      {
+        ...result,
+        waitedFor: waitedFor.size ? [...waitedFor] : ['nothing'],
+        connections: tcpPort !== undefined ? seen.connections : undefined,
+        sessions: seen.sessions,
+        sessionsReport: this.tracker.reportState(),
+        sessionsReportAgeMs: sessionsReportAgeMs === undefined ? undefined : Math.round(sessionsReportAgeMs),
+      },
+      'drain finished',
+    );
     return result;
   }
 
@@ -533,7 +591,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.feed.close();
     await this.transport?.close();
     await this.http.close();
-    this.log.info('agent stopped');
+    if (this.port) this.log.info('agent stopped'); // not after a start that failed before listening
   }
 }
 

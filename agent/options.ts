@@ -1,5 +1,6 @@
 import os from 'node:os';
 import net from 'node:net';
+import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { BadOptionError, ConfigError } from '../sdk/errors.js';
 import { checkServiceName } from '../sdk/options.js';
@@ -300,6 +301,13 @@ const HEALTH_KEYS = ['type', 'intervalMs', 'timeoutMs', 'rise', 'fall', 'send', 
 /** Validate agent options once, at the edge, naming the option that is wrong. */
 export function resolveAgentOptions(input: AgentOptions): ResolvedAgentOptions {
   if (typeof input !== 'object' || input === null) throw new BadOptionError('options', 'must be an object');
+  // Unknown keys are refused, as in config files: a typo is not a setting silently left at its default.
+  for (const k of Object.keys(input)) {
+    if (Object.hasOwn(AGENT_OPTION_KEYS, k)) continue;
+    if (k === 'log' || k === 'clock' || k === 'random')
+      throw new BadOptionError(k, `is not an agent option: it goes in the second argument, startAgent(options, { ${k}: … })`);
+    throw new BadOptionError(k, `is not an agent option (known: ${Object.keys(AGENT_OPTION_KEYS).join(', ')})`);
+  }
   const service = checkServiceName('service', input.service);
   const node = optStr('node', input.node) ?? os.hostname();
   // ≤ 63 chars: the node id becomes a DNS label of the mDNS instance name (RFC 1035 §2.3.4).
@@ -404,6 +412,29 @@ export function resolveAgentOptions(input: AgentOptions): ResolvedAgentOptions {
     token: optStr('token', input.token, 1024),
     logLevel,
   };
+}
+
+/**
+ * Refuse an address that is not on this host, the way the kernel does for `host`/`bind` (a UDP
+ * bind to it, port 0, closed at once): EADDRNOTAVAIL becomes a BadOptionError naming `option`.
+ */
+export async function checkLocalAddress(option: string, addr: string): Promise<void> {
+  const sock = dgram.createSocket(net.isIPv6(addr) ? 'udp6' : 'udp4');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.bind(0, addr, () => resolve());
+    });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new BadOptionError(option, code === 'EADDRNOTAVAIL' ? `is ${addr}, which is not an address of this host` : `is ${addr}, which cannot be used: ${code ?? (err as Error).message}`);
+  } finally {
+    try {
+      sock.close();
+    } catch {
+      // never bound
+    }
+  }
 }
 
 function resolveHealth(h: unknown, tcpPort: number | undefined, udpPort: number | undefined): HealthSpec {

@@ -73,6 +73,21 @@ export interface WsTransportOptions {
   authTimeoutMs?: number;
   /** A peer over maxPendingBytes for this long is cut off. Default 5000 ms. */
   slowPeerMs?: number;
+  /** Told of failures worth a log line (the agent rate-limits them); must not throw. */
+  onWarning?: (w: TransportWarning) => void;
+}
+
+/**
+ * What went wrong with a peer, for the agent's log:
+ *  - `connect-failed`: a socket to `peer` could not be opened (`error`: ECONNREFUSED, a timeout, an HTTP status);
+ *  - `auth-rejected`: `peer` closed our socket because our frames fail to authenticate there (wrong or missing key);
+ *  - `peer-not-sealing`: `peer` gave no challenge, so it has no key: nothing is sent to it;
+ *  - `auth-failed`: frames from `peer` (its claimed address, else ip:port) fail to authenticate here.
+ */
+export interface TransportWarning {
+  kind: 'connect-failed' | 'auth-rejected' | 'peer-not-sealing' | 'auth-failed';
+  peer: string;
+  error?: string;
 }
 
 export interface WsTransportCounters {
@@ -167,6 +182,13 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
   const limit: AuthFailureLimit = { ...DEFAULT_AUTH_FAILURE_LIMIT, ...opts.authFailures };
   const authTimeoutMs = opts.authTimeoutMs ?? 10_000;
   const slowPeerMs = opts.slowPeerMs ?? 5000;
+  const warn = (w: TransportWarning): void => {
+    try {
+      opts.onWarning?.(w);
+    } catch {
+      /* a logger's problem is not the transport's */
+    }
+  };
   /** Remote IP → recent failure times and the end of its block. */
   const failures = new Map<string, { at: number[]; blockedUntil: number }>();
 
@@ -277,6 +299,7 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
       } else {
         // Not authentic: the frame goes, and so does the socket; its IP earns a strike.
         c.dropped.unsealed++;
+        if (!conn.cut) warn({ kind: 'auth-failed', peer: from });
         cut(conn, 'authentication failed');
         strike(conn.ip);
         return;
@@ -317,12 +340,16 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
     const conn: Conn = { ws, ip: undefined, authed: false, cut: false, binding: undefined };
     peers.set(to, peer);
     let opened = false;
+    let lastError: string | undefined;
+    let notSealing = false;
     ws.on('upgrade', (res: IncomingMessage) => {
       peer.binding = conn.binding = parseChallenge(res.headers[CHALLENGE_HEADER]);
     });
     ws.on('open', () => {
       if (seal && !peer.binding) {
         // Not a sealing peerlb agent: nothing we send there could open, nor should it.
+        notSealing = true;
+        warn({ kind: 'peer-not-sealing', peer: to });
         c.dropped.closed += peer.queue.length;
         peer.queue = [];
         peer.queuedBytes = 0;
@@ -341,9 +368,12 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
     ws.on('message', (data, isBinary) => receive(to, data, isBinary, conn));
     ws.on('error', (err: Error & { code?: string }) => {
       if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') c.dropped.tooLarge++;
+      lastError = err.code && !err.code.startsWith('WS_ERR') ? err.code : err.message;
     });
-    ws.on('close', () => {
+    ws.on('close', (code: number, reason: Buffer) => {
       if (!opened) c.connectFailures++;
+      if (!opened && !notSealing && !closed) warn({ kind: 'connect-failed', peer: to, error: lastError ?? `closed (${code})` });
+      else if (opened && code === 1008) warn({ kind: 'auth-rejected', peer: to, error: reason.toString('utf8').slice(0, 200) || 'closed (1008)' });
       if (peers.get(to) === peer) peers.delete(to);
       c.dropped.closed += peer.queue.length;
       peer.queue = [];

@@ -165,6 +165,7 @@ export class LoadTracker extends EventEmitter<LoadTrackerEvents> {
   private measuring = false;
 
   private last: LoadReport | undefined;
+  private lastSource: UtilizationSource | undefined;
   private lastAt = 0;
   private seqNo: number;
 
@@ -247,10 +248,27 @@ export class LoadTracker extends EventEmitter<LoadTrackerEvents> {
     return age <= this.reportTtlMs ? 'fresh' : 'expired';
   }
 
+  /**
+   * The sessions the server reported, while its reports are fresh (within reportTtlMs), else
+   * undefined. What a drain waits for: a figure the server stopped renewing is not evidence of
+   * work in progress (the same expiry as for the reported connections and utilization).
+   */
+  freshSessions(): number | undefined {
+    return this.reportState() === 'fresh' ? this.reported.sessions : undefined;
+  }
+
   /** The last published report with its age now, or undefined before the first publish. */
   current(): LoadReport | undefined {
     if (!this.last) return undefined;
     return { ...this.last, ageMs: Math.max(0, this.clock.now() - this.lastAt) };
+  }
+
+  /**
+   * What the utilization of the last published report is: the server's report, active/capacity,
+   * host CPU (the server reported none and has no capacity) or nothing. Undefined before the first.
+   */
+  get utilizationSource(): UtilizationSource | undefined {
+    return this.lastSource;
   }
 
   /** The seq of the last published report (seqStart before the first). */
@@ -355,9 +373,11 @@ export class LoadTracker extends EventEmitter<LoadTrackerEvents> {
   private evaluate(): void {
     if (!this.running) return;
     const now = this.clock.now();
-    const next = this.details().report;
+    const d = this.details();
+    const next = d.report;
     const since = now - this.lastAt;
     if (shouldPublish(this.last, next, since, this.policy)) {
+      this.lastSource = d.utilizationSource;
       this.publish(next, now);
       return;
     }

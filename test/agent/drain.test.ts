@@ -1,4 +1,7 @@
+import { PassThrough } from 'node:stream';
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { startAgent } from '../../agent/index.js';
 import { waitForDrain, type DrainOptions, type DrainResult } from '../../agent/drain.js';
 import { countEstablished } from '../../agent/load/proc-net.js';
 import { ManualClock } from '../../sdk/clock.js';
@@ -132,6 +135,77 @@ describe('waitForDrain', () => {
       expect(Date.now() - start).toBeLessThan(5000);
     } finally {
       await srv.close();
+    }
+  });
+});
+
+/** An in-process agent (UDP server only: no connections to count) whose JSON log lines are kept. */
+async function agentWithLogs(extra: Record<string, unknown> = {}) {
+  const lines: Array<Record<string, unknown>> = [];
+  const out = new PassThrough();
+  out.on('data', (d: Buffer) => d.toString().split('\n').filter(Boolean).forEach((l) => lines.push(JSON.parse(l) as Record<string, unknown>)));
+  const agent = await startAgent(
+    { service: 'game', node: 'd1', host: '127.0.0.1', udpPort: 7001, port: 0, gossipProfile: 'local', loadIntervalMs: 100, ...extra },
+    { log: pino({ level: 'info' }, out) },
+  );
+  return { agent, lines };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('agent.drain and reported sessions', () => {
+  it('a sessions figure the server stopped renewing does not hold the drain to its timeout', async () => {
+    // loadIntervalMs 100: reports count for 300 ms. Before the fix the one report below made the
+    // drain wait the whole drainTimeoutMs, however old it was.
+    const { agent, lines } = await agentWithLogs({ drainTimeoutMs: 10_000 });
+    try {
+      agent.report({ sessions: 12 });
+      await sleep(400);
+      const r = await agent.drain();
+      expect(r).toMatchObject({ drained: true, remaining: 0 });
+      const log = lines.find((l) => l.msg === 'drain finished');
+      expect(log).toMatchObject({ drained: true, waitedFor: ['nothing'], sessions: 0, sessionsReport: 'expired' });
+    } finally {
+      await agent.stop();
+    }
+  });
+
+  it("the README's snippet (report, then drain) ends when the report expires, not at the timeout", async () => {
+    const { agent, lines } = await agentWithLogs({ drainTimeoutMs: 10_000 });
+    try {
+      agent.report({ sessions: 12 });
+      const r = await agent.drain();
+      expect(r.drained).toBe(true);
+      // It did wait for the sessions while they were fresh, and says so.
+      expect(lines.find((l) => l.msg === 'drain finished')).toMatchObject({ drained: true, waitedFor: ['reported sessions'], sessionsReport: 'expired' });
+    } finally {
+      await agent.stop();
+    }
+  });
+
+  it('fresh reports of sessions still hold the drain (until the timeout), and the log names them', async () => {
+    const { agent, lines } = await agentWithLogs({ drainTimeoutMs: 700 });
+    const keep = setInterval(() => agent.report({ sessions: 5 }), 50);
+    try {
+      agent.report({ sessions: 5 });
+      const r = await agent.drain();
+      expect(r).toMatchObject({ drained: false, remaining: 5 });
+      expect(lines.find((l) => l.msg === 'drain finished')).toMatchObject({ drained: false, waitedFor: ['reported sessions'], sessions: 5, sessionsReport: 'fresh' });
+    } finally {
+      clearInterval(keep);
+      await agent.stop();
+    }
+  });
+
+  it('a report of 0 sessions ends the drain at once', async () => {
+    const { agent } = await agentWithLogs({ drainTimeoutMs: 10_000 });
+    try {
+      agent.report({ sessions: 12 });
+      setTimeout(() => agent.report({ sessions: 0 }), 100);
+      const r = await agent.drain();
+      expect(r.drained).toBe(true);
+    } finally {
+      await agent.stop();
     }
   });
 });

@@ -1,10 +1,13 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
+import { fileURLToPath } from 'node:url';
 import { once, type EventEmitter } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HealthChecker, nextHealth, probeTcp, probeUdp, type HealthCheck, type HealthCheckerOptions, type HealthCounters, type HealthState, type ProbeResult } from '../../agent/health.js';
 import { ManualClock, systemClock } from '../../sdk/clock.js';
 import { BadOptionError } from '../../sdk/errors.js';
 import { ownLoopback, tcpServer } from './load/net-helpers.js';
+import { CLI, exited } from '../helpers/agents.js';
 
 // This file's own loopback address: its tests probe ports they just closed, which must not reach a
 // server another test file opened meanwhile on the same port number of 127.0.0.1.
@@ -382,4 +385,88 @@ describe('lifecycle', () => {
     expect(u.ok).toBe(false);
     expect(u.reason).toMatch(/ERR_SOCKET_BAD_PORT/);
   });
+});
+
+/** Start `node <script> args…`, keep its stdout lines, end it by PID at cleanup. */
+function spawnScript(script: string, args: string[], opts: { shell?: string } = {}): { proc: ChildProcess; lines: string[]; stderr: string[] } {
+  const file = fileURLToPath(new URL(script, import.meta.url));
+  const proc = opts.shell
+    ? spawn('bash', ['-c', `${opts.shell}; exec "$0" "$@"`, process.execPath, file, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(process.execPath, [file, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  const stderr: string[] = [];
+  let buf = '';
+  proc.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      lines.push(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+  });
+  proc.stderr!.on('data', (d: Buffer) => stderr.push(d.toString()));
+  cleanups.push(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGKILL');
+      await exited(proc);
+    }
+  });
+  return { proc, lines, stderr };
+}
+
+async function waitFor(what: string, check: () => boolean, ms = 15_000): Promise<void> {
+  const t0 = Date.now();
+  while (!check()) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('tcp check against a server that greets and has no error handler (real processes)', () => {
+  it('the server survives 20 s of checks every 100 ms by a real agent', async () => {
+    const gs = spawnScript('../helpers/greeting-server.mjs', [H]);
+    await waitFor('the greeting server', () => gs.lines.some((l) => l.startsWith('port ')) || gs.proc.exitCode !== null);
+    const port = gs.lines.find((l) => l.startsWith('port '))!.slice(5);
+    const agent = spawn(process.execPath, [CLI, 'agent', '--service', 'game', '--node', 'greet', '--host', H, '--tcp', port, '--port', '0', '--health-interval', '100', '--gossip-profile', 'local'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const log: string[] = [];
+    agent.stderr!.on('data', (d: Buffer) => log.push(d.toString()));
+    cleanups.push(async () => {
+      if (agent.exitCode === null && agent.signalCode === null) {
+        agent.kill('SIGKILL');
+        await exited(agent);
+      }
+    });
+    await new Promise((r) => setTimeout(r, 20_000));
+    // Before the graceful close, the server died of ECONNRESET within seconds.
+    expect(gs.proc.exitCode, gs.stderr.join('')).toBeNull();
+    expect(gs.proc.signalCode).toBeNull();
+    expect(agent.exitCode, log.join('')).toBeNull();
+    const conns = gs.lines.filter((l) => l.startsWith('conn ')).length;
+    expect(conns).toBeGreaterThanOrEqual(20); // the checks did run (≈ 200 on an idle machine)
+    const text = log.join('');
+    expect(text).not.toMatch(/"health":"unhealthy"/);
+  }, 60_000);
+});
+
+describe('the agent out of file descriptors (real process, low ulimit -n)', () => {
+  it('EMFILE in its own probe is "cannot tell": the state stays healthy and the log says why', async () => {
+    const srv = await tcpServer(H);
+    cleanups.push(() => srv.close());
+    const child = spawnScript('../helpers/emfile-agent.mjs', [H, String(srv.port)], { shell: 'ulimit -n 128' });
+    await waitFor('the child to end', () => child.proc.exitCode !== null || child.proc.signalCode !== null, 25_000);
+    const out = child.lines.find((l) => l.startsWith('result '));
+    expect(out, child.stderr.join('') + child.lines.join('\n')).toBeDefined();
+    const result = JSON.parse(out!.slice(7)) as { before: string; during: string; after: string; filled: number };
+    expect(result.filled).toBeGreaterThan(0);
+    // Before the fix, fall 1 made the first EMFILE probe mark the server unhealthy.
+    expect(result).toMatchObject({ before: 'healthy', during: 'healthy', after: 'healthy' });
+    const logs = child.lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const warn = logs.find((l) => l.msg === 'health check cannot tell: keeping the last state');
+    expect(warn).toBeDefined();
+    expect(String(warn!.reason)).toMatch(/EMFILE|ENFILE/);
+    expect(logs.some((l) => l.msg === 'server health changed')).toBe(false);
+    expect(logs.some((l) => l.msg === 'health check works again')).toBe(true);
+  }, 40_000);
 });

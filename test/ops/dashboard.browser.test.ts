@@ -113,6 +113,20 @@ describe.skipIf(!CHROMIUM)('dashboard in headless Chromium, live 3-agent cluster
     expect(await page.locator('#sub').textContent()).toBe('3 members, 3 alive, 3 servers clients can pick');
     expect(await page.locator('#zones tr[data-zone="rack1"] td').nth(1).textContent()).toBe('2');
 
+    // Each bar says what it is. dash-a's server reports nothing and has no capacity: its bar is the
+    // host's CPU and says so; the other agents' sources are not known here, and say that.
+    await row('dash-a').locator('td.load[data-src="cpu"]').waitFor({ timeout: 10_000 });
+    expect(await row('dash-a').locator('td.load .src').textContent()).toBe('host CPU');
+    expect(await row('dash-a').locator('td.load .bar.cpu').count()).toBe(1);
+    await row('dash-b').locator('td.load .src').waitFor({ timeout: 10_000 });
+    expect(await row('dash-b').locator('td.load').getAttribute('data-src')).toBe('?');
+    // Once the server reports, the bar is the reported figure.
+    const put = await fetch(`${a.http}/v1/load`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ utilization: 0.25, sessions: 3 }) });
+    expect(put.status).toBe(204);
+    await row('dash-a').locator('td.load[data-src="reported"]').waitFor({ timeout: 10_000 });
+    expect(await row('dash-a').locator('td.load .src').textContent()).toBe('reported');
+    expect(await row('dash-a').locator('td.load .bar.cpu').count()).toBe(0);
+
     // kill -9 one agent: the page must show it dead, with no reload.
     c.proc.kill('SIGKILL');
     await exited(c.proc);
