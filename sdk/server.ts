@@ -51,7 +51,9 @@ export interface ServerView extends Server {
 
 /**
  * The balancer's mutable state for one server. Pickers read these fields directly on the hot path
- * (no getters, no allocation); only the balancer writes them.
+ * (no getters, no allocation) and never write them: several pickers run over the same servers at
+ * once (TCP and UDP, affinity), so a picker keeps its scratch (round-robin position, smooth WRR's
+ * current weights) in its own closure. Only the balancer writes here.
  */
 export class ServerState implements Server {
   id: string;
@@ -104,8 +106,6 @@ export class ServerState implements Server {
   rampStart = -Infinity;
   /** weight × slow-start factor; pickers weigh by this. */
   effWeight: number;
-  /** Scratch for pickers (smooth WRR's current weight). */
-  current = 0;
   /** Index in the balancer's list of all servers. */
   index = 0;
 
