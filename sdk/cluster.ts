@@ -149,12 +149,42 @@ export class Cluster extends EventEmitter<ClusterEvents> {
 }
 
 /**
+ * Wait until the source's view is settled (its `settled()`, see discovery/settle.ts; without one,
+ * the first server), at most `capMs`.
+ */
+async function settled(source: DiscoverySource, balancer: Balancer, capMs: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onChange: (() => void) | undefined;
+  const cap = new Promise<void>((resolve) => (timer = setTimeout(resolve, capMs)));
+  const ready = source.settled
+    ? source.settled()
+    : balancer.size > 0
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => {
+          onChange = () => {
+            if (balancer.size > 0) resolve();
+          };
+          balancer.on('change', onChange);
+        });
+  try {
+    await Promise.race([ready, cap]);
+  } finally {
+    clearTimeout(timer);
+    if (onChange) balancer.off('change', onChange);
+  }
+}
+
+/**
  * Join a service: discover its servers and keep a live view of them.
  *
  *   const cluster = await join({ service: 'game', discovery: { mdns: { interface: '127.0.0.1' } } });
  *
- * Resolves once the first servers are known (or after `waitForServersMs` for mDNS and agents; a
- * static list is known at once). Rejects with a BadOptionError naming the option that is wrong.
+ * Resolves with a settled view, so that the first picks spread over the servers there are (not
+ * all onto the first one heard of): a static list at once; agents after the first full snapshot;
+ * mDNS once the first query round has had its answers (RFC 6762 §5.2: one second) or, with a
+ * watch subscription, after that agent's first snapshot, whichever comes first; a custom source
+ * when its `settled()` resolves (without one, at its first server). Never later than
+ * `waitForServersMs`. Rejects with a BadOptionError naming the option that is wrong.
  */
 export async function join(options: JoinOptions): Promise<Cluster> {
   const opts = resolveOptions(options);
@@ -186,20 +216,7 @@ export async function join(options: JoinOptions): Promise<Cluster> {
     await cluster.close();
     throw err;
   }
-  if (balancer.size === 0 && opts.waitForServersMs > 0 && !('servers' in d)) {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, opts.waitForServersMs);
-      function done() {
-        clearTimeout(timer);
-        balancer.off('change', onChange);
-        resolve();
-      }
-      function onChange() {
-        if (balancer.size > 0) done();
-      }
-      balancer.on('change', onChange);
-    });
-  }
+  if (opts.waitForServersMs > 0 && !('servers' in d)) await settled(source, balancer, opts.waitForServersMs);
   balancer.markSeeded();
   return cluster;
 }

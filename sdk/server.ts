@@ -133,7 +133,13 @@ export class ServerState implements Server {
    */
   refreshEstimate(): void {
     const since = this.active + this.counted - this.unitsAtReport;
-    this.estimate = estimateLoad(this.reportedActive, since, this.active, this.reportW);
-    this.expected = estimateLoad(this.reportedActive, since, this.active, this.reportW, this.scale);
+    // What this client holds on its own: its open connections and the picks it counted since the
+    // report (a pick counts as load until the next report, whatever that report's weight). With
+    // connections alone, a pick raised a server's estimate only by the report's weight, so the
+    // servers with older reports took most picks (p2c over idle servers: 663 of 1,000 to the one
+    // whose report was 2.5 s old; test/sdk/load.test.ts).
+    const own = since + this.activeAtReport;
+    this.estimate = estimateLoad(this.reportedActive, since, own, this.reportW);
+    this.expected = estimateLoad(this.reportedActive, since, own, this.reportW, this.scale);
   }
 }

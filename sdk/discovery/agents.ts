@@ -14,6 +14,7 @@ import {
   type WatchServerFrame,
 } from '../protocol.js';
 import { every, systemClock, type Clock, type TimerHandle } from '../clock.js';
+import { Latch } from './settle.js';
 
 export interface AgentWatchOptions {
   service: string;
@@ -69,6 +70,8 @@ export class AgentWatch implements DiscoverySource {
   private lastPong = 0;
   private failuresInRow = 0;
   private readonly clock: Clock;
+  /** Open from the first snapshot on: the view is settled (join waits for it). */
+  private readonly synced = new Latch();
   current: string | undefined;
 
   constructor(private readonly opts: AgentWatchOptions) {
@@ -131,6 +134,11 @@ export class AgentWatch implements DiscoverySource {
 
   agents(): readonly string[] {
     return this.known;
+  }
+
+  /** Resolves when the first full snapshot (of any agent) is in the view. */
+  settled(): Promise<void> {
+    return this.synced.wait();
   }
 
   start(sink: DiscoverySink): void {
@@ -255,6 +263,7 @@ export class AgentWatch implements DiscoverySource {
       case 'snapshot':
         sink.reset(f.servers.filter(mine));
         this.learn(f.agents);
+        this.synced.open();
         break;
       case 'upsert':
         if (mine(f.server)) sink.upsert(f.server);

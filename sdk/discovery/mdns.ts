@@ -5,7 +5,8 @@ import { verifyBytes } from '../signing.js';
 import { AgentWatch } from './agents.js';
 import { MdnsBrowser, type BrowsedInstance } from './mdns-browser.js';
 import type { ServerRecord } from '../protocol.js';
-import type { Clock } from '../clock.js';
+import { systemClock, type Clock } from '../clock.js';
+import { MdnsSettle } from './settle.js';
 
 export interface MdnsDiscoveryOptions {
   service: string;
@@ -54,9 +55,12 @@ export class MdnsDiscovery implements DiscoverySource {
   private readonly foundFrom = new Map<string, string>();
   private sink: DiscoverySink | undefined;
   private watching = false;
+  /** join() waits for a settled view: the first query round answered, or the watch's first snapshot (settle.ts). */
+  private readonly settle: MdnsSettle;
 
   constructor(private readonly opts: MdnsDiscoveryOptions) {
     this.browser = new MdnsBrowser({ service: opts.service, interface: opts.interface, clock: opts.clock, port: opts.port });
+    this.settle = new MdnsSettle(opts.clock ?? systemClock);
     if (opts.subscribe) {
       this.watch = new AgentWatch({
         service: opts.service,
@@ -78,6 +82,7 @@ export class MdnsDiscovery implements DiscoverySource {
     this.sink = sink;
     // The watch feeds the sink only through this wrapper, so mDNS can still remove goodbyes.
     this.watch?.start(sink);
+    void this.watch?.settled().then(() => this.settle.snapshot());
     this.browser.on('up', (i: BrowsedInstance) => this.onInstance(i));
     this.browser.on('update', (i: BrowsedInstance) => this.onInstance(i));
     this.browser.on('down', (id: string, reason: string, instance: string) => {
@@ -91,6 +96,12 @@ export class MdnsDiscovery implements DiscoverySource {
       sink.remove(id, `mdns ${reason}`);
     });
     await this.browser.start();
+    // start() sent the first query.
+    this.settle.queried();
+  }
+
+  settled(): Promise<void> {
+    return this.settle.wait();
   }
 
   private onInstance(i: BrowsedInstance): void {
@@ -109,9 +120,11 @@ export class MdnsDiscovery implements DiscoverySource {
     this.foundFrom.set(rec.id, i.instance);
     if (rec.agent) this.watch?.addAgent(rec.agent);
     if (!this.watching) this.sink?.upsert(rec);
+    this.settle.found();
   }
 
   async close(): Promise<void> {
+    this.settle.done();
     this.watch?.close();
     await this.browser.close();
   }

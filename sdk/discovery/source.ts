@@ -18,4 +18,10 @@ export interface DiscoverySink {
 export interface DiscoverySource {
   start(sink: DiscoverySink): void | Promise<void>;
   close(): void | Promise<void>;
+  /**
+   * Resolves once the source's view is settled (see settle.ts): `join()` waits for it after
+   * `start`, at most `waitForServersMs`, so the first picks spread over the servers there are.
+   * Without it, join waits for the first server.
+   */
+  settled?(): Promise<void>;
 }
