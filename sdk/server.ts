@@ -83,12 +83,13 @@ export class ServerState implements Server {
   /** `active + counted` when the report was taken: what this client changed since is the difference. */
   unitsAtReport = 0;
   /**
-   * `active` and `active + counted` at each of the balancer's last ticks (a ring the balancer
-   * writes), so a report that arrives late is compared with what this client held when it was
-   * taken, not when it arrived.
+   * `active` (slots 0..HISTORY-1) and `active + counted` (HISTORY..2·HISTORY-1) at each of the
+   * balancer's last ticks (a ring the balancer writes), so a report that arrives late is compared
+   * with what this client held when it was taken, not when it arrived. Undefined while every tick
+   * saw both at 0: a server this client never used costs no array (a 10,000-server snapshot
+   * would otherwise allocate 10,000 of them).
    */
-  readonly activeHistory = new Int32Array(HISTORY);
-  readonly unitsHistory = new Float64Array(HISTORY);
+  history: Float64Array | undefined;
   /** This client's inverse share of the cluster's load (see `shareScale`); set by the balancer. */
   scale = 1;
   picks = 0;

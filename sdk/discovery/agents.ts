@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import WebSocket from 'ws';
-import { DecodeError, PeerlbError, SignatureError } from '../errors.js';
+import { DecodeError, InvalidRecordError, PeerlbError, SignatureError, WatchRefusedError } from '../errors.js';
 import { checkRecordSignature } from '../signing.js';
 import type { DiscoverySink, DiscoverySource } from './source.js';
 import {
@@ -69,6 +69,8 @@ export class AgentWatch implements DiscoverySource {
   private stopPing: (() => void) | undefined;
   private lastPong = 0;
   private failuresInRow = 0;
+  /** Subscriptions ended in a row because a frame did not decode: backs off the resubscription. */
+  private badInRow = 0;
   private readonly clock: Clock;
   /** Open from the first snapshot on: the view is settled (join waits for it). */
   private readonly synced = new Latch();
@@ -193,14 +195,33 @@ export class AgentWatch implements DiscoverySource {
       });
       this.opts.onAgent?.(url);
     });
+    /** This subscription is given up because a frame did not decode. */
+    let broken = false;
     ws.on('pong', () => (this.lastPong = this.clock.now()));
+    ws.on('unexpected-response', (_req, res) => {
+      // The agent answered the upgrade with an HTTP status (503 at its subscriber limit, 429 when
+      // blocked, 401 without the token): say so, then the close below retries with backoff.
+      this.sink?.error(new WatchRefusedError(url, res.statusCode ?? 0, res.statusMessage));
+      res.resume();
+      ws.terminate();
+    });
     ws.on('message', (data: Buffer, isBinary) => {
-      this.lastPong = this.clock.now();
-      if (!isBinary) return;
-      if (this.onFrame(data) === 'snapshot' && !synced) {
-        synced = true;
-        this.failuresInRow = 0;
+      if (isBinary && !broken) {
+        const t = this.onFrame(data);
+        if (t === undefined) {
+          // A frame lost: the view may miss a change and this agent cannot say which. Start over
+          // from a fresh snapshot (another agent's, or this one's), backing off.
+          broken = true;
+          this.badInRow++;
+          ws.terminate();
+        } else if (t === 'snapshot' && !synced) {
+          synced = true;
+          this.failuresInRow = 0;
+        }
       }
+      // The heartbeat counts from the end of processing: a big snapshot can take longer than the
+      // pong timeout to apply, and the agent was not silent meanwhile.
+      this.lastPong = this.clock.now();
     });
     ws.on('error', (err) => {
       // ws closes with 1009 a frame over maxPayload. Said plainly: it would come back at every
@@ -222,6 +243,7 @@ export class AgentWatch implements DiscoverySource {
       this.lastClosed = url;
       if (this.closed) return;
       if (!synced) this.failuresInRow++;
+      else if (!broken) this.badInRow = 0;
       this.retryLater();
     });
   }
@@ -229,7 +251,13 @@ export class AgentWatch implements DiscoverySource {
   /** Try the next agent at once; after a full round of failures, back off (≤ 2 s). */
   private retryLater(): void {
     if (this.closed) return;
-    const delay = this.failuresInRow < this.known.length ? 0 : Math.min(2000, 100 * 2 ** Math.min(5, this.failuresInRow - this.known.length));
+    const backoff = (n: number) => Math.min(2000, 100 * 2 ** Math.min(5, n));
+    const delay = Math.max(
+      this.failuresInRow < this.known.length ? 0 : backoff(this.failuresInRow - this.known.length),
+      // After a frame that did not decode, even once a snapshot came: an agent that sends a good
+      // snapshot and then garbage must not make the client resubscribe in a tight loop.
+      this.badInRow > 0 ? backoff(this.badInRow - 1) : 0,
+    );
     this.retryTimer = this.clock.setTimeout(() => {
       this.retryTimer = undefined;
       this.connectNext();
@@ -237,15 +265,31 @@ export class AgentWatch implements DiscoverySource {
     this.retryTimer.unref?.();
   }
 
-  /** Apply one frame of the subscribed agent; returns its type, or undefined if it did not decode. */
+  /**
+   * Apply one frame of the subscribed agent; returns its type, or undefined if it did not decode
+   * (the caller resubscribes). An upsert whose record does not parse only costs that server.
+   */
   private onFrame(data: Buffer): WatchServerFrame['t'] | undefined {
     const sink = this.sink!;
+    // Frames come several to a socket read (an agent's burst of upserts): one rebuild for them all.
+    sink.hold?.();
     let f;
     try {
       f = decodeWatchServerFrame(data);
     } catch (err) {
+      if (err instanceof InvalidRecordError) {
+        // What the server is now cannot be used: it leaves the view rather than stay as it was.
+        if (err.server !== undefined) sink.remove(err.server, 'invalid record');
+        sink.error(new DecodeError(`agent ${this.current ?? '?'}: ${err.message}; server left out of the view`));
+        return 'upsert';
+      }
+      // As it is (its code says what was wrong: decode, version, size).
       sink.error(err as Error);
       return undefined;
+    }
+    if (f.t === 'snapshot' && f.droppedServers) {
+      const { count, example } = f.droppedServers;
+      sink.error(new DecodeError(`agent ${this.current ?? '?'}: left ${count} server record${count === 1 ? '' : 's'} of its snapshot out of the view (e.g. ${example})`));
     }
     if ((f.t === 'snapshot' || f.t === 'agents') && f.invalidAgents) {
       const { count, example } = f.invalidAgents;

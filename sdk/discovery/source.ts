@@ -13,6 +13,11 @@ export interface DiscoverySink {
   reset(records: ServerRecord[]): void;
   /** Something went wrong in the source; the view keeps what it had. */
   error(err: Error): void;
+  /**
+   * Optional: the changes from now to the end of this task are one batch (the balancer rebuilds
+   * its picker once, not once per change). For sources whose changes come in bursts.
+   */
+  hold?(): void;
 }
 
 export interface DiscoverySource {
