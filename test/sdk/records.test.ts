@@ -1,0 +1,62 @@
+/**
+ * Server records from the network (and from a feed) are checked beyond their types: the host is an
+ * IP literal a server can have (no name to look up per datagram, not 0.0.0.0 or ::, not multicast
+ * or broadcast, nothing 255 characters long), and there is at least one port to reach it on.
+ */
+import net from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { DecodeError } from '../../sdk/errors.js';
+import { createFeed } from '../../sdk/discovery/feed.js';
+import { ipFamily, parseServerRecord, serverAddressProblem, type ServerRecord } from '../../sdk/protocol.js';
+
+const rec = (over: Partial<ServerRecord> & Record<string, unknown> = {}) => ({ id: 'a', service: 'game', host: '10.0.0.5', udpPort: 7001, weight: 100, health: 'healthy', ...over });
+
+const LITERALS = [
+  '127.0.0.1', '10.0.0.5', '255.255.255.254', '1.2.3.4', '::1', 'fe80::1', 'fe80::1%lo', '2001:db8::1', '2001:db8:0:0:0:0:0:1',
+  '::ffff:10.0.0.1', '64:ff9b::192.0.2.33', '1:2:3:4:5:6:7:8', '1::', '::', '0.0.0.0', 'FE80::ABCD',
+];
+const NOT_LITERALS = [
+  '', 'localhost', 'game.example', 'no such host!!', 'x'.repeat(255), '10.0.0', '10.0.0.256', '010.0.0.1', '1.2.3.4.5', ' 1.2.3.4',
+  '1:2:3:4:5:6:7:8:9', '1::2::3', ':::', '12345::', 'g::1', '1:2:3:4:5:6:7', '::1%', '[::1]', '1.2.3.4:80', '::ffff:1.2.3', '1:2:3:4:5:6:7:1.2.3.4',
+];
+
+describe('ipFamily: as net.isIP, without Node', () => {
+  it.each([...LITERALS, ...NOT_LITERALS])('%j', (v) => {
+    expect(ipFamily(v)).toBe(net.isIP(v));
+  });
+});
+
+describe('serverAddressProblem', () => {
+  it.each(['127.0.0.1', '10.0.0.5', '::1', 'fe80::1%lo', '2001:db8::1', '::ffff:10.0.0.1'])('%s is a server address', (v) => {
+    expect(serverAddressProblem(v)).toBeUndefined();
+  });
+  it.each(['0.0.0.0', '::', '0:0:0:0:0:0:0:0', '::0', '::ffff:0.0.0.0', '224.0.0.251', '239.255.255.250', '255.255.255.255', 'ff02::fb', 'localhost', 'no such host!!', 'x'.repeat(255), 7, null])(
+    '%j is not',
+    (v) => {
+      expect(serverAddressProblem(v)).toBeTypeOf('string');
+    },
+  );
+});
+
+describe('parseServerRecord', () => {
+  it.each(['0.0.0.0', '::', 'no such host!!', 'x'.repeat(255), 'localhost', '224.0.0.1'])('refuses host %j', (host) => {
+    expect(() => parseServerRecord(rec({ host }))).toThrow(DecodeError);
+    expect(() => parseServerRecord(rec({ host }))).toThrow(/server\.host/);
+  });
+
+  it('refuses a record with neither a UDP nor a TCP port', () => {
+    expect(() => parseServerRecord(rec({ udpPort: undefined }))).toThrow(/needs a udpPort or a tcpPort/);
+    expect(() => parseServerRecord(rec({ udpPort: null, tcpPort: null }))).toThrow(DecodeError);
+    expect(parseServerRecord(rec({ udpPort: undefined, tcpPort: 7000 }))).toMatchObject({ tcpPort: 7000 });
+  });
+
+  it('takes IPv4 and IPv6 literals', () => {
+    for (const host of ['10.0.0.5', '::1', 'fe80::1%eth0']) expect(parseServerRecord(rec({ host })).host).toBe(host);
+  });
+
+  it('a feed checks the same: a record with a host name throws and changes nothing', () => {
+    const feed = createFeed();
+    expect(() => feed.upsert(rec({ host: 'game.example' }) as ServerRecord)).toThrow(DecodeError);
+    expect(() => createFeed([rec({ host: '0.0.0.0' }) as ServerRecord])).toThrow(DecodeError);
+  });
+});
