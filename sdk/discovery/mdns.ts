@@ -1,10 +1,10 @@
 import type { KeyObject } from 'node:crypto';
 import type { DiscoverySink, DiscoverySource } from './source.js';
-import { SignatureError } from '../errors.js';
+import { DecodeError, SignatureError } from '../errors.js';
 import { verifyBytes } from '../signing.js';
 import { AgentWatch } from './agents.js';
 import { MdnsBrowser, type BrowsedInstance } from './mdns-browser.js';
-import type { ServerRecord } from '../protocol.js';
+import { parseServerRecord, type ServerRecord } from '../protocol.js';
 import { systemClock, type Clock } from '../clock.js';
 import { MdnsSettle } from './settle.js';
 
@@ -115,7 +115,14 @@ export class MdnsDiscovery implements DiscoverySource {
         return;
       }
     }
-    const rec = recordFromInstance(i);
+    let rec: ServerRecord;
+    try {
+      // The same checks as a record from /v1/watch: an address a server can have, a port.
+      rec = parseServerRecord(recordFromInstance(i));
+    } catch (err) {
+      this.sink?.error(new DecodeError(`mdns ${i.instance}: ${(err as Error).message}; not in the view`));
+      return;
+    }
     this.found.set(rec.id, rec);
     this.foundFrom.set(rec.id, i.instance);
     if (rec.agent) this.watch?.addAgent(rec.agent);

@@ -7,6 +7,10 @@ import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { DecodeError } from '../../sdk/errors.js';
 import { createFeed } from '../../sdk/discovery/feed.js';
+import { MdnsAnnouncer } from '../../agent/mdns/announcer.js';
+import type { AnnounceInfo } from '../../agent/mdns/records.js';
+import { join, type Cluster } from '../../sdk/index.js';
+import { until } from '../security/helpers.js';
 import { ipFamily, parseServerRecord, serverAddressProblem, type ServerRecord } from '../../sdk/protocol.js';
 
 const rec = (over: Partial<ServerRecord> & Record<string, unknown> = {}) => ({ id: 'a', service: 'game', host: '10.0.0.5', udpPort: 7001, weight: 100, health: 'healthy', ...over });
@@ -46,7 +50,7 @@ describe('parseServerRecord', () => {
 
   it('refuses a record with neither a UDP nor a TCP port', () => {
     expect(() => parseServerRecord(rec({ udpPort: undefined }))).toThrow(/needs a udpPort or a tcpPort/);
-    expect(() => parseServerRecord(rec({ udpPort: null, tcpPort: null }))).toThrow(DecodeError);
+    expect(() => parseServerRecord(rec({ udpPort: null, tcpPort: null } as never))).toThrow(DecodeError);
     expect(parseServerRecord(rec({ udpPort: undefined, tcpPort: 7000 }))).toMatchObject({ tcpPort: 7000 });
   });
 
@@ -58,5 +62,33 @@ describe('parseServerRecord', () => {
     const feed = createFeed();
     expect(() => feed.upsert(rec({ host: 'game.example' }) as ServerRecord)).toThrow(DecodeError);
     expect(() => createFeed([rec({ host: '0.0.0.0' }) as ServerRecord])).toThrow(DecodeError);
+  });
+});
+
+describe('server records from mDNS', () => {
+  it('an announcement of 0.0.0.0 (or with no port) is left out of the view and reported; a genuine one is in it', async () => {
+    const port = 20_000 + Math.floor(Math.random() * 30_000);
+    const svc = `v${Math.random().toString(36).slice(2, 7)}`;
+    const info = (node: string, over: Partial<AnnounceInfo>): AnnounceInfo => ({ node, service: svc, host: '127.0.0.1', agentPort: 7946, udpPort: 41_000, weight: 100, health: 'healthy', loadBucket: 0, ...over });
+    const announcers = [
+      new MdnsAnnouncer({ info: info('good', {}), interface: '127.0.0.1', port }),
+      new MdnsAnnouncer({ info: info('zero', { host: '0.0.0.0' }), interface: '127.0.0.1', port }),
+      new MdnsAnnouncer({ info: info('noport', { udpPort: undefined }), interface: '127.0.0.1', port }),
+    ];
+    let c: Cluster | undefined;
+    try {
+      for (const a of announcers) await a.start();
+      const errors: Error[] = [];
+      // waitForServersMs 0: listening before the first answers come (errors are not kept for later listeners).
+      c = await join({ service: svc, discovery: { mdns: { interface: '127.0.0.1', port, subscribe: false } }, waitForServersMs: 0 });
+      c.on('error', (e) => errors.push(e));
+      await until(() => errors.length >= 2 && c!.servers().length > 0, 5000, 'two reports and the genuine server');
+      expect(c.servers().map((s) => s.id)).toEqual(['good']);
+      expect(errors.map((e) => e.message).join('\n')).toMatch(/unspecified/);
+      expect(errors.map((e) => e.message).join('\n')).toMatch(/udpPort or a tcpPort/);
+    } finally {
+      await c?.close();
+      await Promise.all(announcers.map((a) => a.stop()));
+    }
   });
 });
