@@ -161,11 +161,9 @@ export function parseServerRecord(v: unknown): ServerRecord {
   const o = v as Record<string, unknown>;
   if (!isStr(o.id)) throw new DecodeError('server.id must be a non-empty string of at most 255 chars');
   if (!isStr(o.service)) throw new DecodeError('server.service must be a non-empty string');
-  const hostProblem = serverAddressProblem(o.host);
-  if (hostProblem) throw new DecodeError(`server.host ${hostProblem}, got ${JSON.stringify(String(o.host).slice(0, 64))}`);
+  if (!isStr(o.host)) throw new DecodeError('server.host must be a non-empty string');
   if (o.udpPort !== undefined && o.udpPort !== null && !isPort(o.udpPort)) throw new DecodeError('server.udpPort must be a port');
   if (o.tcpPort !== undefined && o.tcpPort !== null && !isPort(o.tcpPort)) throw new DecodeError('server.tcpPort must be a port');
-  if (!isPort(o.udpPort) && !isPort(o.tcpPort)) throw new DecodeError('server record needs a udpPort or a tcpPort');
   const weight = o.weight ?? DEFAULT_WEIGHT;
   if (!Number.isInteger(weight) || (weight as number) < 1 || (weight as number) > MAX_WEIGHT)
     throw new DecodeError(`server.weight must be an integer in 1..${MAX_WEIGHT}`);
@@ -173,7 +171,7 @@ export function parseServerRecord(v: unknown): ServerRecord {
   const health = o.health ?? 'healthy';
   if (!HEALTH_VALUES.includes(health as Health)) throw new DecodeError(`server.health must be one of ${HEALTH_VALUES.join(', ')}`);
   if (o.agent !== undefined && o.agent !== null && !isStr(o.agent, 2048)) throw new DecodeError('server.agent must be a URL string');
-  const rec: ServerRecord = { id: o.id, service: o.service, host: o.host as string, weight: weight as number, health: health as Health };
+  const rec: ServerRecord = { id: o.id, service: o.service, host: o.host, weight: weight as number, health: health as Health };
   if (isPort(o.udpPort)) rec.udpPort = o.udpPort;
   if (isPort(o.tcpPort)) rec.tcpPort = o.tcpPort;
   if (isStr(o.zone)) rec.zone = o.zone;
@@ -184,6 +182,20 @@ export function parseServerRecord(v: unknown): ServerRecord {
   }
   if (o.load !== undefined && o.load !== null) rec.load = parseLoad(o.load);
   return rec;
+}
+
+/**
+ * A record a client can take into its view: parseServerRecord's checks, and a host that is an
+ * address a server can have (serverAddressProblem: an IP literal, not 0.0.0.0 or ::, not
+ * multicast or broadcast) and at least one port. Every record the SDK takes from the network
+ * (watch frames, mDNS) or from a feed goes through it. Throws DecodeError.
+ */
+export function parseUsableServerRecord(v: unknown): ServerRecord {
+  const r = parseServerRecord(v);
+  const problem = serverAddressProblem(r.host);
+  if (problem) throw new DecodeError(`server.host ${problem}, got ${JSON.stringify(r.host.slice(0, 64))}`);
+  if (r.udpPort === undefined && r.tcpPort === undefined) throw new DecodeError('server record needs a udpPort or a tcpPort');
+  return r;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -333,7 +345,7 @@ export function decodeWatchServerFrame(bytes: Uint8Array): WatchServerFrame {
       const n = Math.min(m.servers.length, LIMITS.maxServers);
       for (let i = 0; i < n; i++) {
         try {
-          servers.push(parseServerRecord(m.servers[i]));
+          servers.push(parseUsableServerRecord(m.servers[i]));
         } catch (err) {
           drop(`${recordName(m.servers[i])}: ${(err as Error).message}`);
         }
@@ -351,7 +363,7 @@ export function decodeWatchServerFrame(bytes: Uint8Array): WatchServerFrame {
     }
     case 'upsert':
       try {
-        return { t: 'upsert', v: PROTOCOL_VERSION, server: parseServerRecord(m.server) };
+        return { t: 'upsert', v: PROTOCOL_VERSION, server: parseUsableServerRecord(m.server) };
       } catch (err) {
         const id = (m.server as { id?: unknown } | null | undefined)?.id;
         throw new InvalidRecordError(isStr(id) ? id : undefined, `upsert of ${recordName(m.server)}: ${(err as Error).message}`);

@@ -4,7 +4,7 @@ import { DecodeError, SignatureError } from '../errors.js';
 import { verifyBytes } from '../signing.js';
 import { AgentWatch } from './agents.js';
 import { MdnsBrowser, type BrowsedInstance } from './mdns-browser.js';
-import { parseServerRecord, type ServerRecord } from '../protocol.js';
+import { parseUsableServerRecord, type ServerRecord } from '../protocol.js';
 import { systemClock, type Clock } from '../clock.js';
 import { MdnsSettle } from './settle.js';
 
@@ -118,7 +118,7 @@ export class MdnsDiscovery implements DiscoverySource {
     let rec: ServerRecord;
     try {
       // The same checks as a record from /v1/watch: an address a server can have, a port.
-      rec = parseServerRecord(recordFromInstance(i));
+      rec = parseUsableServerRecord(recordFromInstance(i));
     } catch (err) {
       this.sink?.error(new DecodeError(`mdns ${i.instance}: ${(err as Error).message}; not in the view`));
       return;

@@ -11,7 +11,7 @@ import { MdnsAnnouncer } from '../../agent/mdns/announcer.js';
 import type { AnnounceInfo } from '../../agent/mdns/records.js';
 import { join, type Cluster } from '../../sdk/index.js';
 import { until } from '../security/helpers.js';
-import { ipFamily, parseServerRecord, serverAddressProblem, type ServerRecord } from '../../sdk/protocol.js';
+import { ipFamily, parseUsableServerRecord, serverAddressProblem, type ServerRecord } from '../../sdk/protocol.js';
 
 const rec = (over: Partial<ServerRecord> & Record<string, unknown> = {}) => ({ id: 'a', service: 'game', host: '10.0.0.5', udpPort: 7001, weight: 100, health: 'healthy', ...over });
 
@@ -42,20 +42,20 @@ describe('serverAddressProblem', () => {
   );
 });
 
-describe('parseServerRecord', () => {
+describe('parseUsableServerRecord (watch frames, mDNS, feeds)', () => {
   it.each(['0.0.0.0', '::', 'no such host!!', 'x'.repeat(255), 'localhost', '224.0.0.1'])('refuses host %j', (host) => {
-    expect(() => parseServerRecord(rec({ host }))).toThrow(DecodeError);
-    expect(() => parseServerRecord(rec({ host }))).toThrow(/server\.host/);
+    expect(() => parseUsableServerRecord(rec({ host }))).toThrow(DecodeError);
+    expect(() => parseUsableServerRecord(rec({ host }))).toThrow(/server\.host/);
   });
 
   it('refuses a record with neither a UDP nor a TCP port', () => {
-    expect(() => parseServerRecord(rec({ udpPort: undefined }))).toThrow(/needs a udpPort or a tcpPort/);
-    expect(() => parseServerRecord(rec({ udpPort: null, tcpPort: null } as never))).toThrow(DecodeError);
-    expect(parseServerRecord(rec({ udpPort: undefined, tcpPort: 7000 }))).toMatchObject({ tcpPort: 7000 });
+    expect(() => parseUsableServerRecord(rec({ udpPort: undefined }))).toThrow(/needs a udpPort or a tcpPort/);
+    expect(() => parseUsableServerRecord(rec({ udpPort: null, tcpPort: null } as never))).toThrow(DecodeError);
+    expect(parseUsableServerRecord(rec({ udpPort: undefined, tcpPort: 7000 }))).toMatchObject({ tcpPort: 7000 });
   });
 
   it('takes IPv4 and IPv6 literals', () => {
-    for (const host of ['10.0.0.5', '::1', 'fe80::1%eth0']) expect(parseServerRecord(rec({ host })).host).toBe(host);
+    for (const host of ['10.0.0.5', '::1', 'fe80::1%eth0']) expect(parseUsableServerRecord(rec({ host })).host).toBe(host);
   });
 
   it('a feed checks the same: a record with a host name throws and changes nothing', () => {
