@@ -29,6 +29,8 @@ export interface AgentWatchOptions {
   clock?: Clock;
   /** Called whenever the subscribed agent changes (undefined while none). */
   onAgent?: (url: string | undefined) => void;
+  /** Called when an attempt ends without a snapshot (refused, unreachable, closed early). */
+  onFailure?: () => void;
   /** Only records signed with this Ed25519 public key enter the view (sdk/signing.ts). */
   verify?: KeyObject;
   /** A record was ignored for its signature. */
@@ -174,6 +176,7 @@ export class AgentWatch implements DiscoverySource {
       this.sink?.error(new PeerlbError('PEERLB_ERR_CONFIG', `agent ${url}: cannot connect: ${(err as Error).message}`, { cause: err }));
       this.lastClosed = url;
       this.failuresInRow++;
+      this.opts.onFailure?.();
       this.retryLater();
       return;
     }
@@ -242,8 +245,10 @@ export class AgentWatch implements DiscoverySource {
       }
       this.lastClosed = url;
       if (this.closed) return;
-      if (!synced) this.failuresInRow++;
-      else if (!broken) this.badInRow = 0;
+      if (!synced) {
+        this.failuresInRow++;
+        this.opts.onFailure?.();
+      } else if (!broken) this.badInRow = 0;
       this.retryLater();
     });
   }

@@ -60,7 +60,7 @@ export class MdnsDiscovery implements DiscoverySource {
 
   constructor(private readonly opts: MdnsDiscoveryOptions) {
     this.browser = new MdnsBrowser({ service: opts.service, interface: opts.interface, clock: opts.clock, port: opts.port });
-    this.settle = new MdnsSettle(opts.clock ?? systemClock);
+    this.settle = new MdnsSettle(opts.clock ?? systemClock, opts.subscribe);
     if (opts.subscribe) {
       this.watch = new AgentWatch({
         service: opts.service,
@@ -69,6 +69,7 @@ export class MdnsDiscovery implements DiscoverySource {
         clock: opts.clock,
         verify: opts.verify,
         onRejected: opts.onRejected,
+        onFailure: () => this.settle.watchFailed(),
         onAgent: (url) => {
           this.watching = url !== undefined;
           // Lost the subscription: fall back to what mDNS alone says until another agent answers.

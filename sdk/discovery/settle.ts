@@ -5,8 +5,8 @@
  *
  *  - static list: at once (join does not wait);
  *  - agents (`/v1/watch`): the first full snapshot (AgentWatch.settled);
- *  - mDNS: the first query round has had its answers (MdnsSettle below: 1.22 s), or, with a watch
- *    subscription, that agent's first full snapshot, whichever comes first;
+ *  - mDNS: with a watch subscription (the default), that agent's first full snapshot; without one
+ *    (or when it fails), once the first query round has had its answers (MdnsSettle below: 1.22 s);
  *  - a custom source: its own `settled()`, or else the first server.
  *
  * join() caps every wait at `waitForServersMs`.
@@ -53,12 +53,19 @@ export const MDNS_SETTLE_SLACK_MS = 100;
 export const MDNS_SETTLE_MS = MDNS_FIRST_ROUND_MS + MDNS_ANSWER_DELAY_MS + MDNS_SETTLE_SLACK_MS;
 
 /**
- * The settle rule of mDNS discovery. The first query goes out when the browser starts
- * (`queried`); the view is settled when the first round is over (MDNS_SETTLE_MS later) and a
- * server is known. If it found nothing, the first server found later settles it one answer delay
- * (plus slack) after it arrives, so the other responders of that round (a later query, or agents
- * that started together) are heard too. A subscription's first full snapshot (`snapshot`) settles
- * it at once: it is the view the client uses from then on.
+ * The settle rule of mDNS discovery.
+ *
+ * With a watch subscription (the default), the view the client uses is the subscribed agent's:
+ * settled by that agent's first full snapshot (`snapshot`), which lists every member the agent
+ * knows, also those whose mDNS answers have not come (yet). The mDNS round does not settle it
+ * then: the first agent is often heard only at the second query (see MDNS_SETTLE_MS), and its
+ * snapshot follows within milliseconds. Only when the subscription fails (`watchFailed`: refused,
+ * unreachable) does the round rule below apply.
+ *
+ * Without one: the first query goes out when the browser starts (`queried`); the view is settled
+ * when the first round is over (MDNS_SETTLE_MS later) and a server is known. If it found nothing,
+ * the first server found later settles it one answer delay (plus slack) after it arrives, so the
+ * other responders of that round (a later query, or agents that started together) are heard too.
  */
 export class MdnsSettle {
   private readonly latch = new Latch();
@@ -66,14 +73,25 @@ export class MdnsSettle {
   private roundOver = false;
   private any = false;
 
-  constructor(private readonly clock: Clock) {}
+  constructor(
+    private readonly clock: Clock,
+    /** A watch subscription is expected to give the view. */
+    private subscribing = false,
+  ) {}
+
+  /** The subscription failed (an attempt ended without a snapshot): the round rule applies. */
+  watchFailed(): void {
+    if (!this.subscribing || this.latch.isOpen) return;
+    this.subscribing = false;
+    if (this.roundOver && this.any && this.timer === undefined) this.timer = this.arm(MDNS_ANSWER_DELAY_MS + MDNS_SETTLE_SLACK_MS, () => this.latch.open());
+  }
 
   /** The first query was sent. */
   queried(): void {
     if (this.timer !== undefined || this.roundOver || this.latch.isOpen) return;
     this.timer = this.arm(MDNS_SETTLE_MS, () => {
       this.roundOver = true;
-      if (this.any) this.latch.open();
+      if (this.any && !this.subscribing) this.latch.open();
     });
   }
 
@@ -81,7 +99,7 @@ export class MdnsSettle {
   found(): void {
     if (this.any) return;
     this.any = true;
-    if (this.roundOver && !this.latch.isOpen) this.timer = this.arm(MDNS_ANSWER_DELAY_MS + MDNS_SETTLE_SLACK_MS, () => this.latch.open());
+    if (this.roundOver && !this.subscribing && !this.latch.isOpen) this.timer = this.arm(MDNS_ANSWER_DELAY_MS + MDNS_SETTLE_SLACK_MS, () => this.latch.open());
   }
 
   /** The subscribed agent's first full snapshot arrived. */
