@@ -185,7 +185,7 @@ function onlyKnown(prefix: string, o: Record<string, unknown>, names: readonly s
   if (unknown.length === 0) return;
   const path = (k: string) => (prefix ? `${prefix}.${k}` : k);
   const first = unknown[0]!;
-  const near = names.filter((n) => distance(first, n) <= Math.max(1, Math.floor(n.length / 4))).sort((a, b) => distance(first, a) - distance(first, b))[0];
+  const near = names.filter((n) => distance(first, n) <= Math.max(1, Math.floor(n.length / 3))).sort((a, b) => distance(first, a) - distance(first, b))[0];
   const others = unknown.slice(1, 6).map((k) => JSON.stringify(path(k)));
   throw new BadOptionError(
     path(first),

@@ -29,8 +29,8 @@ export interface AgentWatchOptions {
   clock?: Clock;
   /** Called whenever the subscribed agent changes (undefined while none). */
   onAgent?: (url: string | undefined) => void;
-  /** Called when an attempt ends without a snapshot (refused, unreachable, closed early). */
-  onFailure?: () => void;
+  /** Called when an attempt ends without a snapshot: `refused` when the agent answered with an HTTP status. */
+  onFailure?: (refused: boolean) => void;
   /** Only records signed with this Ed25519 public key enter the view (sdk/signing.ts). */
   verify?: KeyObject;
   /** A record was ignored for its signature. */
@@ -176,7 +176,7 @@ export class AgentWatch implements DiscoverySource {
       this.sink?.error(new PeerlbError('PEERLB_ERR_CONFIG', `agent ${url}: cannot connect: ${(err as Error).message}`, { cause: err }));
       this.lastClosed = url;
       this.failuresInRow++;
-      this.opts.onFailure?.();
+      this.opts.onFailure?.(false);
       this.retryLater();
       return;
     }
@@ -200,10 +200,12 @@ export class AgentWatch implements DiscoverySource {
     });
     /** This subscription is given up because a frame did not decode. */
     let broken = false;
+    let refused = false;
     ws.on('pong', () => (this.lastPong = this.clock.now()));
     ws.on('unexpected-response', (_req, res) => {
       // The agent answered the upgrade with an HTTP status (503 at its subscriber limit, 429 when
       // blocked, 401 without the token): say so, then the close below retries with backoff.
+      refused = true;
       this.sink?.error(new WatchRefusedError(url, res.statusCode ?? 0, res.statusMessage));
       res.resume();
       ws.terminate();
@@ -247,7 +249,7 @@ export class AgentWatch implements DiscoverySource {
       if (this.closed) return;
       if (!synced) {
         this.failuresInRow++;
-        this.opts.onFailure?.();
+        this.opts.onFailure?.(refused);
       } else if (!broken) this.badInRow = 0;
       this.retryLater();
     });

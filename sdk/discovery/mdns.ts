@@ -57,6 +57,7 @@ export class MdnsDiscovery implements DiscoverySource {
   private watching = false;
   /** join() waits for a settled view: the first query round answered, or the watch's first snapshot (settle.ts). */
   private readonly settle: MdnsSettle;
+  private watchFailures = 0;
 
   constructor(private readonly opts: MdnsDiscoveryOptions) {
     this.browser = new MdnsBrowser({ service: opts.service, interface: opts.interface, clock: opts.clock, port: opts.port });
@@ -69,7 +70,11 @@ export class MdnsDiscovery implements DiscoverySource {
         clock: opts.clock,
         verify: opts.verify,
         onRejected: opts.onRejected,
-        onFailure: () => this.settle.watchFailed(),
+        // A refusal is final for join's purpose; a timeout or a close may be a busy agent: give
+        // up on the snapshot after a few of those (join's waitForServersMs caps the wait anyway).
+        onFailure: (refused) => {
+          if (refused || ++this.watchFailures >= 3) this.settle.watchFailed();
+        },
         onAgent: (url) => {
           this.watching = url !== undefined;
           // Lost the subscription: fall back to what mDNS alone says until another agent answers.

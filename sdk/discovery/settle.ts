@@ -59,8 +59,8 @@ export const MDNS_SETTLE_MS = MDNS_FIRST_ROUND_MS + MDNS_ANSWER_DELAY_MS + MDNS_
  * settled by that agent's first full snapshot (`snapshot`), which lists every member the agent
  * knows, also those whose mDNS answers have not come (yet). The mDNS round does not settle it
  * then: the first agent is often heard only at the second query (see MDNS_SETTLE_MS), and its
- * snapshot follows within milliseconds. Only when the subscription fails (`watchFailed`: refused,
- * unreachable) does the round rule below apply.
+ * snapshot follows within milliseconds. Only when the subscription fails (`watchFailed`: refused
+ * with an HTTP status, or three attempts that timed out or closed) does the round rule below apply.
  *
  * Without one: the first query goes out when the browser starts (`queried`); the view is settled
  * when the first round is over (MDNS_SETTLE_MS later) and a server is known. If it found nothing,
