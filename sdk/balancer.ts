@@ -2,7 +2,8 @@ import { EventEmitter } from 'node:events';
 import { every, type Clock } from './clock.js';
 import type { Random } from './random.js';
 import type { ResolvedOptions } from './options.js';
-import type { ServerRecord } from './protocol.js';
+import { LIMITS, type ServerRecord } from './protocol.js';
+import { PeerlbError } from './errors.js';
 import { HISTORY, ServerState, type ServerView } from './server.js';
 import { STRATEGIES, type Picker, type PickerContext } from './pickers/index.js';
 import { EMPTY_PICKER } from './pickers/picker.js';
@@ -40,9 +41,19 @@ export class Balancer extends EventEmitter<BalancerEvents> implements DiscoveryS
   private readonly ctx: PickerContext;
   private stopTick: () => void;
   private changePending = false;
+  /**
+   * The set changed during a batch (a snapshot, or a burst of frames under `hold`) and the picker
+   * is not rebuilt yet: it is, once, at the end of the batch or before the next pick or read. One
+   * rebuild per server of a 10,000-server snapshot was O(n²): 1.6 s, past the heartbeat timeout.
+   */
+  private dirty = false;
+  private holding = false;
+  private resetting = false;
+  /** The view is at LIMITS.maxServers and a new server was refused (reported once until it is below again). */
+  private full = false;
   private seeded = false;
   private ramping = false;
-  /** Times of the ticks whose own counts each server keeps (a ring; see ServerState.activeHistory). */
+  /** Times of the ticks whose own counts each server keeps (a ring; see ServerState.history). */
   private readonly historyAt = new Float64Array(HISTORY);
   private historyNext = 0;
   private historyLen = 0;
@@ -74,6 +85,10 @@ export class Balancer extends EventEmitter<BalancerEvents> implements DiscoveryS
     let s = this.byId.get(rec.id);
     let structural = false;
     if (!s) {
+      if (this.byId.size >= LIMITS.maxServers) {
+        this.refuse(rec.id);
+        return;
+      }
       s = new ServerState(rec);
       if (this.seeded && this.opts.slowStartMs > 0) s.rampStart = now;
       this.byId.set(rec.id, s);
@@ -105,34 +120,81 @@ export class Balancer extends EventEmitter<BalancerEvents> implements DiscoveryS
           // What this client held when the report was taken: the report already counts that, and
           // what it did since (until now) it does not.
           const slot = s.reportAt >= now ? -1 : this.historySlot(s.reportAt);
-          s.activeAtReport = slot < 0 ? s.active : s.activeHistory[slot]!;
-          s.unitsAtReport = slot < 0 ? s.active + s.counted : s.unitsHistory[slot]!;
+          const h = s.history;
+          s.activeAtReport = slot < 0 ? s.active : h ? h[slot]! : 0;
+          s.unitsAtReport = slot < 0 ? s.active + s.counted : h ? h[HISTORY + slot]! : 0;
           s.reportW = reportWeight(now - s.reportAt, this.opts.reportIntervalMs, this.opts.reportExpireIntervals);
         }
       }
     }
     this.refreshWeight(s, now);
     s.refreshEstimate();
-    if (structural) this.rebuild();
+    if (structural) this.structural();
     else this.changed();
   }
 
   remove(id: string): void {
     if (!this.byId.delete(id)) return;
-    this.rebuild();
+    if (this.byId.size < LIMITS.maxServers) this.full = false;
+    this.structural();
   }
 
   reset(records: ServerRecord[]): void {
-    const keep = new Set(records.map((r) => r.id));
+    if (records.length > LIMITS.maxServers) {
+      this.refuse(records[LIMITS.maxServers]!.id, records.length - LIMITS.maxServers);
+      records = records.slice(0, LIMITS.maxServers);
+    }
+    const keep = new Set<string>();
+    for (const r of records) keep.add(r.id);
     let removed = false;
     for (const id of [...this.byId.keys()])
       if (!keep.has(id)) {
         this.byId.delete(id);
         removed = true;
       }
-    for (const r of records) this.upsert(r);
-    if (removed) this.rebuild();
+    if (this.byId.size < LIMITS.maxServers) this.full = false;
+    this.resetting = true;
+    try {
+      for (const r of records) this.upsert(r);
+    } finally {
+      this.resetting = false;
+    }
+    if (removed) this.dirty = true;
+    if (!this.holding) this.flush();
     this.seeded = true;
+  }
+
+  /**
+   * Changes from now to the end of this task are one batch: the choice set is rebuilt once, at its
+   * end (or before a pick or read in between). A source calls it before applying frames that may
+   * come in a burst (a watch's upserts and removes, several to a socket read).
+   */
+  hold(): void {
+    if (this.holding) return;
+    this.holding = true;
+    queueMicrotask(() => {
+      this.holding = false;
+      this.flush();
+    });
+  }
+
+  /** A new server over the cap on the view: not added; said once until the view is below the cap again. */
+  private refuse(id: string, more = 1): void {
+    if (this.full) return;
+    this.full = true;
+    this.error(
+      new PeerlbError('PEERLB_ERR_LIMIT', `the view holds the most servers a client keeps (${LIMITS.maxServers}): ${more === 1 ? `server "${id.slice(0, 100)}"` : `${more} servers`} not added`),
+    );
+  }
+
+  /** The set of servers or their eligibility changed: rebuild now, or at the end of the batch. */
+  private structural(): void {
+    if (this.resetting || this.holding) this.dirty = true;
+    else this.rebuild();
+  }
+
+  private flush(): void {
+    if (this.dirty) this.rebuild();
   }
 
   error(err: Error): void {
@@ -147,10 +209,12 @@ export class Balancer extends EventEmitter<BalancerEvents> implements DiscoveryS
   // ---------------------------------------------------------------- picking
 
   get size(): number {
+    this.flush();
     return this.all.length;
   }
 
   list(): readonly ServerState[] {
+    this.flush();
     return this.all;
   }
 
@@ -163,6 +227,7 @@ export class Balancer extends EventEmitter<BalancerEvents> implements DiscoveryS
    * (affinity through the hash ring) or -1. No I/O, no allocation, never throws.
    */
   pick(hash: number): ServerState | undefined {
+    if (this.dirty) this.rebuild();
     if (hash >= 0 && this.opts.strategy !== 'consistent-hash') {
       if (!this.affinity) this.affinity = consistentHash(this.candidates, this.ctx);
       return this.affinity.pick(hash);
@@ -179,6 +244,7 @@ export class Balancer extends EventEmitter<BalancerEvents> implements DiscoveryS
    * each server's id and weight). No allocation per pick.
    */
   pickUdp(hash: number): ServerState | undefined {
+    if (this.dirty) this.rebuild();
     const set = (this.udpSet ??= this.udpCandidates());
     if (set === this.candidates) return this.pick(hash);
     if (hash >= 0 && this.opts.strategy !== 'consistent-hash') return (this.udpAffinity ??= consistentHash(set, this.ctx)).pick(hash);
@@ -204,6 +270,7 @@ export class Balancer extends EventEmitter<BalancerEvents> implements DiscoveryS
    * take the least loaded untried candidate, then any untried non-draining server.
    */
   pickExcluding(hash: number, tried: ReadonlySet<ServerState>): ServerState | undefined {
+    this.flush();
     for (let i = 0; i < 4; i++) {
       const s = this.pick(i === 0 ? hash : -1);
       if (s && !tried.has(s)) return s;
@@ -255,6 +322,7 @@ export class Balancer extends EventEmitter<BalancerEvents> implements DiscoveryS
     }
     s.failures++;
     s.consecutiveFailures++;
+    this.flush();
     const o = this.opts.outlier;
     if (s.ejected || s.consecutiveFailures < o.consecutiveFailures || !this.byId.has(s.id)) return;
     let ejectedNow = 0;
@@ -274,6 +342,7 @@ export class Balancer extends EventEmitter<BalancerEvents> implements DiscoveryS
 
   /** Age reports, end ejections, advance slow start, re-decide zone spill. Runs every TICK_MS. */
   tick(): void {
+    this.flush();
     const now = this.clock.now();
     const o = this.opts;
     let rebuild = false;
@@ -317,8 +386,13 @@ export class Balancer extends EventEmitter<BalancerEvents> implements DiscoveryS
     const i = this.historyNext;
     this.historyAt[i] = now;
     for (const s of this.all) {
-      s.activeHistory[i] = s.active;
-      s.unitsHistory[i] = s.active + s.counted;
+      let h = s.history;
+      if (h === undefined) {
+        if (s.active === 0 && s.counted === 0) continue;
+        h = s.history = new Float64Array(2 * HISTORY);
+      }
+      h[i] = s.active;
+      h[HISTORY + i] = s.active + s.counted;
     }
     this.historyNext = (i + 1) % HISTORY;
     if (this.historyLen < HISTORY) this.historyLen++;
@@ -349,6 +423,7 @@ export class Balancer extends EventEmitter<BalancerEvents> implements DiscoveryS
 
   /** Recompute the choice set (eligibility, panic, zone) and publish a new picker. */
   rebuild(): void {
+    this.dirty = false;
     this.all = [...this.byId.values()];
     let ramping = false;
     this.all.forEach((s, i) => {
@@ -469,6 +544,7 @@ export class Balancer extends EventEmitter<BalancerEvents> implements DiscoveryS
   }
 
   views(): ServerView[] {
+    this.flush();
     return this.all.map((s) => this.view(s));
   }
 }

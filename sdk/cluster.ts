@@ -10,7 +10,7 @@ import { connectWithFailover, type ConnectOptions } from './tcp.js';
 import { UdpClient, type UdpOptions } from './udp.js';
 import { ClosedError, type SignatureError } from './errors.js';
 import type { DiscoverySource } from './discovery/source.js';
-import { staticSource } from './discovery/static.js';
+import { resolveStaticServers, staticSource } from './discovery/static.js';
 import { AgentWatch } from './discovery/agents.js';
 import { MdnsDiscovery } from './discovery/mdns.js';
 
@@ -25,7 +25,12 @@ export interface ClusterEvents {
   panic: [active: boolean];
   /** A discovery problem (bad frame from an agent, lost subscription…). The view keeps what it had. */
   error: [err: Error];
-  /** With `verify`: a server was ignored, unsigned or wrongly signed (once per server and reason until it changes). */
+  /**
+   * With `verify`: a server was ignored, unsigned or wrongly signed (once per server and reason
+   * until it changes). Rejections raised while no listener is attached (during `await join()`,
+   * say) are kept, the last MAX_BUFFERED_REJECTIONS, and delivered to the first listener attached;
+   * or pass `onRejected` to `join` to see every one as it happens.
+   */
   rejected: [err: SignatureError];
 }
 
@@ -41,6 +46,9 @@ export interface ServerStats {
   health: string;
 }
 
+/** Rejections kept for the first 'rejected' listener (see ClusterEvents.rejected). */
+export const MAX_BUFFERED_REJECTIONS = 64;
+
 /** A live view of a service's servers and the way to reach them. Made by `join`. */
 export class Cluster extends EventEmitter<ClusterEvents> {
   readonly service: string;
@@ -48,6 +56,10 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   readonly balancer: Balancer;
   private readonly udps = new Set<UdpClient>();
   private closed = false;
+  /** Each server's last rejection (source, reason, message): a stream of unsigned upserts is one event. */
+  private readonly lastRejection = new Map<string, string>();
+  /** Rejections no listener has seen yet. */
+  private unseenRejections: SignatureError[] = [];
 
   /** @internal use `join` */
   constructor(
@@ -67,6 +79,40 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     balancer.on('error', (e) => {
       if (this.listenerCount('error') > 0) this.emit('error', e);
     });
+    // 'newListener' is not one of ClusterEvents: the untyped emitter underneath has it.
+    (this as EventEmitter).on('newListener', (event: string | symbol) => {
+      // Called before the listener is added: deliver once it is.
+      if (event === 'rejected' && this.unseenRejections.length > 0) queueMicrotask(() => this.flushRejections());
+    });
+  }
+
+  /** @internal A source ignored a server for its signature. */
+  rejected(err: SignatureError): void {
+    const k = `${err.source}|${err.reason}|${err.message}`;
+    if (this.lastRejection.get(err.server) === k) return;
+    if (this.lastRejection.size >= 4096) this.lastRejection.clear();
+    this.lastRejection.set(err.server, k);
+    const cb = this.options.onRejected;
+    if (cb) {
+      try {
+        cb(err);
+      } catch (e) {
+        // Runs from a socket's handler: a throw here would be an uncaught exception.
+        if (this.listenerCount('error') > 0) this.emit('error', e instanceof Error ? e : new Error(String(e)));
+      }
+    }
+    if (this.listenerCount('rejected') > 0) this.emit('rejected', err);
+    else {
+      if (this.unseenRejections.length >= MAX_BUFFERED_REJECTIONS) this.unseenRejections.shift();
+      this.unseenRejections.push(err);
+    }
+  }
+
+  private flushRejections(): void {
+    if (this.listenerCount('rejected') === 0) return;
+    const list = this.unseenRejections;
+    this.unseenRejections = [];
+    for (const err of list) this.emit('rejected', err);
   }
 
   /** Everything known about every server: endpoints, weight, zone, health, reported load and local counts. */
@@ -149,32 +195,62 @@ export class Cluster extends EventEmitter<ClusterEvents> {
 }
 
 /**
+ * Wait until the source's view is settled (its `settled()`, see discovery/settle.ts; without one,
+ * the first server), at most `capMs`.
+ */
+async function settled(source: DiscoverySource, balancer: Balancer, capMs: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onChange: (() => void) | undefined;
+  const cap = new Promise<void>((resolve) => (timer = setTimeout(resolve, capMs)));
+  const ready = source.settled
+    ? source.settled()
+    : balancer.size > 0
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => {
+          onChange = () => {
+            if (balancer.size > 0) resolve();
+          };
+          balancer.on('change', onChange);
+        });
+  try {
+    await Promise.race([ready, cap]);
+  } finally {
+    clearTimeout(timer);
+    if (onChange) balancer.off('change', onChange);
+  }
+}
+
+/**
  * Join a service: discover its servers and keep a live view of them.
  *
  *   const cluster = await join({ service: 'game', discovery: { mdns: { interface: '127.0.0.1' } } });
  *
- * Resolves once the first servers are known (or after `waitForServersMs` for mDNS and agents; a
- * static list is known at once). Rejects with a BadOptionError naming the option that is wrong.
+ * Resolves with a settled view, so that the first picks spread over the servers there are (not
+ * all onto the first one heard of): a static list at once; agents after the first full snapshot;
+ * mDNS once the first query round has had its answers (RFC 6762 §5.2: one second) or, with a
+ * watch subscription, after that agent's first snapshot, whichever comes first; a custom source
+ * when its `settled()` resolves (without one, at its first server). Never later than
+ * `waitForServersMs`. Rejects with a BadOptionError naming the option that is wrong.
  */
 export async function join(options: JoinOptions): Promise<Cluster> {
   const opts = resolveOptions(options);
   const clock = options.clock ?? systemClock;
   const random = options.random ?? defaultRandom();
-  const balancer = new Balancer(opts, clock, random);
   const d = opts.discovery;
+  const servers =
+    'servers' in d
+      ? await resolveStaticServers(
+          d.servers.map((s, i) => parseStaticServer(s, `discovery.servers[${i}]`, opts.service)),
+          opts.connectTimeoutMs,
+        )
+      : undefined;
+  const balancer = new Balancer(opts, clock, random);
   let cluster: Cluster | undefined;
-  // Report each server's rejection once per reason (a stream of unsigned upserts is one event).
-  const lastRejection = new Map<string, string>();
-  const onRejected = (err: SignatureError) => {
-    const k = `${err.source}|${err.reason}|${err.message}`;
-    if (lastRejection.get(err.server) === k) return;
-    if (lastRejection.size >= 4096) lastRejection.clear();
-    lastRejection.set(err.server, k);
-    if (cluster && cluster.listenerCount('rejected') > 0) cluster.emit('rejected', err);
-  };
+  // Sources start only once the cluster exists (below), so `cluster` is set whenever this runs.
+  const onRejected = (err: SignatureError) => cluster?.rejected(err);
   const verify = opts.verify;
   let source: DiscoverySource;
-  if ('servers' in d) source = staticSource(d.servers.map((s, i) => parseStaticServer(s, `discovery.servers[${i}]`, opts.service)));
+  if ('servers' in d) source = staticSource(servers!);
   else if ('agents' in d) source = new AgentWatch({ service: opts.service, agents: d.agents, token: opts.token, clock, verify, onRejected });
   else if ('mdns' in d)
     source = new MdnsDiscovery({ service: opts.service, interface: d.mdns.interface, subscribe: d.mdns.subscribe !== false, token: opts.token, clock, port: d.mdns.port, verify, onRejected });
@@ -186,20 +262,7 @@ export async function join(options: JoinOptions): Promise<Cluster> {
     await cluster.close();
     throw err;
   }
-  if (balancer.size === 0 && opts.waitForServersMs > 0 && !('servers' in d)) {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, opts.waitForServersMs);
-      function done() {
-        clearTimeout(timer);
-        balancer.off('change', onChange);
-        resolve();
-      }
-      function onChange() {
-        if (balancer.size > 0) done();
-      }
-      balancer.on('change', onChange);
-    });
-  }
+  if (opts.waitForServersMs > 0 && !('servers' in d)) await settled(source, balancer, opts.waitForServersMs);
   balancer.markSeeded();
   return cluster;
 }

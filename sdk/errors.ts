@@ -84,6 +84,35 @@ export class DecodeError extends PeerlbError {
   }
 }
 
+/**
+ * One server record in a frame does not parse (the rest of the frame did): the client leaves that
+ * server out of its view and keeps its subscription. `server` is the record's id when it has one.
+ */
+export class InvalidRecordError extends DecodeError {
+  readonly server: string | undefined;
+  constructor(server: string | undefined, message: string) {
+    super(message);
+    this.server = server;
+  }
+}
+
+/**
+ * An agent refused a `/v1/watch` subscription with an HTTP status instead of upgrading: 401/403
+ * (`PEERLB_ERR_AUTH`: token missing or wrong), 429/503 (`PEERLB_ERR_LIMIT`: too many
+ * subscribers, or this address blocked for a while), anything else `PEERLB_ERR_CONFIG` (not an
+ * agent, wrong path). The client tries another agent, backing off.
+ */
+export class WatchRefusedError extends PeerlbError {
+  readonly agent: string;
+  readonly status: number;
+  constructor(agent: string, status: number, statusText = '') {
+    const code = status === 401 || status === 403 ? 'PEERLB_ERR_AUTH' : status === 429 || status === 503 ? 'PEERLB_ERR_LIMIT' : 'PEERLB_ERR_CONFIG';
+    super(code, `agent ${agent} refused the /v1/watch subscription: HTTP ${status}${statusText ? ` ${statusText}` : ''}; retrying with backoff`);
+    this.agent = agent;
+    this.status = status;
+  }
+}
+
 export class FrameTooLargeError extends PeerlbError {
   readonly size: number;
   readonly limit: number;

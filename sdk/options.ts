@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
-import { BadOptionError, ConfigError } from './errors.js';
+import { BadOptionError, ConfigError, type SignatureError } from './errors.js';
 import { parsePublicKey } from './signing.js';
-import { DEFAULT_WEIGHT, MAX_WEIGHT, parseAgentUrl, type ServerRecord } from './protocol.js';
+import { DEFAULT_WEIGHT, MAX_WEIGHT, ipFamily, parseAgentUrl, serverAddressProblem, type ServerRecord } from './protocol.js';
 import { STRATEGY_NAMES, type StrategyName } from './pickers/index.js';
 import type { Clock } from './clock.js';
 import type { Random } from './random.js';
@@ -88,12 +88,18 @@ export interface JoinOptions {
    * and reported through the 'rejected' event. Static lists and custom sources are not checked.
    */
   verify?: { publicKey: string | KeyObject };
+  /**
+   * Called for every server ignored for its signature (as the 'rejected' event, once per server
+   * and reason until it changes), from the start: also for those rejected while `join` is still
+   * waiting, before a listener could be attached.
+   */
+  onRejected?: (err: SignatureError) => void;
   clock?: Clock;
   random?: Random;
 }
 
 export type ResolvedOptions = Required<
-  Omit<JoinOptions, 'zone' | 'zoneAffinity' | 'outlier' | 'hashBalanceFactor' | 'token' | 'verify' | 'clock' | 'random'>
+  Omit<JoinOptions, 'zone' | 'zoneAffinity' | 'outlier' | 'hashBalanceFactor' | 'token' | 'verify' | 'onRejected' | 'clock' | 'random'>
 > & {
   /** The public key announcements must be signed with, when verifying. */
   verify: KeyObject | undefined;
@@ -102,6 +108,7 @@ export type ResolvedOptions = Required<
   outlier: Required<NonNullable<JoinOptions['outlier']>>;
   hashBalanceFactor: number | undefined;
   token: string | undefined;
+  onRejected: ((err: SignatureError) => void) | undefined;
 };
 
 export const DEFAULTS = {
@@ -155,17 +162,58 @@ function obj(option: string, v: unknown): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
+/** Edit distance of two short strings (for "did you mean"). */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}
+
+/**
+ * Refuse keys of `o` that are not in `names`, naming them all (a typo such as
+ * `outlier.consecutiveFailure` would otherwise be ignored, and its default silently used).
+ */
+function onlyKnown(prefix: string, o: Record<string, unknown>, names: readonly string[]): void {
+  const unknown = Object.keys(o).filter((k) => !names.includes(k));
+  if (unknown.length === 0) return;
+  const path = (k: string) => (prefix ? `${prefix}.${k}` : k);
+  const first = unknown[0]!;
+  const near = names.filter((n) => distance(first, n) <= Math.max(1, Math.floor(n.length / 3))).sort((a, b) => distance(first, a) - distance(first, b))[0];
+  const others = unknown.slice(1, 6).map((k) => JSON.stringify(path(k)));
+  throw new BadOptionError(
+    path(first),
+    `is not an option${near ? ` (did you mean "${path(near)}"?)` : ''}${others.length ? `; nor ${others.length === 1 ? 'is' : 'are'} ${others.join(', ')}${unknown.length > 6 ? ', …' : ''}` : ''}. Known${prefix ? ` in ${prefix}` : ''}: ${names.join(', ')}`,
+  );
+}
+
+const JOIN_KEYS = [
+  'service', 'discovery', 'strategy', 'zone', 'zoneAffinity', 'slowStartMs', 'slowStartAggression', 'slowStartMinShare', 'outlier',
+  'panicThreshold', 'reportIntervalMs', 'reportExpireIntervals', 'hashBalanceFactor', 'ewmaDecayMs', 'connectTimeoutMs',
+  'connectAttempts', 'waitForServersMs', 'token', 'verify', 'onRejected', 'clock', 'random',
+] as const satisfies readonly (keyof JoinOptions)[];
+
 /** Validate `join` options once, at the edge, with a message that names the option. */
 export function resolveOptions(input: unknown): ResolvedOptions {
   const o = obj('options', input);
   if (input === undefined) throw new BadOptionError('options', 'are required: join({ service, discovery })');
+  onlyKnown('', o, JOIN_KEYS);
   const service = checkServiceName('service', o.service);
   const discovery = checkDiscovery(o.discovery);
   const strategy = o.strategy ?? DEFAULTS.strategy;
   if (typeof strategy !== 'string' || !(STRATEGY_NAMES as string[]).includes(strategy))
     throw new BadOptionError('strategy', `must be one of ${STRATEGY_NAMES.join(', ')}, got ${JSON.stringify(strategy)}`);
   const za = obj('zoneAffinity', o.zoneAffinity);
+  onlyKnown('zoneAffinity', za, Object.keys(DEFAULTS.zoneAffinity));
   const ol = obj('outlier', o.outlier);
+  onlyKnown('outlier', ol, Object.keys(DEFAULTS.outlier));
   const hbf = o.hashBalanceFactor === undefined ? undefined : num('hashBalanceFactor', o.hashBalanceFactor, 0, 1.0001, 100);
   const r: ResolvedOptions = {
     service,
@@ -196,16 +244,19 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     waitForServersMs: num('waitForServersMs', o.waitForServersMs, DEFAULTS.waitForServersMs, 0, 600_000),
     token: str('token', o.token, 1024),
     verify: verifyKey(o.verify),
+    onRejected: o.onRejected as ResolvedOptions['onRejected'],
   };
   // Not kept in ResolvedOptions (join reads them directly), but checked here like every option.
   methods('clock', o.clock, ['now', 'setTimeout', 'clearTimeout']);
   methods('random', o.random, ['next', 'int']);
+  if (o.onRejected !== undefined && typeof o.onRejected !== 'function') throw new BadOptionError('onRejected', 'must be a function (err) => void');
   return r;
 }
 
 function verifyKey(v: unknown): KeyObject | undefined {
   if (v === undefined) return undefined;
   const o = obj('verify', v);
+  onlyKnown('verify', o, ['publicKey']);
   if (o.publicKey === undefined) throw new BadOptionError('verify.publicKey', 'is required: the Ed25519 public key announcements are signed with');
   try {
     return parsePublicKey(o.publicKey as string | KeyObject, 'verify.publicKey');
@@ -218,7 +269,8 @@ function checkDiscovery(v: unknown): DiscoveryOptions {
   const d = obj('discovery', v);
   if (v === undefined)
     throw new BadOptionError('discovery', "is required: { servers: [...] }, { mdns: { interface: '127.0.0.1' } }, { agents: ['ws://…'] } or { source }");
-  const keys = Object.keys(d).filter((k) => ['servers', 'mdns', 'agents', 'source'].includes(k));
+  onlyKnown('discovery', d, ['servers', 'mdns', 'agents', 'source']);
+  const keys = Object.keys(d).filter((k) => d[k] !== undefined);
   if (keys.length !== 1) throw new BadOptionError('discovery', 'must have exactly one of servers, mdns, agents, source');
   if (d.servers !== undefined) {
     if (!Array.isArray(d.servers)) throw new BadOptionError('discovery.servers', 'must be an array');
@@ -227,6 +279,7 @@ function checkDiscovery(v: unknown): DiscoveryOptions {
   }
   if (d.mdns !== undefined) {
     const m = obj('discovery.mdns', d.mdns);
+    onlyKnown('discovery.mdns', m, ['interface', 'subscribe', 'port']);
     if (typeof m.interface !== 'string' || !/^\d{1,3}(\.\d{1,3}){3}$/.test(m.interface))
       throw new BadOptionError('discovery.mdns.interface', "must be the IPv4 address of the interface to use, e.g. '127.0.0.1'");
     if (m.subscribe !== undefined && typeof m.subscribe !== 'boolean') throw new BadOptionError('discovery.mdns.subscribe', 'must be true or false');
@@ -257,12 +310,30 @@ function port(option: string, v: unknown): number | undefined {
   return v as number;
 }
 
-/** Parse one static server entry into a record (throws BadOptionError naming the entry). */
+/** RFC 1123 §2.1 host name: dot-separated labels of letters, digits and inner hyphens, ≤ 63 each, ≤ 253 in all. */
+const HOST_NAME_RE = /^(?=.{1,253}\.?$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
+
+/**
+ * A static server's host: an IP literal a server can have (not unspecified, multicast or
+ * broadcast), or a host name, which `join` resolves once (discovery/static.ts): records in the
+ * view always hold an address, so no send or connect does a DNS lookup.
+ */
+function staticHost(option: string, host: string): string {
+  if (ipFamily(host) !== 0) {
+    const problem = serverAddressProblem(host);
+    if (problem) throw new BadOptionError(option, `${problem}, got ${JSON.stringify(host)}`);
+    return host;
+  }
+  if (!HOST_NAME_RE.test(host)) throw new BadOptionError(option, `must be an IP address or a host name, got ${JSON.stringify(host.slice(0, 300))}`);
+  return host;
+}
+
+/** Parse one static server entry into a record (throws BadOptionError naming the entry). Host names are resolved later, by join. */
 export function parseStaticServer(s: unknown, option: string, service: string): ServerRecord {
   if (typeof s === 'string') {
     const m = /^(?:(tcp|udp):\/\/)?(\[[0-9a-f:.]+\]|[^\s:/[\]]+):(\d+)$/i.exec(s);
     if (!m) throw new BadOptionError(option, `must be "host:port", "tcp://host:port" or "udp://host:port", got ${JSON.stringify(s)}`);
-    const host = m[2]!.replace(/^\[|\]$/g, '');
+    const host = staticHost(option, m[2]!.replace(/^\[|\]$/g, ''));
     const p = port(option, Number(m[3]))!;
     const scheme = m[1]?.toLowerCase();
     return {
@@ -276,7 +347,9 @@ export function parseStaticServer(s: unknown, option: string, service: string): 
     };
   }
   const o = obj(option, s);
+  onlyKnown(option, o, ['id', 'host', 'udpPort', 'tcpPort', 'weight', 'zone']);
   if (typeof o.host !== 'string' || o.host.length === 0) throw new BadOptionError(`${option}.host`, 'must be a host name or address');
+  staticHost(`${option}.host`, o.host);
   const udpPort = port(`${option}.udpPort`, o.udpPort);
   const tcpPort = port(`${option}.tcpPort`, o.tcpPort);
   if (udpPort === undefined && tcpPort === undefined) throw new BadOptionError(option, 'needs a udpPort or a tcpPort');

@@ -13,7 +13,7 @@
  * can make a decoder throw anything else.
  */
 import { Packr, Unpackr } from 'msgpackr';
-import { DecodeError, FrameTooLargeError, UnsupportedVersionError } from './errors.js';
+import { DecodeError, FrameTooLargeError, InvalidRecordError, UnsupportedVersionError } from './errors.js';
 
 /** Protocol version carried in every frame and in TXT `v=`. Bumped on incompatible change. */
 export const PROTOCOL_VERSION = 1;
@@ -99,6 +99,53 @@ function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= 1e9;
 }
 
+/**
+ * 4 or 6 when `v` is an IPv4 (dotted quad, no leading zeros) or IPv6 literal (RFC 4291 §2.2, an
+ * embedded IPv4 tail and an RFC 4007 `%zone` allowed), else 0; as `net.isIP`, without Node.
+ */
+export function ipFamily(v: string): 0 | 4 | 6 {
+  if (v.length === 0 || v.length > 64) return 0;
+  if (V4.test(v)) return 4;
+  let a = v;
+  const pct = a.indexOf('%');
+  if (pct >= 0) {
+    if (pct === a.length - 1 || !/^[0-9a-z._~-]+$/i.test(a.slice(pct + 1))) return 0;
+    a = a.slice(0, pct);
+  }
+  if (a.includes(':::') || a.split('::').length > 2) return 0;
+  let groups = 8;
+  const last = a.lastIndexOf(':');
+  if (last >= 0 && a.indexOf('.', last) > last) {
+    if (!V4.test(a.slice(last + 1))) return 0;
+    a = a.slice(0, last + 1) + '0';
+    groups = 7;
+  }
+  const [head, tail] = a.split('::') as [string, string | undefined];
+  const parts = (p: string) => (p === '' ? [] : p.split(':'));
+  const h = parts(head);
+  const t = tail === undefined ? [] : parts(tail);
+  if (![...h, ...t].every((g) => /^[0-9a-f]{1,4}$/i.test(g))) return 0;
+  const n = h.length + t.length;
+  if (tail === undefined ? n !== groups : n > groups - 1) return 0;
+  return 6;
+}
+const V4 = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/**
+ * Why `v` cannot be a server's address, or undefined when it can: an IP literal (never a name, so
+ * no send or connect waits on DNS, and nothing to look up per datagram), not unspecified
+ * (`0.0.0.0`, `::`), multicast or the IPv4 broadcast address.
+ */
+export function serverAddressProblem(v: unknown): string | undefined {
+  if (typeof v !== 'string' || ipFamily(v) === 0) return 'must be an IPv4 or IPv6 address';
+  const a = v.toLowerCase().replace(/%.*$/, '');
+  if (a === '0.0.0.0' || /^[0:]+$/.test(a) || /^[0:]*:ffff:0\.0\.0\.0$/.test(a)) return 'must not be the unspecified address';
+  const v4 = /(?:^|:)(\d+)\.\d+\.\d+\.\d+$/.exec(a);
+  if (v4 && ((Number(v4[1]) >= 224 && Number(v4[1]) <= 239) || a.endsWith('255.255.255.255'))) return 'must not be a multicast or broadcast address';
+  if (a.startsWith('ff')) return 'must not be a multicast address';
+  return undefined;
+}
+
 /** Check and normalize a LoadReport from the network. Throws DecodeError. */
 export function parseLoad(v: unknown): LoadReport {
   if (typeof v !== 'object' || v === null) throw new DecodeError('load must be a map');
@@ -146,6 +193,20 @@ export function parseServerRecord(v: unknown): ServerRecord {
   return rec;
 }
 
+/**
+ * A record a client can take into its view: parseServerRecord's checks, and a host that is an
+ * address a server can have (serverAddressProblem: an IP literal, not 0.0.0.0 or ::, not
+ * multicast or broadcast) and at least one port. Every record the SDK takes from the network
+ * (watch frames, mDNS) or from a feed goes through it. Throws DecodeError.
+ */
+export function parseUsableServerRecord(v: unknown): ServerRecord {
+  const r = parseServerRecord(v);
+  const problem = serverAddressProblem(r.host);
+  if (problem) throw new DecodeError(`server.host ${problem}, got ${JSON.stringify(r.host.slice(0, 64))}`);
+  if (r.udpPort === undefined && r.tcpPort === undefined) throw new DecodeError('server record needs a udpPort or a tcpPort');
+  return r;
+}
+
 // ---------------------------------------------------------------------------------------------
 // msgpack framing shared by gossip and watch.
 
@@ -190,8 +251,18 @@ export interface InvalidAgentUrls {
   example: string;
 }
 
+/**
+ * Server records of a decoded snapshot that were left out: ones that do not parse (a host that is
+ * no IP literal, no port…) and any past LIMITS.maxServers. Set only by the decoder, never sent.
+ */
+export interface DroppedServers {
+  count: number;
+  /** Why the first one was dropped, at most 200 chars. */
+  example: string;
+}
+
 export type WatchServerFrame =
-  | { t: 'snapshot'; v: number; node: string; servers: ServerRecord[]; agents: string[]; invalidAgents?: InvalidAgentUrls }
+  | { t: 'snapshot'; v: number; node: string; servers: ServerRecord[]; agents: string[]; invalidAgents?: InvalidAgentUrls; droppedServers?: DroppedServers }
   | { t: 'upsert'; v: number; server: ServerRecord }
   | { t: 'remove'; v: number; id: string; reason: string }
   | { t: 'agents'; v: number; agents: string[]; invalidAgents?: InvalidAgentUrls }
@@ -235,14 +306,23 @@ export function parseAgentUrl(v: unknown): string | undefined {
 }
 
 /**
- * An agents list from the network: the usable URLs, normalized and without repeats. The rest are
- * dropped here, so no caller ever hands one to `new WebSocket` (which throws on a bad URL).
+ * Most agent URLs read from one frame. An agent lists every live member, so a cluster of more
+ * agents sends a longer list: it is cut here, not refused (refusing left a client of a cluster of
+ * 1,101 agents with no view). The client keeps at most MAX_LEARNED_AGENTS of them anyway.
+ */
+export const MAX_AGENT_URLS_READ = 1000;
+
+/**
+ * An agents list from the network: the usable URLs, normalized and without repeats, from the
+ * first MAX_AGENT_URLS_READ entries. The rest are dropped here, so no caller ever hands one to
+ * `new WebSocket` (which throws on a bad URL).
  */
 function parseUrlList(v: unknown): { agents: string[]; invalidAgents?: InvalidAgentUrls } {
-  if (!Array.isArray(v) || v.length > 1000) throw new DecodeError('agents must be a list of at most 1000 URLs');
+  if (!Array.isArray(v)) throw new DecodeError('agents must be a list of URLs');
   const agents = new Set<string>();
   let invalid: InvalidAgentUrls | undefined;
-  for (const x of v) {
+  for (let i = 0; i < v.length && i < MAX_AGENT_URLS_READ; i++) {
+    const x: unknown = v[i];
     const u = parseAgentUrl(x);
     if (u !== undefined) agents.add(u);
     else if (invalid) invalid.count++;
@@ -263,18 +343,40 @@ export function decodeWatchServerFrame(bytes: Uint8Array): WatchServerFrame {
   checkVersion(m);
   switch (m.t) {
     case 'snapshot': {
-      if (!Array.isArray(m.servers) || m.servers.length > LIMITS.maxServers)
-        throw new DecodeError(`snapshot.servers must be a list of at most ${LIMITS.maxServers}`);
-      return {
+      if (!Array.isArray(m.servers)) throw new DecodeError('snapshot.servers must be a list');
+      // One bad record costs that record, not the view; past the cap, records are dropped unread.
+      const servers: ServerRecord[] = [];
+      let dropped: DroppedServers | undefined;
+      const drop = (why: string, n = 1) => {
+        if (dropped) dropped.count += n;
+        else dropped = { count: n, example: why.slice(0, 200) };
+      };
+      const n = Math.min(m.servers.length, LIMITS.maxServers);
+      for (let i = 0; i < n; i++) {
+        try {
+          servers.push(parseUsableServerRecord(m.servers[i]));
+        } catch (err) {
+          drop(`${recordName(m.servers[i])}: ${(err as Error).message}`);
+        }
+      }
+      if (m.servers.length > n) drop(`${m.servers.length - n} past the limit of ${LIMITS.maxServers}`, m.servers.length - n);
+      const f: WatchServerFrame = {
         t: 'snapshot',
         v: PROTOCOL_VERSION,
         node: isStr(m.node) ? m.node : '',
-        servers: m.servers.map(parseServerRecord),
+        servers,
         ...(m.agents === undefined ? { agents: [] } : parseUrlList(m.agents)),
       };
+      if (dropped) f.droppedServers = dropped;
+      return f;
     }
     case 'upsert':
-      return { t: 'upsert', v: PROTOCOL_VERSION, server: parseServerRecord(m.server) };
+      try {
+        return { t: 'upsert', v: PROTOCOL_VERSION, server: parseUsableServerRecord(m.server) };
+      } catch (err) {
+        const id = (m.server as { id?: unknown } | null | undefined)?.id;
+        throw new InvalidRecordError(isStr(id) ? id : undefined, `upsert of ${recordName(m.server)}: ${(err as Error).message}`);
+      }
     case 'remove':
       if (!isStr(m.id)) throw new DecodeError('remove.id must be a string');
       return { t: 'remove', v: PROTOCOL_VERSION, id: m.id, reason: isStr(m.reason) ? m.reason : 'unknown' };
@@ -285,6 +387,12 @@ export function decodeWatchServerFrame(bytes: Uint8Array): WatchServerFrame {
     default:
       throw new DecodeError(`unknown watch frame type ${JSON.stringify(m.t)}`);
   }
+}
+
+/** How a record is named in a message: its id when it has one. */
+function recordName(v: unknown): string {
+  const id = (v as { id?: unknown } | null | undefined)?.id;
+  return isStr(id) ? `server ${JSON.stringify(id.slice(0, 100))}` : 'a server record';
 }
 
 /** Decode the frame a client sent to an agent's watch endpoint. */

@@ -51,7 +51,9 @@ export interface ServerView extends Server {
 
 /**
  * The balancer's mutable state for one server. Pickers read these fields directly on the hot path
- * (no getters, no allocation); only the balancer writes them.
+ * (no getters, no allocation) and never write them: several pickers run over the same servers at
+ * once (TCP and UDP, affinity), so a picker keeps its scratch (round-robin position, smooth WRR's
+ * current weights) in its own closure. Only the balancer writes here.
  */
 export class ServerState implements Server {
   id: string;
@@ -81,12 +83,13 @@ export class ServerState implements Server {
   /** `active + counted` when the report was taken: what this client changed since is the difference. */
   unitsAtReport = 0;
   /**
-   * `active` and `active + counted` at each of the balancer's last ticks (a ring the balancer
-   * writes), so a report that arrives late is compared with what this client held when it was
-   * taken, not when it arrived.
+   * `active` (slots 0..HISTORY-1) and `active + counted` (HISTORY..2·HISTORY-1) at each of the
+   * balancer's last ticks (a ring the balancer writes), so a report that arrives late is compared
+   * with what this client held when it was taken, not when it arrived. Undefined while every tick
+   * saw both at 0: a server this client never used costs no array (a 10,000-server snapshot
+   * would otherwise allocate 10,000 of them).
    */
-  readonly activeHistory = new Int32Array(HISTORY);
-  readonly unitsHistory = new Float64Array(HISTORY);
+  history: Float64Array | undefined;
   /** This client's inverse share of the cluster's load (see `shareScale`); set by the balancer. */
   scale = 1;
   picks = 0;
@@ -104,8 +107,6 @@ export class ServerState implements Server {
   rampStart = -Infinity;
   /** weight × slow-start factor; pickers weigh by this. */
   effWeight: number;
-  /** Scratch for pickers (smooth WRR's current weight). */
-  current = 0;
   /** Index in the balancer's list of all servers. */
   index = 0;
 
@@ -133,7 +134,13 @@ export class ServerState implements Server {
    */
   refreshEstimate(): void {
     const since = this.active + this.counted - this.unitsAtReport;
-    this.estimate = estimateLoad(this.reportedActive, since, this.active, this.reportW);
-    this.expected = estimateLoad(this.reportedActive, since, this.active, this.reportW, this.scale);
+    // What this client holds on its own: its open connections and the picks it counted since the
+    // report (a pick counts as load until the next report, whatever that report's weight). With
+    // connections alone, a pick raised a server's estimate only by the report's weight, so the
+    // servers with older reports took most picks (p2c over idle servers: 663 of 1,000 to the one
+    // whose report was 2.5 s old; test/sdk/load.test.ts).
+    const own = since + this.activeAtReport;
+    this.estimate = estimateLoad(this.reportedActive, since, own, this.reportW);
+    this.expected = estimateLoad(this.reportedActive, since, own, this.reportW, this.scale);
   }
 }

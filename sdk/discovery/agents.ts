@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import WebSocket from 'ws';
-import { DecodeError, PeerlbError, SignatureError } from '../errors.js';
+import { DecodeError, InvalidRecordError, PeerlbError, SignatureError, WatchRefusedError } from '../errors.js';
 import { RecordVerifier } from '../signing.js';
 import type { DiscoverySink, DiscoverySource } from './source.js';
 import {
@@ -14,6 +14,7 @@ import {
   type WatchServerFrame,
 } from '../protocol.js';
 import { every, systemClock, type Clock, type TimerHandle } from '../clock.js';
+import { Latch } from './settle.js';
 
 export interface AgentWatchOptions {
   service: string;
@@ -28,6 +29,8 @@ export interface AgentWatchOptions {
   clock?: Clock;
   /** Called whenever the subscribed agent changes (undefined while none). */
   onAgent?: (url: string | undefined) => void;
+  /** Called when an attempt ends without a snapshot: `refused` when the agent answered with an HTTP status. */
+  onFailure?: (refused: boolean) => void;
   /** Only records signed with this Ed25519 public key enter the view (sdk/signing.ts). */
   verify?: KeyObject;
   /** A record was ignored for its signature. */
@@ -68,9 +71,13 @@ export class AgentWatch implements DiscoverySource {
   private stopPing: (() => void) | undefined;
   private lastPong = 0;
   private failuresInRow = 0;
+  /** Subscriptions ended in a row because a frame did not decode: backs off the resubscription. */
+  private badInRow = 0;
   private readonly clock: Clock;
   /** With `verify`: checks each record's origin signature, once per change of its signed part. */
   private readonly verifier: RecordVerifier | undefined;
+  /** Open from the first snapshot on: the view is settled (join waits for it). */
+  private readonly synced = new Latch();
   current: string | undefined;
 
   constructor(private readonly opts: AgentWatchOptions) {
@@ -136,6 +143,11 @@ export class AgentWatch implements DiscoverySource {
     return this.known;
   }
 
+  /** Resolves when the first full snapshot (of any agent) is in the view. */
+  settled(): Promise<void> {
+    return this.synced.wait();
+  }
+
   start(sink: DiscoverySink): void {
     this.sink = sink;
     this.connectNext();
@@ -167,6 +179,7 @@ export class AgentWatch implements DiscoverySource {
       this.sink?.error(new PeerlbError('PEERLB_ERR_CONFIG', `agent ${url}: cannot connect: ${(err as Error).message}`, { cause: err }));
       this.lastClosed = url;
       this.failuresInRow++;
+      this.opts.onFailure?.(false);
       this.retryLater();
       return;
     }
@@ -188,14 +201,35 @@ export class AgentWatch implements DiscoverySource {
       });
       this.opts.onAgent?.(url);
     });
+    /** This subscription is given up because a frame did not decode. */
+    let broken = false;
+    let refused = false;
     ws.on('pong', () => (this.lastPong = this.clock.now()));
+    ws.on('unexpected-response', (_req, res) => {
+      // The agent answered the upgrade with an HTTP status (503 at its subscriber limit, 429 when
+      // blocked, 401 without the token): say so, then the close below retries with backoff.
+      refused = true;
+      this.sink?.error(new WatchRefusedError(url, res.statusCode ?? 0, res.statusMessage));
+      res.resume();
+      ws.terminate();
+    });
     ws.on('message', (data: Buffer, isBinary) => {
-      this.lastPong = this.clock.now();
-      if (!isBinary) return;
-      if (this.onFrame(data) === 'snapshot' && !synced) {
-        synced = true;
-        this.failuresInRow = 0;
+      if (isBinary && !broken) {
+        const t = this.onFrame(data);
+        if (t === undefined) {
+          // A frame lost: the view may miss a change and this agent cannot say which. Start over
+          // from a fresh snapshot (another agent's, or this one's), backing off.
+          broken = true;
+          this.badInRow++;
+          ws.terminate();
+        } else if (t === 'snapshot' && !synced) {
+          synced = true;
+          this.failuresInRow = 0;
+        }
       }
+      // The heartbeat counts from the end of processing: a big snapshot can take longer than the
+      // pong timeout to apply, and the agent was not silent meanwhile.
+      this.lastPong = this.clock.now();
     });
     ws.on('error', (err) => {
       // ws closes with 1009 a frame over maxPayload. Said plainly: it would come back at every
@@ -216,7 +250,10 @@ export class AgentWatch implements DiscoverySource {
       }
       this.lastClosed = url;
       if (this.closed) return;
-      if (!synced) this.failuresInRow++;
+      if (!synced) {
+        this.failuresInRow++;
+        this.opts.onFailure?.(refused);
+      } else if (!broken) this.badInRow = 0;
       this.retryLater();
     });
   }
@@ -224,7 +261,13 @@ export class AgentWatch implements DiscoverySource {
   /** Try the next agent at once; after a full round of failures, back off (≤ 2 s). */
   private retryLater(): void {
     if (this.closed) return;
-    const delay = this.failuresInRow < this.known.length ? 0 : Math.min(2000, 100 * 2 ** Math.min(5, this.failuresInRow - this.known.length));
+    const backoff = (n: number) => Math.min(2000, 100 * 2 ** Math.min(5, n));
+    const delay = Math.max(
+      this.failuresInRow < this.known.length ? 0 : backoff(this.failuresInRow - this.known.length),
+      // After a frame that did not decode, even once a snapshot came: an agent that sends a good
+      // snapshot and then garbage must not make the client resubscribe in a tight loop.
+      this.badInRow > 0 ? backoff(this.badInRow - 1) : 0,
+    );
     this.retryTimer = this.clock.setTimeout(() => {
       this.retryTimer = undefined;
       this.connectNext();
@@ -232,15 +275,31 @@ export class AgentWatch implements DiscoverySource {
     this.retryTimer.unref?.();
   }
 
-  /** Apply one frame of the subscribed agent; returns its type, or undefined if it did not decode. */
+  /**
+   * Apply one frame of the subscribed agent; returns its type, or undefined if it did not decode
+   * (the caller resubscribes). An upsert whose record does not parse only costs that server.
+   */
   private onFrame(data: Buffer): WatchServerFrame['t'] | undefined {
     const sink = this.sink!;
+    // Frames come several to a socket read (an agent's burst of upserts): one rebuild for them all.
+    sink.hold?.();
     let f;
     try {
       f = decodeWatchServerFrame(data);
     } catch (err) {
+      if (err instanceof InvalidRecordError) {
+        // What the server is now cannot be used: it leaves the view rather than stay as it was.
+        if (err.server !== undefined) sink.remove(err.server, 'invalid record');
+        sink.error(new DecodeError(`agent ${this.current ?? '?'}: ${err.message}; server left out of the view`));
+        return 'upsert';
+      }
+      // As it is (its code says what was wrong: decode, version, size).
       sink.error(err as Error);
       return undefined;
+    }
+    if (f.t === 'snapshot' && f.droppedServers) {
+      const { count, example } = f.droppedServers;
+      sink.error(new DecodeError(`agent ${this.current ?? '?'}: left ${count} server record${count === 1 ? '' : 's'} of its snapshot out of the view (e.g. ${example})`));
     }
     if ((f.t === 'snapshot' || f.t === 'agents') && f.invalidAgents) {
       const { count, example } = f.invalidAgents;
@@ -260,6 +319,7 @@ export class AgentWatch implements DiscoverySource {
       case 'snapshot':
         sink.reset(f.servers.filter(mine));
         this.learn(f.agents);
+        this.synced.open();
         break;
       case 'upsert':
         if (mine(f.server)) sink.upsert(f.server);

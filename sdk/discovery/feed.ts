@@ -1,5 +1,5 @@
 import type { DiscoverySink, DiscoverySource } from './source.js';
-import { parseServerRecord, type ServerRecord } from '../protocol.js';
+import { parseUsableServerRecord, type ServerRecord } from '../protocol.js';
 
 /**
  * A programmatic source: push records in from your own discovery (a config service, a test).
@@ -17,7 +17,7 @@ export interface Feed extends DiscoverySource {
 }
 
 export function createFeed(initial: ServerRecord[] = []): Feed {
-  let current = new Map<string, ServerRecord>(initial.map((r) => [r.id, parseServerRecord(r)]));
+  let current = new Map<string, ServerRecord>(initial.map((r) => [r.id, parseUsableServerRecord(r)]));
   const sinks = new Set<DiscoverySink>();
   return {
     start(sink) {
@@ -28,7 +28,7 @@ export function createFeed(initial: ServerRecord[] = []): Feed {
       sinks.clear();
     },
     upsert(record) {
-      const r = parseServerRecord(record);
+      const r = parseUsableServerRecord(record);
       current.set(r.id, r);
       for (const s of sinks) s.upsert(r);
     },
@@ -37,7 +37,7 @@ export function createFeed(initial: ServerRecord[] = []): Feed {
       for (const s of sinks) s.remove(id, reason);
     },
     reset(records) {
-      const parsed = records.map(parseServerRecord);
+      const parsed = records.map(parseUsableServerRecord);
       current = new Map(parsed.map((r) => [r.id, r]));
       for (const s of sinks) s.reset(parsed);
     },

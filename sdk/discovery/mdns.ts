@@ -1,11 +1,12 @@
 import type { KeyObject } from 'node:crypto';
 import type { DiscoverySink, DiscoverySource } from './source.js';
-import { SignatureError } from '../errors.js';
+import { DecodeError, SignatureError } from '../errors.js';
 import { verifyBytes } from '../signing.js';
 import { AgentWatch } from './agents.js';
 import { MdnsBrowser, type BrowsedInstance } from './mdns-browser.js';
-import type { ServerRecord } from '../protocol.js';
-import type { Clock } from '../clock.js';
+import { parseUsableServerRecord, type ServerRecord } from '../protocol.js';
+import { systemClock, type Clock } from '../clock.js';
+import { MdnsSettle } from './settle.js';
 
 export interface MdnsDiscoveryOptions {
   service: string;
@@ -54,9 +55,13 @@ export class MdnsDiscovery implements DiscoverySource {
   private readonly foundFrom = new Map<string, string>();
   private sink: DiscoverySink | undefined;
   private watching = false;
+  /** join() waits for a settled view: the first query round answered, or the watch's first snapshot (settle.ts). */
+  private readonly settle: MdnsSettle;
+  private watchFailures = 0;
 
   constructor(private readonly opts: MdnsDiscoveryOptions) {
     this.browser = new MdnsBrowser({ service: opts.service, interface: opts.interface, clock: opts.clock, port: opts.port });
+    this.settle = new MdnsSettle(opts.clock ?? systemClock, opts.subscribe);
     if (opts.subscribe) {
       this.watch = new AgentWatch({
         service: opts.service,
@@ -65,6 +70,11 @@ export class MdnsDiscovery implements DiscoverySource {
         clock: opts.clock,
         verify: opts.verify,
         onRejected: opts.onRejected,
+        // A refusal is final for join's purpose; a timeout or a close may be a busy agent: give
+        // up on the snapshot after a few of those (join's waitForServersMs caps the wait anyway).
+        onFailure: (refused) => {
+          if (refused || ++this.watchFailures >= 3) this.settle.watchFailed();
+        },
         onAgent: (url) => {
           this.watching = url !== undefined;
           // Lost the subscription: fall back to what mDNS alone says until another agent answers.
@@ -78,6 +88,7 @@ export class MdnsDiscovery implements DiscoverySource {
     this.sink = sink;
     // The watch feeds the sink only through this wrapper, so mDNS can still remove goodbyes.
     this.watch?.start(sink);
+    void this.watch?.settled().then(() => this.settle.snapshot());
     this.browser.on('up', (i: BrowsedInstance) => this.onInstance(i));
     this.browser.on('update', (i: BrowsedInstance) => this.onInstance(i));
     this.browser.on('down', (id: string, reason: string, instance: string) => {
@@ -91,6 +102,12 @@ export class MdnsDiscovery implements DiscoverySource {
       sink.remove(id, `mdns ${reason}`);
     });
     await this.browser.start();
+    // start() sent the first query.
+    this.settle.queried();
+  }
+
+  settled(): Promise<void> {
+    return this.settle.wait();
   }
 
   private onInstance(i: BrowsedInstance): void {
@@ -105,11 +122,19 @@ export class MdnsDiscovery implements DiscoverySource {
         return;
       }
     }
-    const rec = recordFromInstance(i);
+    let rec: ServerRecord;
+    try {
+      // The same checks as a record from /v1/watch: an address a server can have, a port.
+      rec = parseUsableServerRecord(recordFromInstance(i));
+    } catch (err) {
+      this.sink?.error(new DecodeError(`mdns ${i.instance}: ${(err as Error).message}; not in the view`));
+      return;
+    }
     this.found.set(rec.id, rec);
     this.foundFrom.set(rec.id, i.instance);
     if (rec.agent) this.watch?.addAgent(rec.agent);
     if (!this.watching) this.sink?.upsert(rec);
+    this.settle.found();
   }
 
   /**
@@ -128,6 +153,7 @@ export class MdnsDiscovery implements DiscoverySource {
   }
 
   async close(): Promise<void> {
+    this.settle.done();
     this.watch?.close();
     await this.browser.close();
   }

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { hashKey } from '../../sdk/hash.js';
 import type { LoadReport } from '../../sdk/protocol.js';
 import { waitUntil } from '../helpers/servers.js';
-import { closeServers, receivedBy, startServers, testCluster, udpRound, type TestCluster, type TestServer } from './fixtures.js';
+import { closeServers, rec, receivedBy, startServers, testBalancer, testCluster, udpRound, type TestCluster, type TestServer } from './fixtures.js';
 
 let servers: TestServer[] = [];
 let clusters: TestCluster[] = [];
@@ -231,6 +231,20 @@ describe('stale-load estimate', () => {
     held.pop()!.destroy();
     await waitUntil(() => est() === 2, 'a closed connection lowers the estimate');
     expect(c.b.view(a).load).toMatchObject({ connections: 12, seq: 2, ageMs: 3000 });
+  });
+
+  it('p2c: picks spread evenly over idle servers whose reports differ in age (each pick counts as one unit whatever the report weight)', () => {
+    // Three idle servers; c's report is 2.5 s old (weight 0.25). A pick must raise every server's
+    // estimate alike, or c, whose picks counted for a quarter, took two thirds of them.
+    const t = testBalancer([rec('a', { load: load(0, 1) }), rec('b', { load: load(0, 1) }), rec('c', { load: load(0, 1, { ageMs: 2500 }) })]);
+    const n: Record<string, number> = { a: 0, b: 0, c: 0 };
+    for (let i = 0; i < 1000; i++) {
+      const s = t.b.pick(-1)!;
+      t.b.countPick(s);
+      n[s.id]!++;
+    }
+    for (const id of ['a', 'b', 'c']) expect(n[id], JSON.stringify(n)).toBeLessThanOrEqual(400);
+    t.close();
   });
 
   it('a report that says it is already old counts less from the start', async () => {

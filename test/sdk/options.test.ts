@@ -5,6 +5,7 @@ import { ManualClock } from '../../sdk/clock.js';
 import { XorShiftRandom } from '../../sdk/random.js';
 import { createFeed } from '../../sdk/discovery/feed.js';
 import { STRATEGY_NAMES } from '../../sdk/pickers/index.js';
+import { join } from '../../sdk/index.js';
 
 const base = { service: 'game', discovery: { servers: ['127.0.0.1:7000'] } };
 
@@ -177,5 +178,70 @@ describe('parseStaticServer', () => {
     expect(parseStaticServer({ host: 'h', udpPort: 9, weight: 300, zone: 'a' }, 'x', 'game')).toEqual({
       id: 'h:9', service: 'game', host: 'h', udpPort: 9, tcpPort: undefined, weight: 300, zone: 'a', health: 'healthy',
     });
+  });
+});
+
+describe('resolveOptions: unknown keys are refused, naming them', () => {
+  const cases: [string, unknown, string, RegExp?][] = [
+    ['a misspelt top-level option', { ...base, waitForServerMs: 100 }, 'waitForServerMs', /did you mean "waitForServersMs"/],
+    ['outlier.consecutiveFailure', { ...base, outlier: { consecutiveFailure: 5 } }, 'outlier.consecutiveFailure', /did you mean "outlier.consecutiveFailures"/],
+    ['zoneAffinity.maxLoad', { ...base, zoneAffinity: { maxLoad: 2 } }, 'zoneAffinity.maxLoad'],
+    ['discovery.mdns.interfac', { service: 'game', discovery: { mdns: { interface: '127.0.0.1', interfac: '127.0.0.1' } } }, 'discovery.mdns.interfac', /did you mean "discovery.mdns.interface"/],
+    ['discovery.mdns without interface but with a typo', { service: 'game', discovery: { mdns: { interfac: '127.0.0.1' } } }, 'discovery.mdns.interfac'],
+    ['discovery.static', { service: 'game', discovery: { static: ['127.0.0.1:1'] } }, 'discovery.static'],
+    ['discovery.servers[0].wieght', { service: 'game', discovery: { servers: [{ host: '127.0.0.1', tcpPort: 1, wieght: 5 }] } }, 'discovery.servers[0].wieght', /did you mean "discovery.servers\[0\].weight"/],
+    ['verify.key', { ...base, verify: { key: 'x' } }, 'verify.key'],
+    ['several at once', { ...base, strat: 'p2c', zones: 'a', foo: 1 }, 'strat', /nor are "zones", "foo"/],
+    ['onRejected not a function', { ...base, onRejected: 'log' }, 'onRejected'],
+  ];
+  it.each(cases)('%s', (_name, input, option, message) => {
+    expect(rejected(input)).toBe(option);
+    if (message) expect(() => resolveOptions(input)).toThrow(message);
+  });
+
+  it('join() rejects with the same BadOptionError', async () => {
+    const err = await join({ ...base, outlier: { consecutiveFailure: 5 } } as never).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(BadOptionError);
+    expect((err as BadOptionError).option).toBe('outlier.consecutiveFailure');
+  });
+});
+
+describe('static server hosts', () => {
+  it.each([
+    ['0.0.0.0:7000', 'discovery.servers[0]'],
+    ['[::]:7000', 'discovery.servers[0]'],
+    ['224.0.0.251:5353', 'discovery.servers[0]'],
+    ['no_such_host!!:7000', 'discovery.servers[0]'],
+    [`${'a'.repeat(64)}.example:7000`, 'discovery.servers[0]'],
+  ])('%s is refused', (s, option) => {
+    expect(rejected({ service: 'game', discovery: { servers: [s] } })).toBe(option);
+  });
+
+  it('an object host that is no address or name is refused', () => {
+    expect(rejected({ service: 'game', discovery: { servers: [{ host: 'no such host!!', tcpPort: 1 }] } })).toBe('discovery.servers[0].host');
+    expect(rejected({ service: 'game', discovery: { servers: [{ host: '0.0.0.0', tcpPort: 1 }] } })).toBe('discovery.servers[0].host');
+  });
+
+  it('a host name is resolved once, at join: the view holds its address', async () => {
+    const c = await join({ service: 'game', discovery: { servers: ['localhost:7000', { host: 'localhost', udpPort: 7001, id: 'named' }] } });
+    try {
+      const view = c.servers();
+      expect(view.map((s) => s.id)).toEqual(['localhost:7000', 'named']);
+      for (const s of view) expect(['127.0.0.1', '::1']).toContain(s.host);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('a host name that does not resolve fails join, naming the entry', async () => {
+    const err = await join({ service: 'game', discovery: { servers: ['127.0.0.1:1', 'no-such-host.invalid:7000'] }, connectTimeoutMs: 3000 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(BadOptionError);
+    expect((err as BadOptionError).option).toBe('discovery.servers[1]');
   });
 });

@@ -101,4 +101,22 @@ describe('UDP with TCP-only servers in the view', () => {
     expect(sick.b.pickUdp(-1)).toBeUndefined();
     sick.close();
   });
+
+  it('weighted-round-robin: TCP and UDP picks interleaved each keep exact proportions (no picker state shared through the servers)', () => {
+    // a and c take datagrams, b is TCP-only: the TCP picker runs over a, b, c, the UDP one over a, c.
+    const t = testBalancer([rec('a', { weight: 500 }), rec('b', { weight: 100, udpPort: undefined }), rec('c', { weight: 100 })], { strategy: 'weighted-round-robin' });
+    const tcp = new Map<string, number>();
+    const udp = new Map<string, number>();
+    for (let i = 0; i < 7000; i++) {
+      const s = t.b.pick(-1)!;
+      tcp.set(s.id, (tcp.get(s.id) ?? 0) + 1);
+      if (i < 6000) {
+        const u = t.b.pickUdp(-1)!;
+        udp.set(u.id, (udp.get(u.id) ?? 0) + 1);
+      }
+    }
+    expect(Object.fromEntries(tcp)).toEqual({ a: 5000, b: 1000, c: 1000 });
+    expect(Object.fromEntries(udp)).toEqual({ a: 5000, c: 1000 });
+    t.close();
+  });
 });
