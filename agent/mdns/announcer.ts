@@ -99,7 +99,7 @@ export interface AnnouncerStats {
   answered: number;
   /** Answers left out because the querier listed them as known (§7.1). */
   suppressed: number;
-  /** Records not multicast because they went out less than a second before (§6). */
+  /** Answers held back (deferred to the end of the second) because the record went out less than a second before (§6). */
   rateLimited: number;
   unicastAnswers: number;
   /** Packets multicast-dns could not decode ('warning' events). */
@@ -605,18 +605,30 @@ export class MdnsAnnouncer extends EventEmitter<MdnsAnnouncerEvents> {
     const now = this.clock.now();
     const minGap = p.probe ? PROBE_DEFENSE_INTERVAL_MS : MIN_MULTICAST_INTERVAL_MS;
     const current = new Set(this.set.records);
-    const allowed = (r: OwnedRecord) => {
+    /** When a record may be multicast again: now or later (§6: at most once a second per record). */
+    const allowedAt = (r: OwnedRecord) => {
       const last = this.lastMulticast.get(rateKey(r));
-      return current.has(r) && (last === undefined || now - last >= minGap);
+      return last === undefined ? now : Math.max(now, last + minGap);
     };
-    const answers = [...p.answers.keys()].filter((r) => {
-      const ok = allowed(r);
-      if (!ok) this.s.rateLimited++;
-      return ok;
-    });
-    if (answers.length === 0) return;
-    const additionals = [...p.additionals.keys()].filter((r) => !p.answers.has(r) && allowed(r));
-    this.sendResponse(answers, additionals, undefined);
+    const answers: OwnedRecord[] = [];
+    const deferred: OwnedRecord[] = [];
+    let nextAt = Infinity;
+    for (const r of p.answers.keys()) {
+      if (!current.has(r)) continue;
+      const at = allowedAt(r);
+      if (at <= now) answers.push(r);
+      else {
+        // §6 says "MUST NOT multicast ... until at least one second has elapsed", not "drop": the
+        // answer goes out when the second is up, so a client that asked just after another one
+        // still hears it (one pending entry per record, however many queries ask meanwhile).
+        deferred.push(r);
+        nextAt = Math.min(nextAt, at);
+        this.s.rateLimited++;
+      }
+    }
+    const additionals = [...p.additionals.keys()].filter((r) => !p.answers.has(r) && current.has(r) && allowedAt(r) <= now);
+    if (answers.length > 0) this.sendResponse(answers, additionals, undefined);
+    if (deferred.length > 0) this.queueMulticast(deferred, [], nextAt - now, p.probe);
   }
 
   // -------------------------------------------------------------------------------------------

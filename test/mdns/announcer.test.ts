@@ -214,7 +214,7 @@ describe('MdnsAnnouncer answers', () => {
     await a.stop();
   });
 
-  it('multicasts a record at most once a second (§6)', async () => {
+  it('multicasts a record at most once a second (§6): an answer asked for within the second goes out when it is up, once', async () => {
     const { clock, make, query, responses } = setup();
     const a = make();
     await announced(a, clock);
@@ -223,16 +223,23 @@ describe('MdnsAnnouncer answers', () => {
     query([Q('peerlb-x.local', 'A')]);
     clock.advance(10);
     expect(responses('10.0.0.1', t0)).toEqual([]);
+    // Deferred, not dropped: it goes out once the second since the announcement is up.
     clock.advance(1000);
+    expect(responses('10.0.0.1', t0)).toHaveLength(1);
     const t1 = clock.now();
+    // Three queries within the next second: one answer, when that second is up, not three.
     query([Q('peerlb-x.local', 'A')]);
     clock.advance(10);
     query([Q('peerlb-x.local', 'A')]);
     clock.advance(300);
     query([Q('peerlb-x.local', 'A')]);
     clock.advance(10);
+    expect(responses('10.0.0.1', t1)).toEqual([]);
+    clock.advance(1000);
     expect(responses('10.0.0.1', t1)).toHaveLength(1);
-    expect(a.stats().rateLimited).toBe(3);
+    clock.advance(3000);
+    expect(responses('10.0.0.1', t1)).toHaveLength(1);
+    expect(a.stats().rateLimited).toBeGreaterThanOrEqual(2);
     await a.stop();
   });
 
