@@ -55,7 +55,7 @@ describe('discovery over mDNS with agents as processes', () => {
       udp.send(`ping ${i}`);
       if (i % 25 === 24) await new Promise((r) => setTimeout(r, 5));
     }
-    await until(() => [...replies.values()].reduce((a, b) => a + b, 0) >= 290, 5000, 'UDP replies');
+    await until(() => [...replies.values()].reduce((a, b) => a + b, 0) >= 290, 20_000, 'UDP replies'); // by count; a busy machine may be slow
     expect(replies.size).toBe(3);
     for (const n of replies.values()) expect(n).toBeGreaterThan(60);
     await udp.close();
