@@ -288,6 +288,25 @@ export class Subscriptions {
     this.broadcast({ t: 'agents', v: PROTOCOL_VERSION, agents }, undefined);
   }
 
+  private agentsPending: (() => string[]) | undefined;
+
+  /**
+   * The agent list changed: send it once the current burst of changes is over (a push-pull that
+   * adds 10,000 members makes 10,000 changes in one turn; one list each would be quadratic).
+   */
+  agentsChanged(list: () => string[]): void {
+    if (this.agentsPending) {
+      this.agentsPending = list;
+      return;
+    }
+    this.agentsPending = list;
+    setImmediate(() => {
+      const l = this.agentsPending;
+      this.agentsPending = undefined;
+      if (l) this.agents(l());
+    }).unref();
+  }
+
   close(): void {
     for (const sub of this.subs) sub.ws.terminate();
     this.subs.clear();

@@ -24,7 +24,7 @@ const updates: StateUpdate[] = [
   { kind: 'alive', node: 'n1', incarnation: 3, addr: 'ws://10.0.0.1:7946', meta },
   { kind: 'alive', node: 'n2', incarnation: 0, addr: 'ws://10.0.0.2:7946', meta: meta2 },
   { kind: 'suspect', node: 'n3', incarnation: 7, from: 'n1' },
-  { kind: 'dead', node: 'n4', incarnation: 2 ** 40, from: 'n5' },
+  { kind: 'dead', node: 'n4', incarnation: 2 ** 32 - 1, from: 'n5' },
   { kind: 'left', node: 'a-much-longer-node-name', incarnation: 1 },
 ];
 const loads: LoadEntry[] = [
