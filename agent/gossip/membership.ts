@@ -1078,10 +1078,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const relay: Relay = { origin: f.from.addr, originSeq: f.seq, timers: [], via: this.inFrame?.via };
     this.relays.set(seq, relay);
     const target = this.recs.get(f.target);
-    // A member we know is pinged where we know it to be, not where the request says: a ping-req
-    // must not make us dial an address of the asker's choosing (an unknown target's address is
-    // an unconfirmed dial, within the budget).
-    this.send(target && target !== this.me ? target.addr : f.targetAddr, { type: 'ping', from: this.sender(), seq, target: f.target, piggyback: this.piggyback(f.target, target ? this.buddy(target) : []) });
+    // Pinged where the asker says (its view may differ from ours: two agents with one id). An
+    // address no member of ours has is an unconfirmed dial, within the budget (see send).
+    this.send(f.targetAddr, { type: 'ping', from: this.sender(), seq, target: f.target, piggyback: this.piggyback(f.target, target ? this.buddy(target) : []) });
     if (f.nack) {
       // Nack before the asker's deadline (it waits until the end of its probe interval, which
       // started probeTimeout before it asked us): "I could not reach it either, but I am here".
@@ -1278,6 +1277,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       this.emit('change', this.snapshot(rec), undefined);
       return;
     }
+    if (u.addr !== r.addr && this.isLive(r)) return this.addrConflict(r, u, from);
     if (u.incarnation <= r.incarnation) {
       // Old news, or a member restarting below the incarnation we remember. If we have it dead or
       // left, tell it so that it incarnates above (otherwise it would stay dead to us until reaped).
@@ -1286,15 +1286,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     }
     const fromItself = this.firstHand(u.node, u.addr);
     if (!this.plausible(r, u.incarnation, fromItself)) return;
-    if (u.addr !== r.addr && (this.isLive(r) || !fromItself)) {
-      // memberlist: a live member's address does not move (two agents with one id, or a forgery:
-      // logged, not fought over); a dead or gone member's does, on its own word only. We tell
-      // the claimed address of the death: a member restarted there answers on our socket.
-      const n = ++this.counters.addrConflicts;
-      if (powerOfTwo(n)) this.log.warn({ member: u.node, addr: r.addr, status: r.status, claimed: u.addr, from: from?.node, count: n }, 'gossip: conflicting address for a member not taken');
-      if (!this.isLive(r)) this.tellDeath(r, u.addr);
-      return;
-    }
+    if (u.addr !== r.addr && !fromItself) return this.addrConflict(r, u, from);
     this.broadcast(u);
     const prev = r.status;
     const changed = r.addr !== u.addr || !sameMeta(r.meta, u.meta);
@@ -1310,6 +1302,37 @@ export class Membership extends EventEmitter<MembershipEvents> {
     r.updatedAt = now;
     if (prev !== 'alive') this.setStatus(r, 'alive');
     else if (changed) this.emit('change', this.snapshot(r), prev);
+  }
+
+  /**
+   * memberlist: a live member's address does not move (two agents with one id, or a forgery:
+   * logged, not fought over), whatever the incarnation; a dead or gone member's does, on its own
+   * word only (firstHand). We tell the claimed address what we hold: a member restarted there
+   * answers on our socket; a second agent with the same id sees the conflict itself.
+   */
+  private addrConflict(r: Rec, u: Extract<StateUpdate, { kind: 'alive' }>, from: Sender | undefined): void {
+    const n = ++this.counters.addrConflicts;
+    if (powerOfTwo(n)) this.log.warn({ member: u.node, addr: r.addr, status: r.status, claimed: u.addr, from: from?.node, count: n }, 'gossip: conflicting address for a member not taken');
+    if (this.isLive(r)) this.tellHolder(r, u.addr);
+    else this.tellDeath(r, u.addr);
+  }
+
+  /**
+   * Tell the agent at `to`, which claims to be the live member `r`, whom we hold under that name
+   * (rate-limited per member): if it is a second agent with the same id, it now sees the
+   * conflict itself and it and the holder settle it (onIdConflict) instead of splitting the cluster.
+   */
+  private tellHolder(r: Rec, to: string): void {
+    const now = this.clock.now();
+    if (now - r.lastNudgeAt < this.config.probeIntervalMs) return;
+    r.lastNudgeAt = now;
+    const saved = this.inFrame;
+    if (saved && to !== saved.from && to !== saved.addr) this.inFrame = undefined;
+    try {
+      this.send(to, { type: 'gossip', from: this.sender(), piggyback: { updates: [this.aliveUpdate(r)], loads: [] } });
+    } finally {
+      this.inFrame = saved;
+    }
   }
 
   /** Send `to` the death (or leave) of `r` we know, rate-limited per member. */
