@@ -14,6 +14,9 @@ export function retransmitLimit(retransmitMult: number, n: number): number {
   return Math.max(1, Math.round(retransmitMult * nodeScale));
 }
 
+/** Items one take() looks at and leaves (too large for what is left, or skipped) before it stops. */
+export const MAX_MISSES = 256;
+
 export interface QueueItem<T> {
   key: string;
   value: T;
@@ -147,6 +150,7 @@ export class BroadcastQueue<T> {
     const values: T[] = [];
     const moved: QueueItem<T>[] = [];
     let used = 0;
+    let misses = 0;
     const defaultLimit = this.defaultLimit();
     outer: for (let t = 0; t < this.buckets.length; t++) {
       const b = this.buckets[t];
@@ -163,11 +167,15 @@ export class BroadcastQueue<T> {
         }
         const cost = item.size + overhead;
         if (used + cost > budget) {
-          // Smaller items further down may still fit; stop only when nothing could.
-          if (budget - used < overhead + 1) break outer;
+          // Smaller items further down may still fit; stop when nothing could, or after looking
+          // at MAX_MISSES that did not (a frame must not cost a scan of 10,000 queued items).
+          if (budget - used < overhead + 1 || ++misses > MAX_MISSES) break outer;
           continue;
         }
-        if (skip?.(item)) continue;
+        if (skip?.(item)) {
+          if (++misses > MAX_MISSES) break outer;
+          continue;
+        }
         used += cost;
         values.push(item.value);
         item.transmits++;

@@ -260,6 +260,13 @@ const JOIN_ANNOUNCE_FANOUT = 4;
 /** Confirmation probes (of a member someone else suspects) in flight at once, at most. */
 const MAX_CONFIRM_PROBES = 3;
 
+/**
+ * Hint probes (a socket to the member closed) in flight at once, at most. A probe's ping-reqs go
+ * to members whose sockets may fail too, each failure a hint: among thousands of unreachable
+ * members (a flood of made-up ones, a partition) hints would breed probes without end.
+ */
+const MAX_HINT_PROBES = 4;
+
 const noop: LogFn = () => {};
 const silentLog: GossipLogger = { debug: noop, info: noop, warn: noop, error: noop };
 
@@ -309,6 +316,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private readonly toldAlive = new Map<string, number>();
   /** Confirmation probes in flight. */
   private confirming = 0;
+  /** Hint probes in flight. */
+  private hinting = 0;
   private readonly counters: Record<Counter, number> = {
     framesIn: 0,
     framesOut: 0,
@@ -474,6 +483,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     for (const p of this.probes.values()) this.clock.clearTimeout(p.timer);
     this.probes.clear();
     this.confirming = 0;
+    this.hinting = 0;
     for (const r of this.relays.values()) for (const t of r.timers) this.clock.clearTimeout(t);
     this.relays.clear();
     for (const r of this.recs.values()) {
@@ -843,7 +853,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.probes.set(seq, p);
     r.probing = seq;
     if (kind !== 'reconnect') this.counters.probes++;
-    if (kind === 'hint') this.counters.hintProbes++;
+    if (kind === 'hint') {
+      this.counters.hintProbes++;
+      this.hinting++;
+    }
     if (kind === 'confirm') {
       this.counters.confirmProbes++;
       this.confirming++;
@@ -890,7 +903,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   private endProbe(p: Probe): void {
     this.clock.clearTimeout(p.timer);
-    if (this.probes.delete(p.seq) && p.kind === 'confirm') this.confirming--;
+    if (this.probes.delete(p.seq)) {
+      if (p.kind === 'confirm') this.confirming--;
+      if (p.kind === 'hint') this.hinting--;
+    }
     const r = this.recs.get(p.node);
     if (r && r.probing === p.seq) r.probing = undefined;
   }
@@ -963,7 +979,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     // A closed socket is a strong hint but not proof (a restart, a proxy, a flap): probe now
     // instead of waiting for its turn, at most once per probe interval.
     const now = this.clock.now();
-    if (now - r.lastHintProbeAt < this.config.probeIntervalMs) return;
+    if (now - r.lastHintProbeAt < this.config.probeIntervalMs || this.hinting >= MAX_HINT_PROBES) return;
     r.lastHintProbeAt = now;
     this.probe(r, 'hint');
   }
