@@ -113,9 +113,15 @@ export class Balancer extends EventEmitter<BalancerEvents> implements DiscoveryS
     }
     this.refreshWeight(s, now);
     s.refreshEstimate();
-    if (structural) this.rebuild();
-    else this.changed();
+    if (structural) {
+      if (this.resetting) this.resetStructural = true;
+      else this.rebuild();
+    } else this.changed();
   }
+
+  /** Inside reset(): structural changes wait for one rebuild at its end (a snapshot of 10,000 servers is not 10,000 rebuilds). */
+  private resetting = false;
+  private resetStructural = false;
 
   remove(id: string): void {
     if (!this.byId.delete(id)) return;
@@ -130,8 +136,15 @@ export class Balancer extends EventEmitter<BalancerEvents> implements DiscoveryS
         this.byId.delete(id);
         removed = true;
       }
-    for (const r of records) this.upsert(r);
-    if (removed) this.rebuild();
+    this.resetting = true;
+    this.resetStructural = false;
+    try {
+      for (const r of records) this.upsert(r);
+    } finally {
+      this.resetting = false;
+    }
+    if (removed || this.resetStructural) this.rebuild();
+    else this.changed();
     this.seeded = true;
   }
 

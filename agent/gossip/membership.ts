@@ -46,7 +46,7 @@ import { RttEstimator } from './rtt.js';
 import { Suspicion, suspicionTimeout } from './suspicion.js';
 import { BroadcastQueue, retransmitLimit } from './broadcast-queue.js';
 import { DialBudget, keepsName, nextIncarnation, plausibleJump, powerOfTwo, MAX_INCARNATION } from './guard.js';
-import { pageOf, pageStates, PUSH_PULL_OVERHEAD_BYTES } from './push-pull.js';
+import { pageOf, pageStates, PAGE_BYTES, PUSH_PULL_OVERHEAD_BYTES } from './push-pull.js';
 import {
   encodeFrame,
   tryDecodeFrame,
@@ -1489,13 +1489,26 @@ export class Membership extends EventEmitter<MembershipEvents> {
    * frames as it takes (push-pull.ts). A request's first page has our own state.
    */
   private sendState(addr: string, states: MemberState[], join: boolean | undefined): void {
-    const pages = pageStates(states, this.maxFrameBytes - PUSH_PULL_OVERHEAD_BYTES);
-    pages.forEach((p, i) => {
+    const pages = pageStates(states, Math.min(PAGE_BYTES, this.maxFrameBytes - PUSH_PULL_OVERHEAD_BYTES));
+    // One page per turn of the event loop: encoding 10,000 members at once would stall it. The
+    // socket is the one we answer on, if this is an answer (see send), on every page.
+    const via = this.inFrame;
+    const sendPage = (i: number) => {
+      if (this.stopped) return;
       const page = pageOf(i, pages.length);
+      const p = pages[i]!;
       const frame: GossipFrame = join === undefined ? { type: 'push-pull-resp', from: this.sender(), states: p } : { type: 'push-pull-req', from: this.sender(), join, states: p };
       if (page) frame.page = page;
-      this.send(addr, frame);
-    });
+      const saved = this.inFrame;
+      this.inFrame = via;
+      try {
+        this.send(addr, frame);
+      } finally {
+        this.inFrame = saved;
+      }
+      if (i + 1 < pages.length) this.after(() => sendPage(i + 1), 0);
+    };
+    sendPage(0);
   }
 
   /** Merge a peer's full state (memberlist mergeState): its dead are only suspects to us. */

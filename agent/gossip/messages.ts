@@ -253,11 +253,6 @@ function pageTail(p: Page | undefined): unknown[] {
   return p ? [[p.index, p.count]] : [];
 }
 
-/** Encoded size of one member state inside a push-pull frame's states array (to page a full state). */
-export function stateSize(s: MemberState): number {
-  return pack(stateTuple(s)).length;
-}
-
 /** Encode a frame. Pure; the caller is trusted (values are not re-validated, counts are rounded). */
 export function encodeFrame(frame: GossipFrame): Buffer {
   const head: unknown[] = [PROTOCOL_VERSION, TYPE_CODES[frame.type], frame.from.node, frame.from.addr];
