@@ -3,20 +3,17 @@
  * pages (as a big cluster does to an agent joining it), the agent goes on gossiping (probes,
  * gossip rounds, push-pulls) beside a second agent, gives them all to a third that joins through
  * it, and serves them to a watch client that was subscribed during the flood and to one that
- * subscribes afterwards. Meanwhile the event loop of this process (both agents and both clients
- * run in it) never stalls for more than 200 ms (monitorEventLoopDelay).
+ * subscribes afterwards (an SDK client in a process of its own). Meanwhile the event loop of this
+ * process (the agents and the first client run in it) never stalls for more than 200 ms (monitorEventLoopDelay).
  */
-import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Agent } from '../../../agent/index.js';
 import type { WebSocket } from 'ws';
 import { LIMITS, PROTOCOL_VERSION, decodeWatchServerFrame, encodeWatchFrame } from '../../../sdk/protocol.js';
 import { pageStates, PAGE_BYTES } from '../../../agent/gossip/push-pull.js';
-import type { MemberState } from '../../../agent/gossip/messages.js';
-import { agent, alive, frame, meta, openEndpoint, rawGossip, until } from '../../security/helpers.js';
+import { agent, alive, frame, openEndpoint, rawGossip, until } from '../../security/helpers.js';
+import { fakeStates, sdkClientView } from './scale-helpers.js';
 
 const running: Agent[] = [];
 const sockets: WebSocket[] = [];
@@ -24,38 +21,6 @@ afterAll(async () => {
   for (const w of sockets) w.terminate();
   await Promise.all(running.map((a) => a.stop().catch(() => {})));
 });
-
-/** `n` made-up members with host-name-like ids (~40 bytes), at loopback addresses where nothing listens. */
-export function fakeStates(n: number, service = 'game'): MemberState[] {
-  const out: MemberState[] = [];
-  for (let i = 0; i < n; i++) {
-    const node = `host-${String(i).padStart(5, '0')}.rack-${i % 40}.dc1.example.internal`;
-    out.push({ node, addr: `ws://127.${10 + ((i >> 16) & 63)}.${(i >> 8) & 255}.${i & 255}:9`, incarnation: 1, status: 'alive', meta: meta(node, { service, host: '127.0.0.1' }) });
-  }
-  return out;
-}
-
-/**
- * ms from join() to a view of at least `want` servers, measured by an SDK client in a child
- * process (node startup not counted); it gives up after 10 s.
- */
-export async function sdkClientView(agentUrl: string, want: number): Promise<number> {
-  const sdk = pathToFileURL(resolve('dist/sdk/index.js')).href; // the built SDK (tests run from the repository root, after npm run build)
-  const script = `
-    const { join } = await import(${JSON.stringify(sdk)});
-    const t0 = Date.now();
-    const c = await join({ service: 'game', discovery: { agents: [${JSON.stringify(agentUrl)}] }, waitForServersMs: 10000 });
-    while (c.servers().length < ${want} && Date.now() - t0 < 10000) await new Promise((r) => setTimeout(r, 10));
-    process.stdout.write(JSON.stringify({ ms: Date.now() - t0, servers: c.servers().length }) + '\\n');
-    process.exit(0);`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  const code = await new Promise<number | null>((r) => child.once('exit', r));
-  const res = JSON.parse(out.trim() || '{}') as { ms?: number; servers?: number };
-  if (code !== 0 || res.servers === undefined || res.servers < want) throw new Error(`SDK client: exit ${code}, ${out.trim()}`);
-  return res.ms!;
-}
 
 describe('scale: 10,000 members in one agent', () => {
   it('joined in pages, gossiped on, served to watch clients, with no event-loop stall over 200 ms', async () => {
