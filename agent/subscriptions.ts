@@ -50,6 +50,9 @@ export function tokenMatches(want: string | undefined, got: string | undefined |
  */
 export const MAX_AGENT_URLS = 1000;
 
+/** Changes of the agent list within this time go out as one `agents` frame. */
+export const AGENTS_COALESCE_MS = 100;
+
 /** Most sockets waiting to authenticate at once, in all and from one IP (PendingSockets defaults). */
 export const MAX_PENDING_SOCKETS = 64;
 export const MAX_PENDING_SOCKETS_PER_IP = 8;
@@ -298,8 +301,9 @@ export class Subscriptions {
   private agentsPending: (() => string[]) | undefined;
 
   /**
-   * The agent list changed: send it once the current burst of changes is over (a push-pull that
-   * adds 10,000 members makes 10,000 changes in one turn; one list each would be quadratic).
+   * The agent list changed: send it at most every AGENTS_COALESCE_MS (a push-pull that adds
+   * 10,000 members makes 10,000 changes, in a page per turn; a list for each, each listing every
+   * member, would be quadratic).
    */
   agentsChanged(list: () => string[]): void {
     if (this.agentsPending) {
@@ -307,11 +311,11 @@ export class Subscriptions {
       return;
     }
     this.agentsPending = list;
-    setImmediate(() => {
+    setTimeout(() => {
       const l = this.agentsPending;
       this.agentsPending = undefined;
       if (l) this.agents(l());
-    }).unref();
+    }, AGENTS_COALESCE_MS).unref();
   }
 
   close(): void {

@@ -1243,7 +1243,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     if (now - r.lastNudgeAt < this.config.probeIntervalMs) return;
     r.lastNudgeAt = now;
     const saved = this.inFrame;
-    if (saved && to !== saved.from && to !== saved.addr) this.inFrame = undefined;
+    this.inFrame = undefined; // dialed, as tellDeath
     try {
       this.send(to, { type: 'gossip', from: this.sender(), piggyback: { updates: [this.aliveUpdate(r)], loads: [] } });
     } finally {
@@ -1256,9 +1256,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const now = this.clock.now();
     if (now - r.lastNudgeAt < this.config.probeIntervalMs) return;
     r.lastNudgeAt = now;
-    // To the member (its claimed address), not back to whoever told us of it.
+    // Dialed, never a reply: the answer then comes on a socket we opened to `to`, which is what
+    // lets a member that restarted at a new address move there (firstHand).
     const saved = this.inFrame;
-    if (saved && to !== saved.from && to !== saved.addr) this.inFrame = undefined;
+    this.inFrame = undefined;
     try {
       this.send(to, { type: 'gossip', from: this.sender(), piggyback: { updates: this.buddy(r), loads: [] } });
     } finally {

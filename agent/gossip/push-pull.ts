@@ -19,9 +19,9 @@ export function stateSizeBound(s: MemberState): number {
 /**
  * Most bytes of states in one page, below maxFrameBytes: a receiver decodes and merges a page in
  * one turn of its event loop (and an agent tells its watch clients of each new member in it),
- * and 16 KiB (~130 members with host-name ids) keeps that turn to milliseconds, even on a busy machine.
+ * and 8 KiB (~65 members with host-name ids) keeps that turn to milliseconds, even on a busy machine.
  */
-export const PAGE_BYTES = 16 * 1024;
+export const PAGE_BYTES = 8 * 1024;
 
 /** Bytes of a push-pull frame besides its states: version, type, sender node and addr (≤ 255 chars each, in UTF-8 up to 3 bytes), join flag, page, array headers. */
 export const PUSH_PULL_OVERHEAD_BYTES = 2 * 3 * 255 + 64;
