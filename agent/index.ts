@@ -420,7 +420,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (m.node !== this.node) this.log.info({ member: m.node, status: m.status, previous: prev, incarnation: m.incarnation }, 'member changed');
     if (m.status === 'dead' || m.status === 'left') this.subs.remove(m.node, m.meta.service, m.status);
     else this.subs.upsert(this.watchRecord(m));
-    if (prev === undefined || m.status === 'dead' || m.status === 'left' || (prev !== 'alive' && prev !== 'suspect')) this.subs.agents(this.agentUrls());
+    if (prev === undefined || m.status === 'dead' || m.status === 'left' || (prev !== 'alive' && prev !== 'suspect')) this.subs.agentsChanged(() => this.agentUrls());
     const info = this.info(m);
     this.feed.member(info);
     const prevHealth = this.lastHealth.get(m.node);

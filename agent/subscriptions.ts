@@ -43,6 +43,16 @@ export function tokenMatches(want: string | undefined, got: string | undefined |
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/**
+ * Most agent URLs in a snapshot or agents frame: what the SDK's decoder takes (sdk/protocol.ts).
+ * A client needs a few agents to fail over to, not 10,000; the list starts with this agent and
+ * the members it has known longest.
+ */
+export const MAX_AGENT_URLS = 1000;
+
+/** Changes of the agent list within this time go out as one `agents` frame. */
+export const AGENTS_COALESCE_MS = 100;
+
 /** Most sockets waiting to authenticate at once, in all and from one IP (PendingSockets defaults). */
 export const MAX_PENDING_SOCKETS = 64;
 export const MAX_PENDING_SOCKETS_PER_IP = 8;
@@ -235,7 +245,7 @@ export class Subscriptions {
         v: PROTOCOL_VERSION,
         node: this.opts.node,
         servers: sub.service ? snap.servers.filter((s) => s.service === sub.service) : snap.servers,
-        agents: snap.agents,
+        agents: snap.agents.slice(0, MAX_AGENT_URLS),
       });
     });
     ws.on('error', () => ws.terminate());
@@ -285,7 +295,27 @@ export class Subscriptions {
   }
 
   agents(agents: string[]): void {
-    this.broadcast({ t: 'agents', v: PROTOCOL_VERSION, agents }, undefined);
+    this.broadcast({ t: 'agents', v: PROTOCOL_VERSION, agents: agents.slice(0, MAX_AGENT_URLS) }, undefined);
+  }
+
+  private agentsPending: (() => string[]) | undefined;
+
+  /**
+   * The agent list changed: send it at most every AGENTS_COALESCE_MS (a push-pull that adds
+   * 10,000 members makes 10,000 changes, in a page per turn; a list for each, each listing every
+   * member, would be quadratic).
+   */
+  agentsChanged(list: () => string[]): void {
+    if (this.agentsPending) {
+      this.agentsPending = list;
+      return;
+    }
+    this.agentsPending = list;
+    setTimeout(() => {
+      const l = this.agentsPending;
+      this.agentsPending = undefined;
+      if (l) this.agents(l());
+    }, AGENTS_COALESCE_MS).unref();
   }
 
   close(): void {

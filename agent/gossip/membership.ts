@@ -45,6 +45,8 @@ import { Awareness, probeAwarenessDelta } from './awareness.js';
 import { RttEstimator } from './rtt.js';
 import { Suspicion, suspicionTimeout } from './suspicion.js';
 import { BroadcastQueue, retransmitLimit } from './broadcast-queue.js';
+import { DialBudget, keepsName, nextIncarnation, plausibleJump, powerOfTwo, MAX_INCARNATION } from './guard.js';
+import { pageOf, pageStates, PAGE_BYTES, PUSH_PULL_OVERHEAD_BYTES } from './push-pull.js';
 import {
   encodeFrame,
   tryDecodeFrame,
@@ -64,104 +66,12 @@ import {
   type Sender,
   type StateUpdate,
 } from './messages.js';
-import { splitStates } from './messages.js';
-import type { Transport } from './transport.js';
+import type { Transport, Via } from './transport.js';
 
 export type { MemberMeta, MemberStatus } from './messages.js';
 
-export interface Member {
-  node: string;
-  addr: string;
-  status: MemberStatus;
-  incarnation: number;
-  meta: MemberMeta;
-  load?: LoadReport;
-  /** Clock ms when the status last changed. */
-  statusSince: number;
-  /** Clock ms of the last news of this member (state or load). */
-  updatedAt: number;
-}
-
-type LogFn = (obj: Record<string, unknown>, msg?: string) => void;
-export interface GossipLogger {
-  debug: LogFn;
-  info: LogFn;
-  warn: LogFn;
-  error: LogFn;
-}
-
-export interface MembershipOptions {
-  node: string;
-  meta: MemberMeta;
-  transport: Transport;
-  clock?: Clock;
-  random?: Random;
-  config?: Partial<GossipConfig>;
-  log?: GossipLogger;
-  /** Largest frame accepted. Default LIMITS.maxFrameBytes. */
-  maxFrameBytes?: number;
-  /** Most members remembered (this node included); news of more is refused and counted. Default LIMITS.maxServers. */
-  maxMembers?: number;
-  /**
-   * Sign this node's own meta (with its address) at an incarnation: called whenever the
-   * incarnation changes; the signature travels with the meta (messages.ts). Other members' metas
-   * keep the signature their own node made, unchanged. Without it this node's meta goes unsigned.
-   */
-  signMeta?: (meta: MemberMeta, addr: string, incarnation: number) => string;
-}
-
-export interface MembershipEvents {
-  /** A member joined (previous undefined), changed status, address or meta. Also for this node. */
-  change: [member: Member, previous: MemberStatus | undefined];
-  /** A newer load report of another member arrived. */
-  load: [member: Member];
-  /** A dead or left member was forgotten. */
-  reap: [member: Member];
-  /**
-   * A probe was answered: round-trip time on the injected clock, from the first ping to the ack.
-   * `phase` is 'indirect' when the ack came after the probe had gone to helpers (it may then have
-   * taken the relayed path). For /metrics.
-   */
-  rtt: [info: { node: string; ms: number; phase: 'direct' | 'indirect' }];
-}
-
-export interface MembershipStats {
-  framesIn: number;
-  framesOut: number;
-  bytesOut: number;
-  decodeErrors: number;
-  misdirectedPings: number;
-  probes: number;
-  hintProbes: number;
-  /** Probes of a member someone else suspects, to confirm or refute it ourselves. */
-  confirmProbes: number;
-  indirectProbes: number;
-  probesFailed: number;
-  acks: number;
-  nacks: number;
-  hints: number;
-  suspicions: number;
-  confirmations: number;
-  refutations: number;
-  deathsDeclared: number;
-  pushPulls: number;
-  joinAttempts: number;
-  reconnectPings: number;
-  loadsApplied: number;
-  loadsStale: number;
-  loadsUnknown: number;
-  /** New members not added because maxMembers (default LIMITS.maxServers) are known already. */
-  membersRefused: number;
-  awareness: number;
-  /** The probe timeout in use: the configured one, or more when round trips are slow (rtt.ts). */
-  probeTimeoutMs: number;
-  queuedUpdates: number;
-  queuedLoads: number;
-  alive: number;
-  suspect: number;
-  dead: number;
-  left: number;
-}
+export type { Member, GossipLogger, MembershipOptions, MembershipEvents, MembershipStats } from './membership-types.js';
+import type { LogFn, Member, GossipLogger, MembershipOptions, MembershipEvents, MembershipStats } from './membership-types.js';
 
 type Counter = Exclude<keyof MembershipStats, 'awareness' | 'probeTimeoutMs' | 'queuedUpdates' | 'queuedLoads' | 'alive' | 'suspect' | 'dead' | 'left'>;
 
@@ -208,6 +118,8 @@ interface Relay {
   origin: string;
   originSeq: number;
   timers: TimerHandle[];
+  /** The socket the ping-req came in on: the ack and nack go back on it. */
+  via: Via | undefined;
 }
 
 interface QueuedLoad {
@@ -251,6 +163,13 @@ const JOIN_ANNOUNCE_FANOUT = 4;
 
 /** Confirmation probes (of a member someone else suspects) in flight at once, at most. */
 const MAX_CONFIRM_PROBES = 3;
+
+/**
+ * Hint probes (a socket to the member closed) in flight at once, at most. A probe's ping-reqs go
+ * to members whose sockets may fail too, each failure a hint: among thousands of unreachable
+ * members (a flood of made-up ones, a partition) hints would breed probes without end.
+ */
+const MAX_HINT_PROBES = 4;
 
 const noop: LogFn = () => {};
 const silentLog: GossipLogger = { debug: noop, info: noop, warn: noop, error: noop };
@@ -302,6 +221,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private readonly toldAlive = new Map<string, number>();
   /** Confirmation probes in flight. */
   private confirming = 0;
+  /** Hint probes in flight. */
+  private hinting = 0;
   private readonly counters: Record<Counter, number> = {
     framesIn: 0,
     framesOut: 0,
@@ -327,7 +248,21 @@ export class Membership extends EventEmitter<MembershipEvents> {
     loadsStale: 0,
     loadsUnknown: 0,
     membersRefused: 0,
+    implausibleIncarnations: 0,
+    addrConflicts: 0,
+    idConflicts: 0,
+    dialsRefused: 0,
+    replies: 0,
   };
+  /** Alive and suspect members, this one included (kept as statuses change: it is read per frame). */
+  private live = 0;
+  /** Dials to addresses no member has (guard.ts). */
+  private readonly dials: DialBudget;
+  /** The frame being handled: who sent it, and the socket to answer on. */
+  private inFrame: { from: string; node: string; addr: string; via: Via | undefined } | undefined;
+  /** Our ping to another agent that claims our node id, before we joined: an ack means it is live. */
+  private conflictProbe: { seq: number; addr: string } | undefined;
+  private incarnationCapLogged = false;
 
   constructor(opts: MembershipOptions) {
     super();
@@ -344,6 +279,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.signMeta = opts.signMeta;
     this.awareness = new Awareness(this.config.awarenessMaxMultiplier);
     this.updates = new BroadcastQueue<StateUpdate>(() => retransmitLimit(this.config.retransmitMult, this.liveCount()));
+    this.dials = new DialBudget(this.clock);
     const now = this.clock.now();
     this.me = {
       node: opts.node,
@@ -364,7 +300,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     };
     this.signSelf();
     this.addRec(this.me);
-    this.transport.onFrame((from, frame) => this.onFrame(from, frame));
+    this.transport.onFrame((from, frame, via) => this.onFrame(from, frame, via));
     this.transport.onPeerClosed((addr) => this.onPeerClosed(addr));
   }
 
@@ -390,7 +326,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   setMeta(meta: MemberMeta): void {
     if (this.stopped || this.leaving) return;
     this.me.meta = copyMeta(meta);
-    this.me.incarnation++;
+    this.me.incarnation = nextIncarnation(this.me.incarnation);
     this.signSelf();
     this.me.updatedAt = this.clock.now();
     this.broadcast(this.aliveUpdate(this.me));
@@ -421,7 +357,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     if (this.leavePromise) return this.leavePromise;
     if (!this.started || this.stopped) return Promise.resolve();
     this.leaving = true;
-    this.me.incarnation++;
+    this.me.incarnation = nextIncarnation(this.me.incarnation);
     this.setStatus(this.me, 'left');
     const u: StateUpdate = { kind: 'left', node: this.node, incarnation: this.me.incarnation };
     for (const r of this.pick(Math.max(this.config.indirectChecks, 1), this.others())) {
@@ -438,7 +374,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       };
       const timer = this.after(finish, timeoutMs);
       if (this.others().length === 0) finish();
-      else this.updates.push(this.node, u, updateSize(u), { onDone: finish });
+      else this.updates.push(this.node, u, updateSize(u), { onDone: finish, group: this.node });
     });
     return this.leavePromise;
   }
@@ -455,6 +391,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     for (const p of this.probes.values()) this.clock.clearTimeout(p.timer);
     this.probes.clear();
     this.confirming = 0;
+    this.hinting = 0;
     for (const r of this.relays.values()) for (const t of r.timers) this.clock.clearTimeout(t);
     this.relays.clear();
     for (const r of this.recs.values()) {
@@ -518,16 +455,20 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const h = nodeHash(r.node);
     const had = this.byHash.get(h);
     this.byHash.set(h, had === undefined || had === r.node ? r.node : null);
+    if (this.isLive(r)) this.live++;
     if (r !== this.me) {
-      // Insert at a random place of the probe list (memberlist): appending would delay the first
-      // probe of a new member by a whole round.
-      const i = this.random.int(this.probeList.length + 1);
-      this.probeList.splice(i, 0, r.node);
-      if (i < this.probeIndex) this.probeIndex++;
+      // Put it at a random place of the probe list (memberlist): appending would delay the first
+      // probe of a new member by a whole round. By swapping with the member there (memberlist),
+      // not by inserting: an insert moves the rest of the list, N times for N new members.
+      const n = this.probeList.length;
+      const i = this.probeIndex + this.random.int(n - this.probeIndex + 1);
+      this.probeList.push(r.node);
+      if (i < n) [this.probeList[i], this.probeList[n]] = [this.probeList[n]!, this.probeList[i]!];
     }
   }
 
   private removeRec(r: Rec): void {
+    if (this.recs.get(r.node) === r && this.isLive(r)) this.live--;
     this.recs.delete(r.node);
     if (this.byAddr.get(r.addr) === r.node) this.byAddr.delete(r.addr);
     const h = nodeHash(r.node);
@@ -539,7 +480,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       else this.byHash.set(h, owners.length === 1 ? owners[0]!.node : null);
     }
     r.suspicion?.cancel();
-    this.updates.deleteWhere((q) => q.node === r.node);
+    this.updates.deleteGroup(r.node);
     this.loads.delete(r.node);
   }
 
@@ -554,6 +495,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const prev = r.status;
     if (prev === status) return;
     const now = this.clock.now();
+    if (this.recs.get(r.node) === r) this.live += (status === 'alive' || status === 'suspect' ? 1 : 0) - (this.isLive(r) ? 1 : 0);
     r.status = status;
     r.statusSince = now;
     r.updatedAt = now;
@@ -571,9 +513,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   /** Alive and suspect members, this one included: the N of the formulas. */
   private liveCount(): number {
-    let n = 0;
-    for (const r of this.recs.values()) if (r.status === 'alive' || r.status === 'suspect') n++;
-    return n;
+    return this.live;
   }
 
   private others(): Rec[] {
@@ -640,17 +580,29 @@ export class Membership extends EventEmitter<MembershipEvents> {
       return;
     }
     if (bytes.length > this.maxFrameBytes) {
-      // A full state too large for one frame (signatures make it so past ~8,000 members) goes in parts.
-      if ((frame.type === 'push-pull-req' || frame.type === 'push-pull-resp') && frame.states.length > 1) {
-        for (const part of splitStates(frame, bytes.length, this.maxFrameBytes)) this.send(to, part);
-        return;
-      }
+      // (A full state never gets here whole: it goes in pages, push-pull.ts.)
       this.log.warn({ type: frame.type, bytes: bytes.length }, 'gossip: frame over the size limit not sent');
+      return;
+    }
+    const c = this.inFrame;
+    if (c?.via && (to === c.addr || to === c.from)) {
+      // An answer goes back on the socket the question came in on: never a dial to the address a
+      // frame claims (an agent must not be a connection reflector).
+      this.counters.replies++;
+    } else if (!this.byAddr.has(to) && !this.seeds.includes(to) && !this.dials.take()) {
+      this.counters.dialsRefused++;
       return;
     }
     this.counters.framesOut++;
     this.counters.bytesOut += bytes.length;
-    this.transport.send(to, bytes);
+    if (c?.via && (to === c.addr || to === c.from)) c.via.reply(bytes);
+    else this.transport.send(to, bytes);
+  }
+
+  /** Whether the frame being handled came from `node` itself, over a socket we dialed to `addr`. */
+  private firstHand(node: string, addr: string): boolean {
+    const c = this.inFrame;
+    return c !== undefined && c.via?.dialed === true && c.node === node && c.from === addr;
   }
 
   private broadcast(u: StateUpdate): void {
@@ -659,12 +611,12 @@ export class Membership extends EventEmitter<MembershipEvents> {
       // per member (memberlist) a frame carries one of them at a time. We pass on at most k + 1
       // suspicions of a member (ours and the confirmations counted), so this stays small.
       this.updates.delete(u.node);
-      this.updates.push(`${u.node}\u0000${u.from}`, u, updateSize(u));
+      this.updates.push(`${u.node}\u0000${u.from}`, u, updateSize(u), { group: u.node });
       return;
     }
     // Any other news of the member (alive, dead, left) supersedes everything queued about it.
-    this.updates.deleteWhere((q) => q.node === u.node);
-    this.updates.push(u.node, u, updateSize(u));
+    this.updates.deleteGroup(u.node);
+    this.updates.push(u.node, u, updateSize(u), { group: u.node });
   }
 
   private loadSize(q: QueuedLoad): number {
@@ -810,7 +762,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.probes.set(seq, p);
     r.probing = seq;
     if (kind !== 'reconnect') this.counters.probes++;
-    if (kind === 'hint') this.counters.hintProbes++;
+    if (kind === 'hint') {
+      this.counters.hintProbes++;
+      this.hinting++;
+    }
     if (kind === 'confirm') {
       this.counters.confirmProbes++;
       this.confirming++;
@@ -857,7 +812,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   private endProbe(p: Probe): void {
     this.clock.clearTimeout(p.timer);
-    if (this.probes.delete(p.seq) && p.kind === 'confirm') this.confirming--;
+    if (this.probes.delete(p.seq)) {
+      if (p.kind === 'confirm') this.confirming--;
+      if (p.kind === 'hint') this.hinting--;
+    }
     const r = this.recs.get(p.node);
     if (r && r.probing === p.seq) r.probing = undefined;
   }
@@ -879,11 +837,18 @@ export class Membership extends EventEmitter<MembershipEvents> {
   }
 
   private onAck(seq: number, from: string): void {
+    const cp = this.conflictProbe;
+    if (cp && cp.seq === seq) {
+      // The other agent with our id answered, on the socket we dialed to it: it is live and holds the id.
+      this.conflictProbe = undefined;
+      if (from === this.node && this.firstHand(this.node, cp.addr)) this.yieldName(cp.addr);
+      return;
+    }
     const relay = this.relays.get(seq);
     if (relay) {
       this.relays.delete(seq);
       for (const t of relay.timers) this.clock.clearTimeout(t);
-      this.send(relay.origin, { type: 'ack', from: this.sender(), seq: relay.originSeq, piggyback: this.piggyback(this.byAddr.get(relay.origin)) });
+      this.sendRelay(relay, { type: 'ack', from: this.sender(), seq: relay.originSeq, piggyback: this.piggyback(this.byAddr.get(relay.origin)) });
       return;
     }
     const p = this.probes.get(seq);
@@ -923,7 +888,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     // A closed socket is a strong hint but not proof (a restart, a proxy, a flap): probe now
     // instead of waiting for its turn, at most once per probe interval.
     const now = this.clock.now();
-    if (now - r.lastHintProbeAt < this.config.probeIntervalMs) return;
+    if (now - r.lastHintProbeAt < this.config.probeIntervalMs || this.hinting >= MAX_HINT_PROBES) return;
     r.lastHintProbeAt = now;
     this.probe(r, 'hint');
   }
@@ -934,7 +899,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   /** Frames whose handling threw (see onFrame); for rate-limiting the warning. */
   private frameFailures = 0;
 
-  private onFrame(from: string, bytes: Uint8Array): void {
+  private onFrame(from: string, bytes: Uint8Array, via?: Via): void {
     if (this.stopped) return;
     this.counters.framesIn++;
     const res = tryDecodeFrame(bytes, this.maxFrameBytes);
@@ -947,12 +912,15 @@ export class Membership extends EventEmitter<MembershipEvents> {
     // a 'change' listener choking on what a peer sent) would be an uncaught exception that kills
     // the process. It is a frame we could not take: counted with the decode errors, and logged
     // at warn once per 2^n failures, so that a peer repeating it cannot flood the log.
+    this.inFrame = { from, node: res.frame.from.node, addr: res.frame.from.addr, via };
     try {
       this.dispatch(res.frame);
     } catch (err) {
       this.counters.decodeErrors++;
       const n = ++this.frameFailures;
       if ((n & (n - 1)) === 0) this.log.warn({ err: (err as Error)?.message ?? String(err), type: res.frame.type, peer: from, failures: n }, 'gossip: handling a frame failed; dropped');
+    } finally {
+      this.inFrame = undefined;
     }
   }
 
@@ -994,15 +962,19 @@ export class Membership extends EventEmitter<MembershipEvents> {
         // a member that just started must learn what the cluster remembers of its previous life,
         // not its own new state echoed back. Our own entry is taken after the merge, so that a
         // refutation it caused goes back at once.
-        const states = this.fullState().filter((s) => s.node !== this.node);
-        this.merge(f.states, f.from.node);
+        // A state in pages is answered once, on its first page.
+        const answer = !f.page || f.page.index === 0;
+        const states = answer ? this.fullState().filter((s) => s.node !== this.node) : [];
+        this.merge(f.states, f.from);
+        if (!answer || this.stopped) return;
         states.push(this.memberState(this.me));
-        this.send(f.from.addr, { type: 'push-pull-resp', from: this.sender(), states });
+        this.sendState(f.from.addr, states, undefined);
         return;
       }
       case 'push-pull-resp': {
-        this.merge(f.states, f.from.node);
-        if (!this.joined) {
+        this.merge(f.states, f.from);
+        // Not joined while another live agent may hold our id (see onIdConflict).
+        if (!this.joined && !this.stopped && this.conflictProbe === undefined) {
           this.joined = true;
           this.clock.clearTimeout(this.joinTimer);
           this.log.info({ via: f.from.node, members: this.liveCount() }, 'joined');
@@ -1017,7 +989,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
         return;
       }
       case 'leave':
-        this.onLeft({ kind: 'left', node: f.from.node, incarnation: f.incarnation });
+        this.onLeft({ kind: 'left', node: f.from.node, incarnation: f.incarnation }, f.from);
         return;
     }
   }
@@ -1028,9 +1000,11 @@ export class Membership extends EventEmitter<MembershipEvents> {
       return;
     }
     const seq = this.nextSeq();
-    const relay: Relay = { origin: f.from.addr, originSeq: f.seq, timers: [] };
+    const relay: Relay = { origin: f.from.addr, originSeq: f.seq, timers: [], via: this.inFrame?.via };
     this.relays.set(seq, relay);
     const target = this.recs.get(f.target);
+    // Pinged where the asker says (its view may differ from ours: two agents with one id). An
+    // address no member of ours has is an unconfirmed dial, within the budget (see send).
     this.send(f.targetAddr, { type: 'ping', from: this.sender(), seq, target: f.target, piggyback: this.piggyback(f.target, target ? this.buddy(target) : []) });
     if (f.nack) {
       // Nack before the asker's deadline (it waits until the end of its probe interval, which
@@ -1040,11 +1014,22 @@ export class Membership extends EventEmitter<MembershipEvents> {
       const nackAfter = Math.max(1, Math.floor((this.config.probeIntervalMs - this.config.probeTimeoutMs) * 0.8));
       relay.timers.push(
         this.after(() => {
-          if (this.relays.get(seq) === relay) this.send(relay.origin, { type: 'nack', from: this.sender(), seq: relay.originSeq });
+          if (this.relays.get(seq) === relay) this.sendRelay(relay, { type: 'nack', from: this.sender(), seq: relay.originSeq });
         }, nackAfter),
       );
     }
     relay.timers.push(this.after(() => this.relays.delete(seq), this.config.probeIntervalMs * 2 + 4 * (this.timeoutCap() - this.config.probeTimeoutMs)));
+  }
+
+  /** An ack or nack for the asker of a ping-req, on the socket its request came in on. */
+  private sendRelay(relay: Relay, frame: GossipFrame): void {
+    const saved = this.inFrame;
+    this.inFrame = relay.via ? { from: relay.origin, node: '', addr: relay.origin, via: relay.via } : undefined;
+    try {
+      this.send(relay.origin, frame);
+    } finally {
+      this.inFrame = saved;
+    }
   }
 
   private applyPiggyback(p: Piggyback, from: Sender): void {
@@ -1055,13 +1040,13 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private applyUpdate(u: StateUpdate, from: Sender): void {
     switch (u.kind) {
       case 'alive':
-        return this.onAlive(u);
+        return this.onAlive(u, from);
       case 'suspect':
         return this.onSuspect(u, from);
       case 'dead':
         return this.onDead(u, from);
       case 'left':
-        return this.onLeft(u);
+        return this.onLeft(u, from);
     }
   }
 
@@ -1073,7 +1058,15 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   /** Refute a suspicion or death of ourselves: incarnate above `incarnation` and say we are alive. */
   private refute(incarnation: number, penalize: boolean, tell: (string | undefined)[] = []): void {
-    this.me.incarnation = Math.max(this.me.incarnation, incarnation) + 1;
+    // Never past what every agent can decode (guard.ts). At the cap a suspicion at the cap cannot
+    // be refuted: said once, loudly; only a forged jump could get a member there (4 billion
+    // refutations or meta changes otherwise), and those are refused from third parties.
+    const next = nextIncarnation(Math.max(this.me.incarnation, incarnation));
+    if (next <= incarnation && !this.incarnationCapLogged) {
+      this.incarnationCapLogged = true;
+      this.log.error({ node: this.node, incarnation: next, max: MAX_INCARNATION }, 'incarnation at its maximum: this agent can no longer refute a suspicion; restart it under another node id');
+    }
+    this.me.incarnation = next;
     this.signSelf();
     this.counters.refutations++;
     // Lifeguard: being suspected suggests we may be the slow one.
@@ -1100,10 +1093,84 @@ export class Membership extends EventEmitter<MembershipEvents> {
     return this.recs.get(node)?.addr;
   }
 
-  private onAlive(u: Extract<StateUpdate, { kind: 'alive' }>): void {
+  /**
+   * Whether news at incarnation `inc` about `r` may be applied (guard.ts): within
+   * INCARNATION_WINDOW of what we have, or from the member itself (over a socket we dialed to
+   * it), or about ourselves before we joined (a previous life). Else it is counted, logged now
+   * and then, and the member is asked for its own state.
+   */
+  private plausible(r: Rec, inc: number, fromItself: boolean): boolean {
+    if (plausibleJump(r.incarnation, inc) || (r === this.me && !this.joined) || fromItself) return true;
+    const n = ++this.counters.implausibleIncarnations;
+    if (powerOfTwo(n)) this.log.warn({ member: r.node, known: r.incarnation, claimed: inc, from: this.inFrame?.node, count: n }, 'gossip: implausible incarnation jump not taken from a third party');
+    if (r !== this.me) this.nudge(r);
+    return false;
+  }
+
+  /**
+   * Ask a member for its own state: a suspicion of it just below what we know, which it answers
+   * with its alive (never a refutation: it has a later incarnation already) on the socket we
+   * dialed, so that the answer counts as its own word. At most once per probe interval.
+   */
+  private nudge(r: Rec): void {
+    const now = this.clock.now();
+    if (now - r.lastNudgeAt < this.config.probeIntervalMs || r.incarnation === 0) return;
+    r.lastNudgeAt = now;
+    const saved = this.inFrame;
+    this.inFrame = undefined; // a dial to the member's address, not a reply to whoever told us
+    try {
+      this.send(r.addr, { type: 'gossip', from: this.sender(), piggyback: { updates: [{ kind: 'suspect', node: r.node, incarnation: r.incarnation - 1, from: this.node }], loads: [] } });
+    } finally {
+      this.inFrame = saved;
+    }
+  }
+
+  /**
+   * Another agent says it is alive under our node id at `addr` (a duplicate id: two agents on one
+   * host, host-network containers). Never fought over with refutations (memberlist reports a
+   * conflict): logged as an error here and there. Before we joined, we ping it: if it answers,
+   * it holds the id and we give it up (yieldName); if not, it is a previous life of ours and we
+   * join once the cluster has it dead. After we joined, keepsName decides, the same way on both.
+   */
+  private onIdConflict(addr: string, incarnation: number): void {
+    if (this.stopped || this.leaving) return;
+    const n = ++this.counters.idConflicts;
+    if (powerOfTwo(n))
+      this.log.error({ node: this.node, other: addr, theirIncarnation: incarnation, ourIncarnation: this.me.incarnation, count: n }, `node id conflict: another agent at ${addr} uses node id ${JSON.stringify(this.node)}; give every agent its own node id`);
+    if (!this.joined) {
+      if (this.conflictProbe) return;
+      const seq = this.nextSeq();
+      const cp = { seq, addr };
+      this.conflictProbe = cp;
+      this.send(addr, { type: 'ping', from: this.sender(), seq, target: this.node });
+      this.after(() => {
+        if (this.conflictProbe === cp) this.conflictProbe = undefined;
+      }, 2 * this.config.probeIntervalMs + 3 * this.extraWait());
+      return;
+    }
+    // Incarnation 0 is the notice of an agent that gave the id up (no agent incarnates at 0).
+    if (incarnation === 0 || keepsName(this.me, { incarnation, addr })) {
+      this.tellAlive(addr); // so that it decides too
+      return;
+    }
+    this.yieldName(addr);
+  }
+
+  /** Give our node id up to the agent at `addr`: tell it (so that it logs too), then stop. */
+  private yieldName(addr: string): void {
+    this.log.error({ node: this.node, holder: addr }, `node id ${JSON.stringify(this.node)} is in use by the agent at ${addr}: this agent stops gossiping and stays out of the cluster; restart it with its own node id`);
+    const notice: StateUpdate = { kind: 'alive', node: this.node, incarnation: 0, addr: this.me.addr, meta: this.me.meta };
+    this.send(addr, { type: 'gossip', from: this.sender(), piggyback: { updates: [notice], loads: [] } });
+    this.stop();
+    this.emit('conflict', { node: this.node, addr });
+  }
+
+  private onAlive(u: Extract<StateUpdate, { kind: 'alive' }>, from?: Sender): void {
     if (u.node === this.node) {
       if (this.leaving) return;
+      if (u.addr !== this.me.addr) return this.onIdConflict(u.addr, u.incarnation);
       if (u.incarnation < this.me.incarnation) return;
+      if (!this.plausible(this.me, u.incarnation, false)) return;
       if (u.incarnation === this.me.incarnation && u.addr === this.me.addr && sameMeta(u.meta, this.me.meta)) return;
       // Someone says we are alive with other details or a newer incarnation: a previous life of ours.
       this.refute(u.incarnation, false);
@@ -1142,15 +1209,24 @@ export class Membership extends EventEmitter<MembershipEvents> {
       this.emit('change', this.snapshot(rec), undefined);
       return;
     }
+    if (u.addr !== r.addr && this.isLive(r)) return this.addrConflict(r, u, from);
     if (u.incarnation <= r.incarnation) {
       // Old news, or a member restarting below the incarnation we remember. If we have it dead or
       // left, tell it so that it incarnates above (otherwise it would stay dead to us until reaped).
       if (r.status === 'dead' || r.status === 'left') this.tellDeath(r, u.addr);
       return;
     }
+    const fromItself = this.firstHand(u.node, u.addr);
+    if (!this.plausible(r, u.incarnation, fromItself)) return;
+    if (u.addr !== r.addr && !fromItself) return this.addrConflict(r, u, from);
     this.broadcast(u);
     const prev = r.status;
     const changed = r.addr !== u.addr || !sameMeta(r.meta, u.meta);
+    // Reports that overtook this alive on the way (sent after the member took the incarnation,
+    // heard just before the alive: at or above its floor, within the mod-128 window, moments
+    // ago) are of this incarnation already: what comes next must be newer than them.
+    const held = r.load;
+    if (prev === 'alive' && held && u.loadSeq !== undefined && held.seq >= u.loadSeq && held.seq - u.loadSeq < LOAD_SEQ_MOD / 2 && now - r.loadHeardAt <= this.config.probeIntervalMs) r.loadInc = u.incarnation;
     r.incarnation = u.incarnation;
     r.loadFloor = u.loadSeq;
     this.setAddr(r, u.addr);
@@ -1160,17 +1236,56 @@ export class Membership extends EventEmitter<MembershipEvents> {
     else if (changed) this.emit('change', this.snapshot(r), prev);
   }
 
+  /**
+   * memberlist: a live member's address does not move (two agents with one id, or a forgery:
+   * logged, not fought over), whatever the incarnation; a dead or gone member's does, on its own
+   * word only (firstHand). We tell the claimed address what we hold: a member restarted there
+   * answers on our socket; a second agent with the same id sees the conflict itself.
+   */
+  private addrConflict(r: Rec, u: Extract<StateUpdate, { kind: 'alive' }>, from: Sender | undefined): void {
+    const n = ++this.counters.addrConflicts;
+    if (powerOfTwo(n)) this.log.warn({ member: u.node, addr: r.addr, status: r.status, claimed: u.addr, from: from?.node, count: n }, 'gossip: conflicting address for a member not taken');
+    if (this.isLive(r)) this.tellHolder(r, u.addr);
+    else this.tellDeath(r, u.addr);
+  }
+
+  /**
+   * Tell the agent at `to`, which claims to be the live member `r`, whom we hold under that name
+   * (rate-limited per member): if it is a second agent with the same id, it now sees the
+   * conflict itself and it and the holder settle it (onIdConflict) instead of splitting the cluster.
+   */
+  private tellHolder(r: Rec, to: string): void {
+    const now = this.clock.now();
+    if (now - r.lastNudgeAt < this.config.probeIntervalMs) return;
+    r.lastNudgeAt = now;
+    const saved = this.inFrame;
+    this.inFrame = undefined; // dialed, as tellDeath
+    try {
+      this.send(to, { type: 'gossip', from: this.sender(), piggyback: { updates: [this.aliveUpdate(r)], loads: [] } });
+    } finally {
+      this.inFrame = saved;
+    }
+  }
+
   /** Send `to` the death (or leave) of `r` we know, rate-limited per member. */
   private tellDeath(r: Rec, to: string): void {
     const now = this.clock.now();
     if (now - r.lastNudgeAt < this.config.probeIntervalMs) return;
     r.lastNudgeAt = now;
-    this.send(to, { type: 'gossip', from: this.sender(), piggyback: { updates: this.buddy(r), loads: [] } });
+    // Dialed, never a reply: the answer then comes on a socket we opened to `to`, which is what
+    // lets a member that restarted at a new address move there (firstHand).
+    const saved = this.inFrame;
+    this.inFrame = undefined;
+    try {
+      this.send(to, { type: 'gossip', from: this.sender(), piggyback: { updates: this.buddy(r), loads: [] } });
+    } finally {
+      this.inFrame = saved;
+    }
   }
 
   private onSuspect(u: Extract<StateUpdate, { kind: 'suspect' }>, sender?: Sender): void {
     const r = this.recs.get(u.node);
-    if (!r) return;
+    if (!r || !this.plausible(r, u.incarnation, false)) return;
     if (sender && (r.status === 'dead' || r.status === 'left') && u.incarnation <= r.incarnation) {
       // It is news to the sender, old news to us: a member that missed every broadcast of this
       // death (an epidemic's tail) found it by probing and would wait out a whole suspicion with
@@ -1247,7 +1362,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   private onDead(u: Extract<StateUpdate, { kind: 'dead' }>, sender?: Sender): void {
     const r = this.recs.get(u.node);
-    if (!r) return;
+    if (!r || !this.plausible(r, u.incarnation, false)) return;
     if (u.incarnation < r.incarnation) {
       if (r === this.me && sender && !this.leaving) this.tellAlive(sender.addr);
       return;
@@ -1263,9 +1378,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.setStatus(r, 'dead');
   }
 
-  private onLeft(u: Extract<StateUpdate, { kind: 'left' }>): void {
+  private onLeft(u: Extract<StateUpdate, { kind: 'left' }>, from?: Sender): void {
     const r = this.recs.get(u.node);
     if (!r || u.incarnation < r.incarnation) return;
+    if (!this.plausible(r, u.incarnation, r !== this.me && this.firstHand(u.node, r.addr))) return;
     if (r.status === 'left') return;
     if (r === this.me) {
       if (!this.leaving) this.refute(u.incarnation, false);
@@ -1282,19 +1398,48 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   private pushPull(addr: string, join: boolean): void {
     this.counters.pushPulls++;
-    this.send(addr, { type: 'push-pull-req', from: this.sender(), join, states: this.fullState() });
+    this.sendState(addr, this.fullState(), join);
+  }
+
+  /**
+   * Our full state to `addr`: a push-pull request (`join` set) or response (undefined), in as many
+   * frames as it takes (push-pull.ts). A request's first page has our own state.
+   */
+  private sendState(addr: string, states: MemberState[], join: boolean | undefined): void {
+    const pages = pageStates(states, Math.min(PAGE_BYTES, this.maxFrameBytes - PUSH_PULL_OVERHEAD_BYTES));
+    // One page per turn of the event loop: encoding 10,000 members at once would stall it. The
+    // socket is the one we answer on, if this is an answer (see send), on every page.
+    const via = this.inFrame;
+    const sendPage = (i: number) => {
+      if (this.stopped) return;
+      const page = pageOf(i, pages.length);
+      const p = pages[i]!;
+      const frame: GossipFrame = join === undefined ? { type: 'push-pull-resp', from: this.sender(), states: p } : { type: 'push-pull-req', from: this.sender(), join, states: p };
+      if (page) frame.page = page;
+      const saved = this.inFrame;
+      this.inFrame = via;
+      try {
+        this.send(addr, frame);
+      } finally {
+        this.inFrame = saved;
+      }
+      if (i + 1 < pages.length) this.after(() => sendPage(i + 1), 0);
+    };
+    sendPage(0);
   }
 
   /** Merge a peer's full state (memberlist mergeState): its dead are only suspects to us. */
-  private merge(states: MemberState[], fromNode: string): void {
+  private merge(states: MemberState[], from: Sender): void {
+    const fromNode = from.node;
     for (const s of states) {
+      if (this.stopped) return;
       if (s.node === this.node) {
         this.mergeSelf(s);
         continue;
       }
       switch (s.status) {
         case 'alive':
-          this.onAlive({ kind: 'alive', node: s.node, incarnation: s.incarnation, addr: s.addr, meta: s.meta });
+          this.onAlive({ kind: 'alive', node: s.node, incarnation: s.incarnation, addr: s.addr, meta: s.meta }, from);
           break;
         case 'suspect':
         case 'dead':
@@ -1311,6 +1456,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private mergeSelf(s: MemberState): void {
     if (this.leaving) return;
     const mine = this.me;
+    // Our id, live at another address: another agent uses it. Dead or gone there: a previous life.
+    if (s.addr !== mine.addr && (s.status === 'alive' || s.status === 'suspect')) return this.onIdConflict(s.addr, s.incarnation);
+    if (!this.plausible(mine, s.incarnation, false)) return;
     if (!this.joined && s.incarnation >= mine.incarnation) {
       // We have just started and the cluster remembers a previous life of ours: never reuse an
       // incarnation it has seen, whatever it says about it.

@@ -7,7 +7,7 @@
  */
 import { systemClock, type Clock, type TimerHandle } from '../../sdk/clock.js';
 import { XorShiftRandom, type Random } from '../../sdk/random.js';
-import type { Transport } from './transport.js';
+import type { Transport, Via } from './transport.js';
 
 export interface MemoryNetworkOptions {
   clock?: Clock;
@@ -301,7 +301,7 @@ export class MemoryNetwork {
 
 export class MemoryTransport implements Transport {
   closed = false;
-  private frameHandlers: ((from: string, frame: Uint8Array) => void)[] = [];
+  private frameHandlers: ((from: string, frame: Uint8Array, via?: Via) => void)[] = [];
   private closeHandlers: ((addr: string) => void)[] = [];
 
   /** @internal use MemoryNetwork.transport */
@@ -314,7 +314,7 @@ export class MemoryTransport implements Transport {
     this.net.send(this, to, frame);
   }
 
-  onFrame(h: (from: string, frame: Uint8Array) => void): void {
+  onFrame(h: (from: string, frame: Uint8Array, via?: Via) => void): void {
     this.frameHandlers.push(h);
   }
 
@@ -330,7 +330,9 @@ export class MemoryTransport implements Transport {
 
   /** @internal */
   deliver(from: string, frame: Uint8Array): void {
-    for (const h of this.frameHandlers) h(from, frame);
+    // In memory an address cannot be claimed falsely: a reply goes to the sender, as a send would.
+    const via: Via = { reply: (f) => this.send(from, f), dialed: true };
+    for (const h of this.frameHandlers) h(from, frame, via);
   }
 
   /** @internal */

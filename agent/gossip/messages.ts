@@ -12,9 +12,14 @@
  *   nack            [.., seq]
  *   ping-req        [.., seq, targetNode, targetAddr, wantNack, updates?, loads?]
  *   gossip          [.., updates, loads]
- *   push-pull-req   [.., join, states]
- *   push-pull-resp  [.., states]
+ *   push-pull-req   [.., join, states, page?]
+ *   push-pull-resp  [.., states, page?]
  *   leave           [.., incarnation]
+ *
+ *   page            [index, count]: one part of a full state too large for one frame (see
+ *                   push-pull.ts); absent: the whole state. Only page 0 of a request is answered.
+ *   incarnation     0..MAX_INCARNATION (2^32 − 1, memberlist's uint32): anything above is a
+ *                   decode error, and no agent ever sends one (a refutation stops at the cap).
  *
  *   update  alive   [0, node, incarnation, addr, meta, loadSeq?]
  *                   (loadSeq: the member's load seq when it took this incarnation, sent by the
@@ -83,6 +88,21 @@ export interface MemberState {
   load?: LoadReport;
 }
 
+/** One page of a full state sent in several frames: `index` in 0..count − 1. */
+export interface Page {
+  index: number;
+  count: number;
+}
+
+/**
+ * Largest incarnation on the wire (memberlist's incarnation is a uint32). Every agent can encode
+ * and decode every value up to it, so a refutation is always deliverable; see membership.ts for
+ * what happens at the cap.
+ */
+export const MAX_INCARNATION = 0xffffffff;
+/** Most pages one full state may be split into. */
+export const MAX_PAGES = 1024;
+
 export interface Piggyback {
   updates: StateUpdate[];
   loads: LoadEntry[];
@@ -94,8 +114,8 @@ export type GossipFrame =
   | { type: 'nack'; from: Sender; seq: number }
   | { type: 'ping-req'; from: Sender; seq: number; target: string; targetAddr: string; nack: boolean; piggyback?: Piggyback }
   | { type: 'gossip'; from: Sender; piggyback: Piggyback }
-  | { type: 'push-pull-req'; from: Sender; join: boolean; states: MemberState[] }
-  | { type: 'push-pull-resp'; from: Sender; states: MemberState[] }
+  | { type: 'push-pull-req'; from: Sender; join: boolean; states: MemberState[]; page?: Page }
+  | { type: 'push-pull-resp'; from: Sender; states: MemberState[]; page?: Page }
   | { type: 'leave'; from: Sender; incarnation: number };
 
 export type FrameType = GossipFrame['type'];
@@ -234,6 +254,10 @@ function piggybackTail(p: Piggyback | undefined): unknown[] {
   return [p.updates.map(updateTuple), loads];
 }
 
+function pageTail(p: Page | undefined): unknown[] {
+  return p ? [[p.index, p.count]] : [];
+}
+
 /** Encode a frame. Pure; the caller is trusted (values are not re-validated, counts are rounded). */
 export function encodeFrame(frame: GossipFrame): Buffer {
   const head: unknown[] = [PROTOCOL_VERSION, TYPE_CODES[frame.type], frame.from.node, frame.from.addr];
@@ -251,29 +275,12 @@ export function encodeFrame(frame: GossipFrame): Buffer {
       return pack([...head, ...(tail.length ? tail : [[], []])]);
     }
     case 'push-pull-req':
-      return pack([...head, frame.join, frame.states.map(stateTuple)]);
+      return pack([...head, frame.join, frame.states.map(stateTuple), ...pageTail(frame.page)]);
     case 'push-pull-resp':
-      return pack([...head, frame.states.map(stateTuple)]);
+      return pack([...head, frame.states.map(stateTuple), ...pageTail(frame.page)]);
     case 'leave':
       return pack([...head, frame.incarnation]);
   }
-}
-
-/**
- * A push-pull frame that encoded to `bytes`, over `maxBytes`, cut into parts that should fit
- * (each may be cut again): the first keeps its type (a request is answered once), the others are
- * push-pull-resp frames, merged alike. A signed cluster of 10,000 members has ~1.3 MB of state
- * (an origin signature is 66 bytes per member), over the 1 MiB frame limit. Pure.
- */
-export function splitStates(frame: Extract<GossipFrame, { type: 'push-pull-req' | 'push-pull-resp' }>, bytes: number, maxBytes: number): GossipFrame[] {
-  const n = Math.max(2, Math.ceil(bytes / (maxBytes * 0.9)));
-  const size = Math.ceil(frame.states.length / n);
-  const out: GossipFrame[] = [];
-  for (let i = 0; i < frame.states.length; i += size) {
-    const states = frame.states.slice(i, i + size);
-    out.push(i === 0 ? { ...frame, states } : { type: 'push-pull-resp', from: frame.from, states });
-  }
-  return out;
 }
 
 /** Encoded size of one update inside a frame's updates array (to fill a frame's byte budget). */
@@ -400,7 +407,7 @@ function parseUpdate(v: unknown): StateUpdate {
   const t = tuple(v, 'update', 3);
   const kind = uint(t[0], 'update.kind', 3);
   const node = str(t[1], 'update.node');
-  const incarnation = uint(t[2], 'update.incarnation');
+  const incarnation = uint(t[2], 'update.incarnation', MAX_INCARNATION);
   switch (kind) {
     case KIND_CODES.alive:
       if (t.length < 5) throw new DecodeError('alive update needs addr and meta');
@@ -452,7 +459,7 @@ function parsePiggyback(t: unknown[], at: number, required: boolean): Piggyback 
 function parseState(v: unknown): MemberState {
   const t = tuple(v, 'state', 5);
   const node = str(t[0], 'state.node');
-  const incarnation = uint(t[2], 'state.incarnation');
+  const incarnation = uint(t[2], 'state.incarnation', MAX_INCARNATION);
   const s: MemberState = {
     node,
     addr: addr(t[1], 'state.addr'),
@@ -465,6 +472,14 @@ function parseState(v: unknown): MemberState {
     s.load = parseLoadFields(l[0], l[1], l[2], l[3], l[4]);
   }
   return s;
+}
+
+function parsePage(v: unknown): Page | undefined {
+  if (v === undefined || v === null) return undefined;
+  const t = tuple(v, 'page', 2);
+  const count = uint(t[1], 'page.count', MAX_PAGES);
+  if (count < 1) throw new DecodeError('page.count must be at least 1');
+  return { index: uint(t[0], 'page.index', count - 1), count };
 }
 
 /**
@@ -533,15 +548,23 @@ function decodeUnsafe(bytes: Uint8Array, maxBytes: number): GossipFrame {
     }
     case 'gossip':
       return { type, from, piggyback: parsePiggyback(v, 4, true)! };
-    case 'push-pull-req':
+    case 'push-pull-req': {
       need(6);
-      return { type, from, join: bool(v[4], 'push-pull join'), states: list(v[5], 'states').map(parseState) };
-    case 'push-pull-resp':
+      const f: GossipFrame = { type, from, join: bool(v[4], 'push-pull join'), states: list(v[5], 'states').map(parseState) };
+      const page = parsePage(v[6]);
+      if (page) f.page = page;
+      return f;
+    }
+    case 'push-pull-resp': {
       need(5);
-      return { type, from, states: list(v[4], 'states').map(parseState) };
+      const f: GossipFrame = { type, from, states: list(v[4], 'states').map(parseState) };
+      const page = parsePage(v[5]);
+      if (page) f.page = page;
+      return f;
+    }
     case 'leave':
       need(5);
-      return { type, from, incarnation: uint(v[4], 'leave incarnation') };
+      return { type, from, incarnation: uint(v[4], 'leave incarnation', MAX_INCARNATION) };
   }
 }
 

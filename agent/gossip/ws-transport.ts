@@ -10,6 +10,8 @@
  *    slow peer cannot make this agent buffer without end.
  *  - Inbound: the peer says its own address in the `x-peerlb-addr` header (its outbound socket
  *    comes from an ephemeral port), so that a close of its socket can be reported as a hint.
+ *  - Replies: every frame is handed up with a `Via` that sends back on the socket it came in on
+ *    (sealed with replyBinding), so that an answer never dials the address a frame claims.
  *  - A socket that closes, or cannot be opened, is reported through onPeerClosed: a hint.
  *  - Limits: `maxPayload` on both sides (a larger wire frame closes that socket with 1009, as ws
  *    does); frames over `maxFrameBytes` are dropped and counted, before sealing on the way out and
@@ -34,7 +36,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import type { Transport } from './transport.js';
+import type { Transport, Via } from './transport.js';
 
 export interface FrameSealer {
   /** Seal a frame for the socket whose challenge is `binding`. */
@@ -142,6 +144,14 @@ export function parseChallenge(v: string | string[] | undefined): Buffer | undef
   const b = Buffer.from(v, 'base64');
   return b.length === CHALLENGE_BYTES && b.toString('base64') === v ? b : undefined;
 }
+/**
+ * What frames from the accepting side to the dialer (replies on the dialer's socket) are sealed
+ * with: the challenge and a direction byte, so that no frame opens on the socket it was sent on
+ * in the other direction (a frame reflected back to its sender does not authenticate).
+ */
+export function replyBinding(b: Buffer | undefined): Buffer | undefined {
+  return b && Buffer.concat([b, Buffer.from([0x72])]);
+}
 /** Grace for close frames to flush before sockets are destroyed on close(). */
 const CLOSE_GRACE_MS = 250;
 
@@ -166,6 +176,12 @@ interface Conn {
   cut: boolean;
   /** What frames on this socket are sealed with (with `seal`). */
   binding: Buffer | undefined;
+  /** What frames sent back on it are sealed with: replyBinding of an inbound socket's challenge. */
+  replyBinding?: Buffer | undefined;
+  /** This side opened it. */
+  dialed?: boolean;
+  /** Its reply handle, made once. */
+  via?: Via;
 }
 
 /** Most remote IPs whose failures are remembered. */
@@ -205,7 +221,7 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
     slowCutoffs: 0,
     dropped: { tooLarge: 0, slow: 0, unsealed: 0, replay: 0, closed: 0, badAddr: 0, notBinary: 0 },
   };
-  const frameHandlers: ((from: string, frame: Uint8Array) => void)[] = [];
+  const frameHandlers: ((from: string, frame: Uint8Array, via?: Via) => void)[] = [];
   const closeHandlers: ((addr: string) => void)[] = [];
   const peers = new Map<string, Peer>();
   const inbound = new Map<WebSocket, Conn>();
@@ -309,8 +325,36 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
       c.dropped.tooLarge++;
       return;
     }
-    for (const h of frameHandlers) h(from, frame);
+    conn.via ??= { reply: (f) => reply(conn, f), dialed: conn.dialed === true };
+    for (const h of frameHandlers) h(from, frame, conn.via);
   };
+
+  /** A frame back on the socket `conn` (answers go where the question came from: no dial). */
+  const reply = (conn: Conn, frame: Uint8Array) => {
+    try {
+      if (closed || conn.cut || conn.ws.readyState !== WebSocket.OPEN) {
+        c.dropped.closed++;
+        return;
+      }
+      if (frame.length > maxFrame) {
+        c.dropped.tooLarge++;
+        return;
+      }
+      const wire = seal ? seal.seal(frame, conn.dialed ? dialBindings.get(conn) : conn.replyBinding) : frame;
+      const pending = conn.ws.bufferedAmount;
+      if (pending > 0 && pending + wire.length > maxPending) {
+        c.dropped.slow++;
+        return;
+      }
+      c.framesOut++;
+      c.bytesOut += wire.length;
+      conn.ws.send(wire, { binary: true }, () => {});
+    } catch {
+      c.dropped.closed++;
+    }
+  };
+  /** The binding a dialer seals with on its own socket (the challenge itself). */
+  const dialBindings = new WeakMap<Conn, Buffer>();
 
   const gossipUrl = (to: string): string | undefined => {
     try {
@@ -337,13 +381,16 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
     });
     ws.binaryType = 'nodebuffer';
     const peer: Peer = { ws, binding: undefined, queue: [], queuedBytes: 0, hinted: false, slowSince: undefined };
-    const conn: Conn = { ws, ip: undefined, authed: false, cut: false, binding: undefined };
+    const conn: Conn = { ws, ip: undefined, authed: false, cut: false, binding: undefined, dialed: true };
     peers.set(to, peer);
     let opened = false;
     let lastError: string | undefined;
     let notSealing = false;
     ws.on('upgrade', (res: IncomingMessage) => {
-      peer.binding = conn.binding = parseChallenge(res.headers[CHALLENGE_HEADER]);
+      peer.binding = parseChallenge(res.headers[CHALLENGE_HEADER]);
+      // Frames the accepting side sends back on this socket are sealed in the other direction.
+      conn.binding = replyBinding(peer.binding);
+      if (peer.binding) dialBindings.set(conn, peer.binding);
     });
     ws.on('open', () => {
       if (seal && !peer.binding) {
@@ -479,7 +526,7 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
             return;
           }
           c.inboundAccepted++;
-          const conn: Conn = { ws, ip, authed: !seal, cut: false, binding };
+          const conn: Conn = { ws, ip, authed: !seal, cut: false, binding, replyBinding: replyBinding(binding) };
           inbound.set(ws, conn);
           ws.binaryType = 'nodebuffer';
           let authTimer: NodeJS.Timeout | undefined;

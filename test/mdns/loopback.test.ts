@@ -256,7 +256,7 @@ describe.concurrent('mDNS on loopback', () => {
       if (i % 25 === 24) await sleep(8);
     }
     // Judged by what arrived, however long a busy machine takes to deliver it (bounded at 15 s).
-    const seen = (now: typeof before.a, then: typeof before.a) => now.packetsIn + now.malformed - then.packetsIn - then.malformed;
+    const seen = (now: { packetsIn: number; malformed: number }, then: { packetsIn: number; malformed: number }) => now.packetsIn + now.malformed - then.packetsIn - then.malformed;
     await until(() => seen(a.stats(), before.a) >= 1000 && seen(b.stats(), before.b) >= 1000, 15_000, '1000 of 1500 packets received').catch(() => undefined);
     const sa = a.stats();
     const sb = b.stats();

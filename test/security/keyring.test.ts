@@ -6,7 +6,9 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { startAgent, type Agent } from '../../agent/index.js';
-import { createSealer, Keyring } from '../../agent/gossip/keyring.js';
+import { createSealer, Keyring, type Sealer } from '../../agent/gossip/keyring.js';
+import { tryDecodeFrame, type GossipFrame } from '../../agent/gossip/messages.js';
+import { replyBinding } from '../../agent/gossip/ws-transport.js';
 import { agent, alive, known, until, sleep, rawGossip, newKey, sealerFor, meta, frame, droppedByReason, gossipSink } from './helpers.js';
 
 const running: Agent[] = [];
@@ -85,6 +87,18 @@ describe('keyring: sealed gossip', () => {
     expect(a.gossipStats().transport.authCutoffs).toBeGreaterThanOrEqual(attempts.length);
   });
 
+  /** Frames an agent sends back on an outsider's socket (answers go where the question came from), opened. */
+  function answers(c: { ws: import('ws').WebSocket; binding: Buffer | undefined }, sealer: Sealer): GossipFrame[] {
+    const got: GossipFrame[] = [];
+    c.ws.on('message', (d: Buffer) => {
+      const o = sealer.open(d, replyBinding(c.binding));
+      if (!(o instanceof Uint8Array)) return;
+      const r = tryDecodeFrame(o);
+      if (r.ok) got.push(r.frame);
+    });
+    return got;
+  }
+
   it('a replayed frame changes nothing: on its own socket it is a counted replay, on a new socket an authentication failure (frames are bound to their socket)', async () => {
     const key = newKey();
     const a = await start('r1', { keyring: [key] });
@@ -92,9 +106,9 @@ describe('keyring: sealed gossip', () => {
     const sink = await gossipSink(sealerFor(key));
     closers.push(sink.close);
     const from = { node: 'm', addr: sink.url };
-    const acks = (seq: number) => sink.frames.filter((f) => f.type === 'ack' && f.seq === seq).length;
-
     const c = await rawGossip(a.url);
+    const back = answers(c, sealerFor(key));
+    const acks = (seq: number) => [...sink.frames, ...back].filter((f) => f.type === 'ack' && f.seq === seq).length;
     expect(c.binding?.length).toBe(16); // the agent gave the socket its challenge
     const seal = (f: Parameters<typeof frame>[0]) => Buffer.from(member.seal(frame(f), c.binding));
     const p77 = seal({ type: 'ping', from, seq: 77, target: 'r1' });
@@ -171,9 +185,10 @@ describe('keyring: sealed gossip', () => {
     const sink = await gossipSink(sealerFor(k1));
     closers.push(sink.close);
     const c = await rawGossip(a.url);
+    const back = answers(c, sealerFor(k1));
     c.send(Buffer.from(sealerFor(k2).seal(frame({ type: 'ping', from: { node: 'm2', addr: sink.url }, seq: 5, target: 't1' }), c.binding)));
-    await until(() => sink.frames.some((f) => f.type === 'ack' && f.seq === 5), 3000, 'an ack (sealed with the primary k1)');
-    // Sealed under the primary: the sink opened it with k1 only.
+    await until(() => [...sink.frames, ...back].some((f) => f.type === 'ack' && f.seq === 5), 3000, 'an ack (sealed with the primary k1)');
+    // Sealed under the primary: it opened with k1 only (on the socket the ping came in on).
     expect(a.gossipStats().sealer!.auth).toBe(0);
   });
 

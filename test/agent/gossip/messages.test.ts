@@ -24,7 +24,7 @@ const updates: StateUpdate[] = [
   { kind: 'alive', node: 'n1', incarnation: 3, addr: 'ws://10.0.0.1:7946', meta },
   { kind: 'alive', node: 'n2', incarnation: 0, addr: 'ws://10.0.0.2:7946', meta: meta2 },
   { kind: 'suspect', node: 'n3', incarnation: 7, from: 'n1' },
-  { kind: 'dead', node: 'n4', incarnation: 2 ** 40, from: 'n5' },
+  { kind: 'dead', node: 'n4', incarnation: 2 ** 32 - 1, from: 'n5' },
   { kind: 'left', node: 'a-much-longer-node-name', incarnation: 1 },
 ];
 const loads: LoadEntry[] = [
@@ -54,6 +54,8 @@ const frames: GossipFrame[] = [
   { type: 'push-pull-resp', from, states: [{ node: 'n9', addr: 'ws://[::1]:7946', incarnation: 1, status: 'left', meta: { ...meta2, id: 'n9' } }] },
   { type: 'push-pull-resp', from, states: [] },
   { type: 'leave', from, incarnation: 4 },
+  { type: 'push-pull-resp', from, states: [], page: { index: 2, count: 3 } },
+  { type: 'leave', from, incarnation: 2 ** 32 - 1 },
 ];
 
 describe('gossip codec round trips', () => {
@@ -164,6 +166,12 @@ describe('gossip codec against hostile bytes', () => {
     ['push-pull states not an array', pack([1, 7, 'n1', 'ws://x', 7])],
     ['push-pull join not a boolean', pack([1, 6, 'n1', 'ws://x', 'yes', []])],
     ['leave without incarnation', pack([1, 8, 'n1', 'ws://x'])],
+    ['update incarnation 2^32 (over the cap)', pack([1, 5, 'n1', 'ws://x', [[2, 'n2', 2 ** 32, 'n1']], []])],
+    ['update incarnation 2^53 − 1', pack([1, 5, 'n1', 'ws://x', [[1, 'n2', 2 ** 53 - 1, 'n1']], []])],
+    ['state incarnation over the cap', pack([1, 7, 'n1', 'ws://x', [['n2', 'ws://y:1', 2 ** 32, 0, [null, 'game', 'h', 0, 0, 100, null, 0], null]]])],
+    ['leave incarnation over the cap', pack([1, 8, 'n1', 'ws://x', 2 ** 40])],
+    ['push-pull page index ≥ count', pack([1, 7, 'n1', 'ws://x', [], [3, 3]])],
+    ['push-pull page count 0', pack([1, 7, 'n1', 'ws://x', [], [0, 0]])],
     ['trailing bytes', Buffer.concat([encodeFrame(frames[0]!), Buffer.from([0x00])])],
     ['deep nesting', Buffer.concat([Buffer.alloc(200_000, 0x91), Buffer.from([0x01])])],
     ['an extension type', Buffer.from([0xd4, 0x05, 0x01])],
