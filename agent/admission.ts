@@ -151,7 +151,8 @@ export function refuseSocket(socket: { end(s: string): unknown; destroy(): unkno
   } catch {
     socket.destroy();
   }
-  setTimeout(() => socket.destroy(), 1000).unref();
+  // Briefly, so the answer is read before the close: a refused socket must not hold its file long.
+  setTimeout(() => socket.destroy(), 100).unref();
 }
 
 /**
@@ -169,8 +170,15 @@ export function openFileLimit(read: () => string): number | undefined {
   }
 }
 
-/** Connections the agent accepts at most given its open-file limit: an eighth (at least 64) stays for its own use. */
+/**
+ * Connections the agent accepts at most given its open-file limit: a quarter of the limit (at
+ * least 96) stays for its own use — health probes, gossip dials, files, and the sockets being
+ * refused (REFUSAL_HEADROOM) — so a flood never makes the agent's own probe fail with EMFILE.
+ */
 export function connectionCapFor(configured: number, fileLimit: number | undefined): number {
   if (fileLimit === undefined) return configured;
-  return Math.max(16, Math.min(configured, fileLimit - Math.max(64, Math.floor(fileLimit / 8))));
+  return Math.max(16, Math.min(configured, fileLimit - Math.max(96, Math.floor(fileLimit / 4))));
 }
+
+/** Sockets past the cap that are still answered (429/503) before Node drops further ones unanswered. */
+export const REFUSAL_HEADROOM = 16;

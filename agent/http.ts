@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../sdk/errors.js';
-import { AddressSlots, connectionCapFor, openFileLimit, refuseSocket } from './admission.js';
+import { AddressSlots, connectionCapFor, openFileLimit, refuseSocket, REFUSAL_HEADROOM } from './admission.js';
 import type { Logger } from './log.js';
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
@@ -38,7 +38,8 @@ export class AgentHttp {
   private readonly upgrades = new Map<string, UpgradeHandler>();
   private readonly log: Logger | undefined;
   private readonly conns: AddressSlots<Socket>;
-  readonly counters = { accepted: 0, refusedAddress: 0, refusedTotal: 0 };
+  readonly counters = { accepted: 0, refusedAddress: 0, refusedTotal: 0, idleClosed: 0 };
+  private readonly headersTimeoutMs: number;
   /** Sockets answered 429/503 as they were accepted: whatever they send is not served. */
   private readonly refused = new WeakSet<Socket>();
 
@@ -49,12 +50,14 @@ export class AgentHttp {
     const max = connectionCapFor(configured, fileLimit);
     if (max < configured) this.log?.info({ maxConnections: max, configured, openFileLimit: fileLimit }, 'connection cap lowered to stay below the open-file limit');
     this.conns = new AddressSlots<Socket>(max, opts.maxConnectionsPerAddress ?? 512, (victim) => victim.destroy());
-    const headersTimeout = opts.headersTimeoutMs ?? 5000;
+    const headersTimeout = (this.headersTimeoutMs = opts.headersTimeoutMs ?? 5000);
     this.server = http.createServer(
       { requestTimeout: 10_000, headersTimeout, keepAliveTimeout: headersTimeout, connectionsCheckingInterval: CONNECTIONS_CHECK_MS, maxHeaderSize: 8192 },
       (req, res) => this.onRequest(req, res),
     );
     this.server.on('connection', (socket: Socket) => this.onConnection(socket));
+    // Past the cap and the few refusals answered beyond it, Node closes new sockets at once, unanswered.
+    this.server.maxConnections = max + REFUSAL_HEADROOM;
     this.server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
     this.server.on('clientError', (_err, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
@@ -84,7 +87,19 @@ export class AgentHttp {
       return;
     }
     this.counters.accepted++;
-    socket.once('close', () => this.conns.delete(socket));
+    // Node's headersTimeout only runs once a request has begun: a socket that sends nothing at all
+    // would hold its slot (and a file descriptor) until the kernel gives up. Close it ourselves.
+    const idle = setTimeout(() => {
+      if (socket.bytesRead === 0) {
+        this.counters.idleClosed++;
+        socket.destroy();
+      }
+    }, this.headersTimeoutMs);
+    idle.unref();
+    socket.once('close', () => {
+      clearTimeout(idle);
+      this.conns.delete(socket);
+    });
   }
 
   route(path: string, handler: RequestHandler): void {

@@ -374,6 +374,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         'http:address': h.refusedAddress,
         'http:total': h.refusedTotal,
         'http:evicted': hc.evicted,
+        'http:idle_timeout': h.idleClosed,
         'watch:rate': w.rateLimited,
         'watch:address': w.addressRefused,
         'watch:evicted': w.evicted,
@@ -388,6 +389,11 @@ export class Agent extends EventEmitter<AgentEvents> {
         'gossip:first_frame_timeout': g?.firstFrameTimeouts ?? 0,
       },
     };
+  }
+
+  /** /v1/members: answers built and requests served. */
+  membersStats(): { builds: number; requests: number } {
+    return { ...this.membersEp.counters };
   }
 
   /** /v1/watch snapshot cache: snapshots assembled and served, records encoded for them. */
