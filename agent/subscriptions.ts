@@ -362,7 +362,12 @@ export class Subscriptions {
     setTimeout(() => sub.ws.terminate(), 1000).unref();
   }
 
-  private send(sub: Sub, frame: WatchServerFrame | undefined, bytes: Buffer | string = sub.json ? JSON.stringify(frame) : encodeWatchFrame(frame!)): void {
+  /**
+   * Send a frame (or its bytes, shared by every subscriber it goes to: ws sends a Buffer without
+   * copying it, where a string would be copied into each socket's own Buffer). JSON frames go as
+   * text frames of UTF-8 bytes.
+   */
+  private send(sub: Sub, frame: WatchServerFrame | undefined, bytes: Buffer = sub.json ? Buffer.from(JSON.stringify(frame)) : encodeWatchFrame(frame!)): void {
     if (sub.ws.readyState !== sub.ws.OPEN) return;
     if (sub.ws.bufferedAmount > (this.opts.maxPendingBytes ?? 4 << 20)) {
       this.counters.slowCutoffs++;
@@ -371,8 +376,8 @@ export class Subscriptions {
       return;
     }
     this.counters.framesOut++;
-    this.counters.bytesOut += typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.length;
-    sub.ws.send(bytes);
+    this.counters.bytesOut += bytes.length;
+    sub.ws.send(bytes, { binary: !sub.json });
   }
 
   private cutOff(sub: Sub): void {
@@ -414,13 +419,13 @@ export class Subscriptions {
 
   private broadcast(frame: WatchServerFrame, service: string | undefined): void {
     let bytes: Buffer | undefined;
-    let text: string | undefined;
+    let text: Buffer | undefined;
     let any = false;
     for (const sub of this.subs) {
       if (!sub.ready) continue;
       if (service !== undefined && sub.service !== undefined && sub.service !== service) continue;
       any = true;
-      if (sub.json) this.send(sub, frame, (text ??= JSON.stringify(frame)));
+      if (sub.json) this.send(sub, frame, (text ??= Buffer.from(JSON.stringify(frame))));
       else this.send(sub, frame, (bytes ??= encodeWatchFrame(frame)));
     }
     if (any) this.enforceBudget();

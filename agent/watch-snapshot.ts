@@ -60,7 +60,7 @@ export class SnapshotCache {
   private readonly entries = new Map<string, Entry>();
   private agentList: string[] = [];
   private primed = false;
-  private readonly cached = new Map<string, Buffer | string>();
+  private readonly cached = new Map<string, Buffer>();
   private readonly now: () => number;
   private readonly random: () => number;
   /** Snapshots assembled, and records built (signed and encoded) for them: for /metrics and tests. */
@@ -96,14 +96,14 @@ export class SnapshotCache {
     return sample;
   }
 
-  /** The snapshot frame for subscribers of `service` (all when undefined), as msgpack or JSON text. */
-  frame(service: string | undefined, json: boolean): Buffer | string {
+  /** The snapshot frame for subscribers of `service` (all when undefined), as msgpack or JSON text (UTF-8). */
+  frame(service: string | undefined, json: boolean): Buffer {
     this.prime();
     this.refresh();
     const key = `${json ? 'j' : 'b'}:${service ?? ''}`;
     let out = this.cached.get(key);
     if (out === undefined) {
-      out = json ? this.assembleJson(service) : this.assembleBinary(service);
+      out = json ? Buffer.from(this.assembleJson(service)) : this.assembleBinary(service);
       this.cached.set(key, out);
       this.counters.assembled++;
     }
