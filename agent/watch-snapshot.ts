@@ -9,14 +9,16 @@
  * same Buffer goes to every subscriber (ws does not copy it).
  *
  * A record's `load.ageMs` is the age when it was built: a member that reports keeps it fresh; one
- * that stops would look fresher than it is, so an entry older than `refreshMs` is rebuilt (through
- * `record(id)`) when a snapshot takes it. The agent list is a bounded random sample (MAX_AGENTS):
+ * that stops would look fresher than it is, so an entry with load older than `refreshMs` is rebuilt
+ * (through `record(id)`) when a snapshot takes it, at most MAX_REFRESH per snapshot. The agent list is a bounded random sample (MAX_AGENTS):
  * enough to fail over, without every live member's URL in every snapshot.
  */
 import { pack, PROTOCOL_VERSION, type ServerRecord } from '../sdk/protocol.js';
 
 /** Agent URLs a snapshot or an `agents` frame lists at most (the SDK keeps 64). */
 export const MAX_AGENTS = 64;
+/** Entries rebuilt (re-signed) for one snapshot at most; the others wait for the next. */
+export const MAX_REFRESH = 256;
 
 interface Entry {
   rec: ServerRecord;
@@ -120,14 +122,20 @@ export class SnapshotCache {
     this.primed = true;
   }
 
-  /** Rebuild entries past refreshMs (their load age would be stale). */
+  /**
+   * Rebuild entries with a load figure past refreshMs (their load age would be stale), at most
+   * MAX_REFRESH per snapshot so that a hello never costs a signature per member: members that
+   * report keep their entries fresh themselves; only those that went quiet are rebuilt here.
+   */
   private refresh(): void {
     const record = this.src.record;
     if (!record) return;
     const at = this.now();
     const old = at - (this.src.refreshMs ?? 1000);
+    let budget = MAX_REFRESH;
     for (const [id, e] of this.entries) {
-      if (e.builtAt > old) continue;
+      if (e.builtAt > old || !e.rec.load) continue;
+      if (budget-- <= 0) break;
       const rec = record(id);
       if (rec) this.entries.set(id, { rec, builtAt: at });
       else this.entries.delete(id);
