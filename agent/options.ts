@@ -71,7 +71,7 @@ export interface AgentLimits {
   maxPendingBytes: number;
   /** A gossip peer over maxPendingBytes this long is cut off. Default 5000 ms. */
   slowPeerMs: number;
-  /** Authentication failures from one IP within authFailureWindowMs before its connections are refused for authBlockMs. Default 20 in 10 s, 30 s. */
+  /** Authentication failures from one identity (IP and the agent address it claims) within authFailureWindowMs before its connections are refused for authBlockMs; the whole IP after 4 times as many. Default 20 in 10 s, 30 s. */
   authFailures: number;
   authFailureWindowMs: number;
   authBlockMs: number;
@@ -211,7 +211,7 @@ export const AGENT_OPTION_SPECS: readonly OptionSpec[] = [
   { path: 'limits.maxSubscribers', flag: 'max-subscribers', env: 'PEERLB_MAX_SUBSCRIBERS', kind: 'int', min: 0, max: 1_000_000, default: DEFAULT_AGENT_LIMITS.maxSubscribers, describe: 'most /v1/watch subscribers' },
   { path: 'limits.maxPendingBytes', flag: 'max-pending-bytes', env: 'PEERLB_MAX_PENDING_BYTES', kind: 'int', min: 65_536, max: 1 << 30, default: DEFAULT_AGENT_LIMITS.maxPendingBytes, describe: 'unsent bytes per socket before a peer is slow' },
   { path: 'limits.slowPeerMs', flag: 'slow-peer', env: 'PEERLB_SLOW_PEER', kind: 'int', min: 10, max: 3_600_000, default: DEFAULT_AGENT_LIMITS.slowPeerMs, describe: 'a peer over --max-pending-bytes this long is cut off, ms' },
-  { path: 'limits.authFailures', flag: 'auth-failure-limit', env: 'PEERLB_AUTH_FAILURE_LIMIT', kind: 'int', min: 1, max: 1_000_000_000, default: DEFAULT_AGENT_LIMITS.authFailures, describe: 'authentication failures per IP within --auth-failure-window before its connections are refused' },
+  { path: 'limits.authFailures', flag: 'auth-failure-limit', env: 'PEERLB_AUTH_FAILURE_LIMIT', kind: 'int', min: 1, max: 1_000_000_000, default: DEFAULT_AGENT_LIMITS.authFailures, describe: 'authentication failures per identity (IP and claimed agent address; 4x that per IP) within --auth-failure-window before its connections are refused' },
   { path: 'limits.authFailureWindowMs', flag: 'auth-failure-window', env: 'PEERLB_AUTH_FAILURE_WINDOW', kind: 'int', min: 1, max: 3_600_000, default: DEFAULT_AGENT_LIMITS.authFailureWindowMs, describe: 'window in which --auth-failure-limit failures block an IP, ms' },
   { path: 'limits.authBlockMs', flag: 'auth-block', env: 'PEERLB_AUTH_BLOCK', kind: 'int', min: 0, max: 86_400_000, default: DEFAULT_AGENT_LIMITS.authBlockMs, describe: 'how long a blocked IP is refused, ms' },
   { path: 'limits.replayWindowMs', flag: 'replay-window', env: 'PEERLB_REPLAY_WINDOW', kind: 'int', min: 100, max: 3_600_000, default: DEFAULT_AGENT_LIMITS.replayWindowMs, describe: 'sealed frames whose timestamp is further off than this are refused, ms' },
