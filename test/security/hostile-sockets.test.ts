@@ -82,6 +82,32 @@ describe('hostile sockets', () => {
     expect(Number(/^peerlb_watch_subscribers\{[^}]*\} (\d+)/m.exec(m)?.[1])).toBe(1);
   }, 90_000);
 
+  it('/v1/watch subscribers: capped per address (429 with the reason); at the total, the oldest of the address holding the most makes room (PEERLB_ERR_LIMIT) for an address holding fewer', async () => {
+    const a = await start('sp1', { limits: { maxSubscribers: 4, maxSubscribersPerAddress: 3 } });
+    const sub = async (ip: string) => {
+      const w = await openEndpoint(`ws://127.0.0.1:${a.port}/v1/watch`, (d) => decodeWatchServerFrame(d), sockets, { localAddress: ip });
+      if (!('ws' in w)) return w;
+      w.ws.send(hello());
+      await until(() => w.got.length > 0, 3000, `a first frame for ${ip}`);
+      return w;
+    };
+    const heavy = [];
+    for (let i = 0; i < 3; i++) heavy.push(await sub('127.0.0.2'));
+    expect(heavy.every((w) => 'ws' in w && w.got[0]!.t === 'snapshot')).toBe(true);
+    const fourth = await sub('127.0.0.2');
+    expect(fourth).toMatchObject({ status: 429, body: expect.stringMatching(/too many subscribers from 127\.0\.0\.2: at most 3/) });
+    const light = await sub('127.0.0.3');
+    expect('ws' in light && light.got[0]!.t).toBe('snapshot'); // 4 of 4
+    const newcomer = await sub('127.0.0.4');
+    expect('ws' in newcomer && newcomer.got[0]!.t).toBe('snapshot');
+    const oldest = heavy[0] as EndpointClient<WatchServerFrame>;
+    expect((await oldest.closed).code).toBe(1008);
+    expect(oldest.got.at(-1)).toMatchObject({ t: 'error', code: 'PEERLB_ERR_LIMIT' });
+    // 127.0.0.2 still holds 2 (≥ 0 + 2): it gives one more; then every address holds one, and the next newcomer is refused (503, the agent is full).
+    expect('ws' in (await sub('127.0.0.5'))).toBe(true);
+    expect(await sub('127.0.0.6')).toMatchObject({ status: 503, body: expect.stringMatching(/try another agent/) });
+  });
+
   it('/v1/events: 70 idle sockets from one address get 8 (429 for the rest), and sockets from many addresses filling the total still leave the dashboard its feed', async () => {
     const a = await start('ef1');
     const results = await Promise.all(Array.from({ length: 70 }, () => rawUpgrade(a.port, '/v1/events', '127.0.0.2')));
