@@ -1,27 +1,104 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { ConfigError } from '../sdk/errors.js';
+import { AddressSlots, connectionCapFor, openFileLimit, refuseSocket, REFUSAL_HEADROOM } from './admission.js';
 import type { Logger } from './log.js';
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
+export interface AgentHttpOptions {
+  /** Sockets open at once, of every kind (HTTP, and WebSockets after their upgrade). Default 8192, and never more than the open-file limit allows (an eighth of it, at least 64, stays for the agent's own sockets). */
+  maxConnections?: number;
+  /** Sockets open at once from one IP. Default 512. */
+  maxConnectionsPerAddress?: number;
+  /** A socket must complete its request headers within this time, and an idle keep-alive socket is closed after it. Default 5000 ms. */
+  headersTimeoutMs?: number;
+  log?: Logger;
+}
+
+/** How often Node looks for sockets past headersTimeout / requestTimeout (its default, 30 s, let an idle socket live ~28 s). */
+const CONNECTIONS_CHECK_MS = 1000;
+
 /**
  * The agent's one port serves everything: `/v1/gossip` (agents, WebSocket), `/v1/watch` (clients,
  * WebSocket), `/v1/members`, `/v1/load` (loopback only), `/metrics`, and the dashboard at `/`.
  * Routing is by exact path; anything else is a 404.
+ *
+ * Every TCP socket takes a slot as it is accepted (AddressSlots: per IP, in total with a fair share)
+ * until it closes, upgraded or not; a socket past its IP's share gets 429, one past the total 503.
+ * A socket that sends no complete request head within headersTimeoutMs is closed (408), and so is
+ * an idle keep-alive socket after that long (nginx client_header_timeout / keepalive_timeout).
  */
 export class AgentHttp {
   readonly server: http.Server;
   private readonly routes = new Map<string, RequestHandler>();
   private readonly upgrades = new Map<string, UpgradeHandler>();
+  private readonly log: Logger | undefined;
+  private readonly conns: AddressSlots<Socket>;
+  readonly counters = { accepted: 0, refusedAddress: 0, refusedTotal: 0, idleClosed: 0 };
+  private readonly headersTimeoutMs: number;
+  /** Sockets answered 429/503 as they were accepted: whatever they send is not served. */
+  private readonly refused = new WeakSet<Socket>();
 
-  constructor(private readonly log?: Logger) {
-    this.server = http.createServer({ requestTimeout: 10_000, headersTimeout: 5_000, maxHeaderSize: 8192 }, (req, res) => this.onRequest(req, res));
+  constructor(opts: AgentHttpOptions = {}) {
+    this.log = opts.log;
+    const fileLimit = openFileLimit(() => readFileSync('/proc/self/limits', 'utf8'));
+    const configured = opts.maxConnections ?? 8192;
+    const max = connectionCapFor(configured, fileLimit);
+    if (max < configured) this.log?.info({ maxConnections: max, configured, openFileLimit: fileLimit }, 'connection cap lowered to stay below the open-file limit');
+    this.conns = new AddressSlots<Socket>(max, opts.maxConnectionsPerAddress ?? 512, (victim) => victim.destroy());
+    const headersTimeout = (this.headersTimeoutMs = opts.headersTimeoutMs ?? 5000);
+    this.server = http.createServer(
+      { requestTimeout: 10_000, headersTimeout, keepAliveTimeout: headersTimeout, connectionsCheckingInterval: CONNECTIONS_CHECK_MS, maxHeaderSize: 8192 },
+      (req, res) => this.onRequest(req, res),
+    );
+    this.server.on('connection', (socket: Socket) => this.onConnection(socket));
+    // Past the cap and the few refusals answered beyond it, Node closes new sockets at once, unanswered.
+    this.server.maxConnections = max + REFUSAL_HEADROOM;
     this.server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
     this.server.on('clientError', (_err, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
       else socket.destroy();
+    });
+  }
+
+  /** Sockets open now, and the caps in force (the total after the open-file limit). */
+  connections(): { open: number; max: number; maxPerAddress: number; evicted: number } {
+    return { open: this.conns.size, max: this.conns.max, maxPerAddress: this.conns.maxPerAddress, evicted: this.conns.evictions };
+  }
+
+  private onConnection(socket: Socket): void {
+    const ip = socket.remoteAddress ?? '?';
+    const why = this.conns.add(ip, socket);
+    if (why) {
+      this.refused.add(socket);
+      socket.pause();
+      socket.on('error', () => socket.destroy());
+      if (why === 'address') {
+        this.counters.refusedAddress++;
+        refuseSocket(socket, '429 Too Many Requests', `too many connections from ${ip}: at most ${this.conns.maxPerAddress} (limits.maxConnectionsPerAddress)\n`, { 'retry-after': 1 });
+      } else {
+        this.counters.refusedTotal++;
+        refuseSocket(socket, '503 Service Unavailable', `too many connections: at most ${this.conns.max} (limits.maxConnections); try another agent\n`, { 'retry-after': 1 });
+      }
+      return;
+    }
+    this.counters.accepted++;
+    // Node's headersTimeout only runs once a request has begun: a socket that sends nothing at all
+    // would hold its slot (and a file descriptor) until the kernel gives up. Close it ourselves.
+    const idle = setTimeout(() => {
+      if (socket.bytesRead === 0) {
+        this.counters.idleClosed++;
+        socket.destroy();
+      }
+    }, this.headersTimeoutMs);
+    idle.unref();
+    socket.once('close', () => {
+      clearTimeout(idle);
+      this.conns.delete(socket);
     });
   }
 
@@ -67,6 +144,7 @@ export class AgentHttp {
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    if (this.refused.has(req.socket)) return void req.socket.destroy();
     const handler = this.routes.get(this.pathOf(req));
     if (!handler) {
       res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found' }));
@@ -82,6 +160,7 @@ export class AgentHttp {
   }
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.refused.has(req.socket)) return void socket.destroy();
     socket.on('error', () => socket.destroy());
     const handler = this.upgrades.get(this.pathOf(req));
     if (!handler) {

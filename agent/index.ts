@@ -12,6 +12,7 @@ import { createLogger, type Logger } from './log.js';
 import { AgentHttp, sendJson } from './http.js';
 import { Subscriptions } from './subscriptions.js';
 import { EventFeed } from './events.js';
+import { MembersEndpoint } from './members-endpoint.js';
 import { DASHBOARD_HTML } from './dashboard.js';
 import { AgentMetrics } from './metrics.js';
 import { Membership, type Member, type MemberMeta } from './gossip/membership.js';
@@ -88,6 +89,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly http: AgentHttp;
   private readonly subs: Subscriptions;
   private readonly feed: EventFeed;
+  private readonly membersEp: MembersEndpoint;
   private readonly metrics: AgentMetrics;
   private membership!: Membership;
   private transport!: ReturnType<typeof createWsTransport>;
@@ -117,21 +119,34 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.node = opts.node;
     this.clock = extras.clock ?? systemClock;
     this.log = extras.log === false ? createLogger({ level: 'silent' }) : (extras.log ?? createLogger({ level: opts.logLevel })).child({ node: opts.node });
-    this.http = new AgentHttp(this.log);
+    const lim = opts.limits;
+    this.http = new AgentHttp({ log: this.log, maxConnections: lim.maxConnections, maxConnectionsPerAddress: lim.maxConnectionsPerAddress });
+    const random = extras.random;
     this.subs = new Subscriptions({
       node: opts.node,
       token: opts.token,
       snapshot: () => this.snapshot(),
+      record: (id) => {
+        const m = this.membership?.member(id);
+        return m && (m.status === 'alive' || m.status === 'suspect') ? this.watchRecord(m) : undefined;
+      },
       log: this.log,
-      maxSubscribers: opts.limits.maxSubscribers,
-      maxPendingBytes: opts.limits.maxPendingBytes,
+      maxSubscribers: lim.maxSubscribers,
+      maxSubscribersPerAddress: lim.maxSubscribersPerAddress,
+      maxPendingBytes: lim.maxPendingBytes,
+      maxTotalPendingBytes: lim.maxWatchPendingBytes,
+      helloRate: lim.helloRate,
+      helloBurst: lim.helloBurst,
+      random: random ? () => random.next() : undefined,
     });
     this.feed = new EventFeed(() => this.members(), { token: opts.token, log: this.log });
+    this.membersEp = new MembersEndpoint(() => this.members());
     this.metrics = new AgentMetrics(
       {
         members: () => (this.membership ? this.membership.members().map((m) => ({ status: m.status, health: m.meta.health })) : []),
         gossip: () => this.gossipCounters(),
         subscribers: () => this.subs.size,
+        admission: () => this.admissionCounters(),
         load: () => this.tracker.current(),
         health: () => this.currentHealth(),
         detector: () => {
@@ -187,11 +202,13 @@ export class Agent extends EventEmitter<AgentEvents> {
         seeds: () => this.opts.join,
         isLiveMember: (addr) => this.membership?.members().some((m) => m.addr === addr && (m.status === 'alive' || m.status === 'suspect')) ?? false,
       }),
+      maxPeers: l.maxGossipSockets,
+      maxPeersPerAddress: l.maxGossipSocketsPerAddress,
     });
     this.http.route('/v1/keyring', (req, res) => handleKeyringRequest(req, res, this.sealer?.keyring, this.log));
     this.http.upgrade('/v1/gossip', (req, socket, head) => this.transport.handleUpgrade(req, socket, head));
     this.http.upgrade('/v1/watch', (req, socket, head) => this.subs.handleUpgrade(req, socket, head));
-    this.http.route('/v1/members', (_req, res) => sendJson(res, 200, this.members()));
+    this.http.route('/v1/members', (req, res) => this.membersEp.handle(req, res));
     this.http.route('/v1/load', (req, res) => handleLoadRequest(req, res, (r) => this.report(r)));
     this.http.upgrade('/v1/events', (req, socket, head) => this.feed.handleUpgrade(req, socket, head));
     this.http.route('/', (_req, res) => {
@@ -222,11 +239,13 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.membership.on('rtt', ({ ms, phase }) => this.metrics.probeRtt.observe({ kind: phase === 'direct' ? 'gossip' : 'gossip_indirect' }, ms / 1000));
     this.membership.on('load', (m: Member) => {
       this.heardAt.set(m.node, this.clock.now());
+      this.membersEp.changed();
       this.subs.upsert(this.watchRecord(m));
     });
 
     let loadSource: string | undefined;
     this.tracker.on('publish', (load: LoadReport) => {
+      this.membersEp.changed();
       this.membership.setLoad(load);
       // The dashboard labels this agent's bar by its source (/v1/events member info): tell it when that changes.
       if (this.tracker.utilizationSource !== loadSource) {
@@ -396,6 +415,48 @@ export class Agent extends EventEmitter<AgentEvents> {
     return this.record(m);
   }
 
+  /** What the caps refused or closed, by endpoint and reason (for /metrics and tests). */
+  admissionCounters(): { open: number; max: number; watchPendingBytes: number; refused: Record<string, number> } {
+    const h = this.http.counters;
+    const hc = this.http.connections();
+    const w = this.subs.counters;
+    const e = this.feed.counters;
+    const g = this.transport?.counters();
+    return {
+      open: hc.open,
+      max: hc.max,
+      watchPendingBytes: this.subs.pendingBytes(),
+      refused: {
+        'http:address': h.refusedAddress,
+        'http:total': h.refusedTotal,
+        'http:evicted': hc.evicted,
+        'http:idle_timeout': h.idleClosed,
+        'watch:rate': w.rateLimited,
+        'watch:address': w.addressRefused,
+        'watch:evicted': w.evicted,
+        'watch:hello_timeout': w.helloTimeouts,
+        'watch:pending_budget': w.budgetCutoffs,
+        'watch:slow': w.slowCutoffs,
+        'events:address': e.addressRefused,
+        'events:evicted': e.evicted,
+        'events:ping_timeout': e.pingTimeouts,
+        'gossip:address': g?.inboundAddressRefused ?? 0,
+        'gossip:evicted': g?.inboundEvicted ?? 0,
+        'gossip:first_frame_timeout': g?.firstFrameTimeouts ?? 0,
+      },
+    };
+  }
+
+  /** /v1/members: answers built and requests served. */
+  membersStats(): { builds: number; requests: number } {
+    return { ...this.membersEp.counters };
+  }
+
+  /** /v1/watch snapshot cache: snapshots assembled and served, records encoded for them. */
+  watchStats(): { subscribers: number; waiting: number; pendingBytes: number; snapshot: ReturnType<Subscriptions['snapshotCounters']>; counters: Subscriptions['counters'] } {
+    return { subscribers: this.subs.size, waiting: this.subs.waitingForHello, pendingBytes: this.subs.pendingBytes(), snapshot: this.subs.snapshotCounters(), counters: { ...this.subs.counters } };
+  }
+
   /**
    * Gossip security and limit counters: the transport's (frames in/out, drops by reason, sockets
    * cut off or refused) and the sealer's (sealed, opened, auth failures, replays).
@@ -417,6 +478,7 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   private onMember(m: Member, prev: string | undefined): void {
     this.heardAt.set(m.node, this.clock.now());
+    this.membersEp.changed();
     if (m.node !== this.node) this.log.info({ member: m.node, status: m.status, previous: prev, incarnation: m.incarnation }, 'member changed');
     if (m.status === 'dead' || m.status === 'left') this.subs.remove(m.node, m.meta.service, m.status);
     else this.subs.upsert(this.watchRecord(m));

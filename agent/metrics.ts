@@ -6,6 +6,8 @@ export interface MetricsSource {
   members(): Array<{ status: string; health: string }>;
   gossip(): { framesIn: number; framesOut: number; bytesIn: number; bytesOut: number; dropped: Record<string, number> };
   subscribers(): number;
+  /** Sockets open on the agent's port and the cap in force, unsent watch bytes, and what the caps refused or closed by "endpoint:reason". */
+  admission?(): { open: number; max: number; watchPendingBytes: number; refused: Record<string, number> };
   load(): LoadReport | undefined;
   health(): 'healthy' | 'unhealthy' | 'draining';
   /** The failure detector's own state: the probe timeout in use (ms) and Lifeguard's local health score. */
@@ -82,6 +84,41 @@ export class AgentMetrics {
         this.set(src.subscribers());
       },
     });
+    if (src.admission) {
+      const adm = src.admission.bind(src);
+      new Gauge({
+        name: 'peerlb_connections',
+        help: "Sockets open on the agent's port (kind=open) and the cap in force (kind=max, below the open-file limit).",
+        labelNames: ['kind'],
+        registers,
+        collect() {
+          const a = adm();
+          this.set({ kind: 'open' }, a.open);
+          this.set({ kind: 'max' }, a.max);
+        },
+      });
+      new Gauge({
+        name: 'peerlb_watch_pending_bytes',
+        help: 'Unsent bytes across /v1/watch subscribers (bounded by limits.maxWatchPendingBytes).',
+        registers,
+        collect() {
+          this.set(adm().watchPendingBytes);
+        },
+      });
+      new Counter({
+        name: 'peerlb_refused_total',
+        help: 'Sockets refused or closed by a cap, by endpoint (http, watch, events, gossip) and reason (address: its IP holds its share; total; rate; evicted: closed for a newcomer from an IP holding fewer; timeouts; pending_budget; slow).',
+        labelNames: ['endpoint', 'reason'],
+        registers,
+        collect() {
+          this.reset();
+          for (const [k, n] of Object.entries(adm().refused)) {
+            const [endpoint, reason] = k.split(':') as [string, string];
+            this.inc({ endpoint, reason }, n);
+          }
+        },
+      });
+    }
     new Gauge({
       name: 'peerlb_server_load',
       help: "The server's load as last published: connections, sessions, utilization (0..1).",

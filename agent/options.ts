@@ -72,12 +72,26 @@ export interface AgentLimits {
   maxPendingBytes: number;
   /** A gossip peer over maxPendingBytes this long is cut off. Default 5000 ms. */
   slowPeerMs: number;
-  /** Authentication failures from one IP within authFailureWindowMs before its connections are refused for authBlockMs. Default 20 in 10 s, 30 s. */
+  /** Authentication failures from one identity (IP and the agent address it claims) within authFailureWindowMs before its connections are refused for authBlockMs; the whole IP after 4 times as many. Default 20 in 10 s, 30 s. */
   authFailures: number;
   authFailureWindowMs: number;
   authBlockMs: number;
   /** Sealed frames whose timestamp is further than this from our clock are refused as replays. Default 30 000 ms. */
   replayWindowMs: number;
+  /** Sockets open on the agent's port at once, of every kind (kept below the open-file limit). Default 8192. */
+  maxConnections: number;
+  /** Sockets open on the agent's port from one IP (Consul's http_max_conns_per_client). Default 512. */
+  maxConnectionsPerAddress: number;
+  /** /v1/watch subscribers (after their hello) from one IP. Default 256. */
+  maxSubscribersPerAddress: number;
+  /** Unsent bytes across all /v1/watch subscribers; past it the stalled ones are cut first. Default 64 MiB. */
+  maxWatchPendingBytes: number;
+  /** New /v1/watch sockets (hellos) per second from one IP, on average; bursts of helloBurst. Default 20/s, burst 50. */
+  helloRate: number;
+  helloBurst: number;
+  /** Inbound /v1/gossip sockets in all, and from one IP. Default 4096 and 256. */
+  maxGossipSockets: number;
+  maxGossipSocketsPerAddress: number;
 }
 
 export const DEFAULT_AGENT_LIMITS: Readonly<AgentLimits> = Object.freeze({
@@ -90,6 +104,14 @@ export const DEFAULT_AGENT_LIMITS: Readonly<AgentLimits> = Object.freeze({
   authFailureWindowMs: 10_000,
   authBlockMs: 30_000,
   replayWindowMs: 30_000,
+  maxConnections: 8192,
+  maxConnectionsPerAddress: 512,
+  maxSubscribersPerAddress: 256,
+  maxWatchPendingBytes: 64 << 20,
+  helloRate: 20,
+  helloBurst: 50,
+  maxGossipSockets: 4096,
+  maxGossipSocketsPerAddress: 256,
 });
 
 export type ResolvedAgentOptions = Required<
@@ -190,10 +212,18 @@ export const AGENT_OPTION_SPECS: readonly OptionSpec[] = [
   { path: 'limits.maxSubscribers', flag: 'max-subscribers', env: 'PEERLB_MAX_SUBSCRIBERS', kind: 'int', min: 0, max: 1_000_000, default: DEFAULT_AGENT_LIMITS.maxSubscribers, describe: 'most /v1/watch subscribers' },
   { path: 'limits.maxPendingBytes', flag: 'max-pending-bytes', env: 'PEERLB_MAX_PENDING_BYTES', kind: 'int', min: 65_536, max: 1 << 30, default: DEFAULT_AGENT_LIMITS.maxPendingBytes, describe: 'unsent bytes per socket before a peer is slow' },
   { path: 'limits.slowPeerMs', flag: 'slow-peer', env: 'PEERLB_SLOW_PEER', kind: 'int', min: 10, max: 3_600_000, default: DEFAULT_AGENT_LIMITS.slowPeerMs, describe: 'a peer over --max-pending-bytes this long is cut off, ms' },
-  { path: 'limits.authFailures', flag: 'auth-failure-limit', env: 'PEERLB_AUTH_FAILURE_LIMIT', kind: 'int', min: 1, max: 1_000_000_000, default: DEFAULT_AGENT_LIMITS.authFailures, describe: 'authentication failures per IP within --auth-failure-window before its connections are refused' },
+  { path: 'limits.authFailures', flag: 'auth-failure-limit', env: 'PEERLB_AUTH_FAILURE_LIMIT', kind: 'int', min: 1, max: 1_000_000_000, default: DEFAULT_AGENT_LIMITS.authFailures, describe: 'authentication failures per identity (IP and claimed agent address; 4x that per IP) within --auth-failure-window before its connections are refused' },
   { path: 'limits.authFailureWindowMs', flag: 'auth-failure-window', env: 'PEERLB_AUTH_FAILURE_WINDOW', kind: 'int', min: 1, max: 3_600_000, default: DEFAULT_AGENT_LIMITS.authFailureWindowMs, describe: 'window in which --auth-failure-limit failures block an IP, ms' },
   { path: 'limits.authBlockMs', flag: 'auth-block', env: 'PEERLB_AUTH_BLOCK', kind: 'int', min: 0, max: 86_400_000, default: DEFAULT_AGENT_LIMITS.authBlockMs, describe: 'how long a blocked IP is refused, ms' },
   { path: 'limits.replayWindowMs', flag: 'replay-window', env: 'PEERLB_REPLAY_WINDOW', kind: 'int', min: 100, max: 3_600_000, default: DEFAULT_AGENT_LIMITS.replayWindowMs, describe: 'sealed frames whose timestamp is further off than this are refused, ms' },
+  { path: 'limits.maxConnections', flag: 'max-connections', env: 'PEERLB_MAX_CONNECTIONS', kind: 'int', min: 16, max: 1_000_000, default: DEFAULT_AGENT_LIMITS.maxConnections, describe: 'sockets open on the agent port at once (kept below the open-file limit)' },
+  { path: 'limits.maxConnectionsPerAddress', flag: 'max-connections-per-ip', env: 'PEERLB_MAX_CONNECTIONS_PER_IP', kind: 'int', min: 1, max: 1_000_000, default: DEFAULT_AGENT_LIMITS.maxConnectionsPerAddress, describe: 'sockets open on the agent port from one IP' },
+  { path: 'limits.maxSubscribersPerAddress', flag: 'max-subscribers-per-ip', env: 'PEERLB_MAX_SUBSCRIBERS_PER_IP', kind: 'int', min: 1, max: 1_000_000, default: DEFAULT_AGENT_LIMITS.maxSubscribersPerAddress, describe: '/v1/watch subscribers from one IP' },
+  { path: 'limits.maxWatchPendingBytes', flag: 'max-watch-pending-bytes', env: 'PEERLB_MAX_WATCH_PENDING_BYTES', kind: 'int', min: 65_536, max: 1 << 30, default: DEFAULT_AGENT_LIMITS.maxWatchPendingBytes, describe: 'unsent bytes across all /v1/watch subscribers; stalled ones are cut first' },
+  { path: 'limits.helloRate', flag: 'hello-rate', env: 'PEERLB_HELLO_RATE', kind: 'int', min: 1, max: 1_000_000, default: DEFAULT_AGENT_LIMITS.helloRate, describe: 'new /v1/watch sockets per second from one IP (then 429)' },
+  { path: 'limits.helloBurst', flag: 'hello-burst', env: 'PEERLB_HELLO_BURST', kind: 'int', min: 1, max: 1_000_000, default: DEFAULT_AGENT_LIMITS.helloBurst, describe: 'burst of new /v1/watch sockets from one IP' },
+  { path: 'limits.maxGossipSockets', flag: 'max-gossip-sockets', env: 'PEERLB_MAX_GOSSIP_SOCKETS', kind: 'int', min: 1, max: 1_000_000, default: DEFAULT_AGENT_LIMITS.maxGossipSockets, describe: 'inbound /v1/gossip sockets at once' },
+  { path: 'limits.maxGossipSocketsPerAddress', flag: 'max-gossip-sockets-per-ip', env: 'PEERLB_MAX_GOSSIP_SOCKETS_PER_IP', kind: 'int', min: 1, max: 1_000_000, default: DEFAULT_AGENT_LIMITS.maxGossipSocketsPerAddress, describe: 'inbound /v1/gossip sockets from one IP' },
   { path: 'token', flag: 'token', env: 'PEERLB_TOKEN', kind: 'string', describe: 'token clients must present to /v1/watch and /v1/events' },
   { path: 'logLevel', flag: 'log-level', env: 'PEERLB_LOG_LEVEL', kind: 'enum', choices: LOG_LEVELS, default: 'info', describe: 'log level' },
 ];
@@ -386,6 +416,14 @@ export function resolveAgentOptions(input: AgentOptions): ResolvedAgentOptions {
     authFailureWindowMs: int('limits.authFailureWindowMs', lim.authFailureWindowMs, d.authFailureWindowMs, 1, 3_600_000)!,
     authBlockMs: int('limits.authBlockMs', lim.authBlockMs, d.authBlockMs, 0, 86_400_000)!,
     replayWindowMs: int('limits.replayWindowMs', lim.replayWindowMs, d.replayWindowMs, 100, 3_600_000)!,
+    maxConnections: int('limits.maxConnections', lim.maxConnections, d.maxConnections, 16, 1_000_000)!,
+    maxConnectionsPerAddress: int('limits.maxConnectionsPerAddress', lim.maxConnectionsPerAddress, d.maxConnectionsPerAddress, 1, 1_000_000)!,
+    maxSubscribersPerAddress: int('limits.maxSubscribersPerAddress', lim.maxSubscribersPerAddress, d.maxSubscribersPerAddress, 1, 1_000_000)!,
+    maxWatchPendingBytes: int('limits.maxWatchPendingBytes', lim.maxWatchPendingBytes, d.maxWatchPendingBytes, 65_536, 1 << 30)!,
+    helloRate: int('limits.helloRate', lim.helloRate, d.helloRate, 1, 1_000_000)!,
+    helloBurst: int('limits.helloBurst', lim.helloBurst, d.helloBurst, 1, 1_000_000)!,
+    maxGossipSockets: int('limits.maxGossipSockets', lim.maxGossipSockets, d.maxGossipSockets, 1, 1_000_000)!,
+    maxGossipSocketsPerAddress: int('limits.maxGossipSocketsPerAddress', lim.maxGossipSocketsPerAddress, d.maxGossipSocketsPerAddress, 1, 1_000_000)!,
   };
   return {
     service,

@@ -25,10 +25,17 @@
  *  - `seal` (optional): applied to every frame out, `open` to every frame in; `open` returning
  *    undefined or { reject: 'auth' } (wrong key, tampered, not sealed) drops the frame, counts it
  *    and cuts that socket off (1008); { reject: 'replay' } drops and counts the frame only.
- *  - Rate limit on unauthenticated connections (with `seal`): each remote IP whose sockets fail
- *    authentication `authFailures.max` times within `authFailures.windowMs` has its upgrades
- *    refused (429) for `authFailures.blockMs`, and its unauthenticated sockets cut. An inbound
- *    socket that has not delivered one authentic frame within `authTimeoutMs` is closed.
+ *  - Rate limit on unauthenticated connections (with `seal`): each identity (remote IP and the
+ *    address it claims in x-peerlb-addr) whose sockets fail authentication `authFailures.max`
+ *    times within `authFailures.windowMs` has its upgrades refused (429) for
+ *    `authFailures.blockMs`, and its unauthenticated sockets cut; the whole IP only after
+ *    IP_FAILURE_FACTOR times as many failures, so a keyless process beside a genuine agent (same
+ *    host or NAT) is blocked alone. An inbound socket that has not delivered one authentic frame
+ *    within `authTimeoutMs` is closed.
+ *  - Inbound sockets, sealed or open: at most maxPeers in all and maxPeersPerAddress from one IP,
+ *    of which maxWaiting / maxWaitingPerAddress before their first frame, each with a fair share at
+ *    the total (admission.ts: the oldest socket of the IP holding the most makes room); past an
+ *    IP's share 429, past the total 503. A socket with no frame within firstFrameTimeoutMs closes.
  *  - Slow or stalled peers: a peer whose socket stays over maxPendingBytes for `slowPeerMs` is cut
  *    off (terminated, then reconnected on a later send); frames to it meanwhile are dropped.
  */
@@ -37,6 +44,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { Transport, Via } from './transport.js';
+import { AddressSlots, refuseSocket } from '../admission.js';
 
 export interface FrameSealer {
   /** Seal a frame for the socket whose challenge is `binding`. */
@@ -69,6 +77,13 @@ export interface WsTransportOptions {
   path?: string;
   /** Most peers with an open or opening socket, and most inbound sockets. Default 4096. */
   maxPeers?: number;
+  /** Most inbound sockets from one IP (agents on one host share it). Default 256. */
+  maxPeersPerAddress?: number;
+  /** Inbound sockets that have not delivered a frame yet: in all, and per IP. Default 256 and 32. */
+  maxWaiting?: number;
+  maxWaitingPerAddress?: number;
+  /** An inbound socket must deliver a frame (with `seal`: an authentic one) within this time. Default authTimeoutMs. */
+  firstFrameTimeoutMs?: number;
   /** With `seal`: rate limit on failing (unauthenticated) connections per remote IP. */
   authFailures?: Partial<AuthFailureLimit>;
   /** With `seal`: an inbound socket must deliver an authentic frame within this time. Default 10 000 ms. */
@@ -102,6 +117,11 @@ export interface WsTransportCounters {
   inboundAccepted: number;
   /** Upgrades refused: the remote IP is blocked after authentication failures (429), or too many inbound sockets (503). */
   inboundRefused: number;
+  /** Of those: refused for the IP's share of inbound or waiting sockets (429). */
+  inboundAddressRefused: number;
+  /** Inbound sockets closed: no first frame in time (open clusters; sealed ones count authCutoffs), or to make room for another IP's (fair share). */
+  firstFrameTimeouts: number;
+  inboundEvicted: number;
   /** Sockets cut off: authentication failed or timed out. */
   authCutoffs: number;
   /** Sockets cut off: the peer stayed over maxPendingBytes for slowPeerMs. */
@@ -172,6 +192,10 @@ interface Conn {
   ws: WebSocket;
   /** Remote IP of an inbound socket (for the rate limit). */
   ip: string | undefined;
+  /** Who the socket says it is: its IP and the address it claims (x-peerlb-addr), for the rate limit. */
+  identity: string | undefined;
+  /** It delivered a frame (for the first-frame timeout and the waiting slots). */
+  heard: boolean;
   authed: boolean;
   cut: boolean;
   /** What frames on this socket are sealed with (with `seal`). */
@@ -184,8 +208,15 @@ interface Conn {
   via?: Via;
 }
 
-/** Most remote IPs whose failures are remembered. */
+/** Most remote IPs (and identities) whose failures are remembered. */
 const MAX_TRACKED_IPS = 4096;
+/**
+ * Failures from one IP, across its identities, before the whole IP is blocked: a multiple of the
+ * per-identity limit. A keyless process beside a genuine agent (same host, same NAT) fails under
+ * its own identity (the address it claims) and is blocked alone; only many identities failing
+ * from one IP (someone forging claims) cost its neighbours.
+ */
+const IP_FAILURE_FACTOR = 4;
 
 export function createWsTransport(opts: WsTransportOptions): WsTransport {
   const maxFrame = opts.maxFrameBytes;
@@ -197,6 +228,16 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
   const seal = opts.seal;
   const limit: AuthFailureLimit = { ...DEFAULT_AUTH_FAILURE_LIMIT, ...opts.authFailures };
   const authTimeoutMs = opts.authTimeoutMs ?? 10_000;
+  const firstFrameMs = opts.firstFrameTimeoutMs ?? authTimeoutMs;
+  const inboundSlots = new AddressSlots<Conn>(maxPeers, opts.maxPeersPerAddress ?? 256, (conn) => {
+    c.inboundEvicted++;
+    cut(conn, 'closed to make room: too many gossip sockets, and your address holds the most', false);
+  });
+  const waitingSlots = new AddressSlots<Conn>(opts.maxWaiting ?? 256, opts.maxWaitingPerAddress ?? 32, (conn) => {
+    c.inboundEvicted++;
+    inboundSlots.delete(conn);
+    cut(conn, 'closed to make room: too many gossip sockets waiting for a first frame, and your address holds the most', false);
+  });
   const slowPeerMs = opts.slowPeerMs ?? 5000;
   const warn = (w: TransportWarning): void => {
     try {
@@ -217,6 +258,9 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
     connectFailures: 0,
     inboundAccepted: 0,
     inboundRefused: 0,
+    inboundAddressRefused: 0,
+    firstFrameTimeouts: 0,
+    inboundEvicted: 0,
     authCutoffs: 0,
     slowCutoffs: 0,
     dropped: { tooLarge: 0, slow: 0, unsealed: 0, replay: 0, closed: 0, badAddr: 0, notBinary: 0 },
@@ -246,36 +290,54 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
     }
   };
 
-  const blocked = (ip: string | undefined): boolean => {
-    if (!ip) return false;
-    const f = failures.get(ip);
+  const isBlocked = (key: string | undefined): boolean => {
+    if (!key) return false;
+    const f = failures.get(key);
     return f !== undefined && f.blockedUntil > Date.now();
   };
+  /** Blocked: the socket's identity (IP and claimed address), or its whole IP. */
+  const blocked = (ip: string | undefined, identity: string | undefined): boolean => isBlocked(identity) || isBlocked(ip);
 
-  /** An authentication failure from `ip`: remember it, and block the IP past the limit. */
-  const strike = (ip: string | undefined) => {
-    if (!ip) return;
+  /** One failure under `key`: true when it just became blocked. */
+  const count = (key: string, max: number): boolean => {
     const now = Date.now();
-    let f = failures.get(ip);
+    let f = failures.get(key);
     if (!f) {
-      if (failures.size >= MAX_TRACKED_IPS) failures.delete(failures.keys().next().value!);
+      if (failures.size >= MAX_TRACKED_IPS * 2) failures.delete(failures.keys().next().value!);
       f = { at: [], blockedUntil: 0 };
-      failures.set(ip, f);
+      failures.set(key, f);
     }
     f.at = f.at.filter((t) => now - t < limit.windowMs);
     f.at.push(now);
-    if (f.at.length >= limit.max && f.blockedUntil <= now) {
+    if (f.at.length >= max && f.blockedUntil <= now) {
       f.blockedUntil = now + limit.blockMs;
       f.at = [];
+      return true;
+    }
+    return false;
+  };
+
+  /**
+   * An authentication failure on `conn`: its identity (IP and claimed address) earns a strike,
+   * and is blocked at the limit; its IP as a whole only at IP_FAILURE_FACTOR times the limit.
+   */
+  const strike = (conn: Pick<Conn, 'ip' | 'identity'>) => {
+    const { ip, identity } = conn;
+    if (!ip) return;
+    if (identity && count(identity, limit.max)) {
       // Its other sockets that never authenticated go too.
-      for (const conn of inbound.values()) if (conn.ip === ip && !conn.authed) cut(conn, 'too many authentication failures');
+      for (const o of inbound.values()) if (o.identity === identity && !o.authed) cut(o, 'too many authentication failures');
+    }
+    if (count(ip, limit.max * IP_FAILURE_FACTOR)) {
+      for (const o of inbound.values()) if (o.ip === ip && !o.authed) cut(o, 'too many authentication failures from this address');
     }
   };
 
-  const cut = (conn: Conn, why: string) => {
+  /** Close an inbound socket (1008); `auth`: for an authentication failure or timeout (counted as authCutoffs). */
+  const cut = (conn: Conn, why: string, auth = true) => {
     if (conn.cut) return;
     conn.cut = true;
-    c.authCutoffs++;
+    if (auth) c.authCutoffs++;
     try {
       conn.ws.close(1008, why);
     } catch {
@@ -296,6 +358,10 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
       return;
     }
     const raw = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer);
+    if (!conn.heard && (!seal || conn.authed)) {
+      conn.heard = true;
+      waitingSlots.delete(conn);
+    }
     c.framesIn++;
     c.bytesIn += raw.length;
     let frame: Uint8Array | undefined = raw;
@@ -309,6 +375,10 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
       if (opened instanceof Uint8Array) {
         frame = opened;
         conn.authed = true;
+        if (!conn.heard) {
+          conn.heard = true;
+          waitingSlots.delete(conn);
+        }
       } else if (opened?.reject === 'replay') {
         c.dropped.replay++;
         return;
@@ -317,7 +387,7 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
         c.dropped.unsealed++;
         if (!conn.cut) warn({ kind: 'auth-failed', peer: from });
         cut(conn, 'authentication failed');
-        strike(conn.ip);
+        strike(conn);
         return;
       }
     }
@@ -381,7 +451,7 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
     });
     ws.binaryType = 'nodebuffer';
     const peer: Peer = { ws, binding: undefined, queue: [], queuedBytes: 0, hinted: false, slowSince: undefined };
-    const conn: Conn = { ws, ip: undefined, authed: false, cut: false, binding: undefined, dialed: true };
+    const conn: Conn = { ws, ip: undefined, identity: undefined, heard: true, authed: false, cut: false, binding: undefined, dialed: true };
     peers.set(to, peer);
     let opened = false;
     let lastError: string | undefined;
@@ -502,20 +572,24 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
         return;
       }
       const ip = req.socket.remoteAddress;
-      if (seal && blocked(ip)) {
-        c.inboundRefused++;
-        const body = 'too many authentication failures from this address; try again later\n';
-        socket.end(`HTTP/1.1 429 Too Many Requests\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
-        return;
-      }
-      if (inbound.size >= maxPeers) {
-        c.inboundRefused++;
-        const body = `too many gossip connections: at most ${maxPeers}\n`;
-        socket.end(`HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-        return;
-      }
       const claimed = req.headers[ADDR_HEADER];
       const peerAddr = typeof claimed === 'string' && claimed.length <= 2048 && gossipUrl(claimed) ? claimed : undefined;
+      const identity = ip === undefined ? undefined : `${ip} ${peerAddr ?? '-'}`;
+      if (seal && blocked(ip, identity)) {
+        c.inboundRefused++;
+        refuseSocket(socket, '429 Too Many Requests', 'too many authentication failures from this address (and claimed agent address); try again later\n', { 'retry-after': Math.ceil(limit.blockMs / 1000) });
+        return;
+      }
+      const key = ip ?? '?';
+      const full = inboundSlots.check(key) ?? waitingSlots.check(key);
+      if (full) {
+        c.inboundRefused++;
+        if (full === 'address') {
+          c.inboundAddressRefused++;
+          refuseSocket(socket, '429 Too Many Requests', `too many gossip connections from ${key}: at most ${inboundSlots.maxPerAddress}, of which ${waitingSlots.maxPerAddress} before their first frame\n`, { 'retry-after': 1 });
+        } else refuseSocket(socket, '503 Service Unavailable', `too many gossip connections: at most ${maxPeers}\n`, { 'retry-after': 1 });
+        return;
+      }
       const from = peerAddr ?? `inbound:${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
       const binding = seal ? randomBytes(CHALLENGE_BYTES) : undefined;
       if (binding) challenges.set(req, binding);
@@ -525,8 +599,15 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
             ws.terminate();
             return;
           }
+          const conn: Conn = { ws, ip, identity, heard: false, authed: !seal, cut: false, binding, replyBinding: replyBinding(binding) };
+          if (inboundSlots.add(key, conn) || waitingSlots.add(key, conn)) {
+            inboundSlots.delete(conn);
+            c.inboundRefused++;
+            ws.close(1013, 'too many gossip connections');
+            setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
+            return;
+          }
           c.inboundAccepted++;
-          const conn: Conn = { ws, ip, authed: !seal, cut: false, binding, replyBinding: replyBinding(binding) };
           inbound.set(ws, conn);
           ws.binaryType = 'nodebuffer';
           let authTimer: NodeJS.Timeout | undefined;
@@ -536,20 +617,30 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
               // Holding a socket open without authenticating counts as a failure too: otherwise
               // one address could keep every inbound slot busy, a timeout at a time.
               cut(conn, 'no authentic frame in time');
-              strike(ip);
+              strike(conn);
             }, authTimeoutMs);
             authTimer.unref();
           }
+          // Open clusters too: a socket that says nothing gives its slot back.
+          const firstTimer = setTimeout(() => {
+            if (conn.heard || conn.cut) return;
+            c.firstFrameTimeouts++;
+            cut(conn, 'no frame in time', false);
+          }, firstFrameMs);
+          firstTimer.unref();
           ws.on('message', (data, isBinary) => receive(from, data, isBinary, conn));
           ws.on('error', (err: Error & { code?: string }) => {
             if (err.code !== 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return;
             c.dropped.tooLarge++;
             // An oversized frame from a socket that never authenticated: a failure of its address.
-            if (seal && !conn.authed) strike(ip);
+            if (seal && !conn.authed) strike(conn);
           });
           ws.on('close', () => {
             clearTimeout(authTimer);
+            clearTimeout(firstTimer);
             inbound.delete(ws);
+            inboundSlots.delete(conn);
+            waitingSlots.delete(conn);
             if (peerAddr) hint(peerAddr);
           });
         });

@@ -1,0 +1,184 @@
+/**
+ * Admission for everything an outsider can open on the agent's port: sockets held per remote
+ * address and in total, with a fair share when the total is reached, and a rate per address.
+ *
+ * - Per address: like nginx `limit_conn` / Consul `http_max_conns_per_client`, a socket past the
+ *   address's share is refused (the caller answers 429 with the reason).
+ * - In total, with a fair share: at the total, a newcomer is not simply refused (that would let a
+ *   few addresses hold every slot until their timeouts, which is how an idle flood locks genuine
+ *   clients out). Instead the oldest socket of the address holding the most is closed to make
+ *   room, provided that address holds at least two more than the newcomer's; only when every
+ *   address holds about as many as the newcomer's is it refused (503). The cost of a flood falls
+ *   on the address that floods, the way Envoy's overload manager sheds the heaviest downstream
+ *   first. Genuine clients hold few sockets each, so they are never the victims of another's flood.
+ * - Rate: a token bucket per address (nginx `limit_req rate=… burst=…`, Envoy's local rate limit),
+ *   for work each new socket costs the agent (a snapshot, a signature check).
+ *
+ * Addresses are strings (an IP; callers may key finer, e.g. IP plus a claimed identity).
+ */
+
+/** Why a slot was refused: this address holds its share, or every slot is held and none may go. */
+export type Refusal = 'address' | 'total';
+
+/**
+ * Slots per address and in total with a fair share at the total (see the module comment). Items
+ * are kept oldest first per address. `evict` is called (once) for an item closed to make room; it
+ * has already left the table then.
+ */
+export class AddressSlots<T> {
+  private readonly byAddr = new Map<string, Set<T>>();
+  private readonly addrOf = new Map<T, string>();
+  /** Items closed to make room for another address's socket. */
+  evictions = 0;
+
+  constructor(
+    public max: number,
+    public maxPerAddress: number,
+    private readonly evict?: (victim: T) => void,
+  ) {}
+
+  get size(): number {
+    return this.addrOf.size;
+  }
+
+  count(addr: string): number {
+    return this.byAddr.get(addr)?.size ?? 0;
+  }
+
+  /** Every item (a copy: safe to delete while iterating). */
+  items(): T[] {
+    return [...this.addrOf.keys()];
+  }
+
+  has(item: T): boolean {
+    return this.addrOf.has(item);
+  }
+
+  /** Whether a socket from `addr` would get a slot (undefined) or why not, without taking one. */
+  check(addr: string): Refusal | undefined {
+    const mine = this.count(addr);
+    if (mine >= this.maxPerAddress) return 'address';
+    if (this.size < this.max) return undefined;
+    return this.victim(mine) === undefined ? 'total' : undefined;
+  }
+
+  /** Take a slot for `item` from `addr`, closing another address's oldest if the fair share says so. */
+  add(addr: string, item: T): Refusal | undefined {
+    const why = this.check(addr);
+    if (why) return why;
+    if (this.size >= this.max) {
+      const v = this.victim(this.count(addr))!;
+      this.delete(v);
+      this.evictions++;
+      this.evict?.(v);
+    }
+    let set = this.byAddr.get(addr);
+    if (!set) this.byAddr.set(addr, (set = new Set()));
+    set.add(item);
+    this.addrOf.set(item, addr);
+    return undefined;
+  }
+
+  delete(item: T): boolean {
+    const addr = this.addrOf.get(item);
+    if (addr === undefined) return false;
+    this.addrOf.delete(item);
+    const set = this.byAddr.get(addr)!;
+    set.delete(item);
+    if (set.size === 0) this.byAddr.delete(addr);
+    return true;
+  }
+
+  /** The oldest item of the address holding the most, if it holds at least `mine + 2`. */
+  private victim(mine: number): T | undefined {
+    let heavy: Set<T> | undefined;
+    for (const set of this.byAddr.values()) if (!heavy || set.size > heavy.size) heavy = set;
+    if (!heavy || heavy.size < mine + 2) return undefined;
+    return heavy.values().next().value;
+  }
+}
+
+/** Most addresses a RateLimit remembers (the oldest is forgotten first: it only loses its debt). */
+const MAX_TRACKED = 4096;
+
+/** A token bucket per address: `ratePerSec` on average, bursts of `burst`. */
+export class RateLimit {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  refused = 0;
+
+  constructor(
+    readonly ratePerSec: number,
+    readonly burst: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Take one token for `addr`: false (and counted) when it has none left. */
+  allow(addr: string): boolean {
+    const t = this.now();
+    let b = this.buckets.get(addr);
+    if (b) {
+      this.buckets.delete(addr); // re-insert: the map stays in least-recently-used order
+      b.tokens = Math.min(this.burst, b.tokens + ((t - b.at) / 1000) * this.ratePerSec);
+      b.at = t;
+    } else {
+      if (this.buckets.size >= MAX_TRACKED) this.buckets.delete(this.buckets.keys().next().value!);
+      b = { tokens: this.burst, at: t };
+    }
+    this.buckets.set(addr, b);
+    if (b.tokens < 1) {
+      this.refused++;
+      return false;
+    }
+    b.tokens -= 1;
+    return true;
+  }
+
+  /** Seconds until `addr` has a token again (for Retry-After). */
+  retryAfter(addr: string): number {
+    const b = this.buckets.get(addr);
+    if (!b || b.tokens >= 1) return 0;
+    return Math.max(1, Math.ceil((1 - b.tokens) / this.ratePerSec));
+  }
+}
+
+/** Refuse a socket with a plain-text HTTP error (status line and reason), then close it. */
+export function refuseSocket(socket: { end(s: string): unknown; destroy(): unknown }, status: string, body: string, headers: Record<string, string | number> = {}): void {
+  const extra = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  try {
+    socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-type: text/plain\r\n${extra}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  } catch {
+    socket.destroy();
+  }
+  // Briefly, so the answer is read before the close: a refused socket must not hold its file long.
+  setTimeout(() => socket.destroy(), 100).unref();
+}
+
+/**
+ * The soft limit on open files of this process (RLIMIT_NOFILE), read from /proc/self/limits on
+ * Linux; undefined elsewhere or when unreadable. Used to keep the connection cap below it, so that
+ * the agent's own sockets (health probes, gossip dials, files) never meet EMFILE.
+ */
+export function openFileLimit(read: () => string): number | undefined {
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(read());
+    if (!m || m[1] === 'unlimited') return undefined;
+    return Number(m[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Connections the agent accepts at most given its open-file limit: a quarter of the limit (at
+ * least 96) stays for its own use — health probes, gossip dials, files, and the sockets being
+ * refused (REFUSAL_HEADROOM) — so a flood never makes the agent's own probe fail with EMFILE.
+ */
+export function connectionCapFor(configured: number, fileLimit: number | undefined): number {
+  if (fileLimit === undefined) return configured;
+  return Math.max(16, Math.min(configured, fileLimit - Math.max(96, Math.floor(fileLimit / 4))));
+}
+
+/** Sockets past the cap that are still answered (429/503) before Node drops further ones unanswered. */
+export const REFUSAL_HEADROOM = 16;
