@@ -5,6 +5,7 @@
  * cluster, idle HTTP sockets (and past the open-file limit), a keyless neighbour of a genuine agent
  * in a sealed cluster, bursts of hellos, and /v1/members at size.
  */
+import { AGENTS_COALESCE_MS } from '../../agent/subscriptions.js';
 import net from 'node:net';
 import { createServer } from 'node:http';
 import { spawn } from 'node:child_process';
@@ -263,6 +264,8 @@ describe('hostile sockets', () => {
     // With 100 more members, a new snapshot lists at most 64 agents.
     await fakeMembers(a.url, 100);
     await until(() => a.members().length >= 102, 5000, 'the made-up members');
+    // Changes of the agent list go out (and into the snapshot) coalesced over AGENTS_COALESCE_MS.
+    await sleep(AGENTS_COALESCE_MS * 3);
     const w = await openEndpoint(`ws://127.0.0.1:${a.port}/v1/watch`, (d) => decodeWatchServerFrame(d), sockets);
     if (!('ws' in w)) throw new Error('refused');
     w.ws.send(hello());
