@@ -512,6 +512,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     await this.mdns?.stop();
     this.subs.close();
     this.feed.close();
+    this.metrics.close();
     await this.transport?.close();
     await this.http.close();
     this.log.info('agent stopped');
