@@ -86,6 +86,8 @@ function scrape(a: number, url: string): void {
         bytesOut: metric(body, 'peerlb_gossip_bytes_sent_total'),
         p99: metric(body, 'peerlb_event_loop_delay_p99_seconds'),
         max: metric(body, 'peerlb_event_loop_delay_max_seconds'),
+        probeTimeout: metric(body, 'peerlb_probe_timeout_seconds'),
+        awareness: metric(body, 'peerlb_local_health_score'),
       }),
     );
   });

@@ -10,7 +10,8 @@
  * Also judged over the whole run, from the feeds:
  *   falseDeaths   a member that never stopped marked dead (or left) by some view
  *   revivals      a member seen alive by a view after that view had it dead/left at an incarnation ≥
- *                 the alive one, or after its process was gone
+ *                 the alive one, or more than GONE_GRACE_MS after its process was gone (a
+ *                 refutation it sent just before may still be on its way for a moment)
  *   suspicions    suspect events of members that never stopped; unrefuted: those still not alive
  *                 in that view at the end
  *
@@ -30,6 +31,7 @@ const PORT = 7946;
 const UDP = 7001;
 /** Namespace prefix of this harness: never the same names as test/lan/faults.test.ts's plbl-. */
 export const THIRTY_PREFIX = 'h7-';
+const GONE_GRACE_MS = 10_000;
 
 export interface ThirtyOptions {
   profile: 'lan' | 'local';
@@ -81,7 +83,7 @@ export interface ThirtyResult {
 
 type M = { ev: 'm'; t: number; a: number; n: string; s: string; i: number };
 type E = { ev: 'e'; t: number; a: number; k: string; n: string };
-type X = { ev: 'x'; t: number; a: number; bytesOut?: number; p99?: number; max?: number };
+type X = { ev: 'x'; t: number; a: number; bytesOut?: number; p99?: number; max?: number; probeTimeout?: number; awareness?: number };
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -183,8 +185,7 @@ export async function runThirty(o: ThirtyOptions): Promise<ThirtyResult> {
       const t0 = Date.now();
       while (Date.now() - t0 < 30_000) {
         if (p.errLines.some((l) => l.includes('"agent started"'))) {
-          // From its first log line (its gossip starts before it says "agent started").
-          const time = Number((JSON.parse(p.errLines[0]!) as { time?: number }).time);
+          const time = Number((JSON.parse(p.errLines.find((l) => l.includes('"agent started"'))!) as { time?: number }).time);
           return { p, startedAt: Number.isFinite(time) ? time : Date.now() };
         }
         if (p.child.exitCode !== null) break;
@@ -241,11 +242,16 @@ export async function runThirty(o: ThirtyOptions): Promise<ThirtyResult> {
     const rssMbPerAgent = Math.round(base.reduce((s, p) => s + rssKb(p.pid), 0) / N / 102.4) / 10;
     const loopP99Ms = Math.round((median(win.map((x) => x.p99 ?? 0)) ?? 0) * 10000) / 10;
     const loopMaxMs = Math.round(Math.max(0, ...win.map((x) => x.max ?? 0)) * 10000) / 10;
-    log(`[thirty ${o.profile}] steady: ${bytesPerAgentPerSec} B/s per agent, ${cpuPctPerAgent}% CPU, ${rssMbPerAgent} MB RSS, loop delay p99 ${loopP99Ms} ms (median of scrapes), max ${loopMaxMs} ms`);
+    const probeTimeoutMs = Math.round((median(win.map((x) => x.probeTimeout ?? 0)) ?? 0) * 1000);
+    const awareness = Math.max(0, ...win.map((x) => x.awareness ?? 0));
+    log(`[thirty ${o.profile}] steady: ${bytesPerAgentPerSec} B/s per agent, ${cpuPctPerAgent}% CPU, ${rssMbPerAgent} MB RSS, loop delay p99 ${loopP99Ms} ms (median of scrapes), max ${loopMaxMs} ms; probe timeout ${probeTimeoutMs} ms (median), local health score ≤ ${awareness}`);
 
     const gone = new Map<string, number>(); // members whose process is gone, since when
-    const measure = async (node: string, status: RegExp, kinds: string[], t0: number): Promise<EventResult> => {
+    const measure = async (node: string, status: RegExp, kinds: string[], t0: number, join = false): Promise<EventResult> => {
       await waitFor(() => feeds.count(node, status) === N, timeoutMs);
+      // A join counts from its "agent started" line, or from the first view that heard of it when
+      // that came first (its gossip starts before the line is logged).
+      if (join) t0 = Math.min(t0, ...feeds.firstEvent(node, kinds, t0 - 30_000).filter((t): t is number => t !== undefined));
       // Each view's own first event, within the limit.
       const ts = feeds.firstEvent(node, kinds, t0 - 1000).map((t) => (t === undefined || t - t0 > timeoutMs ? undefined : Math.max(0, t - t0)));
       const got = ts.filter((t): t is number => t !== undefined);
@@ -255,7 +261,7 @@ export async function runThirty(o: ThirtyOptions): Promise<ThirtyResult> {
     for (let c = 0; c < cycles; c++) {
       const j = `j${c + 1}`;
       const s1 = await start(hosts[N + 2 * c]!, j);
-      const join = await measure(j, /^alive$/, ['join', 'alive'], s1.startedAt);
+      const join = await measure(j, /^alive$/, ['join', 'alive'], s1.startedAt, true);
       await sleep(settleMs);
       const tk = Date.now();
       await lan.kill(s1.p, 'SIGKILL');
@@ -264,7 +270,7 @@ export async function runThirty(o: ThirtyOptions): Promise<ThirtyResult> {
       await sleep(settleMs);
       const l = `l${c + 1}`;
       const s2 = await start(hosts[N + 2 * c + 1]!, l);
-      const rejoin = await measure(l, /^alive$/, ['join', 'alive'], s2.startedAt);
+      const rejoin = await measure(l, /^alive$/, ['join', 'alive'], s2.startedAt, true);
       await sleep(settleMs);
       const tl = Date.now();
       await lan.kill(s2.p, 'SIGTERM', 15_000);
@@ -293,7 +299,7 @@ export async function runThirty(o: ThirtyOptions): Promise<ThirtyResult> {
       if (m.s === 'dead' || m.s === 'left') worst.set(key, { s: m.s, i: Math.max(m.i, worst.get(key)?.i ?? 0), t: m.t });
       else if (m.s === 'alive' || m.s === 'suspect') {
         const w = worst.get(key);
-        if (w && (m.i <= w.i || m.t > (gone.get(m.n) ?? Infinity))) revivals.push(`view h${m.a + 1}: ${m.n} ${m.s} at incarnation ${m.i} after ${w.s} at ${w.i} (${m.t - w.t} ms later)`);
+        if (w && (m.i <= w.i || m.t > (gone.get(m.n) ?? Infinity) + GONE_GRACE_MS)) revivals.push(`view h${m.a + 1}: ${m.n} ${m.s} at incarnation ${m.i} after ${w.s} at ${w.i} (${m.t - w.t} ms later)`);
       }
     }
     for (let a = 0; a < N; a++) for (const n of names) if (feeds.state[a]!.get(n)?.s !== 'alive') unrefuted.push(`view h${a + 1}: ${n} ${feeds.state[a]!.get(n)?.s ?? 'absent'}`);
