@@ -40,7 +40,7 @@ import { systemClock, every, type Clock, type TimerHandle } from '../../sdk/cloc
 import { XorShiftRandom, type Random } from '../../sdk/random.js';
 import { ConfigError } from '../../sdk/errors.js';
 import { LIMITS, type LoadReport } from '../../sdk/protocol.js';
-import { resolveGossipConfig, pushPullScale, type GossipConfig } from './config.js';
+import { resolveGossipConfig, pushPullInterval, type GossipConfig } from './config.js';
 import { Awareness, probeAwarenessDelta } from './awareness.js';
 import { RttEstimator } from './rtt.js';
 import { Suspicion, suspicionTimeout } from './suspicion.js';
@@ -238,6 +238,9 @@ const LOAD_SEQ_TRUST_MS = 10_000;
 /** Members a new member announces itself to directly, besides its seed. */
 const JOIN_ANNOUNCE_FANOUT = 4;
 
+/** Members a leaving member tells directly (the rest hear it by gossip). */
+const LEAVE_DIRECT_MAX = 64;
+
 /** Confirmation probes (of a member someone else suspects) in flight at once, at most. */
 const MAX_CONFIRM_PROBES = 3;
 
@@ -409,7 +412,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.me.incarnation++;
     this.setStatus(this.me, 'left');
     const u: StateUpdate = { kind: 'left', node: this.node, incarnation: this.me.incarnation };
-    for (const r of this.pick(Math.max(this.config.indirectChecks, 1), this.others())) {
+    // Straight to every member (up to LEAVE_DIRECT_MAX, the rest by gossip): one small frame each,
+    // once, and the leave is in every view after one hop instead of an epidemic's tail.
+    for (const r of this.pick(LEAVE_DIRECT_MAX, this.others())) {
       this.send(r.addr, { type: 'leave', from: this.sender(), incarnation: this.me.incarnation });
     }
     this.leavePromise = new Promise<void>((resolve) => {
@@ -684,7 +689,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   private schedulePushPull(first: boolean): void {
     if (this.stopped) return;
-    const interval = pushPullScale(this.config.pushPullIntervalMs, this.liveCount());
+    const interval = pushPullInterval(this.config.pushPullIntervalMs, this.liveCount());
     // Stagger the first one (memberlist): members started together must not sync in lockstep.
     const delay = first ? Math.max(1, Math.floor(this.random.next() * interval)) : interval;
     this.pushPullTimer = this.after(() => {
