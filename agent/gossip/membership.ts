@@ -45,6 +45,7 @@ import { Awareness, probeAwarenessDelta } from './awareness.js';
 import { RttEstimator } from './rtt.js';
 import { Suspicion, suspicionTimeout } from './suspicion.js';
 import { BroadcastQueue, retransmitLimit } from './broadcast-queue.js';
+import { Tombstones } from './tombstones.js';
 import {
   encodeFrame,
   tryDecodeFrame,
@@ -238,6 +239,9 @@ const LOAD_SEQ_TRUST_MS = 10_000;
 /** Members a new member announces itself to directly, besides its seed. */
 const JOIN_ANNOUNCE_FANOUT = 4;
 
+/** How long a reaped member's tombstone is kept (Serf keeps its own 24 h). */
+const TOMBSTONE_KEEP_MS = 24 * 3600_000;
+
 /** Members a leaving member tells directly (the rest hear it by gossip). */
 const LEAVE_DIRECT_MAX = 64;
 
@@ -266,6 +270,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private readonly lateProbes = new Map<number, number>();
 
   private readonly recs = new Map<string, Rec>();
+  /** Reaped members (tombstones.ts): a stale alive of one of them is not a new member. */
+  private readonly tombstones: Tombstones;
   private readonly byAddr = new Map<string, string>();
   /** nodeHash → node, or null when two members share a hash. */
   private readonly byHash = new Map<number, string | null>();
@@ -333,6 +339,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.maxFrameBytes = opts.maxFrameBytes ?? LIMITS.maxFrameBytes;
     this.maxMembers = Math.min(opts.maxMembers ?? LIMITS.maxServers, LIMITS.maxServers);
     this.awareness = new Awareness(this.config.awarenessMaxMultiplier);
+    this.tombstones = new Tombstones(TOMBSTONE_KEEP_MS, this.maxMembers);
     this.updates = new BroadcastQueue<StateUpdate>(() => retransmitLimit(this.config.retransmitMult, this.liveCount()));
     const now = this.clock.now();
     this.me = {
@@ -722,6 +729,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private reconnectRound(): void {
     if (this.stopped) return;
     const now = this.clock.now();
+    this.tombstones.sweep(now);
     const dead: Rec[] = [];
     for (const r of [...this.recs.values()]) {
       if (r === this.me) continue;
@@ -738,6 +746,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   private reap(r: Rec): void {
     this.removeRec(r);
+    if (r.status === 'dead' || r.status === 'left') this.tombstones.add(r.node, r.status, r.incarnation, this.clock.now());
     this.emit('reap', this.snapshot(r));
   }
 
@@ -1090,6 +1099,19 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const r = this.recs.get(u.node);
     const now = this.clock.now();
     if (!r) {
+      const tomb = this.tombstones.get(u.node, now);
+      if (tomb && u.incarnation <= tomb.incarnation) {
+        // A member we reaped, alive at an incarnation it had died or left at, or before: stale
+        // news from a member that missed its end, or a fresh process under its name. Tell that
+        // address, so that a live one incarnates above (at most once per probe interval).
+        if (now - tomb.toldAt >= this.config.probeIntervalMs) {
+          tomb.toldAt = now;
+          const end: StateUpdate = tomb.status === 'dead' ? { kind: 'dead', node: u.node, incarnation: tomb.incarnation, from: this.node } : { kind: 'left', node: u.node, incarnation: tomb.incarnation };
+          this.send(u.addr, { type: 'gossip', from: this.sender(), piggyback: { updates: [end], loads: [] } });
+        }
+        return;
+      }
+      this.tombstones.delete(u.node);
       if (this.recs.size >= this.maxMembers) {
         // Whatever peers say, we do not remember more members than a snapshot may carry.
         // Said once per 2^n refusals, so a flood cannot flood the log.

@@ -7,6 +7,7 @@ import { describe, expect, test } from 'vitest';
 import { Sim } from './sim.js';
 import { LOCAL, LAN, pushPullInterval, pushPullScale } from '../../../agent/gossip/config.js';
 import { benchGossip } from '../../bench/gossip.js';
+import { encodeFrame } from '../../../agent/gossip/messages.js';
 
 describe('30 members', () => {
   test('a graceful leave is told to every member directly: left in every view after one hop', () => {
@@ -38,4 +39,43 @@ describe('30 members', () => {
     expect(row!.falseDeaths).toBe(0);
     expect(row!.bytesPerAgentPerSec).toBeLessThanOrEqual(1500);
   }, 120_000);
+
+  test('a reaped member is not brought back by a push-pull that still has it alive (tombstones)', () => {
+    const sim = new Sim({ seed: 11, config: { leftReapMs: 1000, deadReapMs: 1000 } });
+    sim.addMany(8, 10);
+    sim.run(20_000, { stepMs: 50, until: () => sim.converged() });
+    sim.run(2_000, { stepMs: 50 });
+    const [n0, , m2] = sim.live();
+    const x = sim.live()[5]!;
+    const stale = n0!.m.member(x.name)!; // alive, as a member that missed its leave still has it
+    void x.m.leave(1000);
+    x.up = false;
+    sim.run(3_000, { stepMs: 10 });
+    expect(sim.live().map((v) => sim.statusIn(v, x.name))).toEqual(sim.live().map(() => undefined)); // reaped everywhere
+    let revived = 0;
+    for (const v of sim.live()) v.m.on('change', (m) => void (m.node === x.name && m.status === 'alive' && revived++));
+    // m2 (in fact a stand-in for any member with stale state) push-pulls its old view of x.
+    const ghost = sim.net.transport('ws://10.0.9.9:7946');
+    const states = [{ node: stale.node, addr: stale.addr, incarnation: stale.incarnation, status: 'alive' as const, meta: stale.meta }];
+    ghost.send(n0!.addr, encodeFrame({ type: 'push-pull-req', from: { node: m2!.name, addr: m2!.addr }, join: false, states }));
+    sim.run(2_000, { stepMs: 10 });
+    expect(revived).toBe(0);
+    expect(sim.live().filter((v) => sim.statusIn(v, x.name) === 'alive').map((v) => v.name)).toEqual([]);
+    for (const n of sim.nodes.values()) n.m.stop();
+  });
+
+  test('a fresh process under a reaped name is told its tombstone and joins above it', () => {
+    const sim = new Sim({ seed: 12, config: { leftReapMs: 1000, deadReapMs: 1000 } });
+    sim.addMany(6, 10);
+    sim.run(20_000, { stepMs: 50, until: () => sim.converged() });
+    const x = sim.live()[4]!;
+    void x.m.leave(1000);
+    sim.run(3_000, { stepMs: 10 });
+    const again = sim.restart(x);
+    sim.run(5_000, { stepMs: 10, until: () => sim.allSee(x.name, 'alive') });
+    expect(sim.allSee(x.name, 'alive')).toBe(true);
+    expect(again.m.self().incarnation).toBeGreaterThan(1);
+    for (const n of sim.nodes.values()) n.m.stop();
+  });
 });
+
