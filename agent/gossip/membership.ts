@@ -1208,6 +1208,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     // On a slow network a refutation takes as much longer to come back: scale with the timeout.
     const min = Math.floor(suspicionTimeout(this.config.suspicionMult, n, this.config.probeIntervalMs) * this.slowness());
     const max = this.config.suspicionMaxTimeoutMult * min;
+    const since = this.clock.now();
     const s = new Suspicion({
       from: u.from,
       k,
@@ -1218,7 +1219,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
         if (r.suspicion !== s || r.status !== 'suspect' || this.stopped) return;
         r.suspicion = undefined;
         this.counters.deathsDeclared++;
-        this.log.info({ member: r.node, confirmations, incarnation: r.incarnation }, 'suspicion timed out: dead');
+        this.log.info({ member: r.node, confirmations, incarnation: r.incarnation, minMs: min, maxMs: max, afterMs: this.clock.now() - since }, 'suspicion timed out: dead');
         this.onDead({ kind: 'dead', node: r.node, incarnation: r.incarnation, from: this.node });
       },
     });
