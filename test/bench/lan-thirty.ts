@@ -8,7 +8,7 @@
  * the action to each observer's own feed event (the agent's `at`; one machine, one clock).
  *
  * Also judged over the whole run, from the feeds:
- *   falseDeaths   a member that never stopped marked dead (or left) by some view
+ *   falseDeaths   a member that never stopped (or a spare before it was stopped) marked dead or left by some view
  *   revivals      a member seen alive by a view after that view had it dead/left at an incarnation ≥
  *                 the alive one, or more than GONE_GRACE_MS after its process was gone (a
  *                 refutation it sent just before may still be on its way for a moment)
@@ -149,10 +149,18 @@ class Feeds {
     this.poll();
     return this.state.filter((v) => s.test(v.get(node)?.s ?? 'absent')).length;
   }
-  /** Per view, the first feed event ≥ since about `node` of one of `kinds` (the agent's own time). */
-  firstEvent(node: string, kinds: string[], since: number): Array<number | undefined> {
+  /**
+   * Per view, the first feed event ≥ since about `node` of one of `kinds` (the agent's own time),
+   * or else the first state change to one of `statuses` (the observer's time: a feed that was
+   * reconnecting missed the event but not the state).
+   */
+  firstEvent(node: string, kinds: string[], since: number, statuses: string[] = []): Array<number | undefined> {
     this.poll();
-    return this.state.map((_, a) => this.es.find((e) => e.a === a && e.n === node && e.t >= since && kinds.includes(e.k))?.t);
+    return this.state.map(
+      (_, a) =>
+        this.es.find((e) => e.a === a && e.n === node && e.t >= since && kinds.includes(e.k))?.t ??
+        this.ms.find((m) => m.a === a && m.n === node && m.t >= since && statuses.includes(m.s))?.t,
+    );
   }
 }
 
@@ -247,13 +255,15 @@ export async function runThirty(o: ThirtyOptions): Promise<ThirtyResult> {
     log(`[thirty ${o.profile}] steady: ${bytesPerAgentPerSec} B/s per agent, ${cpuPctPerAgent}% CPU, ${rssMbPerAgent} MB RSS, loop delay p99 ${loopP99Ms} ms (median of scrapes), max ${loopMaxMs} ms; probe timeout ${probeTimeoutMs} ms (median), local health score ≤ ${awareness}`);
 
     const gone = new Map<string, number>(); // members whose process is gone, since when
+    const stopping = new Map<string, number>(); // when the kill or SIGTERM was sent
     const measure = async (node: string, status: RegExp, kinds: string[], t0: number, join = false): Promise<EventResult> => {
+      const statuses = ['alive', 'dead', 'left'].filter((x) => status.test(x));
       await waitFor(() => feeds.count(node, status) === N, timeoutMs);
       // A join counts from its "agent started" line, or from the first view that heard of it when
       // that came first (its gossip starts before the line is logged).
       if (join) t0 = Math.min(t0, ...feeds.firstEvent(node, kinds, t0 - 30_000).filter((t): t is number => t !== undefined));
       // Each view's own first event, within the limit.
-      const ts = feeds.firstEvent(node, kinds, t0 - 1000).map((t) => (t === undefined || t - t0 > timeoutMs ? undefined : Math.max(0, t - t0)));
+      const ts = feeds.firstEvent(node, kinds, t0 - 1000, statuses).map((t) => (t === undefined || t - t0 > timeoutMs ? undefined : Math.max(0, t - t0)));
       const got = ts.filter((t): t is number => t !== undefined);
       return { seen: got.length, slowestMs: got.length === N ? Math.max(...got) : undefined, medianMs: median(got) };
     };
@@ -264,6 +274,7 @@ export async function runThirty(o: ThirtyOptions): Promise<ThirtyResult> {
       const join = await measure(j, /^alive$/, ['join', 'alive'], s1.startedAt, true);
       await sleep(settleMs);
       const tk = Date.now();
+      stopping.set(j, tk);
       await lan.kill(s1.p, 'SIGKILL');
       gone.set(j, Date.now());
       const dead = await measure(j, /^(dead|absent)$/, ['dead'], tk);
@@ -273,6 +284,7 @@ export async function runThirty(o: ThirtyOptions): Promise<ThirtyResult> {
       const rejoin = await measure(l, /^alive$/, ['join', 'alive'], s2.startedAt, true);
       await sleep(settleMs);
       const tl = Date.now();
+      stopping.set(l, tl);
       await lan.kill(s2.p, 'SIGTERM', 15_000);
       gone.set(l, Date.now());
       const left = await measure(l, /^(left|absent)$/, ['leave'], tl);
@@ -295,7 +307,8 @@ export async function runThirty(o: ThirtyOptions): Promise<ThirtyResult> {
     const worst = new Map<string, { s: string; i: number; t: number }>(); // view/node → last dead or left
     for (const m of feeds.ms) {
       const key = `${m.a}/${m.n}`;
-      if (live.has(m.n) && (m.s === 'dead' || m.s === 'left')) falseDeaths.push(`view h${m.a + 1}: ${m.n} ${m.s} at incarnation ${m.i} (t+${m.t - began} ms)`);
+      // A member that never stopped, or a spare before it was stopped, marked dead or left.
+      if ((live.has(m.n) || m.t < (stopping.get(m.n) ?? -Infinity)) && (m.s === 'dead' || m.s === 'left')) falseDeaths.push(`view h${m.a + 1}: ${m.n} ${m.s} at incarnation ${m.i} (t+${m.t - began} ms)`);
       if (m.s === 'dead' || m.s === 'left') worst.set(key, { s: m.s, i: Math.max(m.i, worst.get(key)?.i ?? 0), t: m.t });
       else if (m.s === 'alive' || m.s === 'suspect') {
         const w = worst.get(key);
