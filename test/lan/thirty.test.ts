@@ -3,7 +3,9 @@
  * observer host, both gossip profiles, 3 cycles of join / kill -9 / join / SIGTERM-leave each,
  * judged from every agent's own /v1/events feed:
  *   - every join, death and leave reaches all 30 views (within 60 s: a count, not a speed);
- *   - 0 false deaths (a member that never stopped marked dead or left by any view);
+ *   - 0 false deaths (a member that never stopped, or a spare before it was stopped, marked dead
+ *     or left by any view) once the cluster has formed and settled 10 s; those while 30 node
+ *     processes boot on the shared cores are printed, not judged;
  *   - a member dead (or left) at incarnation i is never alive again at incarnation ≤ i in that
  *     view, and no view has a member alive again more than 10 s after its process is gone;
  *   - every suspicion of a live member is refuted: at the end every view has all 30 alive.
@@ -32,6 +34,7 @@ describe.skipIf(Boolean(why))(`30 hosts on a namespace LAN${why ? ` (skipped: ${
     test(`${profile} profile: 3 cycles of join / kill -9 / leave reach all 30 views; no false death, no revival`, async () => {
       const r: ThirtyResult = await runThirty({ profile, cycles: 3, steadyMs: 30_000, eventTimeoutMs: 60_000, log: (s) => console.log(s) });
       console.log(`[thirty ${profile}] result`, JSON.stringify({ ...r, unrefuted: r.unrefuted.length, falseDeaths: r.falseDeaths.length, revivals: r.revivals.length }));
+      if (r.formationFalseDeaths.length) console.log(`[thirty ${profile}] while forming (not judged): ${r.formationFalseDeaths.join('; ')}`);
       expect(r.cycles).toHaveLength(3);
       for (const c of r.cycles) {
         expect({ cycle: c.cycle, join: c.join.seen, dead: c.dead.seen, rejoin: c.rejoin.seen, left: c.left.seen }).toEqual({ cycle: c.cycle, join: 30, dead: 30, rejoin: 30, left: 30 });
