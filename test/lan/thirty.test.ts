@@ -10,7 +10,7 @@
  *     view, and no view has a member alive again more than 10 s after its process is gone;
  *   - every suspicion of a live member is refuted: at the end every view has all 30 alive.
  *
- * Takes ~3 min per profile on a 2-core machine (~6 min in all), so it runs when
+ * Takes ~2–2.5 min per profile on a 2-core machine (4–5 min in all, measured 255–312 s), so it runs when
  * PEERLB_LAN_THIRTY=1 (.ci/run sets it) and is skipped otherwise. Root only; in CI (CI=true) with
  * the flag set, not being able to run is a failure.
  */
@@ -27,7 +27,7 @@ if (wanted && unavailable && ON_CI)
     throw new Error(`PEERLB_LAN_THIRTY=1 in CI but the 30-host LAN suite cannot run: ${unavailable}`);
   });
 
-const why = !wanted ? 'set PEERLB_LAN_THIRTY=1 to run it (~6 min)' : unavailable;
+const why = !wanted ? 'set PEERLB_LAN_THIRTY=1 to run it (~5 min)' : unavailable;
 
 describe.skipIf(Boolean(why))(`30 hosts on a namespace LAN${why ? ` (skipped: ${why})` : ''}`, () => {
   for (const profile of ['lan', 'local'] as const) {
