@@ -651,6 +651,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     await this.mdns?.stop();
     this.subs.close();
     this.feed.close();
+    this.metrics.close();
     await this.transport?.close();
     await this.http.close();
     if (this.port) this.log.info('agent stopped'); // not after a start that failed before listening

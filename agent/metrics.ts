@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { LoadReport } from '../sdk/protocol.js';
 
@@ -14,6 +15,9 @@ export interface MetricsSource {
   detector(): { probeTimeoutMs: number; awareness: number } | undefined;
 }
 
+/** Sampling period of the event-loop delay monitor. */
+const LOOP_DELAY_RESOLUTION_MS = 10;
+
 const STATUSES = ['alive', 'suspect', 'dead', 'left'] as const;
 const HEALTHS = ['healthy', 'unhealthy', 'draining'] as const;
 
@@ -26,6 +30,7 @@ export class AgentMetrics {
   readonly registry = new Registry();
   readonly probeRtt: Histogram<'kind'>;
   readonly healthChecks: Counter<'result'>;
+  private readonly loopDelay: IntervalHistogram;
 
   constructor(src: MetricsSource, labels: { node: string; service: string }) {
     const registers = [this.registry];
@@ -173,6 +178,42 @@ export class AgentMetrics {
       registers,
     });
     for (const result of ['ok', 'fail']) this.healthChecks.inc({ result }, 0);
+    // --- event-loop delay (h7): how late timers run. A starved loop makes probes time out and
+    // acks arrive late, which looks like a dead peer; the gauges say when that is the cause.
+    this.loopDelay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
+    this.loopDelay.enable();
+    const loop = this.loopDelay;
+    let window = { p99: 0, max: 0, at: -Infinity };
+    // p99 and max over the time since the previous scrape (one histogram, read once per scrape).
+    const sample = () => {
+      const now = performance.now();
+      if (now - window.at > 100) {
+        window = { p99: loop.count > 0 ? loop.percentile(99) / 1e9 : 0, max: loop.count > 0 ? loop.max / 1e9 : 0, at: now };
+        loop.reset();
+      }
+      return window;
+    };
+    new Gauge({
+      name: 'peerlb_event_loop_delay_p99_seconds',
+      help: `99th percentile of the event-loop delay (node:perf_hooks monitorEventLoopDelay, ${LOOP_DELAY_RESOLUTION_MS} ms resolution) since the previous scrape.`,
+      registers,
+      collect() {
+        this.set(sample().p99);
+      },
+    });
+    new Gauge({
+      name: 'peerlb_event_loop_delay_max_seconds',
+      help: 'Largest event-loop delay since the previous scrape.',
+      registers,
+      collect() {
+        this.set(sample().max);
+      },
+    });
+  }
+
+  /** Stop sampling the event loop. */
+  close(): void {
+    this.loopDelay.disable();
   }
 
   text(): Promise<string> {

@@ -99,8 +99,9 @@ export interface GossipConfig {
   loadOriginTransmits: number;
   /**
    * Time between full state exchanges with a random member (anti-entropy), scaled with the cluster
-   * size as memberlist's pushPullScale: × (ceil(log2 N − log2 32) + 1) above 32 members.
-   * Default 30 s (memberlist LAN): 90 s at N = 100, about 150 B/s per agent.
+   * size as memberlist's pushPullScale: × (ceil(log2 N − log2 32) + 1) above 32 members, and
+   * never less than 500 ms per member (pushPullInterval). Default 30 s (memberlist LAN): 90 s at
+   * N = 100, about 150 B/s per agent.
    */
   pushPullIntervalMs: number;
   /** Retry joining through the seeds this often until one answers. Default 1 s. */
@@ -223,4 +224,17 @@ export function resolveGossipConfig(partial: Partial<GossipConfig> = {}): Gossip
   if (c.suspicionMaxTimeoutMult < 1) throw new ConfigError('gossip config: suspicionMaxTimeoutMult must be ≥ 1');
   if (c.maxPiggybackBytes < 64) throw new ConfigError('gossip config: maxPiggybackBytes must be ≥ 64');
   return c;
+}
+
+/**
+ * Least push-pull interval per member. A push-pull sends the whole state (≈ 60–100 bytes per
+ * member) both ways, so its cost per agent is ∝ N / interval: at 30 members LOCAL's 5 s made it
+ * ~700 B/s of the byte budget (issue "Thirty real hosts"). With at least 500 ms per member the
+ * cost stays ≤ ~300 B/s at any size; LOCAL keeps 5 s up to 10 members and LAN 30 s up to 60.
+ */
+export const PUSH_PULL_MIN_MS_PER_MEMBER = 500;
+
+/** The push-pull interval used with n members: pushPullScale, at least 500 ms per member. Pure. */
+export function pushPullInterval(intervalMs: number, n: number): number {
+  return Math.max(pushPullScale(intervalMs, n), PUSH_PULL_MIN_MS_PER_MEMBER * n);
 }

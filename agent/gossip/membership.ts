@@ -40,13 +40,14 @@ import { systemClock, every, type Clock, type TimerHandle } from '../../sdk/cloc
 import { XorShiftRandom, type Random } from '../../sdk/random.js';
 import { ConfigError } from '../../sdk/errors.js';
 import { LIMITS, type LoadReport } from '../../sdk/protocol.js';
-import { resolveGossipConfig, pushPullScale, type GossipConfig } from './config.js';
+import { resolveGossipConfig, pushPullInterval, type GossipConfig } from './config.js';
 import { Awareness, probeAwarenessDelta } from './awareness.js';
 import { RttEstimator } from './rtt.js';
 import { Suspicion, suspicionTimeout } from './suspicion.js';
 import { BroadcastQueue, retransmitLimit } from './broadcast-queue.js';
 import { DialBudget, keepsName, nextIncarnation, plausibleJump, powerOfTwo, MAX_INCARNATION } from './guard.js';
 import { pageOf, pageStates, PAGE_BYTES, PUSH_PULL_OVERHEAD_BYTES } from './push-pull.js';
+import { Tombstones } from './tombstones.js';
 import {
   encodeFrame,
   tryDecodeFrame,
@@ -161,6 +162,12 @@ const LOAD_SEQ_TRUST_MS = 10_000;
 /** Members a new member announces itself to directly, besides its seed. */
 const JOIN_ANNOUNCE_FANOUT = 4;
 
+/** How long a reaped member's tombstone is kept (Serf keeps its own 24 h). */
+const TOMBSTONE_KEEP_MS = 24 * 3600_000;
+
+/** Members a leaving member tells directly (the rest hear it by gossip). */
+const LEAVE_DIRECT_MAX = 64;
+
 /** Confirmation probes (of a member someone else suspects) in flight at once, at most. */
 const MAX_CONFIRM_PROBES = 3;
 
@@ -194,6 +201,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private readonly lateProbes = new Map<number, number>();
 
   private readonly recs = new Map<string, Rec>();
+  /** Reaped members (tombstones.ts): a stale alive of one of them is not a new member. */
+  private readonly tombstones: Tombstones;
   private readonly byAddr = new Map<string, string>();
   /** nodeHash → node, or null when two members share a hash. */
   private readonly byHash = new Map<number, string | null>();
@@ -278,6 +287,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.maxMembers = Math.min(opts.maxMembers ?? LIMITS.maxServers, LIMITS.maxServers);
     this.signMeta = opts.signMeta;
     this.awareness = new Awareness(this.config.awarenessMaxMultiplier);
+    this.tombstones = new Tombstones(TOMBSTONE_KEEP_MS, this.maxMembers);
     this.updates = new BroadcastQueue<StateUpdate>(() => retransmitLimit(this.config.retransmitMult, this.liveCount()));
     this.dials = new DialBudget(this.clock);
     const now = this.clock.now();
@@ -360,7 +370,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.me.incarnation = nextIncarnation(this.me.incarnation);
     this.setStatus(this.me, 'left');
     const u: StateUpdate = { kind: 'left', node: this.node, incarnation: this.me.incarnation };
-    for (const r of this.pick(Math.max(this.config.indirectChecks, 1), this.others())) {
+    // Straight to every member (up to LEAVE_DIRECT_MAX, the rest by gossip): one small frame each,
+    // once, and the leave is in every view after one hop instead of an epidemic's tail.
+    for (const r of this.pick(LEAVE_DIRECT_MAX, this.others())) {
       this.send(r.addr, { type: 'leave', from: this.sender(), incarnation: this.me.incarnation });
     }
     this.leavePromise = new Promise<void>((resolve) => {
@@ -656,7 +668,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   private schedulePushPull(first: boolean): void {
     if (this.stopped) return;
-    const interval = pushPullScale(this.config.pushPullIntervalMs, this.liveCount());
+    const interval = pushPullInterval(this.config.pushPullIntervalMs, this.liveCount());
     // Stagger the first one (memberlist): members started together must not sync in lockstep.
     const delay = first ? Math.max(1, Math.floor(this.random.next() * interval)) : interval;
     this.pushPullTimer = this.after(() => {
@@ -689,6 +701,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private reconnectRound(): void {
     if (this.stopped) return;
     const now = this.clock.now();
+    this.tombstones.sweep(now);
     const dead: Rec[] = [];
     for (const r of [...this.recs.values()]) {
       if (r === this.me) continue;
@@ -705,6 +718,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   private reap(r: Rec): void {
     this.removeRec(r);
+    if (r.status === 'dead' || r.status === 'left') this.tombstones.add(r.node, r.status, r.incarnation, this.clock.now());
     this.emit('reap', this.snapshot(r));
   }
 
@@ -1179,6 +1193,19 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const r = this.recs.get(u.node);
     const now = this.clock.now();
     if (!r) {
+      const tomb = this.tombstones.get(u.node, now);
+      if (tomb && u.incarnation <= tomb.incarnation) {
+        // A member we reaped, alive at an incarnation it had died or left at, or before: stale
+        // news from a member that missed its end, or a fresh process under its name. Tell that
+        // address, so that a live one incarnates above (at most once per probe interval).
+        if (now - tomb.toldAt >= this.config.probeIntervalMs) {
+          tomb.toldAt = now;
+          const end: StateUpdate = tomb.status === 'dead' ? { kind: 'dead', node: u.node, incarnation: tomb.incarnation, from: this.node } : { kind: 'left', node: u.node, incarnation: tomb.incarnation };
+          this.send(u.addr, { type: 'gossip', from: this.sender(), piggyback: { updates: [end], loads: [] } });
+        }
+        return;
+      }
+      this.tombstones.delete(u.node);
       if (this.recs.size >= this.maxMembers) {
         // Whatever peers say, we do not remember more members than a snapshot may carry.
         // Said once per 2^n refusals, so a flood cannot flood the log.
@@ -1323,6 +1350,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     // On a slow network a refutation takes as much longer to come back: scale with the timeout.
     const min = Math.floor(suspicionTimeout(this.config.suspicionMult, n, this.config.probeIntervalMs) * this.slowness());
     const max = this.config.suspicionMaxTimeoutMult * min;
+    const since = this.clock.now();
     const s = new Suspicion({
       from: u.from,
       k,
@@ -1333,7 +1361,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
         if (r.suspicion !== s || r.status !== 'suspect' || this.stopped) return;
         r.suspicion = undefined;
         this.counters.deathsDeclared++;
-        this.log.info({ member: r.node, confirmations, incarnation: r.incarnation }, 'suspicion timed out: dead');
+        this.log.info({ member: r.node, confirmations, incarnation: r.incarnation, minMs: min, maxMs: max, afterMs: this.clock.now() - since }, 'suspicion timed out: dead');
         this.onDead({ kind: 'dead', node: r.node, incarnation: r.incarnation, from: this.node });
       },
     });

@@ -56,7 +56,8 @@ export interface BenchModule {
   run(mod: Record<string, unknown>, opts: { quick: boolean }): Promise<ModuleResult>;
 }
 
-const RUN_LIMIT_MS = 10 * 60_000;
+// The 30-host module alone may take 14 min (two profiles on a 2-core machine).
+const RUN_LIMIT_MS = 24 * 60_000;
 
 const MODULES: BenchModule[] = [
   {
@@ -145,6 +146,48 @@ const MODULES: BenchModule[] = [
           { id: 'processes', title: 'Gossip: real agent processes on loopback (ms)', rows: rows as unknown as Row[] },
           { id: 'processesSummary', title: 'Gossip: real agent processes, summary', rows: summary },
         ],
+        goals,
+      };
+    },
+  },
+  {
+    // 30 real hosts (namespace LAN; root only): the figures beside Serf's on the same harness.
+    id: 'thirty',
+    file: './lan-thirty.js',
+    limitMs: 14 * 60_000,
+    async run(mod, { quick }) {
+      const m = mod as typeof import('./lan-thirty.js');
+      const { lanUnavailable } = (await import('../lan/netns.js')) as typeof import('../lan/netns.js');
+      const why = lanUnavailable();
+      if (why) return { sections: [{ id: 'thirty', title: `Gossip: 30 hosts on a namespace LAN — skipped: ${why}`, rows: [] }], goals: [] };
+      const rows: Row[] = [];
+      const goals: Goal[] = [];
+      const med = (xs: Array<number | undefined>) => {
+        const v = xs.map((x) => x ?? Infinity).sort((a, b) => a - b);
+        return v[Math.floor((v.length - 1) / 2)]!;
+      };
+      // Serf 0.10 (memberlist LAN profile) on the same harness, from the issue.
+      rows.push({ system: 'Serf (LAN profile)', 'join ms': 2700, 'kill -9 ms': 9500, 'leave ms': 2900, 'B/s per agent': 421, 'CPU %': '', 'RSS MB': '', 'loop p99 ms': '', 'loop max ms': '', 'all views': 'every time', 'false deaths': 0 });
+      for (const profile of ['lan', 'local'] as const) {
+        const r = await m.runThirty({ profile, cycles: quick ? 1 : 3, steadyMs: quick ? 15_000 : 30_000, eventTimeoutMs: 30_000 });
+        const join = med(r.cycles.flatMap((c) => [c.join.slowestMs, c.rejoin.slowestMs]));
+        const dead = med(r.cycles.map((c) => c.dead.slowestMs));
+        const left = med(r.cycles.map((c) => c.left.slowestMs));
+        const all = r.cycles.every((c) => [c.join, c.dead, c.rejoin, c.left].every((e) => e.seen === r.agents));
+        rows.push({
+          system: `peerlb ${profile}`, 'join ms': join, 'kill -9 ms': dead, 'leave ms': left, 'B/s per agent': r.bytesPerAgentPerSec,
+          'CPU %': r.cpuPctPerAgent, 'RSS MB': r.rssMbPerAgent, 'loop p99 ms': r.loopP99Ms, 'loop max ms': r.loopMaxMs,
+          'all views': all ? 'every time' : 'NOT every time', 'false deaths': r.falseDeaths.length,
+          'false deaths while forming': r.formationFalseDeaths.length,
+        });
+        goals.push(atMost(`30 hosts ${profile}: join, slowest view (median of cycles)`, join, 1000, ' ms'));
+        goals.push(atMost(`30 hosts ${profile}: kill -9 dead, slowest view (median of cycles)`, dead, 1000, ' ms'));
+        goals.push(atMost(`30 hosts ${profile}: leave, slowest view (median of cycles)`, left, 500, ' ms'));
+        goals.push(atMost(`30 hosts ${profile}: bytes/s per agent`, r.bytesPerAgentPerSec, 1500));
+        goals.push({ name: `30 hosts ${profile}: false deaths + revivals`, value: r.falseDeaths.length + r.revivals.length, target: '= 0', ok: r.falseDeaths.length + r.revivals.length === 0 });
+      }
+      return {
+        sections: [{ id: 'thirty', title: 'Gossip: 30 hosts on a namespace LAN, one agent per host (ms to the slowest of 30 views, median of cycles)', rows, note: 'Serf row: the issue\'s measurement on the same harness. False deaths: after the cluster formed and settled 10 s; while forming: during the boot of the 30 agents (not a goal).' }],
         goals,
       };
     },

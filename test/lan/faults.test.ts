@@ -102,7 +102,7 @@ describe.skipIf(Boolean(unavailable))(`peerlb on a namespace LAN${unavailable ? 
   beforeAll(async () => {
     const left = cleanLeftovers();
     if (left.length) console.log(`[lan] removed leftovers of a crashed run: ${left.join(' ')}`);
-    await lan.create(6);
+    await lan.create(6, { staticArp: true }); // the neighbour table is shared with every other namespace on the machine
     const hosts = lan.hosts;
     seed = hosts[0]!;
     for (const h of hosts.slice(0, 4)) servers.push({ host: h, node: `h${h.index}`, url: agentUrl(h) });

@@ -74,7 +74,7 @@ function killNsProcs(ns: string): void {
  * Remove what a crashed earlier run of this harness left: namespaces named plbl-<pid>-… whose pid
  * no longer runs (the processes inside them were started by that run, and are ended by PID).
  */
-export function cleanLeftovers(): string[] {
+export function cleanLeftovers(prefix: string = PREFIX): string[] {
   let list = '';
   try {
     list = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8', timeout: 5000 });
@@ -84,7 +84,7 @@ export function cleanLeftovers(): string[] {
   const removed: string[] = [];
   for (const line of list.split('\n')) {
     const name = line.split(' ')[0] ?? '';
-    const m = /^plbl-(\d+)-/.exec(name);
+    const m = new RegExp(`^${prefix}(\\d+)-`).exec(name);
     if (!m || pidAlive(Number(m[1]))) continue;
     killNsProcs(name);
     try {
@@ -95,6 +95,11 @@ export function cleanLeftovers(): string[] {
     }
   }
   return removed;
+}
+
+/** A fixed, locally administered MAC for host i (static ARP). */
+function hostMac(i: number): string {
+  return `02:c6:12:00:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
 }
 
 export interface Host {
@@ -147,15 +152,28 @@ export interface Impairment {
 }
 
 export class Lan {
-  readonly id = `${PREFIX}${process.pid}`;
-  readonly bridgeNs = `${this.id}-br`;
+  readonly id: string;
+  readonly bridgeNs: string;
   readonly hosts: Host[] = [];
   readonly procs = new Set<Proc>();
   private namespaces: string[] = [];
   private delayProcs = new Map<Host, Proc>();
   private exitHook = () => this.destroySync();
 
-  async create(count: number): Promise<void> {
+  /** `prefix`: of the namespace names (a run that must not share names with another harness's). */
+  constructor(prefix: string = PREFIX) {
+    this.id = `${prefix}${process.pid}`;
+    this.bridgeNs = `${this.id}-br`;
+  }
+
+  /**
+   * `staticArp`: give every host a fixed MAC and every other host a permanent neighbour entry. The
+   * kernel's ARP table is one for all namespaces, and only 1024 entries (gc_thresh3) that it may
+   * collect: N hosts that all talk to each other need N² of them, and past the limit a host that
+   * starts talking cannot resolve anyone ("neighbour table overflow", its SYNs never leave) —
+   * at 30 hosts, with whatever else runs on the machine. Permanent entries are not counted.
+   */
+  async create(count: number, opts: { staticArp?: boolean } = {}): Promise<void> {
     process.on('exit', this.exitHook);
     await this.ns(this.bridgeNs);
     await this.exec(this.bridgeNs, 'ip', 'link', 'set', 'lo', 'up');
@@ -165,7 +183,8 @@ export class Lan {
       const host: Host = { index: i, ns: `${this.id}-h${i}`, ip: `198.18.0.${i}`, dev: 'v0', port: `p${i}` };
       await this.ns(host.ns);
       // Created directly in the two namespaces: the pair never exists in ours.
-      await run('ip', ['link', 'add', host.dev, 'netns', host.ns, 'type', 'veth', 'peer', 'name', host.port, 'netns', this.bridgeNs]);
+      const mac = opts.staticArp ? ['address', hostMac(i)] : [];
+      await run('ip', ['link', 'add', host.dev, ...mac, 'netns', host.ns, 'type', 'veth', 'peer', 'name', host.port, 'netns', this.bridgeNs]);
       await this.exec(this.bridgeNs, 'ip', 'link', 'set', host.port, 'master', 'br0');
       await this.exec(this.bridgeNs, 'ip', 'link', 'set', host.port, 'up');
       await this.exec(host.ns, 'ip', 'link', 'set', 'lo', 'up');
@@ -174,6 +193,19 @@ export class Lan {
       // mDNS (224.0.0.251) leaves through the LAN link, and only that one exists here anyway.
       await this.exec(host.ns, 'ip', 'route', 'add', '224.0.0.0/4', 'dev', host.dev);
       this.hosts.push(host);
+    }
+    if (opts.staticArp) {
+      for (const h of this.hosts) {
+        const cmds = this.hosts.filter((o) => o !== h).map((o) => `neigh replace ${o.ip} lladdr ${hostMac(o.index)} dev ${h.dev} nud permanent`);
+        await new Promise<void>((resolve, reject) => {
+          const p = spawn('ip', ['-n', h.ns, '-batch', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
+          let err = '';
+          p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+          p.on('error', reject);
+          p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`ip -batch neigh in ${h.ns}: ${err.trim()}`))));
+          p.stdin.end(cmds.join('\n') + '\n');
+        });
+      }
     }
   }
 
