@@ -11,7 +11,9 @@ import { WebSocket } from 'ws';
 import { getJson, runCli, until } from '../helpers/ops.js';
 
 const agents: Agent[] = [];
+let reporting: NodeJS.Timeout | undefined;
 afterAll(async () => {
+  clearInterval(reporting);
   for (const a of agents.reverse()) await a.stop().catch(() => {});
 }, 30_000);
 
@@ -46,8 +48,10 @@ describe('load source over gossip', () => {
     expect(rowB).toContain("cpu=0.90(host CPU, not the server's)");
     expect(rowB).not.toMatch(/util\?=|util=0\.90/);
 
-    // B's server reports: A's figure for B is the report, and says so.
+    // B's server reports, as a server does, every 50 ms (a report counts for 3 load intervals,
+    // 300 ms here): A's figure for B is the report, and says so.
     b.report({ utilization: 0.3 });
+    reporting = setInterval(() => b.report({ utilization: 0.3 }), 50);
     await until(async () => (await memberOf(a, 'src-b'))?.loadSource === 'reported', 15_000, "A to say B's figure is reported");
     expect((await memberOf(a, 'src-b'))?.load?.utilization).toBe(0.3);
     const r2 = await runCli(['members', '--agent', a.url]);
