@@ -170,7 +170,7 @@ program
     }
     const rows = members.map((x) => {
       const live = x.status === 'alive' || x.status === 'suspect';
-      const load = x.load as { connections?: number; sessions?: number; utilization?: number } | null | undefined;
+      const load = x.load as { connections?: number; sessions?: number; utilization?: number; source?: string } | null | undefined;
       return [
         String(x.node),
         `${x.host}:${x.port}`,
@@ -178,7 +178,7 @@ program
         // A dead or departed member's last word on its server's health (and load) is stale.
         live ? String(x.health) : '-',
         String(x.incarnation),
-        live && load ? `conn=${load.connections} sess=${load.sessions} ${utilText(load.utilization ?? 0, x.loadSource)}` : '-',
+        live && load ? `conn=${load.connections} sess=${load.sessions} ${utilText(load.utilization ?? 0, x.loadSource ?? load.source)}` : '-',
         x.ageMs === undefined ? '-' : `${x.ageMs}ms`,
       ];
     });
@@ -219,7 +219,8 @@ async function agentOverMdns(iface: string, port: string | undefined, service: s
 /**
  * The utilization figure, saying what it is: `util=` for the server's report or active/capacity,
  * `cpu=` when it is the host's CPU (the server reported nothing and has no capacity), `util?=`
- * when the member's agent does not say (other members: the source is not gossiped).
+ * when the member's agent did not say (an agent of an older release: the source is gossiped
+ * with the figure since the `sources` addition to gossip frames, agent/gossip/messages.ts).
  */
 function utilText(u: number, source: unknown): string {
   const v = u.toFixed(2);

@@ -13,9 +13,10 @@
  *
  * A watch token, when the agent requires one, can be given as `/#token=…`.
  *
- * Each load bar says which figure it is (the member info's `loadSource`): the server's report,
+ * Each load bar says which figure it is — the watch record's `load.source`, gossiped with the
+ * figure by the server's own agent (else the member info's `loadSource`): the server's report,
  * active/capacity, or host CPU — drawn striped and named, never passed off as the server's load.
- * Only this agent's own server has a source; others show `?` (gossip does not carry it).
+ * `?` only where the server's agent did not say (an agent of an older release).
  */
 export const DASHBOARD_HTML = `<!doctype html>
 <html lang="en">
@@ -97,7 +98,7 @@ function row(id) {
   const health = live ? (s ? s.health : m ? m.health : '-') : '-'; // a dead or departed agent's last word on its server is stale
   const load = live && s ? s.load : undefined;
   const u = load ? load.utilization : 0;
-  const src = (m && m.loadSource) || '?';
+  const src = (load && load.source) || (m && m.loadSource) || '?';
   const srcText = { reported: 'reported', capacity: 'active/capacity', cpu: 'host CPU', none: 'none' }[src] || '?';
   return { id, status, html: '<tr data-node="' + esc(id) + '" data-status="' + esc(status) + '"><td>' + esc(id) + '</td><td>' + esc(host) + ':' + esc(port) +
     '</td><td class="' + esc(status) + '">' + esc(status) + '</td><td class="' + esc(health) + '">' + esc(health) + '</td><td>' + esc((s && s.zone) || (m && m.zone) || '-') +

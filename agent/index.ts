@@ -34,7 +34,7 @@ import { MdnsAnnouncer, type AnnounceInfo } from './mdns/announcer.js';
 import { buildRecords, type TxtSigner } from './mdns/records.js';
 import { systemClock, type Clock } from '../sdk/clock.js';
 import type { Random } from '../sdk/random.js';
-import { type Health, type LoadReport, type ServerRecord } from '../sdk/protocol.js';
+import { type Health, type LoadReport, type LoadSource, type ServerRecord } from '../sdk/protocol.js';
 
 export { resolveAgentOptions, mergeAgentConfig, AGENT_OPTION_SPECS, type AgentOptions, type HealthSpec } from './options.js';
 export { createLogger, type Logger } from './log.js';
@@ -57,11 +57,12 @@ export interface MemberInfo {
   /** Time since this agent last heard news of the member (its load or state), ms. */
   ageMs: number;
   /**
-   * What `load.utilization` is, for this agent's own server: 'reported' (by the server), 'capacity'
-   * (active / capacity), 'cpu' (host CPU: the server reported none and has no capacity), 'none'.
-   * Absent for other members: gossip does not carry it.
+   * What `load.utilization` is: 'reported' (by the server), 'capacity' (active / capacity), 'cpu'
+   * (host CPU: the server reported none and has no capacity), 'none' — as the member's own agent
+   * said with the figure (gossiped with it; the same as `load.source`). Absent when that agent
+   * did not say (an agent of an older release) or there is no load yet.
    */
-  loadSource?: 'reported' | 'capacity' | 'cpu' | 'none';
+  loadSource?: LoadSource;
 }
 
 export interface AgentEvents {
@@ -246,8 +247,10 @@ export class Agent extends EventEmitter<AgentEvents> {
     let loadSource: string | undefined;
     this.tracker.on('publish', (load: LoadReport) => {
       this.membersEp.changed();
-      this.membership.setLoad(load);
-      // The dashboard labels this agent's bar by its source (/v1/events member info): tell it when that changes.
+      // The source travels with the figure (gossip, /v1/members, /v1/watch): every agent can say what it is.
+      const source = this.tracker.utilizationSource;
+      this.membership.setLoad(source ? { ...load, source } : load);
+      // The member info's loadSource (/v1/events) follows it: tell the dashboards when it changes.
       if (this.tracker.utilizationSource !== loadSource) {
         loadSource = this.tracker.utilizationSource;
         this.feed.member(this.info(this.membership.self()));
@@ -531,7 +534,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (m.meta.udpPort !== undefined) info.udpPort = m.meta.udpPort;
     if (m.meta.tcpPort !== undefined) info.tcpPort = m.meta.tcpPort;
     if (m.meta.zone !== undefined) info.zone = m.meta.zone;
-    if (m.node === this.node && this.tracker.utilizationSource !== undefined) info.loadSource = this.tracker.utilizationSource;
+    const source = m.node === this.node ? this.tracker.utilizationSource : m.load?.source;
+    if (source !== undefined) info.loadSource = source;
     return info;
   }
 

@@ -12,4 +12,4 @@ export type { DiscoverySource, DiscoverySink } from './discovery/source.js';
 export { createFeed, type Feed } from './discovery/feed.js';
 export { hashKey, type Key } from './hash.js';
 export * from './errors.js';
-export { PROTOCOL_VERSION, type ServerRecord, type LoadReport, type Health } from './protocol.js';
+export { PROTOCOL_VERSION, type ServerRecord, type LoadReport, type LoadSource, type Health } from './protocol.js';

@@ -57,7 +57,20 @@ export interface LoadReport {
   seq: number;
   /** How old the report already was when this copy was sent, in ms (sender-side age). */
   ageMs: number;
+  /**
+   * What `utilization` is (see LoadSource). Absent when the server's agent did not say (an agent
+   * of an older version, or a figure relayed through one).
+   */
+  source?: LoadSource;
 }
+
+/**
+ * Where a load report's utilization comes from: 'reported' by the server, 'capacity' (active
+ * connections or sessions / the configured capacity), 'cpu' (the host's CPU: the server reported
+ * none and has no capacity — the machine's load, not the server's), 'none' (no figure: 0).
+ */
+export type LoadSource = 'reported' | 'capacity' | 'cpu' | 'none';
+export const LOAD_SOURCES: readonly LoadSource[] = ['reported', 'capacity', 'cpu', 'none'];
 
 /** What discovery sources give the SDK about one server. */
 export interface ServerRecord {
@@ -157,7 +170,12 @@ export function parseLoad(v: unknown): LoadReport {
     throw new DecodeError('load.utilization must be a number in 0..100');
   if (!Number.isSafeInteger(seq) || (seq as number) < 0) throw new DecodeError('load.seq must be an integer ≥ 0');
   if (!isCount(ageMs)) throw new DecodeError('load.ageMs must be a number ≥ 0');
-  return { connections, sessions, utilization, seq: seq as number, ageMs };
+  const load: LoadReport = { connections, sessions, utilization, seq: seq as number, ageMs };
+  // A source this version does not know (a newer agent's) is left out, not an error: the figure stands.
+  if (o.source !== undefined && o.source !== null && !(typeof o.source === 'string' && o.source.length <= 32))
+    throw new DecodeError('load.source must be a string');
+  if (LOAD_SOURCES.includes(o.source as LoadSource)) load.source = o.source as LoadSource;
+  return load;
 }
 
 /** Check and normalize a ServerRecord from the network. Throws DecodeError. */

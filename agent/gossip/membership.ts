@@ -352,7 +352,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     const last = this.me.load?.seq ?? 0;
     const seq = Number.isSafeInteger(load.seq) && load.seq > last ? load.seq : last + 1;
     const now = this.clock.now();
-    this.me.load = { connections: load.connections, sessions: load.sessions, utilization: load.utilization, seq, ageMs: 0 };
+    this.me.load = { connections: load.connections, sessions: load.sessions, utilization: load.utilization, seq, ageMs: 0, ...(load.source ? { source: load.source } : {}) };
     this.selfLoadAt = now;
     this.me.updatedAt = now;
     const q: QueuedLoad = { origin: this.node, from: undefined, report: this.me.load, heardAt: now };
@@ -637,7 +637,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   private loadEntry(q: QueuedLoad): LoadEntry {
     const r = q.report;
-    return { key: loadKey(q.origin), seq: r.seq, connections: r.connections, sessions: r.sessions, utilization: r.utilization, ageMs: r.ageMs + (this.clock.now() - q.heardAt) };
+    return { key: loadKey(q.origin), seq: r.seq, connections: r.connections, sessions: r.sessions, utilization: r.utilization, ageMs: r.ageMs + (this.clock.now() - q.heardAt), source: r.source };
   }
 
   /**
@@ -1543,7 +1543,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       this.counters.loadsStale++;
       return;
     }
-    r.load = { connections: l.connections, sessions: l.sessions, utilization: l.utilization, seq, ageMs: l.ageMs };
+    r.load = { connections: l.connections, sessions: l.sessions, utilization: l.utilization, seq, ageMs: l.ageMs, ...(l.source ? { source: l.source } : {}) };
     r.loadInc = r.incarnation;
     r.loadHeardAt = now;
     r.updatedAt = now;

@@ -7,11 +7,11 @@
  *
  *   [version, type, senderNode, senderAddr, ...body]
  *
- *   ping            [.., seq, targetNode, updates?, loads?]
- *   ack             [.., seq, updates?, loads?]
+ *   ping            [.., seq, targetNode, updates?, loads?, sources?]
+ *   ack             [.., seq, updates?, loads?, sources?]
  *   nack            [.., seq]
- *   ping-req        [.., seq, targetNode, targetAddr, wantNack, updates?, loads?]
- *   gossip          [.., updates, loads]
+ *   ping-req        [.., seq, targetNode, targetAddr, wantNack, updates?, loads?, sources?]
+ *   gossip          [.., updates, loads, sources?]
  *   push-pull-req   [.., join, states, page?]
  *   push-pull-resp  [.., states, page?]
  *   leave           [.., incarnation]
@@ -36,7 +36,18 @@
  *                   key, seq mod 128, connections, sessions, utilization %, age in 10 ms
  *                   (key: the node name when ≤ 4 chars, else its 32-bit hash — see loadKey;
  *                   the receiver rebuilds the full seq from the last one it has, see loadSeqAfter)
- *   state           [node, addr, incarnation, status 0..3, meta, [seq, conns, sessions, util %, age 10 ms] | nil]
+ *   sources         one source code per load entry, in the same order (what its utilization is):
+ *                   0 not known, 1 reported, 2 active/capacity, 3 host CPU, 4 none (LOAD_SOURCE_CODES);
+ *                   sent whenever loads is not empty. Codes this version does not know decode as
+ *                   not known; absent (a frame of an earlier release): none known.
+ *   state           [node, addr, incarnation, status 0..3, meta, [seq, conns, sessions, util %, age 10 ms, source?] | nil]
+ *
+ * The sources array is an addition within protocol version 1, not a new version: decoders of
+ * earlier releases ignore values past the ones they know (see decodeFrame), so they drop it and
+ * keep the loads; frames from them have no sources, and their figures decode as "not known". It
+ * is a separate array rather than a 7th value per entry (the stride of 6 is what old decoders
+ * check) or bits folded into the utilization % (old decoders take 0..10,000 there, and would
+ * read a folded value as a utilization of several hundred %, silently): one byte per entry.
  *
  * Addresses (senderAddr, addr of alive updates and states, targetAddr) are ws:// or wss:// URLs
  * with a host and a port: the decoder refuses anything else (see gossipAddrPort).
@@ -46,7 +57,7 @@
  * for each in the common case) and short keys. An entry is ~10 bytes.
  */
 import { DecodeError, FrameTooLargeError, UnsupportedVersionError, PeerlbError } from '../../sdk/errors.js';
-import { LIMITS, PROTOCOL_VERSION, pack, parseWsUrl, unpackFrame, parseServerRecord, HEALTH_VALUES, type Health, type LoadReport, type ServerRecord } from '../../sdk/protocol.js';
+import { LIMITS, PROTOCOL_VERSION, pack, parseWsUrl, unpackFrame, parseServerRecord, HEALTH_VALUES, type Health, type LoadReport, type LoadSource, type ServerRecord } from '../../sdk/protocol.js';
 import { hashKey } from '../../sdk/hash.js';
 
 /** What an agent says about its server: the ServerRecord without `load` and `agent`. */
@@ -76,6 +87,8 @@ export interface LoadEntry {
   sessions: number;
   utilization: number;
   ageMs: number;
+  /** What utilization is; absent: not known (a sender of an older version, or relayed through one). */
+  source?: LoadSource;
 }
 
 /** One member in a push-pull exchange. */
@@ -143,6 +156,11 @@ const MAX_COUNT = 1e9;
 const MAX_UTIL_PCT = 10_000;
 /** Ages beyond ~28 hours are clamped: such a report is worthless anyway. */
 const MAX_AGE_CS = 10_000_000;
+/** Wire codes of load sources (0: not known). Codes only ever get added, never renumbered. */
+export const LOAD_SOURCE_CODES: Readonly<Record<LoadSource, number>> = { reported: 1, capacity: 2, cpu: 3, none: 4 };
+const SOURCE_BY_CODE = new Map<number, LoadSource>(Object.entries(LOAD_SOURCE_CODES).map(([k, v]) => [v, k as LoadSource]));
+/** Largest source code a decoder accepts (one msgpack byte); those it does not know decode as not known. */
+const MAX_SOURCE_CODE = 127;
 
 // ---------------------------------------------------------------------------------------------
 // Keys of load entries
@@ -239,8 +257,14 @@ function loadValues(e: LoadEntry): unknown[] {
   return [e.key, seqMod(e.seq), count(e.connections), count(e.sessions), utilPct(e.utilization), ageCs(e.ageMs)];
 }
 
+function sourceCode(s: LoadSource | undefined): number {
+  return s === undefined ? 0 : (LOAD_SOURCE_CODES[s] ?? 0);
+}
+
 function loadTuple(l: LoadReport): unknown[] {
-  return [l.seq, count(l.connections), count(l.sessions), utilPct(l.utilization), ageCs(l.ageMs)];
+  const t = [l.seq, count(l.connections), count(l.sessions), utilPct(l.utilization), ageCs(l.ageMs)];
+  const code = sourceCode(l.source);
+  return code === 0 ? t : [...t, code];
 }
 
 function stateTuple(s: MemberState): unknown[] {
@@ -251,7 +275,7 @@ function piggybackTail(p: Piggyback | undefined): unknown[] {
   if (!p || (p.updates.length === 0 && p.loads.length === 0)) return [];
   const loads: unknown[] = [];
   for (const e of p.loads) loads.push(...loadValues(e));
-  return [p.updates.map(updateTuple), loads];
+  return p.loads.length ? [p.updates.map(updateTuple), loads, p.loads.map((e) => sourceCode(e.source))] : [p.updates.map(updateTuple), loads];
 }
 
 function pageTail(p: Page | undefined): unknown[] {
@@ -288,9 +312,12 @@ export function updateSize(u: StateUpdate): number {
   return pack(updateTuple(u)).length;
 }
 
-/** Encoded size of one load entry inside the flat loads array (computed, not packed: it runs for every entry relayed). */
+/**
+ * Encoded size of one load entry inside the flat loads array, with its source code (computed, not
+ * packed: it runs for every entry relayed). The sources array's header is in PIGGYBACK_ARRAY_OVERHEAD.
+ */
 export function loadEntrySize(e: LoadEntry): number {
-  let n = 0;
+  let n = 1;
   for (const v of loadValues(e)) n += typeof v === 'string' ? strSize(v) : uintSize(v as number);
   return n;
 }
@@ -310,8 +337,11 @@ function strSize(s: string): number {
   return b + (b < 32 ? 1 : b < 256 ? 2 : b < 65536 ? 3 : 5);
 }
 
-/** Bytes of a frame beyond its piggyback: generous for headers of the two arrays. */
-export const PIGGYBACK_ARRAY_OVERHEAD = 10;
+/**
+ * Bytes of a frame beyond its piggyback: the headers of its three arrays (updates ≤ 3, the flat
+ * loads ≤ 5, sources ≤ 3 bytes).
+ */
+export const PIGGYBACK_ARRAY_OVERHEAD = 12;
 
 // ---------------------------------------------------------------------------------------------
 // Decoding: everything from the network is untrusted.
@@ -423,24 +453,31 @@ function parseUpdate(v: unknown): StateUpdate {
   }
 }
 
-function parseLoadFields(seq: unknown, c: unknown, s: unknown, u: unknown, a: unknown, maxSeq = Number.MAX_SAFE_INTEGER): Omit<LoadEntry, 'key'> {
-  return {
+function parseLoadFields(seq: unknown, c: unknown, s: unknown, u: unknown, a: unknown, src: unknown, maxSeq = Number.MAX_SAFE_INTEGER): Omit<LoadEntry, 'key'> {
+  const l: Omit<LoadEntry, 'key'> = {
     seq: uint(seq, 'load.seq', maxSeq),
     connections: uint(c, 'load.connections', MAX_COUNT),
     sessions: uint(s, 'load.sessions', MAX_COUNT),
     utilization: uint(u, 'load.utilization', MAX_UTIL_PCT) / 100,
     ageMs: uint(a, 'load.age', MAX_AGE_CS) * 10,
   };
+  const source = src === undefined || src === null ? undefined : SOURCE_BY_CODE.get(uint(src, 'load.source', MAX_SOURCE_CODE));
+  if (source !== undefined) l.source = source;
+  return l;
 }
 
-function parseLoads(v: unknown): LoadEntry[] {
+function parseLoads(v: unknown, sources: unknown): LoadEntry[] {
   const flat = list(v, 'loads', MAX_ITEMS * LOAD_ENTRY_FIELDS);
   if (flat.length % LOAD_ENTRY_FIELDS !== 0) throw new DecodeError(`loads must have a multiple of ${LOAD_ENTRY_FIELDS} values`);
+  const n = flat.length / LOAD_ENTRY_FIELDS;
+  const src = sources === undefined || sources === null ? undefined : list(sources, 'load sources', MAX_ITEMS);
+  if (src && src.length !== n) throw new DecodeError(`load sources has ${src.length} codes for ${n} load entries`);
   const out: LoadEntry[] = [];
-  for (let i = 0; i < flat.length; i += LOAD_ENTRY_FIELDS) {
-    const k = flat[i];
+  for (let i = 0; i < n; i++) {
+    const j = i * LOAD_ENTRY_FIELDS;
+    const k = flat[j];
     const key = typeof k === 'string' ? str(k, 'load.key') : uint(k, 'load.key', 0xffffffff);
-    out.push({ key, ...parseLoadFields(flat[i + 1], flat[i + 2], flat[i + 3], flat[i + 4], flat[i + 5], LOAD_SEQ_MOD - 1) });
+    out.push({ key, ...parseLoadFields(flat[j + 1], flat[j + 2], flat[j + 3], flat[j + 4], flat[j + 5], src?.[i], LOAD_SEQ_MOD - 1) });
   }
   return out;
 }
@@ -452,7 +489,7 @@ function parsePiggyback(t: unknown[], at: number, required: boolean): Piggyback 
   }
   return {
     updates: list(t[at], 'updates').map(parseUpdate),
-    loads: t.length > at + 1 ? parseLoads(t[at + 1]) : [],
+    loads: t.length > at + 1 ? parseLoads(t[at + 1], t[at + 2]) : [],
   };
 }
 
@@ -469,7 +506,7 @@ function parseState(v: unknown): MemberState {
   };
   if (t[5] !== undefined && t[5] !== null) {
     const l = tuple(t[5], 'state.load', 5);
-    s.load = parseLoadFields(l[0], l[1], l[2], l[3], l[4]);
+    s.load = parseLoadFields(l[0], l[1], l[2], l[3], l[4], l[5]);
   }
   return s;
 }

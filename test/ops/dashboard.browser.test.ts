@@ -93,7 +93,7 @@ describe.skipIf(!CHROMIUM)('dashboard in headless Chromium, live 3-agent cluster
   const row = (node: string) => page.locator(`#rows tr[data-node="${node}"]`);
 
   it('shows all three members alive, then one dead after kill -9, and saves a screenshot', async () => {
-    const [a, , c] = procs as [OpsAgent, OpsAgent, OpsAgent];
+    const [a, b, c] = procs as [OpsAgent, OpsAgent, OpsAgent];
     await until(async () => (await getJson<MemberRow[]>(`${a.http}/v1/members`)).filter((m) => m.status === 'alive').length === 3, 10_000, 'three alive members on dash-a');
 
     const res = await page.goto(`${a.http}/`, { timeout: 10_000 });
@@ -113,19 +113,23 @@ describe.skipIf(!CHROMIUM)('dashboard in headless Chromium, live 3-agent cluster
     expect(await page.locator('#sub').textContent()).toBe('3 members, 3 alive, 3 servers clients can pick');
     expect(await page.locator('#zones tr[data-zone="rack1"] td').nth(1).textContent()).toBe('2');
 
-    // Each bar says what it is. dash-a's server reports nothing and has no capacity: its bar is the
-    // host's CPU and says so; the other agents' sources are not known here, and say that.
-    await row('dash-a').locator('td.load[data-src="cpu"]').waitFor({ timeout: 10_000 });
-    expect(await row('dash-a').locator('td.load .src').textContent()).toBe('host CPU');
-    expect(await row('dash-a').locator('td.load .bar.cpu').count()).toBe(1);
-    await row('dash-b').locator('td.load .src').waitFor({ timeout: 10_000 });
-    expect(await row('dash-b').locator('td.load').getAttribute('data-src')).toBe('?');
-    // Once the server reports, the bar is the reported figure.
-    const put = await fetch(`${a.http}/v1/load`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ utilization: 0.25, sessions: 3 }) });
-    expect(put.status).toBe(204);
-    await row('dash-a').locator('td.load[data-src="reported"]').waitFor({ timeout: 10_000 });
-    expect(await row('dash-a').locator('td.load .src').textContent()).toBe('reported');
-    expect(await row('dash-a').locator('td.load .bar.cpu').count()).toBe(0);
+    // Each bar says what it is. No server reports and none has a capacity: every bar is its host's
+    // CPU and says so — dash-a's own, and dash-b's and dash-c's too (their agents gossip the source
+    // with the figure).
+    for (const n of ['dash-a', 'dash-b', 'dash-c']) {
+      await row(n).locator('td.load[data-src="cpu"]').waitFor({ timeout: 10_000 });
+      expect(await row(n).locator('td.load .src').textContent()).toBe('host CPU');
+      expect(await row(n).locator('td.load .bar.cpu').count()).toBe(1);
+    }
+    // Once a server reports, its bar is the reported figure: this agent's, and another agent's.
+    for (const [n, agent] of [['dash-a', a], ['dash-b', b]] as const) {
+      const put = await fetch(`${agent.http}/v1/load`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ utilization: 0.25, sessions: 3 }) });
+      expect(put.status).toBe(204);
+      await row(n).locator('td.load[data-src="reported"]').waitFor({ timeout: 10_000 });
+      expect(await row(n).locator('td.load .src').textContent()).toBe('reported');
+      expect(await row(n).locator('td.load .bar.cpu').count()).toBe(0);
+    }
+    expect(await row('dash-c').locator('td.load').getAttribute('data-src')).toBe('cpu');
 
     // kill -9 one agent: the page must show it dead, with no reload.
     c.proc.kill('SIGKILL');

@@ -28,8 +28,11 @@ const updates: StateUpdate[] = [
   { kind: 'left', node: 'a-much-longer-node-name', incarnation: 1 },
 ];
 const loads: LoadEntry[] = [
-  { key: 'n1', seq: 5, connections: 12, sessions: 3, utilization: 0.42, ageMs: 120 },
+  { key: 'n1', seq: 5, connections: 12, sessions: 3, utilization: 0.42, ageMs: 120, source: 'cpu' },
   { key: nodeHash('a-much-longer-node-name'), seq: 127, connections: 0, sessions: 1_000_000, utilization: 1, ageMs: 0 },
+  { key: 'n7', seq: 6, connections: 1, sessions: 2, utilization: 0.3, ageMs: 10, source: 'reported' },
+  { key: 'n8', seq: 7, connections: 50, sessions: 0, utilization: 0.5, ageMs: 10, source: 'capacity' },
+  { key: 'n9', seq: 8, connections: 0, sessions: 0, utilization: 0, ageMs: 10, source: 'none' },
 ];
 
 const frames: GossipFrame[] = [
@@ -49,6 +52,7 @@ const frames: GossipFrame[] = [
     states: [
       { node: 'n1', addr: 'ws://10.0.0.1:7946', incarnation: 3, status: 'alive', meta, load: { seq: 123_456, connections: 5, sessions: 6, utilization: 0.07, ageMs: 1230 } },
       { node: 'n2', addr: 'ws://10.0.0.2:7946', incarnation: 9, status: 'dead', meta: meta2 },
+      { node: 'n3', addr: 'ws://10.0.0.3:7946', incarnation: 1, status: 'alive', meta: { ...meta2, id: 'n3' }, load: { seq: 9, connections: 0, sessions: 0, utilization: 0.9, ageMs: 0, source: 'cpu' } },
     ],
   },
   { type: 'push-pull-resp', from, states: [{ node: 'n9', addr: 'ws://[::1]:7946', incarnation: 1, status: 'left', meta: { ...meta2, id: 'n9' } }] },
@@ -84,9 +88,56 @@ describe('gossip codec round trips', () => {
     expect(back.type === 'gossip' && back.piggyback.loads[0]).toEqual({ key: 'n1', seq: 1000 % 128, connections: 4, sessions: 0, utilization: 0.42, ageMs: 1230 });
   });
 
+  it('carries what each load figure is in a sources array beside the loads, and keeps the 6-value entries as they were', () => {
+    const f: GossipFrame = { type: 'gossip', from, piggyback: { updates: [], loads } };
+    const t = unpackFrame(encodeFrame(f)) as unknown[];
+    // [version, type, node, addr, updates, loads, sources]: the entries an earlier release reads are unchanged…
+    expect(t).toHaveLength(7);
+    expect(t[5]).toEqual([
+      ...['n1', 5, 12, 3, 42, 12],
+      ...[nodeHash('a-much-longer-node-name'), 127, 0, 1_000_000, 100, 0],
+      ...['n7', 6, 1, 2, 30, 1],
+      ...['n8', 7, 50, 0, 50, 1],
+      ...['n9', 8, 0, 0, 0, 1],
+    ]);
+    // …and the sources follow them: 3 host CPU, 0 not known, 1 reported, 2 active/capacity, 4 none.
+    expect(t[6]).toEqual([3, 0, 1, 2, 4]);
+    // What an earlier release decodes (it ignores values past the ones it knows): the same loads, no sources.
+    const old = decodeFrame(pack(t.slice(0, 6)));
+    expect(old.type === 'gossip' && old.piggyback.loads).toEqual(loads.map(({ source: _s, ...e }) => e));
+    // In a state, the source is a 6th value of the load tuple (earlier releases read 5).
+    const pp = unpackFrame(encodeFrame(frames.find((x) => x.type === 'push-pull-req')!)) as unknown[];
+    expect((pp[5] as unknown[][]).map((s) => s[5])).toEqual([[123_456, 5, 6, 7, 123], null, [9, 0, 0, 90, 0, 3]]);
+  });
+
+  it('decodes frames without sources (earlier releases) as not known, unknown codes as not known, and refuses bad ones', () => {
+    const base = [PROTOCOL_VERSION, 5, from.node, from.addr, [], ['n1', 5, 12, 3, 42, 12, 'n2', 6, 1, 1, 10, 1]];
+    const loadsOf = (v: unknown[]) => {
+      const f = decodeFrame(pack(v));
+      return f.type === 'gossip' ? f.piggyback.loads.map((e) => e.source) : undefined;
+    };
+    expect(loadsOf(base)).toEqual([undefined, undefined]);
+    expect(loadsOf([...base, null])).toEqual([undefined, undefined]);
+    expect(loadsOf([...base, [1, 3]])).toEqual(['reported', 'cpu']);
+    expect(loadsOf([...base, [9, 127]])).toEqual([undefined, undefined]); // a newer release's codes
+    for (const bad of [[1], [1, 2, 3], [1, 128], [1, -1], [1, 'cpu'], [1, 1.5], 'cpu', { a: 1 }]) {
+      expect(() => decodeFrame(pack([...base, bad])), JSON.stringify(bad)).toThrow(DecodeError);
+    }
+    const state = (load: unknown[]) => [PROTOCOL_VERSION, 7, from.node, from.addr, [['n1', 'ws://10.0.0.1:7946', 1, 0, [null, 'game', '10.0.0.1', 7001, 0, 100, null, 0], load]]];
+    const stateSource = (load: unknown[]) => {
+      const f = decodeFrame(pack(state(load)));
+      return f.type === 'push-pull-resp' ? f.states[0]!.load!.source : 'wrong frame';
+    };
+    expect(stateSource([1, 0, 0, 50, 0])).toBeUndefined();
+    expect(stateSource([1, 0, 0, 50, 0, 2])).toBe('capacity');
+    expect(stateSource([1, 0, 0, 50, 0, 99])).toBeUndefined();
+    expect(() => decodeFrame(pack(state([1, 0, 0, 50, 0, 300])))).toThrow(DecodeError);
+  });
+
   it('keeps load entries small: ~10 bytes with a short name', () => {
-    expect(loadEntrySize({ key: 'n42', seq: 70, connections: 100, sessions: 100, utilization: 0.5, ageMs: 300 })).toBeLessThanOrEqual(10);
-    expect(loadEntrySize({ key: loadKey('game-server-eu-west-042'), seq: 123_456, connections: 100, sessions: 100, utilization: 0.5, ageMs: 300 })).toBeLessThanOrEqual(11);
+    // With its source code: one byte more than the 6 values.
+    expect(loadEntrySize({ key: 'n42', seq: 70, connections: 100, sessions: 100, utilization: 0.5, ageMs: 300, source: 'cpu' })).toBeLessThanOrEqual(10);
+    expect(loadEntrySize({ key: loadKey('game-server-eu-west-042'), seq: 123_456, connections: 100, sessions: 100, utilization: 0.5, ageMs: 300, source: 'reported' })).toBeLessThanOrEqual(11);
     expect(updateSize(updates[0]!)).toBeLessThan(60);
   });
 });
@@ -231,10 +282,13 @@ describe('encoded sizes', () => {
         sessions: rnd.int(70_000),
         utilization: rnd.next() * (i % 10 === 0 ? 100 : 1),
         ageMs: rnd.int(3_000_000),
+        ...(i % 5 === 0 ? {} : { source: (['reported', 'capacity', 'cpu', 'none'] as const)[i % 4] }),
       };
-      const empty = encodeFrame({ type: 'gossip', from, piggyback: { updates: [], loads: [] } }).length;
-      const one = encodeFrame({ type: 'gossip', from, piggyback: { updates: [], loads: [e] } }).length;
-      expect(one - empty).toBe(loadEntrySize(e));
+      // Against a frame with one entry already: the arrays' headers are PIGGYBACK_ARRAY_OVERHEAD's.
+      const first: LoadEntry = { key: 'n0', seq: 1, connections: 0, sessions: 0, utilization: 0, ageMs: 0, source: 'cpu' };
+      const one = encodeFrame({ type: 'gossip', from, piggyback: { updates: [], loads: [first] } }).length;
+      const two = encodeFrame({ type: 'gossip', from, piggyback: { updates: [], loads: [first, e] } }).length;
+      expect(two - one).toBe(loadEntrySize(e));
     }
   });
 });
