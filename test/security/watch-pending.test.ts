@@ -108,6 +108,19 @@ describe('never-reading /v1/watch subscribers', () => {
     let peak = rss0;
     const sampler = setInterval(() => (peak = Math.max(peak, rssMb(a.proc.pid!))), 50);
     let pendingPeak = 0;
+    let samples = 0;
+    // Unsent bytes, read from /metrics one request after another for as long as the churn lasts.
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        const t = await metricsText().catch(() => '');
+        if (t) {
+          samples++;
+          pendingPeak = Math.max(pendingPeak, metric(t, /^peerlb_watch_pending_bytes\{[^}]*\} (\d+)/m));
+        }
+        await sleep(20);
+      }
+    })();
     const trace: string[] = [];
     const ROUNDS = 14;
     try {
@@ -122,6 +135,8 @@ describe('never-reading /v1/watch subscribers', () => {
       await until(async () => (await disagree()).length === 0, 30_000, "the reader's view to agree with the agent's").catch(() => {});
     } finally {
       clearInterval(sampler);
+      polling = false;
+      await poller;
     }
     const m = await metricsText();
     const subsAfter = metric(m, /^peerlb_watch_subscribers\{[^}]*\} (\d+)/m);
@@ -130,11 +145,12 @@ describe('never-reading /v1/watch subscribers', () => {
     const readerHas = [...lastConns.values()].filter((c) => c === ROUNDS + 1).length;
     const disagreeing = await disagree();
     console.log(`never-readers: RSS ${rss0.toFixed(0)} MB before, peak ${peak.toFixed(0)} MB (+${(peak - rss0).toFixed(0)}); by round ${trace.join(' ')}`);
-    console.log(`never-readers: unsent watch bytes at most ${(pendingPeak / 2 ** 20).toFixed(2)} MiB (budget ${BUDGET / 2 ** 20} MiB, largest frame ${(snapshotBytes / 1024).toFixed(0)} KiB); cut by the budget ${budgetCuts}, as slow ${slowCuts}; subscribers after ${subsAfter}; the reader has the last round of ${readerHas}/${N}, ${disagreeing.length} members unlike the agent's`);
+    console.log(`never-readers: unsent watch bytes at most ${(pendingPeak / 2 ** 20).toFixed(2)} MiB in ${samples} samples (budget ${BUDGET / 2 ** 20} MiB, largest frame ${(snapshotBytes / 1024).toFixed(0)} KiB); cut by the budget ${budgetCuts}, as slow ${slowCuts}; subscribers after ${subsAfter}; the reader has the last round of ${readerHas}/${N}, ${disagreeing.length} members unlike the agent's`);
     // Memory: the churn alone (the reader's updates, gossip, /metrics) costs +13..59 MB here;
     // without the budget the never-readers took +154..165 MB.
     expect(peak - rss0).toBeLessThan(100);
     // Unsent bytes across subscribers never above the budget plus one frame (the largest: a snapshot).
+    expect(samples).toBeGreaterThan(ROUNDS);
     expect(pendingPeak).toBeLessThanOrEqual(BUDGET + snapshotBytes);
     // The stalled are cut (by the budget, long before their own 4 MiB), the reader is not, and it got every update.
     expect(budgetCuts).toBeGreaterThanOrEqual(90);
