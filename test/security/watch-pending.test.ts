@@ -7,7 +7,7 @@
  * The churn is load reports of 1,000 made-up members with long names and zones: a load entry is
  * ~15 bytes of gossip and each one is an upsert of ~0.8 KB of JSON to every subscriber. Without
  * the budget (commit 0aee985, which ignores the variable; JSON frames were copied per socket) the
- * 100 never-readers held 4 MiB each until cut as slow and took this agent +154..165 MB; with it,
+ * 100 never-readers held 4 MiB each until cut as slow and took this agent +138..165 MB; with it,
  * +13..59 MB, near the cost of the churn itself.
  */
 import { readFileSync } from 'node:fs';
@@ -147,7 +147,7 @@ describe('never-reading /v1/watch subscribers', () => {
     console.log(`never-readers: RSS ${rss0.toFixed(0)} MB before, peak ${peak.toFixed(0)} MB (+${(peak - rss0).toFixed(0)}); by round ${trace.join(' ')}`);
     console.log(`never-readers: unsent watch bytes at most ${(pendingPeak / 2 ** 20).toFixed(2)} MiB in ${samples} samples (budget ${BUDGET / 2 ** 20} MiB, largest frame ${(snapshotBytes / 1024).toFixed(0)} KiB); cut by the budget ${budgetCuts}, as slow ${slowCuts}; subscribers after ${subsAfter}; the reader has the last round of ${readerHas}/${N}, ${disagreeing.length} members unlike the agent's`);
     // Memory: the churn alone (the reader's updates, gossip, /metrics) costs +13..59 MB here;
-    // without the budget the never-readers took +154..165 MB.
+    // without the budget the never-readers took +138..165 MB.
     expect(peak - rss0).toBeLessThan(100);
     // Unsent bytes across subscribers never above the budget plus one frame (the largest: a snapshot).
     expect(samples).toBeGreaterThan(ROUNDS);
