@@ -9,6 +9,7 @@ import { createSealer, Keyring, type Sealer } from '../../agent/gossip/keyring.j
 import { encodeFrame, tryDecodeFrame, type GossipFrame, type MemberMeta } from '../../agent/gossip/messages.js';
 import { startAgent, type Agent, type AgentOptions } from '../../agent/index.js';
 import { ADDR_HEADER, CHALLENGE_BYTES, CHALLENGE_HEADER, parseChallenge } from '../../agent/gossip/ws-transport.js';
+import { join } from '../../sdk/index.js';
 
 export async function until(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms;
@@ -185,4 +186,49 @@ export function openEndpoint<T>(
     ws.once('open', () => resolve({ ws, got, closed }));
     ws.once('close', () => reject(new Error('closed before open')));
   });
+}
+
+// ------------------------------------------------------------------------------------------------
+// The check after every hostile-peer attack.
+
+/** A genuine agent (a process or in-process agent): its node id and URL. */
+export interface GenuineAgent {
+  node: string;
+  url: string;
+}
+
+/**
+ * What every hostile-peer test checks after its attack: every genuine member is alive, at its own
+ * address, in every genuine agent's `/v1/members` (real HTTP), and a new SDK client (`join` with
+ * `discovery: { agents: [url of the first] }`) has every genuine server in its view within
+ * `withinMs` (2 s) of the join call. Returns the time the client took.
+ */
+export async function genuineIntact(genuine: GenuineAgent[], opts: { withinMs?: number; service?: string } = {}): Promise<number> {
+  const withinMs = opts.withinMs ?? 2000;
+  const want = genuine.map((g) => g.node).sort();
+  for (const g of genuine) {
+    const res = await fetch(`${g.url.replace(/^ws/, 'http')}/v1/members`, { signal: AbortSignal.timeout(30_000) });
+    const rows = (await res.json()) as Array<{ node: string; status: string; port: number }>;
+    for (const n of genuine) {
+      const row = rows.find((m) => m.node === n.node);
+      if (row?.status !== 'alive' || row.port !== Number(new URL(n.url).port)) {
+        throw new Error(`${n.node} in the view of ${g.node}: ${JSON.stringify(row)} (want alive at port ${new URL(n.url).port})`);
+      }
+    }
+  }
+  const t0 = Date.now();
+  const cluster = await join({ service: opts.service ?? 'game', discovery: { agents: [genuine[0]!.url] }, waitForServersMs: withinMs });
+  try {
+    const has = () => {
+      const ids = new Set(cluster.servers().map((s) => s.id));
+      return want.every((n) => ids.has(n));
+    };
+    while (!has() && Date.now() - t0 < withinMs + 10_000) await sleep(10);
+    const ms = Date.now() - t0;
+    if (!has()) throw new Error(`a new SDK client has ${JSON.stringify(cluster.servers().map((s) => s.id).slice(0, 10))} after ${ms} ms, not every one of ${want.join(', ')}`);
+    if (ms > withinMs) throw new Error(`a new SDK client took ${ms} ms (more than ${withinMs}) to have every genuine server`);
+    return ms;
+  } finally {
+    await cluster.close().catch(() => {});
+  }
 }
