@@ -987,7 +987,10 @@ export class Membership extends EventEmitter<MembershipEvents> {
       }
       case 'push-pull-resp': {
         this.merge(f.states, f.from);
+        // Joined once the seed's whole state is in: a previous life of ours may be on any page,
+        // and until we joined its incarnation is taken however far above ours (plausible).
         // Not joined while another live agent may hold our id (see onIdConflict).
+        if (f.page && f.page.index !== f.page.count - 1) return;
         if (!this.joined && !this.stopped && this.conflictProbe === undefined) {
           this.joined = true;
           this.clock.clearTimeout(this.joinTimer);

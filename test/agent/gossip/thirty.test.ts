@@ -77,5 +77,27 @@ describe('30 members', () => {
     expect(again.m.self().incarnation).toBeGreaterThan(1);
     for (const n of sim.nodes.values()) n.m.stop();
   });
-});
 
+  // A long-lived agent's incarnation is high (each meta change and refutation adds one); a
+  // restarted process starts at 1 and must take its old record's incarnation from the seed's full
+  // state, however far above its own — also when that state comes in several pages (more than
+  // ~65 members) and its old record is on a later one.
+  test('a restarted agent whose old incarnation was high joins above it, its old record on a later page of the seed\'s state', () => {
+    const sim = new Sim({ seed: 13 });
+    sim.addMany(160, 5);
+    sim.run(60_000, { stepMs: 50, until: () => sim.converged() });
+    expect(sim.converged()).toBe(true);
+    const x = sim.live()[150]!;
+    for (let i = 0; i < 200; i++) x.m.setMeta({ ...x.m.self().meta, weight: 100 + (i % 2) });
+    sim.run(5_000, { stepMs: 20, until: () => sim.live().every((v) => v.m.member(x.name)?.incarnation === x.m.self().incarnation) });
+    const old = x.m.self().incarnation;
+    expect(old).toBeGreaterThan(200);
+    sim.crash(x);
+    sim.run(3_000, { stepMs: 20, until: () => sim.live().filter((v) => v !== x).every((v) => sim.statusIn(v, x.name) === 'dead') });
+    const again = sim.restart(x);
+    sim.run(10_000, { stepMs: 20, until: () => sim.allSee(x.name, 'alive') });
+    expect(sim.live().filter((v) => v !== again && sim.statusIn(v, x.name) !== 'alive').length).toBe(0);
+    expect(again.m.self().incarnation).toBeGreaterThan(old);
+    for (const n of sim.nodes.values()) n.m.stop();
+  }, 60_000);
+});
