@@ -323,6 +323,9 @@ export class AgentWatch implements DiscoverySource {
         break;
       case 'upsert':
         if (mine(f.server)) sink.upsert(f.server);
+        // Rejected (or no longer this service): what the server is now cannot be used, so it
+        // leaves the view rather than stay as it was (as an invalid record does, and as mDNS does).
+        else sink.remove(f.server.id, f.server.service === this.opts.service ? 'rejected' : 'other service');
         break;
       case 'remove':
         sink.remove(f.id, f.reason);

@@ -493,3 +493,22 @@ describe('a refused subscription', () => {
     await waitUntil(() => c.servers().length === 1, 'subscribed once the slot is free', 10_000);
   }, 30_000);
 });
+
+describe('verified upserts', () => {
+  it('a server whose update no longer verifies leaves the view (it is not kept as it was)', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const { privateKey: otherKey } = generateKeyPairSync('ed25519');
+    const upsert = (r: ServerRecord) => encodeWatchFrame({ t: 'upsert', v: PROTOCOL_VERSION, server: r } as WatchServerFrame);
+    const fa = await fakeAgent((ws) => {
+      ws.send(snapshot([signRecord(rec('s1'), privateKey), signRecord(rec('s2'), privateKey)], []));
+      // s1 moves to another port, signed with a key that is not the cluster's.
+      setTimeout(() => ws.send(upsert(signRecord(rec('s1', { udpPort: 7999 }), otherKey))), 200);
+    });
+    const rejected: string[] = [];
+    const r = recordingSink();
+    const w = watch([fa.url], { verify: publicKey, onRejected: (e) => rejected.push(e.server) });
+    w.start(r.sink);
+    await waitUntil(() => rejected.includes('s1'), 'the rejection of s1', 5000);
+    expect(r.ids()).toEqual(['s2']);
+  });
+});
