@@ -25,6 +25,18 @@ export { MAX_INCARNATION };
 /** Largest jump above the incarnation we know that a third party's news may carry. */
 export const INCARNATION_WINDOW = 64;
 
+/**
+ * A restarted process counts from 1, while the cluster may remember a previous life of it far
+ * higher (each meta change and refutation of a long life adds one): in a record (taken from the
+ * seed's state before the join completes) or in a tombstone, which its holders tell only once they
+ * hear the new life's alive — possibly after it joined through a seed that never knew it. So for
+ * SELF_NEWS_GRACE_MS after joining, one jump about ourselves past INCARNATION_WINDOW is taken, up
+ * to PREVIOUS_LIFE_MAX_INCARNATION: a forged claim then costs one bounded step (2^24, far from
+ * the 2^32 − 1 cap), once per process, never the cap.
+ */
+export const SELF_NEWS_GRACE_MS = 60_000;
+export const PREVIOUS_LIFE_MAX_INCARNATION = 1 << 24;
+
 /** The incarnation after `n`, never above the cap. */
 export function nextIncarnation(n: number): number {
   return Math.min(MAX_INCARNATION, n + 1);

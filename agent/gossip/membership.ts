@@ -45,7 +45,7 @@ import { Awareness, probeAwarenessDelta } from './awareness.js';
 import { RttEstimator } from './rtt.js';
 import { Suspicion, suspicionTimeout } from './suspicion.js';
 import { BroadcastQueue, retransmitLimit } from './broadcast-queue.js';
-import { DialBudget, keepsName, nextIncarnation, plausibleJump, powerOfTwo, MAX_INCARNATION } from './guard.js';
+import { DialBudget, keepsName, nextIncarnation, plausibleJump, powerOfTwo, MAX_INCARNATION, PREVIOUS_LIFE_MAX_INCARNATION, SELF_NEWS_GRACE_MS } from './guard.js';
 import { pageOf, pageStates, PAGE_BYTES, PUSH_PULL_OVERHEAD_BYTES } from './push-pull.js';
 import { Tombstones } from './tombstones.js';
 import {
@@ -221,6 +221,9 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private stopped = false;
   private leaving = false;
   private joined = false;
+  /** Clock ms we joined; and whether a previous life's incarnation has been taken since (guard.ts). */
+  private joinedAt = -Infinity;
+  private tookPreviousLife = false;
   private seeds: string[] = [];
   private probeTimer: TimerHandle | undefined;
   private pushPullTimer: TimerHandle | undefined;
@@ -328,7 +331,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.stoppers.push(every(this.clock, c.reconnectIntervalMs, () => this.reconnectRound()));
     if (c.pushPullIntervalMs > 0) this.schedulePushPull(true);
     this.seeds = [...new Set(seeds)].filter((s) => s !== this.me.addr);
-    if (this.seeds.length === 0) this.joined = true;
+    if (this.seeds.length === 0) this.markJoined();
     else this.tryJoin();
   }
 
@@ -992,7 +995,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
         // Not joined while another live agent may hold our id (see onIdConflict).
         if (f.page && f.page.index !== f.page.count - 1) return;
         if (!this.joined && !this.stopped && this.conflictProbe === undefined) {
-          this.joined = true;
+          this.markJoined();
           this.clock.clearTimeout(this.joinTimer);
           this.log.info({ via: f.from.node, members: this.liveCount() }, 'joined');
           // Only the seed knows us yet: start the epidemic of our alive from a few more places
@@ -1118,10 +1121,21 @@ export class Membership extends EventEmitter<MembershipEvents> {
    */
   private plausible(r: Rec, inc: number, fromItself: boolean): boolean {
     if (plausibleJump(r.incarnation, inc) || (r === this.me && !this.joined) || fromItself) return true;
+    if (r === this.me && !this.tookPreviousLife && inc <= PREVIOUS_LIFE_MAX_INCARNATION && this.clock.now() - this.joinedAt < SELF_NEWS_GRACE_MS) {
+      // A previous life of ours, told after we joined (a tombstone's holder): once, bounded.
+      this.tookPreviousLife = true;
+      this.log.info({ node: this.node, incarnation: this.me.incarnation, previous: inc }, 'gossip: taking the incarnation of a previous life of ours');
+      return true;
+    }
     const n = ++this.counters.implausibleIncarnations;
     if (powerOfTwo(n)) this.log.warn({ member: r.node, known: r.incarnation, claimed: inc, from: this.inFrame?.node, count: n }, 'gossip: implausible incarnation jump not taken from a third party');
     if (r !== this.me) this.nudge(r);
     return false;
+  }
+
+  private markJoined(): void {
+    this.joined = true;
+    this.joinedAt = this.clock.now();
   }
 
   /**

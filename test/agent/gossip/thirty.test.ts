@@ -100,4 +100,34 @@ describe('30 members', () => {
     expect(again.m.self().incarnation).toBeGreaterThan(old);
     for (const n of sim.nodes.values()) n.m.stop();
   }, 60_000);
+
+  // …and when it joins through a seed that never knew it (one that joined after the reap), its
+  // old life is told only by the members that hold its tombstone, after it joined.
+  test.each([
+    ['a seed that holds its tombstone', false],
+    ['a seed that joined after the reap', true],
+  ])('a restarted agent whose old incarnation was high joins above its tombstone, through %s', (_what, newSeed) => {
+    const sim = new Sim({ seed: 13, config: { leftReapMs: 1000, deadReapMs: 1000 } });
+    sim.addMany(6, 10);
+    sim.run(20_000, { stepMs: 50, until: () => sim.converged() });
+    const x = sim.live()[4]!;
+    for (let i = 0; i < 200; i++) x.m.setMeta({ ...x.m.self().meta, weight: 100 + (i % 2) });
+    sim.run(3_000, { stepMs: 10 });
+    const old = x.m.self().incarnation;
+    expect(old).toBeGreaterThan(200);
+    expect(sim.allSee(x.name, 'alive')).toBe(true);
+    void x.m.leave(1000);
+    sim.run(3_000, { stepMs: 10 });
+    let seeds: string[] | undefined;
+    if (newSeed) {
+      const s = sim.add();
+      sim.run(5_000, { stepMs: 10, until: () => sim.converged() });
+      seeds = [s.addr];
+    }
+    const again = sim.restart(x, seeds ? { seeds } : {});
+    sim.run(10_000, { stepMs: 10, until: () => sim.allSee(x.name, 'alive') });
+    expect(sim.live().filter((v) => v !== again && sim.statusIn(v, x.name) !== 'alive').map((v) => v.name)).toEqual([]);
+    expect(again.m.self().incarnation).toBeGreaterThan(old);
+    for (const n of sim.nodes.values()) n.m.stop();
+  });
 });
