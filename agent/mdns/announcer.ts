@@ -626,9 +626,24 @@ export class MdnsAnnouncer extends EventEmitter<MdnsAnnouncerEvents> {
         this.s.rateLimited++;
       }
     }
-    const additionals = [...p.additionals.keys()].filter((r) => !p.answers.has(r) && current.has(r) && allowedAt(r) <= now);
+    // Additionals too: an answer whose SRV/TXT/A went out within the second would else leave the
+    // querier to ask for them in another round trip. Those due now go with the answers; the
+    // others with the deferred answers, when their second is up.
+    const additionals: OwnedRecord[] = [];
+    const laterAdditionals: OwnedRecord[] = [];
+    for (const r of p.additionals.keys()) {
+      if (p.answers.has(r) || !current.has(r)) continue;
+      if (allowedAt(r) <= now) additionals.push(r);
+      else laterAdditionals.push(r);
+    }
     if (answers.length > 0) this.sendResponse(answers, additionals, undefined);
-    if (deferred.length > 0) this.queueMulticast(deferred, [], nextAt - now, p.probe);
+    if (deferred.length > 0) this.queueMulticast(deferred, laterAdditionals, nextAt - now, p.probe);
+    else if (laterAdditionals.length > 0 && answers.length > 0) {
+      // The answers went now without some of their additionals: those follow as answers of their
+      // own when allowed, so the querier need not ask again.
+      const at = Math.min(...laterAdditionals.map(allowedAt));
+      this.queueMulticast(laterAdditionals, [], at - now, p.probe);
+    }
   }
 
   // -------------------------------------------------------------------------------------------

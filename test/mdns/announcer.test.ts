@@ -243,6 +243,20 @@ describe('MdnsAnnouncer answers', () => {
     await a.stop();
   });
 
+  it('a deferred answer (§6) carries its additionals: a browse just after an announcement gets PTR with SRV, TXT and A', async () => {
+    const { clock, make, query, responses } = setup();
+    const a = make();
+    await announced(a, clock);
+    const t0 = clock.now();
+    query([Q('_peerlb._tcp.local', 'PTR')]);
+    clock.advance(1200);
+    const r = responses('10.0.0.1', t0);
+    expect(r.length).toBeGreaterThanOrEqual(1);
+    const all = r.flatMap((s) => [...names(s), ...names(s, 'additionals')]);
+    for (const type of ['PTR', 'SRV', 'TXT', 'A']) expect(all.some((n) => n.endsWith(` ${type}`)), `${type} in ${JSON.stringify(all)}`).toBe(true);
+    await a.stop();
+  });
+
   it('legacy unicast: a query from another port gets a unicast answer with its id, its questions, TTL ≤ 10 s, no cache-flush (§6.7)', async () => {
     const { clock, net, make, responses } = setup();
     const a = make();
