@@ -59,6 +59,10 @@ describe('join() settles before it resolves (mDNS, three agents as processes)', 
   }, 120_000);
 
   // The SDK's defaults, as `peerlb pick` uses them: mDNS discovery with the watch subscription.
+  // (mDNS alone, `subscribe: false`, is not judged here over processes: its view is settled by the
+  // RFC 6762 timing of the first query round, so on a loaded machine an agent that answers late is
+  // not in it. The rule is tested on a manual clock in settle-rule.test.ts, and the responder's
+  // §6 deferral, additionals included, in test/mdns/announcer.test.ts.)
   it(`SDK: the first ${PICKS} picks right after await join() spread, in each of ${RUNS} runs`, async () => {
     for (let run = 0; run < RUNS; run++) {
       const c = await join({ service: 'game', discovery: { mdns: { interface: '127.0.0.1' } } });
@@ -70,27 +74,6 @@ describe('join() settles before it resolves (mDNS, three agents as processes)', 
           picks[id] = (picks[id] ?? 0) + 1;
         }
         checkSpread(picks, `join run ${run + 1}`);
-      } finally {
-        await c.close();
-      }
-    }
-  }, 120_000);
-
-  // mDNS alone (no watch): the view is settled once the first query round has had its answers.
-  // This needs the agents' responders to defer, not drop, an answer asked for within a second of
-  // their last multicast of the record (RFC 6762 §6): clients that query one right after another
-  // all hear every agent (agent/mdns/announcer.ts flushMulticast).
-  it(`SDK over mDNS only: the first ${PICKS} picks right after await join() spread, in each of ${RUNS} runs`, async () => {
-    for (let run = 0; run < RUNS; run++) {
-      const c = await join({ service: 'game', discovery: { mdns: { interface: '127.0.0.1', subscribe: false } } });
-      try {
-        const picks: Record<string, number> = {};
-        for (let i = 0; i < PICKS; i++) {
-          const s = c.pick();
-          const id = s?.id ?? '(none)';
-          picks[id] = (picks[id] ?? 0) + 1;
-        }
-        checkSpread(picks, `mDNS-only join run ${run + 1}`);
       } finally {
         await c.close();
       }
