@@ -31,7 +31,7 @@ const OBSERVER = here(built ? './lan-observer.js' : '../../dist/test/bench/lan-o
 const PORT = 7946;
 const UDP = 7001;
 /** Namespace prefix of this harness: never the same names as test/lan/faults.test.ts's plbl-. */
-export const THIRTY_PREFIX = 'h7-';
+export const THIRTY_PREFIX = 'plb30-';
 const GONE_GRACE_MS = 10_000;
 
 export interface ThirtyOptions {
