@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { AGENT_OPTION_SPECS, mergeAgentConfig } from './options.js';
-import { BadOptionError, PeerlbError } from '../sdk/errors.js';
+import { BadOptionError, PeerlbError } from '../sdk/core/errors.js';
 
 /** The package's version: package.json is two levels up from dist/agent/cli.js (and from agent/cli.ts). */
 function packageVersion(): string {
@@ -194,7 +194,7 @@ function portFlag(v: string | undefined): number | undefined {
 
 /** The ws:// URL of the first peerlb agent (of `service`, if given) that mDNS finds on `iface` within `timeoutMs`. */
 async function agentOverMdns(iface: string, port: string | undefined, service: string | undefined, timeoutMs: number): Promise<string> {
-  const { MdnsBrowser } = await import('../sdk/discovery/mdns-browser.js');
+  const { MdnsBrowser } = await import('../sdk/mdns/browser.js');
   const mdnsPort = portFlag(port);
   let browser;
   try {
@@ -306,7 +306,7 @@ program
   .option('--public <file>', 'print the public key (base64) of the signing key in <file>, for join({ verify: { publicKey } })')
   .action(async (o: { signing?: boolean; public?: string }) => {
     const { generateKeyPairSync } = await import('node:crypto');
-    const { loadPrivateKeyFile, publicKeyBase64 } = await import('../sdk/signing.js');
+    const { loadPrivateKeyFile, publicKeyBase64 } = await import('../sdk/core/signing.js');
     if (o.public !== undefined) {
       try {
         process.stdout.write(publicKeyBase64(loadPrivateKeyFile(o.public)) + '\n');

@@ -7,8 +7,8 @@
  * The wait polls a count (usually `() => countEstablished(tcpPort)`, or the sessions the server
  * reports) on the injected clock, so it is tested by advancing a ManualClock.
  */
-import { systemClock, type Clock, type TimerHandle } from '../sdk/clock.js';
-import { BadOptionError } from '../sdk/errors.js';
+import { systemClock, type Clock, type TimerHandle } from '../sdk/core/clock.js';
+import { BadOptionError } from '../sdk/core/errors.js';
 
 export interface DrainOptions {
   /** What is still in progress: established connections, sessions. */

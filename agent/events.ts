@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { PROTOCOL_VERSION, parseWatchClientFrame } from '../sdk/protocol.js';
+import { PROTOCOL_VERSION, parseWatchClientFrame } from '../sdk/core/protocol.js';
 import { admitUpgrade, PendingSockets, tokenMatches } from './subscriptions.js';
 import { AddressSlots } from './admission.js';
 import type { Logger } from './log.js';

@@ -21,8 +21,8 @@
 import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import { every, systemClock, type Clock, type TimerHandle } from '../sdk/clock.js';
-import { BadOptionError } from '../sdk/errors.js';
+import { every, systemClock, type Clock, type TimerHandle } from '../sdk/core/clock.js';
+import { BadOptionError } from '../sdk/core/errors.js';
 
 export type HealthCheck =
   | { type: 'tcp'; host: string; port: number; timeoutMs?: number }

@@ -2,7 +2,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
-import { ConfigError } from '../sdk/errors.js';
+import { ConfigError } from '../sdk/core/errors.js';
 import { AddressSlots, connectionCapFor, openFileLimit, refuseSocket, REFUSAL_HEADROOM } from './admission.js';
 import type { Logger } from './log.js';
 

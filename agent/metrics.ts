@@ -1,6 +1,6 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { LoadReport } from '../sdk/protocol.js';
+import type { LoadReport } from '../sdk/core/protocol.js';
 
 /** What the agent exposes to the metrics module; read at scrape time. */
 export interface MetricsSource {

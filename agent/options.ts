@@ -2,13 +2,13 @@ import os from 'node:os';
 import net from 'node:net';
 import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
-import { BadOptionError, ConfigError } from '../sdk/errors.js';
-import { checkServiceName } from '../sdk/options.js';
-import { DEFAULT_WEIGHT, LIMITS, MAX_WEIGHT } from '../sdk/protocol.js';
+import { BadOptionError, ConfigError } from '../sdk/core/errors.js';
+import { checkServiceName } from '../sdk/core/options.js';
+import { DEFAULT_WEIGHT, LIMITS, MAX_WEIGHT } from '../sdk/core/protocol.js';
 import { LOG_LEVELS, type LogLevel } from './log.js';
 import type { KeyObject } from 'node:crypto';
 import { MAX_KEYS, parseKey } from './gossip/keyring.js';
-import { parsePrivateKey } from '../sdk/signing.js';
+import { parsePrivateKey } from '../sdk/core/signing.js';
 
 /** How the agent checks its own server. */
 export type HealthSpec =
@@ -49,7 +49,7 @@ export interface AgentOptions {
   keyFile?: string;
   /** The keyring itself, base64 keys, the first primary (instead of keyFile). */
   keyring?: string[];
-  /** Ed25519 private key (PEM, or base64 of the 32-byte seed) signing this agent's own mDNS TXT and server record (sdk/signing.ts). */
+  /** Ed25519 private key (PEM, or base64 of the 32-byte seed) signing this agent's own mDNS TXT and server record (sdk/core/signing.ts). */
   signingKey?: string;
   /** File holding signingKey (`peerlb keygen --signing`). */
   signingKeyFile?: string;

@@ -9,8 +9,8 @@ import {
   parseWatchClientFrame,
   type ServerRecord,
   type WatchServerFrame,
-} from '../sdk/protocol.js';
-import { DecodeError } from '../sdk/errors.js';
+} from '../sdk/core/protocol.js';
+import { DecodeError } from '../sdk/core/errors.js';
 import { AddressSlots, RateLimit, refuseSocket } from './admission.js';
 import { SnapshotCache } from './watch-snapshot.js';
 import type { Logger } from './log.js';

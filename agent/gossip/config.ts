@@ -18,7 +18,7 @@
  * figure grows with the length of node names (the sender's name is in every frame, ~15 frames/s):
  * ~2.4 KB/s with 19-character names. Load entries dominate; see loadRetransmits.
  */
-import { ConfigError } from '../../sdk/errors.js';
+import { ConfigError } from '../../sdk/core/errors.js';
 
 export interface GossipConfig {
   /**

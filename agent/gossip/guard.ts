@@ -17,7 +17,7 @@
  *    (DialBudget); answers to a frame go back on the socket it came in on, not to the address it
  *    claims (no reflection).
  */
-import type { Clock } from '../../sdk/clock.js';
+import type { Clock } from '../../sdk/core/clock.js';
 import { MAX_INCARNATION } from './messages.js';
 
 export { MAX_INCARNATION };

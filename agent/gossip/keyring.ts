@@ -38,7 +38,7 @@
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { ConfigError } from '../../sdk/errors.js';
+import { ConfigError } from '../../sdk/core/errors.js';
 
 export const KEY_BYTES = 32;
 /** 2: frames bound to their socket (the challenge in the AAD); version 1 frames had no binding. */

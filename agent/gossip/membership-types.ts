@@ -2,9 +2,9 @@
  * The public types of membership.ts (moved out of it to keep that file in bounds): members as
  * the agent sees them, the options, the events and the counters.
  */
-import type { Clock } from '../../sdk/clock.js';
-import type { Random } from '../../sdk/random.js';
-import type { LoadReport } from '../../sdk/protocol.js';
+import type { Clock } from '../../sdk/core/clock.js';
+import type { Random } from '../../sdk/core/random.js';
+import type { LoadReport } from '../../sdk/core/protocol.js';
 import type { GossipConfig } from './config.js';
 import type { MemberMeta, MemberStatus } from './messages.js';
 import type { Transport } from './transport.js';

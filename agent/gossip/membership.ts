@@ -36,10 +36,10 @@
  *    member that still has it dead) and incarnates above it: it never reuses one the cluster has seen.
  */
 import { EventEmitter } from 'node:events';
-import { systemClock, every, type Clock, type TimerHandle } from '../../sdk/clock.js';
-import { XorShiftRandom, type Random } from '../../sdk/random.js';
-import { ConfigError } from '../../sdk/errors.js';
-import { LIMITS, type LoadReport } from '../../sdk/protocol.js';
+import { systemClock, every, type Clock, type TimerHandle } from '../../sdk/core/clock.js';
+import { XorShiftRandom, type Random } from '../../sdk/core/random.js';
+import { ConfigError } from '../../sdk/core/errors.js';
+import { LIMITS, type LoadReport } from '../../sdk/core/protocol.js';
 import { resolveGossipConfig, pushPullInterval, type GossipConfig } from './config.js';
 import { Awareness, probeAwarenessDelta } from './awareness.js';
 import { RttEstimator } from './rtt.js';

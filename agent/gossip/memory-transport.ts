@@ -5,8 +5,8 @@
  * get a hint) or silence a host (frames vanish, no hint). Deterministic with a ManualClock and a
  * seeded Random.
  */
-import { systemClock, type Clock, type TimerHandle } from '../../sdk/clock.js';
-import { XorShiftRandom, type Random } from '../../sdk/random.js';
+import { systemClock, type Clock, type TimerHandle } from '../../sdk/core/clock.js';
+import { XorShiftRandom, type Random } from '../../sdk/core/random.js';
 import type { Transport, Via } from './transport.js';
 
 export interface MemoryNetworkOptions {

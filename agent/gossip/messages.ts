@@ -29,7 +29,7 @@
  *           left    [3, node, incarnation]
  *   meta            [id | nil (= node), service, host, udpPort | 0, tcpPort | 0, weight, zone | nil, health 0..2, sigv?, sig?]
  *                   (sig: the 64-byte Ed25519 signature the member's own agent made of its record at
- *                   incarnation sigv, sdk/signing.ts; relayed unchanged. The decoder keeps it only
+ *                   incarnation sigv, sdk/core/signing.ts; relayed unchanged. The decoder keeps it only
  *                   when sigv is the incarnation of the update or state carrying it: a signature of
  *                   an older meta never rides on a newer incarnation. Frames without it still decode.)
  *   loads           one flat array, 6 values per entry:
@@ -56,9 +56,9 @@
  * array, integers instead of floats (utilization to 1 %, age to 10 ms: msgpack then needs one byte
  * for each in the common case) and short keys. An entry is ~10 bytes.
  */
-import { DecodeError, FrameTooLargeError, UnsupportedVersionError, PeerlbError } from '../../sdk/errors.js';
-import { LIMITS, PROTOCOL_VERSION, pack, parseWsUrl, unpackFrame, parseServerRecord, HEALTH_VALUES, type Health, type LoadReport, type LoadSource, type ServerRecord } from '../../sdk/protocol.js';
-import { hashKey } from '../../sdk/hash.js';
+import { DecodeError, FrameTooLargeError, UnsupportedVersionError, PeerlbError } from '../../sdk/core/errors.js';
+import { LIMITS, PROTOCOL_VERSION, pack, parseWsUrl, unpackFrame, parseServerRecord, HEALTH_VALUES, type Health, type LoadReport, type LoadSource, type ServerRecord } from '../../sdk/core/protocol.js';
+import { hashKey } from '../../sdk/core/hash.js';
 
 /** What an agent says about its server: the ServerRecord without `load` and `agent`. */
 export type MemberMeta = Omit<ServerRecord, 'load' | 'agent'>;
@@ -150,7 +150,7 @@ const KIND_CODES = { alive: 0, suspect: 1, dead: 2, left: 3 } as const;
 export const MAX_ITEMS = LIMITS.maxServers;
 /** Values of one load entry in the flat loads array. */
 export const LOAD_ENTRY_FIELDS = 6;
-/** Largest count a load field carries (as sdk/protocol.ts parseLoad). */
+/** Largest count a load field carries (as sdk/core/protocol.ts parseLoad). */
 const MAX_COUNT = 1e9;
 /** Largest utilization on the wire, in % (parseLoad accepts 0..100). */
 const MAX_UTIL_PCT = 10_000;

@@ -6,7 +6,7 @@
  * unlucky probe waits the long time, which gives a live member time to refute; a member that many
  * others cannot reach goes quickly.
  */
-import type { Clock, TimerHandle } from '../../sdk/clock.js';
+import type { Clock, TimerHandle } from '../../sdk/core/clock.js';
 
 /**
  * memberlist util.go suspicionTimeout: `mult × max(1, log10(n)) × interval`, so the time scales with

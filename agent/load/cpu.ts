@@ -8,8 +8,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { cpus as osCpus, type CpuInfo } from 'node:os';
-import { systemClock, type Clock, type TimerHandle } from '../../sdk/clock.js';
-import { BadOptionError, DecodeError } from '../../sdk/errors.js';
+import { systemClock, type Clock, type TimerHandle } from '../../sdk/core/clock.js';
+import { BadOptionError, DecodeError } from '../../sdk/core/errors.js';
 
 /** Cumulative CPU time since boot, in the source's unit (USER_HZ ticks for proc, ms for os). */
 export interface CpuTimes {

@@ -3,7 +3,7 @@
  * `agent.report()` (in-process) and `PUT /v1/load` (endpoint.ts) so both accept exactly the same
  * values and word their errors the same way.
  */
-import { PeerlbError } from '../../sdk/errors.js';
+import { PeerlbError } from '../../sdk/core/errors.js';
 
 /** A server's own figures. All optional; a report carries at least one. */
 export interface LoadInput {
@@ -18,7 +18,7 @@ export interface LoadInput {
 export const LOAD_FIELDS = ['sessions', 'connections', 'utilization'] as const;
 export type LoadField = (typeof LOAD_FIELDS)[number];
 
-/** Largest count accepted; the same bound the wire decoder applies (sdk/protocol.ts `isCount`). */
+/** Largest count accepted; the same bound the wire decoder applies (sdk/core/protocol.ts `isCount`). */
 export const MAX_COUNT = 1e9;
 
 /** A load report with a bad value. `field` names it (undefined when the report as a whole is wrong). */

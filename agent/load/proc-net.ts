@@ -24,7 +24,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { endianness as hostEndianness } from 'node:os';
-import { BadOptionError, ConfigError } from '../../sdk/errors.js';
+import { BadOptionError, ConfigError } from '../../sdk/core/errors.js';
 import { formatIp, isUnspecified, parseIp, sameIp, type IpBytes } from './addr.js';
 
 /** TCP states as the kernel numbers them (include/net/tcp_states.h). */

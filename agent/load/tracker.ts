@@ -1,6 +1,6 @@
 /**
  * The agent's view of its server's load: what the server reports, what the agent measures
- * (established connections, host CPU), combined into the LoadReport (sdk/protocol.ts) that gossip,
+ * (established connections, host CPU), combined into the LoadReport (sdk/core/protocol.ts) that gossip,
  * mDNS and `/v1/watch` carry to clients.
  *
  * Combining:
@@ -17,9 +17,9 @@
  * All timing goes through the Clock; the decision is a pure function with table tests.
  */
 import { EventEmitter } from 'node:events';
-import { systemClock, every, type Clock, type TimerHandle } from '../../sdk/clock.js';
-import { BadOptionError } from '../../sdk/errors.js';
-import type { LoadReport } from '../../sdk/protocol.js';
+import { systemClock, every, type Clock, type TimerHandle } from '../../sdk/core/clock.js';
+import { BadOptionError } from '../../sdk/core/errors.js';
+import type { LoadReport } from '../../sdk/core/protocol.js';
 import { MAX_COUNT, parseLoadInput, type LoadInput } from './input.js';
 
 /** When a new report is worth sending before the interval is up. */
@@ -39,7 +39,7 @@ export interface PublishPolicy {
 }
 
 /**
- * Defaults: 1 s matches the SDK's report interval (sdk/timing.ts `reportWeight` gives a report full
+ * Defaults: 1 s matches the SDK's report interval (sdk/core/timing.ts `reportWeight` gives a report full
  * weight for one interval). 20 % and 2 units, or 0.1 utilization: about the smallest change that
  * moves a power-of-two-choices pick between two servers with different load, without publishing
  * every connection on a busy server. 200 ms gap: at most 5 immediate reports a second per server.
@@ -102,7 +102,7 @@ export interface LoadTrackerOptions {
   /**
    * How long a server-reported figure counts, ms. Default 3 × intervalMs: a server reporting at
    * our interval may miss two reports before its figures give way to measured ones (the same
-   * three intervals after which the SDK drops a report, sdk/timing.ts `reportWeight`).
+   * three intervals after which the SDK drops a report, sdk/core/timing.ts `reportWeight`).
    */
   reportTtlMs?: number;
   /** Most connections/sessions the server takes; enables utilization = active / capacity. */

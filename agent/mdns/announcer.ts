@@ -25,16 +25,16 @@
 import { EventEmitter } from 'node:events';
 import dnsPacket from 'dns-packet';
 import type { Answer, DecodedPacket, Packet, Question } from 'dns-packet';
-import { systemClock, type Clock, type TimerHandle } from '../../sdk/clock.js';
-import { defaultRandom, type Random } from '../../sdk/random.js';
-import { ConfigError } from '../../sdk/errors.js';
-import { buildRecords, checkAnnounceInfo, goodbyes, DEFAULT_TTLS, type TxtSigner, type AnnounceInfo, type OwnedRecord, type RecordNames, type RecordSet, type Ttls } from './records.js';
+import { systemClock, type Clock, type TimerHandle } from '../../sdk/core/clock.js';
+import { defaultRandom, type Random } from '../../sdk/core/random.js';
+import { ConfigError } from '../../sdk/core/errors.js';
+import { buildRecords, checkAnnounceInfo, goodbyes, DEFAULT_TTLS, type TxtSigner, type AnnounceInfo, type OwnedRecord, type RecordNames, type RecordSet, type Ttls } from '../../sdk/mdns/records.js';
 import { answerQuestions, findConflicts, recordKey, rrsetKey, splitPacket, ttlOf, LEGACY_UNICAST_MAX_TTL, MDNS_PORT } from './responder.js';
 import { Prober, type ProbeOutcome } from './prober.js';
 import { isUtilization, loadBucketOf, loadChangeWait, nextLoadBucket, wireKey, withBucket } from './load-bucket.js';
-import { createMdnsSocket, waitReady, type MdnsRinfo, type MdnsSocket } from './socket.js';
+import { createMdnsSocket, waitReady, type MdnsRinfo, type MdnsSocket } from '../../sdk/mdns/socket.js';
 
-export type { AnnounceInfo, Ttls } from './records.js';
+export type { AnnounceInfo, Ttls } from '../../sdk/mdns/records.js';
 
 export enum AnnouncerState {
   Idle = 'idle',
@@ -86,7 +86,7 @@ export interface MdnsAnnouncerOptions {
   ttls?: Ttls;
   /** UDP port of the link (default 5353, RFC 6762 §3); queries from any other port are legacy unicast (§6.7). For tests. */
   port?: number;
-  /** Sign the TXT data (`sig=`) with the cluster's signing key (sdk/signing.ts). */
+  /** Sign the TXT data (`sig=`) with the cluster's signing key (sdk/core/signing.ts). */
   sign?: TxtSigner;
 }
 

@@ -9,7 +9,7 @@
  * TXT figure is coarse on purpose: a client that needs live load subscribes to an agent's
  * /v1/watch, which carries every report.
  */
-import { MAX_LOAD_BUCKET, type AnnounceInfo } from './records.js';
+import { MAX_LOAD_BUCKET, type AnnounceInfo } from '../../sdk/mdns/records.js';
 
 /**
  * Hysteresis (peerlb's choice): the announced bucket b stays while utilization is within one
@@ -22,7 +22,7 @@ export const LOAD_BUCKET_HYSTERESIS = 0.5;
  * A change of the load bucket alone (nothing else in the TXT changed) is announced at most this
  * often; a change that comes sooner waits for the interval to end and is then judged again
  * against the figure of that moment. 5 s: the interval at which browsers query at the latest
- * (sdk/discovery/mdns-browser.ts MAX_QUERY_INTERVAL_MS), so that 200 agents re-announce their
+ * (sdk/mdns/browser.ts MAX_QUERY_INTERVAL_MS), so that 200 agents re-announce their
  * load about 40 times a second between them at most, instead of 400.
  * Health, weight or ports changing still go out at once (with the current bucket).
  */

@@ -6,9 +6,9 @@
  * probe from another host is settled by the §8.2 tiebreak.
  */
 import type { Answer, DecodedPacket, Packet, Question } from 'dns-packet';
-import type { Clock, TimerHandle } from '../../sdk/clock.js';
-import type { Random } from '../../sdk/random.js';
-import type { OwnedRecord } from './records.js';
+import type { Clock, TimerHandle } from '../../sdk/core/clock.js';
+import type { Random } from '../../sdk/core/random.js';
+import type { OwnedRecord } from '../../sdk/mdns/records.js';
 import { compareProbeRecords, findConflicts, recordKey } from './responder.js';
 
 /** §8.1: "a random delay between 0 and 250 ms" before the first probe. */

@@ -6,7 +6,7 @@
  */
 import dnsPacket from 'dns-packet';
 import type { Answer, Packet, Question } from 'dns-packet';
-import type { OwnedRecord } from './records.js';
+import type { OwnedRecord } from '../../sdk/mdns/records.js';
 
 /** RFC 6762 §5.4: the top bit of a question's class asks for a unicast response. */
 export const QU_BIT = 0x8000;
@@ -25,8 +25,8 @@ export const LEGACY_UNICAST_MAX_TTL = 10;
 /** The well-known mDNS port (RFC 6762 §3); queries from any other port are "legacy unicast" (§6.7). */
 export const MDNS_PORT = 5353;
 
-export { rdataOf, recordKey, rrsetKey, ttlOf } from '../../sdk/discovery/mdns-keys.js';
-import { rdataOf, recordKey, rrsetKey, ttlOf } from '../../sdk/discovery/mdns-keys.js';
+export { rdataOf, recordKey, rrsetKey, ttlOf } from '../../sdk/mdns/keys.js';
+import { rdataOf, recordKey, rrsetKey, ttlOf } from '../../sdk/mdns/keys.js';
 
 /** Class number and unicast-response bit of a decoded question (dns-packet names QU classes `UNKNOWN_<n>`). */
 export function questionClass(q: { class?: unknown }): { klass: number; qu: boolean } {

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { startAgent, type Agent, type AgentOptions } from '../../agent/index.js';
 import { MAX_PENDING_SOCKETS_PER_IP } from '../../agent/subscriptions.js';
-import { decodeWatchServerFrame, encodeWatchFrame, PROTOCOL_VERSION } from '../../sdk/protocol.js';
+import { decodeWatchServerFrame, encodeWatchFrame, PROTOCOL_VERSION } from '../../sdk/core/protocol.js';
 import { ownLoopback } from './load/net-helpers.js';
 import { openEndpoint, sleep, until, type EndpointClient, type RefusedUpgrade } from '../security/helpers.js';
 

@@ -4,8 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { startAgent } from '../../agent/index.js';
 import { waitForDrain, type DrainOptions, type DrainResult } from '../../agent/drain.js';
 import { countEstablished } from '../../agent/load/proc-net.js';
-import { ManualClock } from '../../sdk/clock.js';
-import { BadOptionError } from '../../sdk/errors.js';
+import { ManualClock } from '../../sdk/core/clock.js';
+import { BadOptionError } from '../../sdk/core/errors.js';
 import { openClients, ownLoopback, tcpServer } from './load/net-helpers.js';
 
 /** Let promise callbacks run (no timers involved). */

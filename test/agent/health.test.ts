@@ -4,8 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { once, type EventEmitter } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HealthChecker, nextHealth, probeTcp, probeUdp, type HealthCheck, type HealthCheckerOptions, type HealthCounters, type HealthState, type ProbeResult } from '../../agent/health.js';
-import { ManualClock, systemClock } from '../../sdk/clock.js';
-import { BadOptionError } from '../../sdk/errors.js';
+import { ManualClock, systemClock } from '../../sdk/core/clock.js';
+import { BadOptionError } from '../../sdk/core/errors.js';
 import { ownLoopback, tcpServer } from './load/net-helpers.js';
 import { CLI, exited } from '../helpers/agents.js';
 

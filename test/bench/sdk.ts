@@ -14,16 +14,16 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { Worker } from 'node:worker_threads';
-import { Balancer } from '../../sdk/balancer.js';
-import { ManualClock } from '../../sdk/clock.js';
-import { createFeed } from '../../sdk/discovery/feed.js';
-import { hashKey } from '../../sdk/hash.js';
-import { resolveOptions, type JoinOptions } from '../../sdk/options.js';
-import { STRATEGY_NAMES, type StrategyName } from '../../sdk/pickers/index.js';
-import type { ServerRecord } from '../../sdk/protocol.js';
-import { XorShiftRandom } from '../../sdk/random.js';
-import { connectWithFailover } from '../../sdk/tcp.js';
-import { UdpClient } from '../../sdk/udp.js';
+import { Balancer } from '../../sdk/core/balancer.js';
+import { ManualClock } from '../../sdk/core/clock.js';
+import { createFeed } from '../../sdk/core/discovery/feed.js';
+import { hashKey } from '../../sdk/core/hash.js';
+import { resolveOptions, type JoinOptions } from '../../sdk/core/options.js';
+import { STRATEGY_NAMES, type StrategyName } from '../../sdk/core/pickers/index.js';
+import type { ServerRecord } from '../../sdk/core/protocol.js';
+import { XorShiftRandom } from '../../sdk/core/random.js';
+import { connectWithFailover } from '../../sdk/node/tcp.js';
+import { UdpClient } from '../../sdk/node/udp.js';
 import { LOOPBACK, startTcpServer } from '../helpers/servers.js';
 
 export const median = (xs: number[]) => {

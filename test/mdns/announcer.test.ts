@@ -6,10 +6,10 @@
 import { describe, expect, it } from 'vitest';
 import dnsPacket from 'dns-packet';
 import type { Answer, Question } from 'dns-packet';
-import { ManualClock } from '../../sdk/clock.js';
-import { XorShiftRandom } from '../../sdk/random.js';
+import { ManualClock } from '../../sdk/core/clock.js';
+import { XorShiftRandom } from '../../sdk/core/random.js';
 import { AnnouncerState, MdnsAnnouncer } from '../../agent/mdns/announcer.js';
-import { buildRecords, type AnnounceInfo } from '../../agent/mdns/records.js';
+import { buildRecords, type AnnounceInfo } from '../../sdk/mdns/records.js';
 import { recordKey } from '../../agent/mdns/responder.js';
 import { FakeMdnsNet, fixedRandom, garbage, mutate, type Full, type Sent } from './fake-mdns.js';
 

@@ -7,17 +7,17 @@
 import { describe, expect, it, vi } from 'vitest';
 import dnsPacket from 'dns-packet';
 import type { Answer } from 'dns-packet';
-import { ManualClock } from '../../sdk/clock.js';
+import { ManualClock } from '../../sdk/core/clock.js';
 import { MdnsAnnouncer } from '../../agent/mdns/announcer.js';
-import * as records from '../../agent/mdns/records.js';
+import * as records from '../../sdk/mdns/records.js';
 import * as responder from '../../agent/mdns/responder.js';
-import { buildRecords, type AnnounceInfo, type Ttls } from '../../agent/mdns/records.js';
-import { MdnsBrowser, MAX_CACHE_ENTRIES, type BrowsedInstance } from '../../sdk/discovery/mdns-browser.js';
+import { buildRecords, type AnnounceInfo, type Ttls } from '../../sdk/mdns/records.js';
+import { MdnsBrowser, MAX_CACHE_ENTRIES, type BrowsedInstance } from '../../sdk/mdns/browser.js';
 import { FakeMdnsNet, fixedRandom } from './fake-mdns.js';
 
 // Count the work: every instance put together, every record key computed.
-vi.mock('../../agent/mdns/records.js', async (orig) => {
-  const m = await orig<typeof import('../../agent/mdns/records.js')>();
+vi.mock('../../sdk/mdns/records.js', async (orig) => {
+  const m = await orig<typeof import('../../sdk/mdns/records.js')>();
   return { ...m, assembleAnnouncement: vi.fn(m.assembleAnnouncement) };
 });
 vi.mock('../../agent/mdns/responder.js', async (orig) => {

@@ -6,11 +6,11 @@
 import { describe, expect, it } from 'vitest';
 import dnsPacket from 'dns-packet';
 import type { Answer, Question } from 'dns-packet';
-import { ManualClock } from '../../sdk/clock.js';
-import { XorShiftRandom } from '../../sdk/random.js';
+import { ManualClock } from '../../sdk/core/clock.js';
+import { XorShiftRandom } from '../../sdk/core/random.js';
 import { MdnsAnnouncer } from '../../agent/mdns/announcer.js';
-import { buildRecords, goodbyes, type AnnounceInfo, type Ttls } from '../../agent/mdns/records.js';
-import { MdnsBrowser, type BrowsedInstance } from '../../sdk/discovery/mdns-browser.js';
+import { buildRecords, goodbyes, type AnnounceInfo, type Ttls } from '../../sdk/mdns/records.js';
+import { MdnsBrowser, type BrowsedInstance } from '../../sdk/mdns/browser.js';
 import { FakeMdnsNet, fixedRandom, garbage, mutate, type FakeMdnsSocket, type Full } from './fake-mdns.js';
 
 const info = (node: string, n: number, over: Partial<AnnounceInfo> = {}): AnnounceInfo => ({

@@ -9,9 +9,9 @@
 import { EventEmitter } from 'node:events';
 import dnsPacket from 'dns-packet';
 import type { DecodedPacket, Packet } from 'dns-packet';
-import type { ManualClock } from '../../sdk/clock.js';
-import type { Random } from '../../sdk/random.js';
-import type { MdnsRinfo, MdnsSocket } from '../../agent/mdns/socket.js';
+import type { ManualClock } from '../../sdk/core/clock.js';
+import type { Random } from '../../sdk/core/random.js';
+import type { MdnsRinfo, MdnsSocket } from '../../sdk/mdns/socket.js';
 
 /** A decoded packet: dns-packet always fills the four sections when decoding. */
 export type Full = DecodedPacket & Required<Pick<DecodedPacket, 'questions' | 'answers' | 'authorities' | 'additionals'>>;

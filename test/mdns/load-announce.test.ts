@@ -7,8 +7,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DecodedPacket } from 'dns-packet';
 import { startAgent, type Agent } from '../../agent/index.js';
-import { decodeTxt } from '../../agent/mdns/records.js';
-import { createMdnsSocket, waitReady } from '../../agent/mdns/socket.js';
+import { decodeTxt } from '../../sdk/mdns/records.js';
+import { createMdnsSocket, waitReady } from '../../sdk/mdns/socket.js';
 import { MIN_LOAD_ANNOUNCE_INTERVAL_MS } from '../../agent/mdns/load-bucket.js';
 import { until, sleep } from '../security/helpers.js';
 

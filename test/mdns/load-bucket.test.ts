@@ -6,9 +6,9 @@
  * that changes still goes out at once.
  */
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../../sdk/clock.js';
+import { ManualClock } from '../../sdk/core/clock.js';
 import { AnnouncerState, MdnsAnnouncer } from '../../agent/mdns/announcer.js';
-import { decodeTxt, type AnnounceInfo } from '../../agent/mdns/records.js';
+import { decodeTxt, type AnnounceInfo } from '../../sdk/mdns/records.js';
 import { loadBucketOf, loadChangeWait, nextLoadBucket, MIN_LOAD_ANNOUNCE_INTERVAL_MS } from '../../agent/mdns/load-bucket.js';
 import { FakeMdnsNet, fixedRandom } from './fake-mdns.js';
 

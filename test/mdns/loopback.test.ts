@@ -10,12 +10,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import dnsPacket from 'dns-packet';
 import type { Answer, DecodedPacket, Question } from 'dns-packet';
 import { AnnouncerState, MdnsAnnouncer } from '../../agent/mdns/announcer.js';
-import { decodeTxt, parseAnnouncement, type AnnounceInfo } from '../../agent/mdns/records.js';
+import { decodeTxt, parseAnnouncement, type AnnounceInfo } from '../../sdk/mdns/records.js';
 import { recordKey } from '../../agent/mdns/responder.js';
-import { createMdnsSocket, waitReady, type MdnsRinfo } from '../../agent/mdns/socket.js';
-import { MdnsBrowser, type BrowsedInstance } from '../../sdk/discovery/mdns-browser.js';
-import { XorShiftRandom } from '../../sdk/random.js';
-import { LIMITS } from '../../sdk/protocol.js';
+import { createMdnsSocket, waitReady, type MdnsRinfo } from '../../sdk/mdns/socket.js';
+import { MdnsBrowser, type BrowsedInstance } from '../../sdk/mdns/browser.js';
+import { XorShiftRandom } from '../../sdk/core/random.js';
+import { LIMITS } from '../../sdk/core/protocol.js';
 import { garbage, mutate, type Full } from './fake-mdns.js';
 
 const IFACE = '127.0.0.1';

@@ -1,5 +1,5 @@
 /**
- * Pure coders of agent/mdns/records.ts: TXT round trips and limits, the record set, and reading
+ * Pure coders of sdk/mdns/records.ts: TXT round trips and limits, the record set, and reading
  * announcements back from real dns-packet bytes.
  */
 import { describe, expect, it } from 'vitest';
@@ -19,9 +19,9 @@ import {
   TXT_KEYS,
   type AnnounceInfo,
   type TxtFields,
-} from '../../agent/mdns/records.js';
-import { DecodeError, UnsupportedVersionError, BadOptionError, PeerlbError } from '../../sdk/errors.js';
-import { LIMITS, PROTOCOL_VERSION } from '../../sdk/protocol.js';
+} from '../../sdk/mdns/records.js';
+import { DecodeError, UnsupportedVersionError, BadOptionError, PeerlbError } from '../../sdk/core/errors.js';
+import { LIMITS, PROTOCOL_VERSION } from '../../sdk/core/protocol.js';
 
 const INFO: AnnounceInfo = {
   node: 'n1',

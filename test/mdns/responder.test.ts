@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import dnsPacket from 'dns-packet';
 import type { Answer, Question } from 'dns-packet';
-import { buildRecords, SERVICES_ENUMERATION, type AnnounceInfo } from '../../agent/mdns/records.js';
+import { buildRecords, SERVICES_ENUMERATION, type AnnounceInfo } from '../../sdk/mdns/records.js';
 import { answerQuestions, compareProbeRecords, findConflicts, isKnownAnswer, questionClass, recordKey, splitPacket, MAX_PACKET_BYTES } from '../../agent/mdns/responder.js';
 
 const INFO: AnnounceInfo = { node: 'n1', service: 'game', host: '10.0.0.5', agentPort: 7946, udpPort: 7001, weight: 100, health: 'healthy', loadBucket: 0 };

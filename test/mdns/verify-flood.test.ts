@@ -11,11 +11,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Answer } from 'dns-packet';
 import type { Agent } from '../../agent/index.js';
 import { MdnsAnnouncer } from '../../agent/mdns/announcer.js';
-import { buildRecords, type AnnounceInfo } from '../../agent/mdns/records.js';
-import { createMdnsSocket, waitReady } from '../../agent/mdns/socket.js';
+import { buildRecords, type AnnounceInfo } from '../../sdk/mdns/records.js';
+import { createMdnsSocket, waitReady } from '../../sdk/mdns/socket.js';
 import { join, type Cluster } from '../../sdk/index.js';
-import { publicKeyBase64, signBytes } from '../../sdk/signing.js';
-import type { SignatureError } from '../../sdk/errors.js';
+import { publicKeyBase64, signBytes } from '../../sdk/core/signing.js';
+import type { SignatureError } from '../../sdk/core/errors.js';
 import { agent, until, sleep } from '../security/helpers.js';
 
 const IFACE = '127.0.0.1';

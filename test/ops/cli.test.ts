@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startAgent } from '../../agent/index.js';
 import { resolveAgentOptions } from '../../agent/options.js';
-import { BadOptionError } from '../../sdk/errors.js';
+import { BadOptionError } from '../../sdk/core/errors.js';
 import { ownLoopback } from '../agent/load/net-helpers.js';
 import { exited, getJson, runCli, startCliAgent, stopCliAgents, tcpServerOn, until, type MemberRow, type OpsAgent } from '../helpers/ops.js';
 

@@ -10,8 +10,8 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { keyIdHex } from '../../agent/gossip/keyring.js';
-import { checkRecordSignature } from '../../sdk/signing.js';
-import type { ServerRecord } from '../../sdk/protocol.js';
+import { checkRecordSignature } from '../../sdk/core/signing.js';
+import type { ServerRecord } from '../../sdk/core/protocol.js';
 import { ownLoopback } from '../agent/load/net-helpers.js';
 import { configWriter, getJson, runCli, startCliAgent, stopCliAgents, type OpsAgent } from '../helpers/ops.js';
 

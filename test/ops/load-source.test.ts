@@ -6,7 +6,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { startAgent, type Agent, type MemberInfo } from '../../agent/index.js';
-import { decodeWatchServerFrame, encodeWatchFrame, PROTOCOL_VERSION, type ServerRecord } from '../../sdk/protocol.js';
+import { decodeWatchServerFrame, encodeWatchFrame, PROTOCOL_VERSION, type ServerRecord } from '../../sdk/core/protocol.js';
 import { WebSocket } from 'ws';
 import { getJson, runCli, until } from '../helpers/ops.js';
 

@@ -8,7 +8,7 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join, type Cluster } from '../../sdk/index.js';
-import { AllAttemptsFailedError } from '../../sdk/errors.js';
+import { AllAttemptsFailedError } from '../../sdk/core/errors.js';
 import { ownLoopback } from '../agent/load/net-helpers.js';
 import { until } from '../helpers/ops.js';
 

@@ -5,8 +5,8 @@
  */
 import type net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { hashKey } from '../../sdk/hash.js';
-import type { StrategyName } from '../../sdk/pickers/index.js';
+import { hashKey } from '../../sdk/core/hash.js';
+import type { StrategyName } from '../../sdk/core/pickers/index.js';
 import { startUdpServer, waitUntil, type UdpTestServer } from '../helpers/servers.js';
 import { closeServers, rec, startServers, testCluster, udpRound, type TestCluster, type TestServer } from './fixtures.js';
 

@@ -1,5 +1,5 @@
 /**
- * The SDK's /v1/watch client (sdk/discovery/agents.ts) against fake agents: WebSocket servers on
+ * The SDK's /v1/watch client (sdk/core/discovery/agents.ts) against fake agents: WebSocket servers on
  * 127.0.0.1 that speak the watch protocol (hello in; snapshot, upsert, agents frames out, as
  * agent/subscriptions.ts does), so a test can send what no real agent would.
  *
@@ -16,17 +16,17 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { AgentWatch } from '../../sdk/discovery/agents.js';
-import type { DiscoverySink } from '../../sdk/discovery/source.js';
-import { BadOptionError, WatchRefusedError, type PeerlbError } from '../../sdk/errors.js';
-import { Balancer } from '../../sdk/balancer.js';
-import { ManualClock } from '../../sdk/clock.js';
-import { resolveOptions } from '../../sdk/options.js';
-import { XorShiftRandom } from '../../sdk/random.js';
+import { AgentWatch } from '../../sdk/core/discovery/agents.js';
+import type { DiscoverySink } from '../../sdk/core/discovery/source.js';
+import { BadOptionError, WatchRefusedError, type PeerlbError } from '../../sdk/core/errors.js';
+import { Balancer } from '../../sdk/core/balancer.js';
+import { ManualClock } from '../../sdk/core/clock.js';
+import { resolveOptions } from '../../sdk/core/options.js';
+import { XorShiftRandom } from '../../sdk/core/random.js';
 import { spawnAgent, stopAll } from '../helpers/agents.js';
 import { join, type Cluster } from '../../sdk/index.js';
-import { decodeWatchClientFrame, decodeWatchServerFrame, encodeWatchFrame, LIMITS, MAX_WATCH_FRAME_BYTES, parseAgentUrl, PROTOCOL_VERSION, type ServerRecord, type WatchServerFrame } from '../../sdk/protocol.js';
-import { signRecord } from '../../sdk/signing.js';
+import { decodeWatchClientFrame, decodeWatchServerFrame, encodeWatchFrame, LIMITS, MAX_WATCH_FRAME_BYTES, parseAgentUrl, PROTOCOL_VERSION, type ServerRecord, type WatchServerFrame } from '../../sdk/core/protocol.js';
+import { signRecord } from '../../sdk/core/signing.js';
 import { waitUntil } from '../helpers/servers.js';
 
 const SDK = fileURLToPath(new URL('../../dist/sdk/index.js', import.meta.url));

@@ -7,7 +7,7 @@
  */
 import type net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AbortedError, AllAttemptsFailedError, BadOptionError, NoServersError } from '../../sdk/errors.js';
+import { AbortedError, AllAttemptsFailedError, BadOptionError, NoServersError } from '../../sdk/core/errors.js';
 import { closedPort, startBlackhole, waitUntil, type Blackhole } from '../helpers/servers.js';
 import { closeServers, rec, startServers, testCluster, type TestCluster, type TestServer } from './fixtures.js';
 

@@ -4,9 +4,9 @@
  */
 import type net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { hashKey } from '../../sdk/hash.js';
-import type { StrategyName } from '../../sdk/pickers/index.js';
-import type { LoadReport } from '../../sdk/protocol.js';
+import { hashKey } from '../../sdk/core/hash.js';
+import type { StrategyName } from '../../sdk/core/pickers/index.js';
+import type { LoadReport } from '../../sdk/core/protocol.js';
 import { waitUntil } from '../helpers/servers.js';
 import {
   acceptedBy,

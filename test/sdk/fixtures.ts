@@ -3,16 +3,16 @@
  * drive the balancer directly (the layer under `join`).
  */
 import type net from 'node:net';
-import { Balancer } from '../../sdk/balancer.js';
-import { ManualClock } from '../../sdk/clock.js';
-import { createFeed, type Feed } from '../../sdk/discovery/feed.js';
-import { resolveOptions, type JoinOptions } from '../../sdk/options.js';
-import type { ServerRecord } from '../../sdk/protocol.js';
-import { XorShiftRandom } from '../../sdk/random.js';
-import { ServerState, type Server } from '../../sdk/server.js';
-import { connectWithFailover, type ConnectOptions } from '../../sdk/tcp.js';
-import { UdpClient, type UdpOptions } from '../../sdk/udp.js';
-import { hashKey, type Key } from '../../sdk/hash.js';
+import { Balancer } from '../../sdk/core/balancer.js';
+import { ManualClock } from '../../sdk/core/clock.js';
+import { createFeed, type Feed } from '../../sdk/core/discovery/feed.js';
+import { resolveOptions, type JoinOptions } from '../../sdk/core/options.js';
+import type { ServerRecord } from '../../sdk/core/protocol.js';
+import { XorShiftRandom } from '../../sdk/core/random.js';
+import { ServerState, type Server } from '../../sdk/core/server.js';
+import { connectWithFailover, type ConnectOptions } from '../../sdk/node/tcp.js';
+import { UdpClient, type UdpOptions } from '../../sdk/node/udp.js';
+import { hashKey, type Key } from '../../sdk/core/hash.js';
 import { startTcpServer, startUdpServer, type TcpTestServer, type UdpTestServer } from '../helpers/servers.js';
 
 export function rec(id: string, over: Partial<ServerRecord> = {}): ServerRecord {
@@ -89,7 +89,7 @@ export const receivedBy = (servers: TestServer[]) => Object.fromEntries(servers.
 
 /**
  * The Cluster surface the tests use (pick, connect, udp, events, close) over a Balancer fed by a
- * Feed on a ManualClock. `join` cannot be imported until sdk/discovery/mdns-browser.ts lands; this
+ * Feed on a ManualClock. `join` cannot be imported until sdk/mdns/browser.ts lands; this
  * is the same composition join makes (Balancer + connectWithFailover + UdpClient).
  */
 export interface TestCluster extends TestBalancer {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { fmix32, hashKey } from '../../sdk/hash.js';
-import { buildRing, consistentHash, DEFAULT_RING_POINTS, ringIndex } from '../../sdk/pickers/consistent-hash.js';
-import { XorShiftRandom } from '../../sdk/random.js';
-import type { ServerState } from '../../sdk/server.js';
+import { fmix32, hashKey } from '../../sdk/core/hash.js';
+import { buildRing, consistentHash, DEFAULT_RING_POINTS, ringIndex } from '../../sdk/core/pickers/consistent-hash.js';
+import { XorShiftRandom } from '../../sdk/core/random.js';
+import type { ServerState } from '../../sdk/core/server.js';
 import { states } from './fixtures.js';
 
 const keys = (n: number) => Array.from({ length: n }, (_, i) => hashKey(`player-${i}`));

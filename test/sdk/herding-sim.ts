@@ -4,11 +4,11 @@
  * (exponential) lifetime; the servers are counters of open connections; load reports reach the
  * clients `staleMs` after they were taken. Pure virtual time: no sockets, no timers.
  */
-import { ManualClock } from '../../sdk/clock.js';
-import type { StrategyName } from '../../sdk/pickers/index.js';
-import { XorShiftRandom } from '../../sdk/random.js';
-import type { ServerState } from '../../sdk/server.js';
-import { estimateLoad } from '../../sdk/timing.js';
+import { ManualClock } from '../../sdk/core/clock.js';
+import type { StrategyName } from '../../sdk/core/pickers/index.js';
+import { XorShiftRandom } from '../../sdk/core/random.js';
+import type { ServerState } from '../../sdk/core/server.js';
+import { estimateLoad } from '../../sdk/core/timing.js';
 import { rec, testBalancer, type TestBalancer } from './fixtures.js';
 
 export interface SimOptions {

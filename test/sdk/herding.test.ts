@@ -10,7 +10,7 @@
  * changes, counted from the report's arrival. With it, p2c also failed 1.15 once connections churn
  * faster (10/s per client, 10 s lifetimes: 1.25 — worse than random). The SDK now counts its own
  * changes from the time the report describes and scales them by its inverse share of the load
- * (sdk/timing.ts shareScale); the second test keeps that regression visible.
+ * (sdk/core/timing.ts shareScale); the second test keeps that regression visible.
  */
 import { describe, expect, it } from 'vitest';
 import { quantile, simulate, table, type SimOptions, type SimResult } from './herding-sim.js';

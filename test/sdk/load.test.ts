@@ -4,8 +4,8 @@
  */
 import type net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { hashKey } from '../../sdk/hash.js';
-import type { LoadReport } from '../../sdk/protocol.js';
+import { hashKey } from '../../sdk/core/hash.js';
+import type { LoadReport } from '../../sdk/core/protocol.js';
 import { waitUntil } from '../helpers/servers.js';
 import { closeServers, rec, receivedBy, startServers, testBalancer, testCluster, udpRound, type TestCluster, type TestServer } from './fixtures.js';
 

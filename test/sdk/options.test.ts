@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULTS, parseStaticServer, resolveOptions } from '../../sdk/options.js';
-import { BadOptionError } from '../../sdk/errors.js';
-import { ManualClock } from '../../sdk/clock.js';
-import { XorShiftRandom } from '../../sdk/random.js';
-import { createFeed } from '../../sdk/discovery/feed.js';
-import { STRATEGY_NAMES } from '../../sdk/pickers/index.js';
+import { DEFAULTS, parseStaticServer, resolveOptions } from '../../sdk/core/options.js';
+import { BadOptionError } from '../../sdk/core/errors.js';
+import { ManualClock } from '../../sdk/core/clock.js';
+import { XorShiftRandom } from '../../sdk/core/random.js';
+import { createFeed } from '../../sdk/core/discovery/feed.js';
+import { STRATEGY_NAMES } from '../../sdk/core/pickers/index.js';
 import { join } from '../../sdk/index.js';
 
 const base = { service: 'game', discovery: { servers: ['127.0.0.1:7000'] } };

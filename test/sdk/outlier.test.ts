@@ -5,8 +5,8 @@
  */
 import type net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AllAttemptsFailedError } from '../../sdk/errors.js';
-import type { ServerState } from '../../sdk/server.js';
+import { AllAttemptsFailedError } from '../../sdk/core/errors.js';
+import type { ServerState } from '../../sdk/core/server.js';
 import { waitUntil } from '../helpers/servers.js';
 import { closeServers, countBy, receivedBy, startServers, testCluster, udpRound, type TestCluster, type TestServer } from './fixtures.js';
 

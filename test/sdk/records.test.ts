@@ -5,13 +5,13 @@
  */
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { DecodeError } from '../../sdk/errors.js';
-import { createFeed } from '../../sdk/discovery/feed.js';
+import { DecodeError } from '../../sdk/core/errors.js';
+import { createFeed } from '../../sdk/core/discovery/feed.js';
 import { MdnsAnnouncer } from '../../agent/mdns/announcer.js';
-import type { AnnounceInfo } from '../../agent/mdns/records.js';
+import type { AnnounceInfo } from '../../sdk/mdns/records.js';
 import { join, type Cluster } from '../../sdk/index.js';
 import { until } from '../security/helpers.js';
-import { ipFamily, parseUsableServerRecord, serverAddressProblem, type ServerRecord } from '../../sdk/protocol.js';
+import { ipFamily, parseUsableServerRecord, serverAddressProblem, type ServerRecord } from '../../sdk/core/protocol.js';
 
 const rec = (over: Partial<ServerRecord> & Record<string, unknown> = {}) => ({ id: 'a', service: 'game', host: '10.0.0.5', udpPort: 7001, weight: 100, health: 'healthy', ...over });
 

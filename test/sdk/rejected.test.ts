@@ -8,10 +8,10 @@ import { generateKeyPairSync } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/index.js';
 import { join, type Cluster } from '../../sdk/index.js';
-import { MAX_BUFFERED_REJECTIONS } from '../../sdk/cluster.js';
-import { SignatureError } from '../../sdk/errors.js';
-import { createFeed } from '../../sdk/discovery/feed.js';
-import { publicKeyBase64 } from '../../sdk/signing.js';
+import { MAX_BUFFERED_REJECTIONS } from '../../sdk/core/cluster.js';
+import { SignatureError } from '../../sdk/core/errors.js';
+import { createFeed } from '../../sdk/core/discovery/feed.js';
+import { publicKeyBase64 } from '../../sdk/core/signing.js';
 import { agent, until } from '../security/helpers.js';
 
 const PORT = 20_000 + Math.floor(Math.random() * 30_000);

@@ -1,9 +1,9 @@
 /**
- * The mDNS settle rule (sdk/discovery/settle.ts) on a manual clock: when join() may resolve.
+ * The mDNS settle rule (sdk/core/discovery/settle.ts) on a manual clock: when join() may resolve.
  */
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../../sdk/clock.js';
-import { MDNS_ANSWER_DELAY_MS, MDNS_SETTLE_MS, MDNS_SETTLE_SLACK_MS, MdnsSettle } from '../../sdk/discovery/settle.js';
+import { ManualClock } from '../../sdk/core/clock.js';
+import { MDNS_ANSWER_DELAY_MS, MDNS_SETTLE_MS, MDNS_SETTLE_SLACK_MS, MdnsSettle } from '../../sdk/core/discovery/settle.js';
 
 /** Whether the settle has resolved, after letting its promise callbacks run. */
 async function isSettled(s: MdnsSettle): Promise<boolean> {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ejectionDuration, estimateLoad, peakEwma, reportWeight, shareScale, slowStartFactor } from '../../sdk/timing.js';
+import { ejectionDuration, estimateLoad, peakEwma, reportWeight, shareScale, slowStartFactor } from '../../sdk/core/timing.js';
 
 describe('reportWeight(ageMs, intervalMs, expireAfter)', () => {
   it.each([

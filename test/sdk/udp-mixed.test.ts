@@ -5,9 +5,9 @@
  * that one has a UDP port. With no UDP server at all, a send fails with NoServersError.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { NoServersError } from '../../sdk/errors.js';
-import { hashKey } from '../../sdk/hash.js';
-import type { StrategyName } from '../../sdk/pickers/index.js';
+import { NoServersError } from '../../sdk/core/errors.js';
+import { hashKey } from '../../sdk/core/hash.js';
+import type { StrategyName } from '../../sdk/core/pickers/index.js';
 import { startTcpServer, startUdpServer, type TcpTestServer, type UdpTestServer } from '../helpers/servers.js';
 import { rec, testBalancer, testCluster, udpRound, type TestCluster } from './fixtures.js';
 

@@ -13,7 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { WebSocket } from 'ws';
 import type { Agent } from '../../agent/index.js';
 import { EventFeed } from '../../agent/events.js';
-import { decodeWatchServerFrame, encodeWatchFrame, PROTOCOL_VERSION, type WatchServerFrame } from '../../sdk/protocol.js';
+import { decodeWatchServerFrame, encodeWatchFrame, PROTOCOL_VERSION, type WatchServerFrame } from '../../sdk/core/protocol.js';
 import type { Cluster } from '../../sdk/index.js';
 import { spawnAgent, stopAll, membersOf, CLI, type AgentProc } from '../helpers/agents.js';
 import { agent, alive, until, sleep, rawGossip, newKey, frame, meta, openEndpoint, genuineIntact, type EndpointClient } from './helpers.js';

@@ -1,5 +1,5 @@
 /**
- * Signatures are made at the origin (sdk/signing.ts): an agent with the signing key signs only its
+ * Signatures are made at the origin (sdk/core/signing.ts): an agent with the signing key signs only its
  * own server's record; other members' records travel through gossip with the signature their own
  * agent made and are relayed unchanged on /v1/watch. Real agents on loopback sockets, open
  * clusters (no keyring: anyone can join, which is what makes relaying unsigned matter).
@@ -27,12 +27,12 @@ import { createLogger } from '../../agent/log.js';
 import { decodeFrame, encodeFrame, type MemberMeta, type StateUpdate } from '../../agent/gossip/messages.js';
 import { Membership } from '../../agent/gossip/membership.js';
 import { MemoryNetwork } from '../../agent/gossip/memory-transport.js';
-import { ManualClock } from '../../sdk/clock.js';
-import { AgentWatch } from '../../sdk/discovery/agents.js';
+import { ManualClock } from '../../sdk/core/clock.js';
+import { AgentWatch } from '../../sdk/core/discovery/agents.js';
 import { join, type Cluster } from '../../sdk/index.js';
-import { BadOptionError, type SignatureError } from '../../sdk/errors.js';
-import { checkRecordSignature, publicKeyBase64, signFields } from '../../sdk/signing.js';
-import type { ServerRecord } from '../../sdk/protocol.js';
+import { BadOptionError, type SignatureError } from '../../sdk/core/errors.js';
+import { checkRecordSignature, publicKeyBase64, signFields } from '../../sdk/core/signing.js';
+import type { ServerRecord } from '../../sdk/core/protocol.js';
 import { CLI } from '../helpers/agents.js';
 import { agent, alive, until, sleep } from './helpers.js';
 

@@ -13,10 +13,10 @@ import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/index.js';
 import { MdnsAnnouncer } from '../../agent/mdns/announcer.js';
-import type { AnnounceInfo } from '../../agent/mdns/records.js';
+import type { AnnounceInfo } from '../../sdk/mdns/records.js';
 import { join, type Cluster } from '../../sdk/index.js';
-import { publicKeyBase64, signBytes } from '../../sdk/signing.js';
-import type { SignatureError } from '../../sdk/errors.js';
+import { publicKeyBase64, signBytes } from '../../sdk/core/signing.js';
+import type { SignatureError } from '../../sdk/core/errors.js';
 import { agent, until, sleep } from './helpers.js';
 
 const IFACE = '127.0.0.1';

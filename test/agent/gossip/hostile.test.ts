@@ -5,10 +5,10 @@
  * frames from an outsider's transport (an address of its own on the network).
  */
 import { describe, expect, it } from 'vitest';
-import { XorShiftRandom } from '../../../sdk/random.js';
+import { XorShiftRandom } from '../../../sdk/core/random.js';
 import { encodeFrame, decodeFrame, tryDecodeFrame, type GossipFrame, type StateUpdate, type MemberState } from '../../../agent/gossip/messages.js';
 import { Membership, type GossipLogger } from '../../../agent/gossip/membership.js';
-import { pack, PROTOCOL_VERSION } from '../../../sdk/protocol.js';
+import { pack, PROTOCOL_VERSION } from '../../../sdk/core/protocol.js';
 import { Sim, metaFor, nodeAddr, type SimNode } from './sim.js';
 
 const EVIL = 'ws://10.66.0.1:7946';

@@ -5,7 +5,7 @@
  * process, whose seq starts again at 1, is still heard at once.
  */
 import { describe, expect, it } from 'vitest';
-import { every } from '../../../sdk/clock.js';
+import { every } from '../../../sdk/core/clock.js';
 import { decodeFrame, encodeFrame } from '../../../agent/gossip/messages.js';
 import { metaFor, Sim } from './sim.js';
 

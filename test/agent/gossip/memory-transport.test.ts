@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../../../sdk/clock.js';
-import { XorShiftRandom } from '../../../sdk/random.js';
+import { ManualClock } from '../../../sdk/core/clock.js';
+import { XorShiftRandom } from '../../../sdk/core/random.js';
 import { MemoryNetwork, type MemoryTransport } from '../../../agent/gossip/memory-transport.js';
 
 function setup(opts: { delayMs?: number; jitterMs?: number; lossRate?: number } = {}) {

@@ -13,9 +13,9 @@ import {
   type StateUpdate,
   type LoadEntry,
 } from '../../../agent/gossip/messages.js';
-import { DecodeError, FrameTooLargeError, UnsupportedVersionError } from '../../../sdk/errors.js';
-import { pack, unpackFrame, PROTOCOL_VERSION } from '../../../sdk/protocol.js';
-import { XorShiftRandom } from '../../../sdk/random.js';
+import { DecodeError, FrameTooLargeError, UnsupportedVersionError } from '../../../sdk/core/errors.js';
+import { pack, unpackFrame, PROTOCOL_VERSION } from '../../../sdk/core/protocol.js';
+import { XorShiftRandom } from '../../../sdk/core/random.js';
 
 const from = { node: 'n1', addr: 'ws://10.0.0.1:7946' };
 const meta: MemberMeta = { id: 'n1', service: 'game', host: '10.0.0.1', udpPort: 7001, tcpPort: 7000, weight: 100, zone: 'rack1', health: 'healthy' };

@@ -11,7 +11,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Agent } from '../../../agent/index.js';
 import type { WebSocket } from 'ws';
-import { LIMITS, PROTOCOL_VERSION, decodeWatchServerFrame, encodeWatchFrame } from '../../../sdk/protocol.js';
+import { LIMITS, PROTOCOL_VERSION, decodeWatchServerFrame, encodeWatchFrame } from '../../../sdk/core/protocol.js';
 import { pageStates, PAGE_BYTES } from '../../../agent/gossip/push-pull.js';
 import { agent, alive, frame, openEndpoint, rawGossip, until } from '../../security/helpers.js';
 import { fakeStates, sdkClientView } from './scale-helpers.js';

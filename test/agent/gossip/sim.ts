@@ -3,8 +3,8 @@
  * ManualClock, one seeded Random. Time only moves in `run()`, in small steps, with an optional check
  * after each step. Loads (1 Hz per agent, a random walk) can be switched on.
  */
-import { ManualClock, every } from '../../../sdk/clock.js';
-import { XorShiftRandom } from '../../../sdk/random.js';
+import { ManualClock, every } from '../../../sdk/core/clock.js';
+import { XorShiftRandom } from '../../../sdk/core/random.js';
 import { MemoryNetwork, type MemoryTransport } from '../../../agent/gossip/memory-transport.js';
 import { Membership, type Member, type MemberMeta, type MemberStatus } from '../../../agent/gossip/membership.js';
 import type { GossipConfig } from '../../../agent/gossip/config.js';

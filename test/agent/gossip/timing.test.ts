@@ -3,8 +3,8 @@
  * has them: suspicion_test.go, util_test.go), and the small stateful pieces on a manual clock.
  */
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../../../sdk/clock.js';
-import { ConfigError } from '../../../sdk/errors.js';
+import { ManualClock } from '../../../sdk/core/clock.js';
+import { ConfigError } from '../../../sdk/core/errors.js';
 import { Suspicion, remainingSuspicionTime, suspicionTimeout } from '../../../agent/gossip/suspicion.js';
 import { Awareness, probeAwarenessDelta, scaleTimeout } from '../../../agent/gossip/awareness.js';
 import { BroadcastQueue, retransmitLimit } from '../../../agent/gossip/broadcast-queue.js';

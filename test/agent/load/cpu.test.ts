@@ -3,8 +3,8 @@ import { tmpdir, type CpuInfo } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CpuSampler, cpuTimesFromOs, parseProcStat, readCpuTimes, utilizationBetween, type CpuTimes } from '../../../agent/load/cpu.js';
-import { ManualClock } from '../../../sdk/clock.js';
-import { DecodeError } from '../../../sdk/errors.js';
+import { ManualClock } from '../../../sdk/core/clock.js';
+import { DecodeError } from '../../../sdk/core/errors.js';
 
 const STAT = `cpu  100 20 30 800 50 5 5 10 40 0
 cpu0 50 10 15 400 25 2 3 5 20 0

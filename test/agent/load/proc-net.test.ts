@@ -10,7 +10,7 @@ import {
   parseProcNetTcp,
   TCP_STATE,
 } from '../../../agent/load/proc-net.js';
-import { BadOptionError, ConfigError } from '../../../sdk/errors.js';
+import { BadOptionError, ConfigError } from '../../../sdk/core/errors.js';
 import { hasIPv6Loopback, openClients, ownLoopback, tcpServer, waitFor } from './net-helpers.js';
 
 // Written as a little-endian x86-64 kernel prints them (trailing columns as in a real file).

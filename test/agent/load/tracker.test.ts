@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidLoadError } from '../../../agent/load/input.js';
 import { DEFAULT_PUBLISH_POLICY, isLargeChange, LoadTracker, shouldPublish, type LoadTrackerOptions } from '../../../agent/load/tracker.js';
-import { ManualClock } from '../../../sdk/clock.js';
-import { BadOptionError } from '../../../sdk/errors.js';
-import type { LoadReport } from '../../../sdk/protocol.js';
+import { ManualClock } from '../../../sdk/core/clock.js';
+import { BadOptionError } from '../../../sdk/core/errors.js';
+import type { LoadReport } from '../../../sdk/core/protocol.js';
 
 const P = DEFAULT_PUBLISH_POLICY;
 const r = (connections: number, sessions = 0, utilization = 0): LoadReport => ({ connections, sessions, utilization, seq: 1, ageMs: 0 });

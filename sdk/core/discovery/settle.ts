@@ -12,7 +12,7 @@
  * join() caps every wait at `waitForServersMs`.
  */
 import type { Clock, TimerHandle } from '../clock.js';
-import { INITIAL_QUERY_INTERVAL_MS } from './mdns-browser.js';
+import { INITIAL_QUERY_INTERVAL_MS } from '../../mdns/browser.js';
 
 /** A one-shot signal: `open()` any number of times, `wait()` resolves from the first on. */
 export class Latch {

@@ -1,9 +1,9 @@
 import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
-import type { Balancer } from './balancer.js';
-import type { Server, ServerState } from './server.js';
-import { hashKey, type Key } from './hash.js';
-import { ClosedError, NoServersError } from './errors.js';
+import type { Balancer } from '../core/balancer.js';
+import type { Server, ServerState } from '../core/server.js';
+import { hashKey, type Key } from '../core/hash.js';
+import { ClosedError, NoServersError } from '../core/errors.js';
 
 export interface UdpOptions {
   /** Socket type; default 'udp4' ('udp6' for IPv6 servers). */

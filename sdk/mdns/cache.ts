@@ -15,7 +15,7 @@
  * It knows nothing of instances being up: the browser says which records it holds (`hold`).
  */
 import type { Answer } from 'dns-packet';
-import { recordKey } from './mdns-keys.js';
+import { recordKey } from './keys.js';
 
 export type CachedType = 'PTR' | 'SRV' | 'TXT' | 'A' | 'AAAA';
 

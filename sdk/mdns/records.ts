@@ -27,11 +27,11 @@
  */
 import net from 'node:net';
 import type { Answer, SrvData } from 'dns-packet';
-import { DecodeError, PeerlbError, UnsupportedVersionError, BadOptionError } from '../../sdk/errors.js';
-import { DEFAULT_WEIGHT, HEALTH_VALUES, LIMITS, MAX_WEIGHT, MDNS_SERVICE_TYPE, PROTOCOL_VERSION, type Health } from '../../sdk/protocol.js';
-import { mdnsSigningBytes, TXT_SIG_KEY } from '../../sdk/signing.js';
+import { DecodeError, PeerlbError, UnsupportedVersionError, BadOptionError } from '../core/errors.js';
+import { DEFAULT_WEIGHT, HEALTH_VALUES, LIMITS, MAX_WEIGHT, MDNS_SERVICE_TYPE, PROTOCOL_VERSION, type Health } from '../core/protocol.js';
+import { mdnsSigningBytes, TXT_SIG_KEY } from '../core/signing.js';
 
-/** Signs the bytes an mDNS TXT signature covers (sdk/signing.ts), returning base64. */
+/** Signs the bytes an mDNS TXT signature covers (sdk/core/signing.ts), returning base64. */
 export type TxtSigner = (data: Buffer) => string;
 
 /** What an agent announces about itself and its server. */

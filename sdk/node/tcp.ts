@@ -1,7 +1,7 @@
 import net from 'node:net';
-import type { Balancer } from './balancer.js';
-import type { ServerState } from './server.js';
-import { AbortedError, AllAttemptsFailedError, BadOptionError, NoServersError, type AttemptFailure } from './errors.js';
+import type { Balancer } from '../core/balancer.js';
+import type { ServerState } from '../core/server.js';
+import { AbortedError, AllAttemptsFailedError, BadOptionError, NoServersError, type AttemptFailure } from '../core/errors.js';
 
 export interface ConnectOptions {
   /** Affinity key: the same key goes to the same server while it is eligible. */

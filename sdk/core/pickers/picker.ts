@@ -10,7 +10,7 @@ import type { ServerState } from '../server.js';
  * slow-start changes take effect without a rebuild.
  */
 export interface Picker {
-  /** `hash` is the key's 32-bit hash (see sdk/hash.ts), or -1 when the pick has no key. */
+  /** `hash` is the key's 32-bit hash (see sdk/core/hash.ts), or -1 when the pick has no key. */
   pick(hash: number): ServerState | undefined;
 }
 

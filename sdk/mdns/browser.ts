@@ -29,14 +29,14 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { Answer, DecodedPacket, Packet, Question } from 'dns-packet';
-import { systemClock, type Clock, type TimerHandle } from '../clock.js';
-import { defaultRandom, type Random } from '../random.js';
-import { MDNS_SERVICE_TYPE, type Health } from '../protocol.js';
-import { ConfigError } from '../errors.js';
-import { assembleAnnouncement, checkSrv, decodeTxt, peerlbInstanceName, subtypeName, DEFAULT_TTLS, type Announcement } from '../../agent/mdns/records.js';
+import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
+import { defaultRandom, type Random } from '../core/random.js';
+import { MDNS_SERVICE_TYPE, type Health } from '../core/protocol.js';
+import { ConfigError } from '../core/errors.js';
+import { assembleAnnouncement, checkSrv, decodeTxt, peerlbInstanceName, subtypeName, DEFAULT_TTLS, type Announcement } from './records.js';
 import { questionClass, recordKey, splitPacket, ttlOf } from '../../agent/mdns/responder.js';
-import { createMdnsSocket, waitReady, type MdnsRinfo, type MdnsSocket } from '../../agent/mdns/socket.js';
-import { MdnsCache, TimeHeap, srvTarget, type CachedType, type Entry } from './mdns-cache.js';
+import { createMdnsSocket, waitReady, type MdnsRinfo, type MdnsSocket } from './socket.js';
+import { MdnsCache, TimeHeap, srvTarget, type CachedType, type Entry } from './cache.js';
 
 /** One agent found by mDNS: what its records say, ready for the SDK's view. */
 export interface BrowsedInstance {
@@ -58,7 +58,7 @@ export interface BrowsedInstance {
   agentUrl: string;
   /** The DNS-SD instance name, e.g. `n1._peerlb._tcp.local`. */
   instance: string;
-  /** When the TXT has a `sig=`: it and the bytes it must sign (sdk/signing.ts), for clients that verify. */
+  /** When the TXT has a `sig=`: it and the bytes it must sign (sdk/core/signing.ts), for clients that verify. */
   signature?: { sig: string; data: Buffer };
 }
 

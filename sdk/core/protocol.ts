@@ -89,7 +89,7 @@ export interface ServerRecord {
   agent?: string;
   /**
    * Ed25519 signature (base64) by the cluster's signing key, made by the server's own agent, when
-   * it has the key (sdk/signing.ts); relays pass it on unchanged.
+   * it has the key (sdk/core/signing.ts); relays pass it on unchanged.
    */
   sig?: string;
   /** The version `sig` was made at (the origin's gossip incarnation); covered by `sig`. */

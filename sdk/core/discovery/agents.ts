@@ -31,7 +31,7 @@ export interface AgentWatchOptions {
   onAgent?: (url: string | undefined) => void;
   /** Called when an attempt ends without a snapshot: `refused` when the agent answered with an HTTP status. */
   onFailure?: (refused: boolean) => void;
-  /** Only records signed with this Ed25519 public key enter the view (sdk/signing.ts). */
+  /** Only records signed with this Ed25519 public key enter the view (sdk/core/signing.ts). */
   verify?: KeyObject;
   /** A record was ignored for its signature. */
   onRejected?: (err: SignatureError) => void;

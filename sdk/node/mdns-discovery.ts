@@ -1,12 +1,12 @@
 import type { KeyObject } from 'node:crypto';
-import type { DiscoverySink, DiscoverySource } from './source.js';
-import { DecodeError, SignatureError } from '../errors.js';
-import { verifyBytes } from '../signing.js';
-import { AgentWatch } from './agents.js';
-import { MdnsBrowser, type BrowsedInstance } from './mdns-browser.js';
-import { parseUsableServerRecord, type ServerRecord } from '../protocol.js';
-import { systemClock, type Clock } from '../clock.js';
-import { MdnsSettle } from './settle.js';
+import type { DiscoverySink, DiscoverySource } from '../core/discovery/source.js';
+import { DecodeError, SignatureError } from '../core/errors.js';
+import { verifyBytes } from '../core/signing.js';
+import { AgentWatch } from '../core/discovery/agents.js';
+import { MdnsBrowser, type BrowsedInstance } from '../mdns/browser.js';
+import { parseUsableServerRecord, type ServerRecord } from '../core/protocol.js';
+import { systemClock, type Clock } from '../core/clock.js';
+import { MdnsSettle } from '../core/discovery/settle.js';
 
 export interface MdnsDiscoveryOptions {
   service: string;
@@ -17,7 +17,7 @@ export interface MdnsDiscoveryOptions {
   clock?: Clock;
   /** UDP port of the link (default 5353). For tests. */
   port?: number;
-  /** Only instances whose TXT is signed with this Ed25519 public key are used (sdk/signing.ts). */
+  /** Only instances whose TXT is signed with this Ed25519 public key are used (sdk/core/signing.ts). */
   verify?: KeyObject;
   /** An instance or record was ignored for its signature. */
   onRejected?: (err: SignatureError) => void;

@@ -1,5 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { BadOptionError, ConfigError, type SignatureError } from './errors.js';
+import { methods, num, obj, onlyKnown, port, str } from './validate.js';
 import { parsePublicKey } from './signing.js';
 import { DEFAULT_WEIGHT, MAX_WEIGHT, ipFamily, parseAgentUrl, serverAddressProblem, type ServerRecord } from './protocol.js';
 import { STRATEGY_NAMES, type StrategyName } from './pickers/index.js';
@@ -83,7 +84,7 @@ export interface JoinOptions {
   token?: string;
   /**
    * Verify announcements with the cluster's Ed25519 public key (what `peerlb keygen --public`
-   * prints, PEM, base64 of the SPKI DER, hex, or a KeyObject; sdk/signing.ts parsePublicKey):
+   * prints, PEM, base64 of the SPKI DER, hex, or a KeyObject; sdk/core/signing.ts parsePublicKey):
    * servers from mDNS or agents that are not signed by their own agent with it are ignored
    * and reported through the 'rejected' event. Static lists and custom sources are not checked.
    */
@@ -134,64 +135,6 @@ export function checkServiceName(option: string, v: unknown): string {
   if (typeof v !== 'string' || v.length < 1 || v.length > 15 || !SERVICE_RE.test(v) || v.endsWith('-'))
     throw new BadOptionError(option, `must be a service name of 1–15 letters, digits and single hyphens (RFC 6335), got ${JSON.stringify(v)}`);
   return v;
-}
-
-function num(option: string, v: unknown, def: number, min: number, max: number, integer = false): number {
-  if (v === undefined) return def;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max || (integer && !Number.isInteger(v)))
-    throw new BadOptionError(option, `must be ${integer ? 'an integer' : 'a number'} in ${min}..${max}, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-function str(option: string, v: unknown, max = 255): string | undefined {
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string' || v.length === 0 || v.length > max) throw new BadOptionError(option, `must be a non-empty string of at most ${max} chars`);
-  return v;
-}
-
-function methods(option: string, v: unknown, names: string[]): void {
-  if (v === undefined) return;
-  const o = v as Record<string, unknown> | null;
-  if (typeof v !== 'object' || o === null || names.some((n) => typeof o[n] !== 'function'))
-    throw new BadOptionError(option, `must be an object with ${names.map((n) => `${n}()`).join(', ')}`);
-}
-
-function obj(option: string, v: unknown): Record<string, unknown> {
-  if (v === undefined) return {};
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new BadOptionError(option, 'must be an object');
-  return v as Record<string, unknown>;
-}
-
-/** Edit distance of two short strings (for "did you mean"). */
-function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1));
-      prev = cur;
-    }
-  }
-  return row[b.length]!;
-}
-
-/**
- * Refuse keys of `o` that are not in `names`, naming them all (a typo such as
- * `outlier.consecutiveFailure` would otherwise be ignored, and its default silently used).
- */
-function onlyKnown(prefix: string, o: Record<string, unknown>, names: readonly string[]): void {
-  const unknown = Object.keys(o).filter((k) => !names.includes(k));
-  if (unknown.length === 0) return;
-  const path = (k: string) => (prefix ? `${prefix}.${k}` : k);
-  const first = unknown[0]!;
-  const near = names.filter((n) => distance(first, n) <= Math.max(1, Math.floor(n.length / 3))).sort((a, b) => distance(first, a) - distance(first, b))[0];
-  const others = unknown.slice(1, 6).map((k) => JSON.stringify(path(k)));
-  throw new BadOptionError(
-    path(first),
-    `is not an option${near ? ` (did you mean "${path(near)}"?)` : ''}${others.length ? `; nor ${others.length === 1 ? 'is' : 'are'} ${others.join(', ')}${unknown.length > 6 ? ', …' : ''}` : ''}. Known${prefix ? ` in ${prefix}` : ''}: ${names.join(', ')}`,
-  );
 }
 
 const JOIN_KEYS = [
@@ -304,11 +247,6 @@ function checkDiscovery(v: unknown): DiscoveryOptions {
   return { source: src };
 }
 
-function port(option: string, v: unknown): number | undefined {
-  if (v === undefined) return undefined;
-  if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 65535) throw new BadOptionError(option, `must be a port number 1..65535, got ${JSON.stringify(v)}`);
-  return v as number;
-}
 
 /** RFC 1123 §2.1 host name: dot-separated labels of letters, digits and inner hyphens, ≤ 63 each, ≤ 253 in all. */
 const HOST_NAME_RE = /^(?=.{1,253}\.?$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;

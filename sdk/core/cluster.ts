@@ -6,13 +6,13 @@ import { defaultRandom } from './random.js';
 import { hashKey, type Key } from './hash.js';
 import { resolveOptions, parseStaticServer, type JoinOptions, type ResolvedOptions } from './options.js';
 import type { Server, ServerState, ServerView } from './server.js';
-import { connectWithFailover, type ConnectOptions } from './tcp.js';
-import { UdpClient, type UdpOptions } from './udp.js';
+import { connectWithFailover, type ConnectOptions } from '../node/tcp.js';
+import { UdpClient, type UdpOptions } from '../node/udp.js';
 import { ClosedError, type SignatureError } from './errors.js';
 import type { DiscoverySource } from './discovery/source.js';
 import { resolveStaticServers, staticSource } from './discovery/static.js';
 import { AgentWatch } from './discovery/agents.js';
-import { MdnsDiscovery } from './discovery/mdns.js';
+import { MdnsDiscovery } from '../node/mdns-discovery.js';
 
 export interface ClusterEvents {
   /** The view changed (servers, health, weights, load). Coalesced. */
