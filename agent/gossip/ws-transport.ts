@@ -38,30 +38,22 @@
  *    IP's share 429, past the total 503. A socket with no frame within firstFrameTimeoutMs closes.
  *  - Slow or stalled peers: a peer whose socket stays over maxPendingBytes for `slowPeerMs` is cut
  *    off (terminated, then reconnected on a later send); frames to it meanwhile are dropped.
+ *
+ * Sealing is a layer around the sockets (sealing.ts), the rate limit and the hello deadlines are
+ * in auth-limiter.ts; both, and the slow-peer window, run on the injected clock (`clock`). Only
+ * the short grace for close frames to flush before a socket is destroyed stays on real time.
  */
-import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { Transport, Via } from './transport.js';
 import { AddressSlots, refuseSocket } from '../admission.js';
+import { systemClock, type Clock } from '../../sdk/core/clock.js';
+import { AuthFailureLimiter, helloDeadlines, type AuthFailureLimit } from './auth-limiter.js';
+import { CHALLENGE_HEADER, parseChallenge, plainLayer, replyBinding, sealingLayer, type FrameSealer } from './sealing.js';
 
-export interface FrameSealer {
-  /** Seal a frame for the socket whose challenge is `binding`. */
-  seal(b: Uint8Array, binding?: Uint8Array): Uint8Array;
-  /** The plain frame, or undefined / a rejection when it does not open (dropped and counted). */
-  open(b: Uint8Array, binding?: Uint8Array): Uint8Array | undefined | { reject: 'auth' | 'replay' };
-}
-
-export interface AuthFailureLimit {
-  /** Authentication failures from one IP within windowMs before it is blocked. Default 20. */
-  max: number;
-  /** Default 10 000 ms. */
-  windowMs: number;
-  /** How long a blocked IP's upgrades are refused. Default 30 000 ms. */
-  blockMs: number;
-}
-export const DEFAULT_AUTH_FAILURE_LIMIT: Readonly<AuthFailureLimit> = Object.freeze({ max: 20, windowMs: 10_000, blockMs: 30_000 });
+export { DEFAULT_AUTH_FAILURE_LIMIT, type AuthFailureLimit } from './auth-limiter.js';
+export { SEAL_ALLOWANCE_BYTES, CHALLENGE_HEADER, CHALLENGE_BYTES, parseChallenge, replyBinding, type FrameSealer } from './sealing.js';
 
 export interface WsTransportOptions {
   /** This agent's address, ws://host:port, as peers reach it. */
@@ -69,6 +61,8 @@ export interface WsTransportOptions {
   /** Largest plain frame sent or accepted. */
   maxFrameBytes: number;
   seal?: FrameSealer;
+  /** For the hello deadlines, the rate limit's windows and the slow-peer window. Default: the system clock. */
+  clock?: Clock;
   /** Bytes a peer's socket may have pending before frames to it are dropped. Default: maxFrameBytes (at least one frame always fits an empty socket). */
   maxPendingBytes?: number;
   /** Give up opening a socket after this long. Default 5000 ms. */
@@ -150,28 +144,8 @@ export interface WsTransport extends Transport {
   counters(): WsTransportCounters;
 }
 
-/** Bytes a seal may add (nonce, tag, key id) beyond maxFrameBytes on the wire. */
-export const SEAL_ALLOWANCE_BYTES = 1024;
 /** Header in which an agent tells the peer it connects to where it can be reached. */
 export const ADDR_HEADER = 'x-peerlb-addr';
-/** Header of the upgrade response with the socket's binding (base64 of CHALLENGE_BYTES random bytes). */
-export const CHALLENGE_HEADER = 'x-peerlb-challenge';
-export const CHALLENGE_BYTES = 16;
-
-/** The binding a challenge header carries, or undefined when it is missing or malformed. */
-export function parseChallenge(v: string | string[] | undefined): Buffer | undefined {
-  if (typeof v !== 'string' || v.length > 64) return undefined;
-  const b = Buffer.from(v, 'base64');
-  return b.length === CHALLENGE_BYTES && b.toString('base64') === v ? b : undefined;
-}
-/**
- * What frames from the accepting side to the dialer (replies on the dialer's socket) are sealed
- * with: the challenge and a direction byte, so that no frame opens on the socket it was sent on
- * in the other direction (a frame reflected back to its sender does not authenticate).
- */
-export function replyBinding(b: Buffer | undefined): Buffer | undefined {
-  return b && Buffer.concat([b, Buffer.from([0x72])]);
-}
 /** Grace for close frames to flush before sockets are destroyed on close(). */
 const CLOSE_GRACE_MS = 250;
 
@@ -208,25 +182,18 @@ interface Conn {
   via?: Via;
 }
 
-/** Most remote IPs (and identities) whose failures are remembered. */
-const MAX_TRACKED_IPS = 4096;
-/**
- * Failures from one IP, across its identities, before the whole IP is blocked: a multiple of the
- * per-identity limit. A keyless process beside a genuine agent (same host, same NAT) fails under
- * its own identity (the address it claims) and is blocked alone; only many identities failing
- * from one IP (someone forging claims) cost its neighbours.
- */
-const IP_FAILURE_FACTOR = 4;
-
 export function createWsTransport(opts: WsTransportOptions): WsTransport {
   const maxFrame = opts.maxFrameBytes;
-  const maxPayload = maxFrame + (opts.seal ? SEAL_ALLOWANCE_BYTES : 0);
+  const layer = opts.seal ? sealingLayer(opts.seal) : plainLayer;
+  const sealed = layer.sealed;
+  const clock = opts.clock ?? systemClock;
+  const maxPayload = maxFrame + layer.allowance;
   const maxPending = opts.maxPendingBytes ?? maxFrame;
   const connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
   const path = opts.path ?? '/v1/gossip';
   const maxPeers = opts.maxPeers ?? 4096;
-  const seal = opts.seal;
-  const limit: AuthFailureLimit = { ...DEFAULT_AUTH_FAILURE_LIMIT, ...opts.authFailures };
+  const limiter = new AuthFailureLimiter(clock, opts.authFailures);
+  const limit: Readonly<AuthFailureLimit> = limiter.limit;
   const authTimeoutMs = opts.authTimeoutMs ?? 10_000;
   const firstFrameMs = opts.firstFrameTimeoutMs ?? authTimeoutMs;
   const inboundSlots = new AddressSlots<Conn>(maxPeers, opts.maxPeersPerAddress ?? 256, (conn) => {
@@ -246,9 +213,6 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
       /* a logger's problem is not the transport's */
     }
   };
-  /** Remote IP → recent failure times and the end of its block. */
-  const failures = new Map<string, { at: number[]; blockedUntil: number }>();
-
   const c: WsTransportCounters = {
     framesOut: 0,
     bytesOut: 0,
@@ -290,47 +254,15 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
     }
   };
 
-  const isBlocked = (key: string | undefined): boolean => {
-    if (!key) return false;
-    const f = failures.get(key);
-    return f !== undefined && f.blockedUntil > Date.now();
-  };
-  /** Blocked: the socket's identity (IP and claimed address), or its whole IP. */
-  const blocked = (ip: string | undefined, identity: string | undefined): boolean => isBlocked(identity) || isBlocked(ip);
-
-  /** One failure under `key`: true when it just became blocked. */
-  const count = (key: string, max: number): boolean => {
-    const now = Date.now();
-    let f = failures.get(key);
-    if (!f) {
-      if (failures.size >= MAX_TRACKED_IPS * 2) failures.delete(failures.keys().next().value!);
-      f = { at: [], blockedUntil: 0 };
-      failures.set(key, f);
-    }
-    f.at = f.at.filter((t) => now - t < limit.windowMs);
-    f.at.push(now);
-    if (f.at.length >= max && f.blockedUntil <= now) {
-      f.blockedUntil = now + limit.blockMs;
-      f.at = [];
-      return true;
-    }
-    return false;
-  };
-
   /**
-   * An authentication failure on `conn`: its identity (IP and claimed address) earns a strike,
-   * and is blocked at the limit; its IP as a whole only at IP_FAILURE_FACTOR times the limit.
+   * An authentication failure on `conn`: a strike for its identity and IP (auth-limiter.ts); when
+   * one becomes blocked, its other sockets that never authenticated go too.
    */
   const strike = (conn: Pick<Conn, 'ip' | 'identity'>) => {
     const { ip, identity } = conn;
-    if (!ip) return;
-    if (identity && count(identity, limit.max)) {
-      // Its other sockets that never authenticated go too.
-      for (const o of inbound.values()) if (o.identity === identity && !o.authed) cut(o, 'too many authentication failures');
-    }
-    if (count(ip, limit.max * IP_FAILURE_FACTOR)) {
-      for (const o of inbound.values()) if (o.ip === ip && !o.authed) cut(o, 'too many authentication failures from this address');
-    }
+    const s = limiter.strike(ip, identity);
+    if (s.identity) for (const o of inbound.values()) if (o.identity === identity && !o.authed) cut(o, 'too many authentication failures');
+    if (s.ip) for (const o of inbound.values()) if (o.ip === ip && !o.authed) cut(o, 'too many authentication failures from this address');
   };
 
   /** Close an inbound socket (1008); `auth`: for an authentication failure or timeout (counted as authCutoffs). */
@@ -358,28 +290,23 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
       return;
     }
     const raw = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer);
-    if (!conn.heard && (!seal || conn.authed)) {
+    if (!conn.heard && (!sealed || conn.authed)) {
       conn.heard = true;
       waitingSlots.delete(conn);
     }
     c.framesIn++;
     c.bytesIn += raw.length;
-    let frame: Uint8Array | undefined = raw;
-    if (seal) {
-      let opened: ReturnType<FrameSealer['open']>;
-      try {
-        opened = seal.open(raw, conn.binding);
-      } catch {
-        opened = undefined;
-      }
-      if (opened instanceof Uint8Array) {
-        frame = opened;
+    let frame: Uint8Array = raw;
+    if (sealed) {
+      const opened = layer.inbound(raw, conn.binding);
+      if ('frame' in opened) {
+        frame = opened.frame;
         conn.authed = true;
         if (!conn.heard) {
           conn.heard = true;
           waitingSlots.delete(conn);
         }
-      } else if (opened?.reject === 'replay') {
+      } else if (opened.reject === 'replay') {
         c.dropped.replay++;
         return;
       } else {
@@ -410,7 +337,7 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
         c.dropped.tooLarge++;
         return;
       }
-      const wire = seal ? seal.seal(frame, conn.dialed ? dialBindings.get(conn) : conn.replyBinding) : frame;
+      const wire = layer.outbound(frame, conn.dialed ? dialBindings.get(conn) : conn.replyBinding);
       const pending = conn.ws.bufferedAmount;
       if (pending > 0 && pending + wire.length > maxPending) {
         c.dropped.slow++;
@@ -463,7 +390,7 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
       if (peer.binding) dialBindings.set(conn, peer.binding);
     });
     ws.on('open', () => {
-      if (seal && !peer.binding) {
+      if (sealed && !peer.binding) {
         // Not a sealing peerlb agent: nothing we send there could open, nor should it.
         notSealing = true;
         warn({ kind: 'peer-not-sealing', peer: to });
@@ -475,7 +402,7 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
       }
       opened = true;
       try {
-        for (const f of peer.queue) write(peer, seal ? seal.seal(f, peer.binding) : f);
+        for (const f of peer.queue) write(peer, layer.outbound(f, peer.binding));
       } catch {
         c.dropped.closed++;
       }
@@ -536,11 +463,11 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
           peer.queuedBytes += frame.length;
           return;
         }
-        const wire = seal ? seal.seal(frame, peer.binding) : frame;
+        const wire = layer.outbound(frame, peer.binding);
         const pending = peer.ws.bufferedAmount;
         if (pending > 0 && pending + wire.length > maxPending) {
           c.dropped.slow++;
-          const now = Date.now();
+          const now = clock.now();
           peer.slowSince ??= now;
           if (now - peer.slowSince >= slowPeerMs) {
             // Stalled or too slow for too long: cut it off; a later send opens a fresh socket.
@@ -575,7 +502,7 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
       const claimed = req.headers[ADDR_HEADER];
       const peerAddr = typeof claimed === 'string' && claimed.length <= 2048 && gossipUrl(claimed) ? claimed : undefined;
       const identity = ip === undefined ? undefined : `${ip} ${peerAddr ?? '-'}`;
-      if (seal && blocked(ip, identity)) {
+      if (sealed && limiter.blocked(ip, identity)) {
         c.inboundRefused++;
         refuseSocket(socket, '429 Too Many Requests', 'too many authentication failures from this address (and claimed agent address); try again later\n', { 'retry-after': Math.ceil(limit.blockMs / 1000) });
         return;
@@ -591,7 +518,7 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
         return;
       }
       const from = peerAddr ?? `inbound:${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
-      const binding = seal ? randomBytes(CHALLENGE_BYTES) : undefined;
+      const binding = layer.challenge();
       if (binding) challenges.set(req, binding);
       try {
         wss.handleUpgrade(req, socket, head, (ws) => {
@@ -599,7 +526,7 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
             ws.terminate();
             return;
           }
-          const conn: Conn = { ws, ip, identity, heard: false, authed: !seal, cut: false, binding, replyBinding: replyBinding(binding) };
+          const conn: Conn = { ws, ip, identity, heard: false, authed: !sealed, cut: false, binding, replyBinding: replyBinding(binding) };
           if (inboundSlots.add(key, conn) || waitingSlots.add(key, conn)) {
             inboundSlots.delete(conn);
             c.inboundRefused++;
@@ -610,34 +537,30 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
           c.inboundAccepted++;
           inbound.set(ws, conn);
           ws.binaryType = 'nodebuffer';
-          let authTimer: NodeJS.Timeout | undefined;
-          if (seal) {
-            authTimer = setTimeout(() => {
-              if (conn.authed) return;
-              // Holding a socket open without authenticating counts as a failure too: otherwise
-              // one address could keep every inbound slot busy, a timeout at a time.
+          const cancelDeadlines = helloDeadlines({
+            clock,
+            sealed,
+            authTimeoutMs,
+            firstFrameTimeoutMs: firstFrameMs,
+            state: () => conn,
+            onAuthTimeout: () => {
               cut(conn, 'no authentic frame in time');
               strike(conn);
-            }, authTimeoutMs);
-            authTimer.unref();
-          }
-          // Open clusters too: a socket that says nothing gives its slot back.
-          const firstTimer = setTimeout(() => {
-            if (conn.heard || conn.cut) return;
-            c.firstFrameTimeouts++;
-            cut(conn, 'no frame in time', false);
-          }, firstFrameMs);
-          firstTimer.unref();
+            },
+            onFirstFrameTimeout: () => {
+              c.firstFrameTimeouts++;
+              cut(conn, 'no frame in time', false);
+            },
+          });
           ws.on('message', (data, isBinary) => receive(from, data, isBinary, conn));
           ws.on('error', (err: Error & { code?: string }) => {
             if (err.code !== 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return;
             c.dropped.tooLarge++;
             // An oversized frame from a socket that never authenticated: a failure of its address.
-            if (seal && !conn.authed) strike(conn);
+            if (sealed && !conn.authed) strike(conn);
           });
           ws.on('close', () => {
-            clearTimeout(authTimer);
-            clearTimeout(firstTimer);
+            cancelDeadlines();
             inbound.delete(ws);
             inboundSlots.delete(conn);
             waitingSlots.delete(conn);
