@@ -1,7 +1,7 @@
 /**
  * What the pieces of membership.ts (member-updates.ts, failure-detector.ts) share: the node's
  * settings, the member table, the counters, and the façade's ways to send and to piggyback.
- * Types only: membership.ts builds one and hands it to each piece.
+ * membership.ts builds one and hands it to each piece.
  */
 import type { Clock, TimerHandle } from '../../sdk/core/clock.js';
 import type { Random } from '../../sdk/core/random.js';
@@ -56,4 +56,36 @@ export interface GossipHost {
   emitConflict(info: { node: string; addr: string }): void;
   /** Stop without a goodbye. */
   stop(): void;
+}
+
+/** Every counter at 0. */
+export function newCounters(): Record<Counter, number> {
+  return {
+    framesIn: 0,
+    framesOut: 0,
+    bytesOut: 0,
+    decodeErrors: 0,
+    misdirectedPings: 0,
+    probes: 0,
+    hintProbes: 0,
+    confirmProbes: 0,
+    indirectProbes: 0,
+    probesFailed: 0,
+    acks: 0,
+    nacks: 0,
+    hints: 0,
+    suspicions: 0,
+    confirmations: 0,
+    refutations: 0,
+    deathsDeclared: 0,
+    pushPulls: 0,
+    joinAttempts: 0,
+    reconnectPings: 0,
+    membersRefused: 0,
+    implausibleIncarnations: 0,
+    addrConflicts: 0,
+    idConflicts: 0,
+    dialsRefused: 0,
+    replies: 0,
+  };
 }

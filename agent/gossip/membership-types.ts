@@ -50,7 +50,7 @@ export interface MembershipOptions {
   signMeta?: (meta: MemberMeta, addr: string, incarnation: number) => string;
 }
 
-export interface MembershipEvents {
+export type MembershipEvents = {
   /** A member joined (previous undefined), changed status, address or meta. Also for this node. */
   change: [member: Member, previous: MemberStatus | undefined];
   /** A newer load report of another member arrived. */
@@ -68,7 +68,7 @@ export interface MembershipEvents {
    * keepsName): it stopped (no goodbye; the other keeps the name).
    */
   conflict: [info: { node: string; addr: string }];
-}
+};
 
 export interface MembershipStats {
   framesIn: number;

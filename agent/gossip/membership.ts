@@ -15,28 +15,28 @@
  *  - load-delegate.ts: load gossip behind a piggyback delegate (Serf's delegate.go): application
  *    state never enters the SWIM state machine. Membership asks it for entries within the bytes a
  *    frame has left after the state updates, and hands it those that come in;
- *  - here: the public API, the frames (send, dispatch, piggyback), dissemination and anti-entropy.
+ *  - dissemination.ts: what rides on every frame (pings, acks, gossip rounds): state updates from
+ *    a transmit-limited queue (broadcast-queue.ts), then the delegate's entries in the bytes left;
+ *  - here: the public API, the frames (send, dispatch), gossip rounds and anti-entropy.
  *
- *  - Dissemination: updates ride on every frame (pings, acks, gossip rounds) from a
- *    transmit-limited queue (broadcast-queue.ts); loads ride on the same frames after them.
  *  - Anti-entropy: full state push-pull with a random member every pushPullInterval; also used to
  *    join through seeds, and with a dead member that answers a reconnect ping (partition heal).
  */
-import { EventEmitter } from 'node:events';
+import { Emitter } from '../../sdk/core/emitter.js';
 import { systemClock, every, type Clock, type TimerHandle } from '../../sdk/core/clock.js';
 import { XorShiftRandom, type Random } from '../../sdk/core/random.js';
 import { ConfigError } from '../../sdk/core/errors.js';
 import { LIMITS, type LoadReport } from '../../sdk/core/protocol.js';
 import { resolveGossipConfig, pushPullInterval, type GossipConfig } from './config.js';
-import { BroadcastQueue, retransmitLimit } from './broadcast-queue.js';
+import { Dissemination } from './dissemination.js';
 import { DialBudget, nextIncarnation } from './guard.js';
 import { pageOf, pageStates, PAGE_BYTES, PUSH_PULL_OVERHEAD_BYTES } from './push-pull.js';
-import { encodeFrame, tryDecodeFrame, updateSize, PIGGYBACK_ARRAY_OVERHEAD, type GossipFrame, type MemberMeta, type MemberState, type MemberStatus, type Piggyback, type StateUpdate } from './messages.js';
+import { encodeFrame, tryDecodeFrame, type GossipFrame, type MemberMeta, type MemberState, type MemberStatus, type StateUpdate } from './messages.js';
 import { MemberTable, copyMeta, isLive, newRec, pick, buddy, type Rec } from './member-table.js';
 import { MemberUpdates } from './member-updates.js';
 import { FailureDetector } from './failure-detector.js';
 import { LoadGossip } from './load-delegate.js';
-import type { Counter, GossipHost, InFrame } from './host.js';
+import { newCounters, type Counter, type GossipHost, type InFrame } from './host.js';
 import type { Transport, Via } from './transport.js';
 
 export type { MemberMeta, MemberStatus } from './messages.js';
@@ -53,7 +53,7 @@ const LEAVE_DIRECT_MAX = 64;
 const noop: LogFn = () => {};
 const silentLog: GossipLogger = { debug: noop, info: noop, warn: noop, error: noop };
 
-export class Membership extends EventEmitter<MembershipEvents> {
+export class Membership extends Emitter<MembershipEvents> {
   readonly node: string;
   readonly config: Readonly<GossipConfig>;
   private readonly transport: Transport;
@@ -69,7 +69,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private readonly rules: MemberUpdates;
   private readonly loads: LoadGossip;
 
-  private readonly updates: BroadcastQueue<StateUpdate>;
+  private readonly updates: Dissemination;
 
   private started = false;
   private stopped = false;
@@ -79,34 +79,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private joinTimer: TimerHandle | undefined;
   private stoppers: (() => void)[] = [];
   private leavePromise: Promise<void> | undefined;
-  private readonly counters: Record<Counter, number> = {
-    framesIn: 0,
-    framesOut: 0,
-    bytesOut: 0,
-    decodeErrors: 0,
-    misdirectedPings: 0,
-    probes: 0,
-    hintProbes: 0,
-    confirmProbes: 0,
-    indirectProbes: 0,
-    probesFailed: 0,
-    acks: 0,
-    nacks: 0,
-    hints: 0,
-    suspicions: 0,
-    confirmations: 0,
-    refutations: 0,
-    deathsDeclared: 0,
-    pushPulls: 0,
-    joinAttempts: 0,
-    reconnectPings: 0,
-    membersRefused: 0,
-    implausibleIncarnations: 0,
-    addrConflicts: 0,
-    idConflicts: 0,
-    dialsRefused: 0,
-    replies: 0,
-  };
+  private readonly counters: Record<Counter, number> = newCounters();
+
   /** Dials to addresses no member has (guard.ts). */
   private readonly dials: DialBudget;
   /** The frame being handled: who sent it, and the socket to answer on. */
@@ -124,7 +98,6 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.log = opts.log ?? silentLog;
     this.maxFrameBytes = opts.maxFrameBytes ?? LIMITS.maxFrameBytes;
     const maxMembers = Math.min(opts.maxMembers ?? LIMITS.maxServers, LIMITS.maxServers);
-    this.updates = new BroadcastQueue<StateUpdate>(() => retransmitLimit(this.config.retransmitMult, this.table.liveCount()));
     this.dials = new DialBudget(this.clock);
     this.me = newRec(opts.node, opts.transport.addr, 1, opts.meta, this.clock.now());
     this.table = new MemberTable(this.me, maxMembers);
@@ -147,6 +120,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
         this.emit('load', this.snapshot(r));
       },
     });
+    this.updates = new Dissemination(this.config.retransmitMult, () => this.table.liveCount(), this.config.maxPiggybackBytes, this.loads);
     this.detector = new FailureDetector(this.host, {
       suspect: (u) => this.rules.onSuspect(u),
       dead: (u) => this.rules.onDead(u),
@@ -182,8 +156,8 @@ export class Membership extends EventEmitter<MembershipEvents> {
       inFrame: () => this.inFrame,
       sender: () => this.sender(),
       after: (fn, ms) => this.after(fn, ms),
-      piggyback: (target, first) => this.piggyback(target, first),
-      broadcast: (u) => this.broadcast(u),
+      piggyback: (target, first) => this.updates.piggyback(target, first),
+      broadcast: (u) => this.updates.broadcast(u),
       pushPull: (addr, join) => this.pushPull(addr, join),
       statusChanged: (r, prev) => {
         this.log[r.status === 'dead' ? 'info' : 'debug']({ member: r.node, status: r.status, previous: prev, incarnation: r.incarnation }, 'member status');
@@ -203,7 +177,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   start(seeds: string[]): void {
     if (this.started || this.stopped) return;
     this.started = true;
-    this.broadcast(this.rules.aliveUpdate(this.me));
+    this.updates.broadcast(this.rules.aliveUpdate(this.me));
     const c = this.config;
     this.detector.start();
     this.stoppers.push(every(this.clock, c.gossipIntervalMs, () => this.gossipRound()));
@@ -221,7 +195,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
     this.me.incarnation = nextIncarnation(this.me.incarnation);
     this.rules.signSelf();
     this.me.updatedAt = this.clock.now();
-    this.broadcast(this.rules.aliveUpdate(this.me));
+    this.updates.broadcast(this.rules.aliveUpdate(this.me));
     this.emit('change', this.snapshot(this.me), this.me.status);
   }
 
@@ -263,7 +237,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
       };
       const timer = this.after(finish, timeoutMs);
       if (this.table.others().length === 0) finish();
-      else this.updates.push(this.node, u, updateSize(u), { onDone: finish, group: this.node });
+      else this.updates.leave(u, finish);
     });
     return this.leavePromise;
   }
@@ -347,7 +321,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
 
   private reap(r: Rec): void {
     this.table.reap(r, this.clock.now());
-    this.updates.deleteGroup(r.node);
+    this.updates.forget(r.node);
     this.loads.notifyForget(r.node);
     this.emit('reap', this.snapshot(r));
   }
@@ -405,34 +379,6 @@ export class Membership extends EventEmitter<MembershipEvents> {
     }
   }
 
-  private broadcast(u: StateUpdate): void {
-    if (u.kind === 'suspect') {
-      // One entry per suspecter: Lifeguard needs k independent confirmations, and with one entry
-      // per member (memberlist) a frame carries one of them at a time. We pass on at most k + 1
-      // suspicions of a member (ours and the confirmations counted), so this stays small.
-      this.updates.delete(u.node);
-      this.updates.push(`${u.node}\u0000${u.from}`, u, updateSize(u), { group: u.node });
-      return;
-    }
-    // Any other news of the member (alive, dead, left) supersedes everything queued about it.
-    this.updates.deleteGroup(u.node);
-    this.updates.push(u.node, u, updateSize(u), { group: u.node });
-  }
-
-  /**
-   * Updates and load entries for one frame to `target`: `first` (always), then queued updates, then
-   * what the load delegate gives within the bytes left.
-   */
-  private piggyback(target: string | undefined, first: StateUpdate[] = []): Piggyback | undefined {
-    let budget = this.config.maxPiggybackBytes - PIGGYBACK_ARRAY_OVERHEAD;
-    for (const u of first) budget -= updateSize(u);
-    const ups = this.updates.take(budget, 0);
-    budget -= ups.bytes;
-    const loads = this.loads.broadcasts(target, budget);
-    if (first.length === 0 && ups.values.length === 0 && loads.length === 0) return undefined;
-    return { updates: [...first, ...ups.values], loads };
-  }
-
   // -------------------------------------------------------------------------------------------
   // Timers
 
@@ -458,7 +404,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
   private gossipRound(): void {
     if (this.stopped) return;
     for (const r of pick(this.random, this.config.gossipNodes, this.table.others())) {
-      const p = this.piggyback(r.node);
+      const p = this.updates.piggyback(r.node);
       if (!p) continue;
       this.send(r.addr, { type: 'gossip', from: this.sender(), piggyback: p });
     }
@@ -530,7 +476,7 @@ export class Membership extends EventEmitter<MembershipEvents> {
           // A member we have as dead or gone is pinging us: tell it, so that it refutes.
           const sr = this.table.get(f.from.node);
           const extra = sr && sr !== this.me && !isLive(sr) ? buddy(sr, this.node) : [];
-          this.send(f.from.addr, { type: 'ack', from: this.sender(), seq: f.seq, piggyback: this.piggyback(f.from.node, extra) });
+          this.send(f.from.addr, { type: 'ack', from: this.sender(), seq: f.seq, piggyback: this.updates.piggyback(f.from.node, extra) });
         }
         return;
       case 'ack':
