@@ -11,7 +11,7 @@
  * memberlist's LAN profile detects a failure in ~5–10 s (1 s probes, SuspicionMult 4); we probe
  * five times as often and lean on Lifeguard's confirmations (suspicion.ts) to cut the suspicion
  * time when many members agree, which is exactly what happens when a process dies (every peer
- * gets a hint) and, with the confirmation probes of membership.ts, when a host goes silent.
+ * gets a hint) and, with the confirmation probes of failure-detector.ts, when a host goes silent.
  *
  * Measured on the simulated network (test/bench/gossip.ts, N = 100, 1 Hz loads): join ~0.5 s,
  * crash ~0.7 s, silent ~1–1.7 s, ~1.85–1.95 KB/s per agent with 2-character node names. The byte
@@ -61,7 +61,7 @@ export interface GossipConfig {
    * from the maximum down to the minimum, on a log scale (Lifeguard's K; memberlist uses
    * SuspicionMult − 2 = 2). Default 3. Set to 0 when there are fewer than k + 2 members.
    * A silent host is confirmed as the members that hear of the suspicion probe it themselves
-   * (membership.ts): dead everywhere in ~1–1.7 s at N = 100.
+   * (failure-detector.ts): dead everywhere in ~1–1.7 s at N = 100.
    */
   suspicionConfirmations: number;
   /** Local health awareness: the score is kept in [0, max − 1]; timeouts scale by score + 1. Default 8 (memberlist). */

@@ -1,6 +1,8 @@
 /**
- * Load gossip as a piggyback delegate of membership (hashicorp/serf delegate.go over memberlist's
- * Delegate: GetBroadcasts, NotifyMsg, LocalState, MergeRemoteState). Application state — the load
+ * Load gossip as a piggyback delegate of membership, as Serf's serf/delegate.go is memberlist's
+ * Delegate (GetBroadcasts → broadcasts, NotifyMsg → notify, LocalState → localState,
+ * MergeRemoteState → mergeRemoteState) and its event delegate hears of member changes (notifyJoin,
+ * notifyAlive, notifyIncarnation, notifyForget). Application state — the load
  * reports of agent/load — never enters the SWIM state machine: membership.ts asks the delegate
  * for what to piggyback on a frame within the bytes the frame has left, hands it what came in on
  * one, and tells it of member events (memberlist's EventDelegate: join, new incarnation, forget)

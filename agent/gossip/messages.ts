@@ -109,7 +109,7 @@ export interface Page {
 
 /**
  * Largest incarnation on the wire (memberlist's incarnation is a uint32). Every agent can encode
- * and decode every value up to it, so a refutation is always deliverable; see membership.ts for
+ * and decode every value up to it, so a refutation is always deliverable; see member-updates.ts (refute) for
  * what happens at the cap.
  */
 export const MAX_INCARNATION = 0xffffffff;
