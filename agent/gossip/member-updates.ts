@@ -225,18 +225,25 @@ export class MemberUpdates {
       return;
     }
     if (r.status !== 'alive') return;
-    if (r === h.table.me) {
-      if (!h.leaving) this.refute(u.incarnation, true, [this.addrOf(u.from), sender?.addr]);
-      return;
-    }
-    h.broadcast(u);
-    if (u.incarnation > r.incarnation) this.loads.notifyIncarnation(r.node);
-    r.incarnation = u.incarnation;
+    if (r === h.table.me) return this.accused(u, sender);
+    this.take(r, u);
     h.counters.suspicions++;
     const s = this.detector.suspect(r, u);
     this.setStatus(r, 'suspect');
     r.suspicion = s;
     this.detector.followSuspicion(r, s, u);
+  }
+
+  /** News of `r` at `u.incarnation` taken: passed on, and the incarnation moves (the load delegate hears of it). */
+  private take(r: Rec, u: Suspect | Dead | Left): void {
+    this.h.broadcast(u);
+    if (u.incarnation > r.incarnation) this.loads.notifyIncarnation(r.node);
+    r.incarnation = u.incarnation;
+  }
+
+  /** Someone suspects us or has us dead: refute, and tell the accuser and whoever told us. */
+  private accused(u: Suspect | Dead, sender: Sender | undefined): void {
+    if (!this.h.leaving) this.refute(u.incarnation, true, [this.addrOf(u.from), sender?.addr]);
   }
 
   onDead(u: Dead, sender?: Sender): void {
@@ -248,13 +255,8 @@ export class MemberUpdates {
       return;
     }
     if (r.status === 'dead' || r.status === 'left') return;
-    if (r === h.table.me) {
-      if (!h.leaving) this.refute(u.incarnation, true, [this.addrOf(u.from), sender?.addr]);
-      return;
-    }
-    h.broadcast(u);
-    if (u.incarnation > r.incarnation) this.loads.notifyIncarnation(r.node);
-    r.incarnation = u.incarnation;
+    if (r === h.table.me) return this.accused(u, sender);
+    this.take(r, u);
     this.setStatus(r, 'dead');
   }
 
@@ -268,9 +270,7 @@ export class MemberUpdates {
       if (!h.leaving) this.refute(u.incarnation, false);
       return;
     }
-    h.broadcast(u);
-    if (u.incarnation > r.incarnation) this.loads.notifyIncarnation(r.node);
-    r.incarnation = u.incarnation;
+    this.take(r, u);
     this.setStatus(r, 'left');
   }
 
