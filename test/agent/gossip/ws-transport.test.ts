@@ -10,6 +10,7 @@ import { WebSocket } from 'ws';
 import { createWsTransport, ADDR_HEADER, type FrameSealer, type WsTransport, type WsTransportOptions } from '../../../agent/gossip/ws-transport.js';
 import { Membership } from '../../../agent/gossip/membership.js';
 import type { GossipConfig } from '../../../agent/gossip/config.js';
+import { ManualClock } from '../../../sdk/core/clock.js';
 
 interface Node {
   server: http.Server;
@@ -160,6 +161,53 @@ describe('WsTransport', () => {
     await new Promise((r) => ws.once('close', r));
     expect(a.hints).toEqual([]);
     expect(ADDR_HEADER).toBe('x-peerlb-addr');
+  });
+
+  it('the hello deadlines and the auth-failure block run on the injected clock, not on real time', async () => {
+    const clock = new ManualClock(1_000_000);
+    const hour = 3600_000;
+    const silent = async (n: Node) => {
+      const ws = new WebSocket(`${n.addr}/v1/gossip`);
+      await new Promise((r) => ws.once('open', r));
+      const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
+      return { ws, closed };
+    };
+    // An open cluster: a socket that says nothing is closed at firstFrameTimeoutMs on the clock.
+    const a = await node({ clock, firstFrameTimeoutMs: hour });
+    const s1 = await silent(a);
+    await until(() => a.t.counters().inboundAccepted === 1, 5000, 'the socket accepted');
+    expect(a.t.counters().firstFrameTimeouts).toBe(0);
+    clock.advance(hour);
+    expect(await s1.closed).toBe(1008);
+    expect(a.t.counters().firstFrameTimeouts).toBe(1);
+
+    // Sealed: no authentic frame by authTimeoutMs is a cut and a strike; at max 1 the address is
+    // blocked (429) until blockMs have passed on the clock.
+    const sealer: FrameSealer = { seal: (f) => f, open: () => undefined };
+    const c = await node({ clock, seal: sealer, authTimeoutMs: hour, firstFrameTimeoutMs: hour, authFailures: { max: 1, windowMs: hour, blockMs: hour } });
+    const s2 = await silent(c);
+    await until(() => c.t.counters().inboundAccepted === 1, 5000, 'the sealed socket accepted');
+    clock.advance(hour);
+    expect(await s2.closed).toBe(1008);
+    expect(c.t.counters().authCutoffs).toBe(1);
+    const status = () =>
+      new Promise<number>((resolve) => {
+        const ws = new WebSocket(`${c.addr}/v1/gossip`);
+        ws.once('unexpected-response', (_req, res) => {
+          resolve(res.statusCode ?? 0);
+          ws.terminate();
+        });
+        ws.once('open', () => {
+          resolve(101);
+          ws.terminate();
+        });
+        ws.once('error', () => {});
+      });
+    expect(await status()).toBe(429);
+    clock.advance(hour - 1);
+    expect(await status()).toBe(429);
+    clock.advance(1);
+    expect(await status()).toBe(101);
   });
 
   it('after close(), sends are dropped and upgrades refused', async () => {
