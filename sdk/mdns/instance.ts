@@ -3,25 +3,16 @@
  * (records.ts), and the key that says whether one changed (an 'update'). Pure.
  */
 import net from 'node:net';
-import type { Health } from '../core/protocol.js';
 import type { Announcement } from './records.js';
+import type { TxtFields } from './txt.js';
 
 /** One agent found by mDNS: what its records say, ready for the SDK's view. */
-export interface BrowsedInstance {
+export interface BrowsedInstance extends TxtFields {
   /** The node id (TXT `node`): the server's id in the SDK's view. */
   id: string;
-  node: string;
-  service: string;
   /** The SRV target's address (A preferred over AAAA). */
   host: string;
   agentPort: number;
-  udpPort?: number;
-  tcpPort?: number;
-  weight: number;
-  zone?: string;
-  health: Health;
-  /** 0..10, utilization in tenths. */
-  loadBucket: number;
   /** `ws://host:port` of the agent (`ws://[v6]:port` for IPv6). */
   agentUrl: string;
   /** The DNS-SD instance name, e.g. `n1._peerlb._tcp.local`. */

@@ -29,7 +29,7 @@
 import net from 'node:net';
 import type { Answer, SrvData } from 'dns-packet';
 import { BadOptionError, DecodeError, PeerlbError } from '../core/errors.js';
-import { MDNS_SERVICE_TYPE, type Health } from '../core/protocol.js';
+import { MDNS_SERVICE_TYPE } from '../core/protocol.js';
 import { mdnsSigningBytes } from '../core/signing.js';
 import { DEFAULT_TTLS, GOODBYE_TTL, MAX_LABEL_BYTES, SERVICES_ENUMERATION, isServiceName, recordNames, type RecordNames, type Ttls } from './names.js';
 import { TXT_KEYS, decodeTxt, encodeTxt, isPort, limitError, type TxtFields, type TxtSigner } from './txt.js';
@@ -37,25 +37,14 @@ import { TXT_KEYS, decodeTxt, encodeTxt, isPort, limitError, type TxtFields, typ
 export * from './names.js';
 export * from './txt.js';
 
-/** What an agent announces about itself and its server. */
-export interface AnnounceInfo {
-  /** The node id, as in gossip: TXT `node`, and the base of the instance name. */
-  node: string;
-  /** Service name (RFC 6335: 1–15 letters, digits, hyphens): the subtype and `_<service>._udp`. */
-  service: string;
+/** What an agent announces about itself and its server: the TXT fields, and where it is. */
+export interface AnnounceInfo extends TxtFields {
   /** IPv4 or IPv6 literal of the host: the A or AAAA record. */
   host: string;
   /** Host label without `.local` (default `peerlb-<node>`, made a valid host label). */
   hostname?: string;
   /** The agent's port: SRV of the `_peerlb._tcp` instance. */
   agentPort: number;
-  udpPort?: number;
-  tcpPort?: number;
-  weight: number;
-  zone?: string;
-  health: Health;
-  /** 0..10: utilization in tenths, coarse on purpose so TXT changes (and packets) stay rare. */
-  loadBucket: number;
   /**
    * The utilization (0..1) the bucket comes from. Given, the announcer derives `loadBucket` from
    * it with hysteresis and a minimum interval (load-bucket.ts); records built here ignore it.

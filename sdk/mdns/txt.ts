@@ -12,13 +12,16 @@ export type TxtSigner = (data: Buffer) => string;
 
 /** The TXT fields (RFC 6763 §6): everything a browser needs besides SRV and the address. */
 export interface TxtFields {
+  /** Service name (RFC 6335: 1–15 letters, digits, hyphens): the subtype and `_<service>._udp`. */
   service: string;
+  /** The node id, as in gossip: TXT `node`, and the base of the instance name. */
   node: string;
   udpPort?: number;
   tcpPort?: number;
   weight: number;
   zone?: string;
   health: Health;
+  /** 0..10: utilization in tenths, coarse on purpose so TXT changes (and packets) stay rare. */
   loadBucket: number;
 }
 

@@ -46,7 +46,7 @@ describe('MdnsAnnouncer on the injected clock', () => {
     void a.stop().then(() => (stopped = true));
     const goodbye = link.sent.slice(before);
     expect(goodbye).toHaveLength(1);
-    expect(goodbye[0]!.answers!.every((rr) => rr.ttl === 0)).toBe(true);
+    expect(goodbye[0]!.answers!.every((rr) => (rr as { ttl?: number }).ttl === 0)).toBe(true);
     clock.advance(GOODBYE_SEND_TIMEOUT_MS - 1);
     await flush();
     expect(stopped).toBe(false);
