@@ -8,32 +8,44 @@
  *
  * - probing (§8.1): see prober.ts.
  * - announcing (§8.3): every record, twice, one second apart; queries are answered already.
- * - announced: answers queries for every name it owns (ANY included, and the §9 enumeration),
- *   with known-answer suppression (§7.1), RFC 6763 §12 additionals, a 20–120 ms delay when the
- *   answer holds shared records (§6), unicast for legacy queriers (§6.7) and for the QU bit when
- *   the record went out by multicast recently (§5.4), and never the same record by multicast
- *   twice within a second (§6).
+ * - announced: answers queries for every name it owns (query-responder.ts: ANY included, the §9
+ *   enumeration, known-answer suppression, additionals, §6 delays and rate limit, unicast).
  * - update(): changed records are re-announced twice (§8.4), each at most once a second (§6);
  *   new names (another node, service, host name or port kind) are goodbye'd and probed again.
  *   One that changes nothing on the wire builds and signs nothing. The load bucket has
  *   hysteresis and an interval of its own (load-bucket.ts).
  * - stop(): one goodbye packet, every record with TTL 0 (§10.1).
  *
- * Nothing received can crash it: undecodable packets ('warning'), socket errors ('error') and
- * packets that throw in a handler are counted in stats().
+ * Sending (cache-flush bits, our own records' echoes) is sender.ts. Nothing received can crash
+ * it: undecodable packets ('warning'), socket errors ('error') and packets that throw in a
+ * handler are counted in stats().
  */
 import { EventEmitter } from 'node:events';
 import dnsPacket from 'dns-packet';
-import type { Answer, DecodedPacket, Packet, Question } from 'dns-packet';
+import type { Answer, DecodedPacket } from 'dns-packet';
 import { systemClock, type Clock, type TimerHandle } from '../../sdk/core/clock.js';
 import { defaultRandom, type Random } from '../../sdk/core/random.js';
 import { ConfigError } from '../../sdk/core/errors.js';
 import { buildRecords, checkAnnounceInfo, goodbyes, DEFAULT_TTLS, type TxtSigner, type AnnounceInfo, type OwnedRecord, type RecordNames, type RecordSet, type Ttls } from '../../sdk/mdns/records.js';
-import { answerQuestions, findConflicts, recordKey, rrsetKey, splitPacket, ttlOf, LEGACY_UNICAST_MAX_TTL, MDNS_PORT } from './responder.js';
+import { recordKey } from '../../sdk/mdns/keys.js';
+import { MDNS_PORT } from '../../sdk/mdns/packet.js';
+import { closeSocket, createMdnsSocket, waitReady, type MdnsRinfo, type MdnsSocket } from '../../sdk/mdns/socket.js';
+import { findConflicts } from './responder.js';
 import { Prober, type ProbeOutcome } from './prober.js';
 import { isUtilization, loadBucketOf, loadChangeWait, nextLoadBucket, wireKey, withBucket } from './load-bucket.js';
-import { createMdnsSocket, waitReady, type MdnsRinfo, type MdnsSocket } from '../../sdk/mdns/socket.js';
+import { QueryResponder } from './query-responder.js';
+import { GOODBYE_SEND_TIMEOUT_MS, MIN_MULTICAST_INTERVAL_MS, ResponseSender, rateKey } from './sender.js';
 
+export {
+  MAX_QUESTIONS,
+  MAX_TC_KNOWN_ANSWERS,
+  MAX_TC_SOURCES,
+  MAX_UNICAST_PER_SECOND,
+  PROBE_DEFENSE_INTERVAL_MS,
+  SHARED_ANSWER_DELAY_MS,
+  TRUNCATED_QUERY_DELAY_MS,
+} from './query-responder.js';
+export { GOODBYE_SEND_TIMEOUT_MS, MIN_MULTICAST_INTERVAL_MS, OWN_ECHO_MS } from './sender.js';
 export type { AnnounceInfo, Ttls } from '../../sdk/mdns/records.js';
 
 export enum AnnouncerState {
@@ -48,29 +60,10 @@ export enum AnnouncerState {
 export const ANNOUNCE_COUNT = 2;
 /** §8.3: "one second apart". */
 export const ANNOUNCE_INTERVAL_MS = 1000;
-/** §6: a record is not multicast again "until at least one second has elapsed". Also the update rate limit. */
-export const MIN_MULTICAST_INTERVAL_MS = 1000;
-/** §6 exempts answers to probes from the one-second rule; we still keep them 250 ms apart (a probe storm must not become a packet storm). */
-export const PROBE_DEFENSE_INTERVAL_MS = 250;
-/** §6: answers that may collide with other responders' (shared records) wait 20–120 ms. */
-export const SHARED_ANSWER_DELAY_MS: readonly [number, number] = [20, 120];
-/** §7.2: a query with the TC bit is answered after 400–500 ms, once its known answers have all arrived. */
-export const TRUNCATED_QUERY_DELAY_MS: readonly [number, number] = [400, 500];
 /** §8.1: after 15 conflicts within 10 s, wait at least 5 s before each further probe. */
 export const CONFLICT_RATE = { count: 15, windowMs: 10_000, backoffMs: 5000 } as const;
 /** Give up claiming a name after this many renames (`node (2)` … `node (100)`). */
 export const MAX_RENAMES = 100;
-/** How long a record we sent counts as ours when it comes back by multicast loopback. */
-export const OWN_ECHO_MS = 10_000;
-/** Unicast answers (legacy and QU) at most this many per second: a spoofed query must not make us a reflector. */
-export const MAX_UNICAST_PER_SECOND = 20;
-/** Questions looked at per query; the rest is ignored. */
-export const MAX_QUESTIONS = 256;
-/** Sources with a pending truncated query (§7.2), and known answers kept per source. */
-export const MAX_TC_SOURCES = 64;
-export const MAX_TC_KNOWN_ANSWERS = 2048;
-/** How long stop() waits for the goodbye to leave the socket. */
-export const GOODBYE_SEND_TIMEOUT_MS = 1000;
 
 export interface MdnsAnnouncerOptions {
   info: AnnounceInfo;
@@ -113,14 +106,6 @@ export interface AnnouncerStats {
   tiebreaksLost: number;
 }
 
-interface Pending {
-  answers: Map<OwnedRecord, true>;
-  additionals: Map<OwnedRecord, true>;
-  dueAt: number;
-  probe: boolean;
-  timer: TimerHandle | undefined;
-}
-
 export interface MdnsAnnouncerEvents {
   state: [state: AnnouncerState];
   rename: [names: RecordNames, previous: RecordNames];
@@ -144,18 +129,13 @@ export class MdnsAnnouncer extends EventEmitter<MdnsAnnouncerEvents> {
   private dirtyTimer: TimerHandle | undefined;
   /** rate key → announcements still owed (§8.4: a change is announced twice). */
   private readonly dirty = new Map<string, number>();
-  /** rate key → when it was last multicast. */
-  private readonly lastMulticast = new Map<string, number>();
-  /** record key → until when an echo of it is ours. */
-  private readonly ownSent = new Map<string, number>();
-  private pending: Pending | undefined;
-  private readonly tcPending = new Map<string, { rinfo: MdnsRinfo; questions: Question[]; known: Answer[]; timer: TimerHandle }>();
+  private readonly sender: ResponseSender;
+  private readonly responder: QueryResponder;
   private conflictTimes: number[] = [];
   /** The last info given; when the load bucket last changed on the wire; a held-back change's timer. */
   private latest: AnnounceInfo;
   private loadChangedAt = -Infinity;
   private loadTimer: TimerHandle | undefined;
-  private unicastWindow = { start: 0, count: 0 };
   private startWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private readonly sockListeners: [string, (...args: any[]) => void][] = [];
   private readonly s: AnnouncerStats = {
@@ -186,6 +166,16 @@ export class MdnsAnnouncer extends EventEmitter<MdnsAnnouncerEvents> {
     this.ownSocket = opts.mdns === undefined;
     // Validate now, so a wrong node, service or host fails at construction, not on the wire.
     this.set = buildRecords(this.info, { rename: this.rename, ttls: this.ttls, sign: this.opts.sign });
+    this.sender = new ResponseSender({ clock: this.clock, socket: () => this.sock, stats: this.s });
+    this.responder = new QueryResponder({
+      clock: this.clock,
+      random: this.random,
+      port: opts.port ?? MDNS_PORT,
+      records: () => this.set.records,
+      live: () => this._state === AnnouncerState.Announcing || this._state === AnnouncerState.Announced,
+      sender: this.sender,
+      stats: this.s,
+    });
   }
 
   get state(): AnnouncerState {
@@ -224,7 +214,7 @@ export class MdnsAnnouncer extends EventEmitter<MdnsAnnouncerEvents> {
     const claimed = new Promise<void>((resolve, reject) => this.startWaiters.push({ resolve, reject }));
     if (this.ownSocket) {
       try {
-        await waitReady(sock);
+        await waitReady(sock, undefined, this.clock);
       } catch (err) {
         await this.stop();
         throw err;
@@ -260,7 +250,7 @@ export class MdnsAnnouncer extends EventEmitter<MdnsAnnouncerEvents> {
       const gone = old.records.filter((r) => !keep.has(recordKey(r.rr)));
       this.set = next;
       this.resetPhases();
-      if (announced && gone.length > 0) this.sendResponse(goodbyes(gone.map((r) => r.rr)), [], undefined);
+      if (announced && gone.length > 0) this.sender.sendResponse(goodbyes(gone.map((r) => r.rr)), [], undefined);
       this.setState(AnnouncerState.Probing);
       this.beginProbe();
       return;
@@ -274,7 +264,7 @@ export class MdnsAnnouncer extends EventEmitter<MdnsAnnouncerEvents> {
       this.prober?.setRecords(next.records.filter((r) => r.unique));
       return;
     }
-    if (goneShared.length > 0) this.sendResponse(goodbyes(goneShared.map((r) => r.rr)), [], undefined);
+    if (goneShared.length > 0) this.sender.sendResponse(goodbyes(goneShared.map((r) => r.rr)), [], undefined);
     for (const r of next.records) if (!oldKeys.has(recordKey(r.rr))) this.dirty.set(rateKey(r), ANNOUNCE_COUNT);
     if (this._state === AnnouncerState.Announced) this.flushDirty();
   }
@@ -309,7 +299,7 @@ export class MdnsAnnouncer extends EventEmitter<MdnsAnnouncerEvents> {
     const sock = this.sock;
     if (sock && (was === AnnouncerState.Announcing || was === AnnouncerState.Announced)) {
       // §10.1: every record with TTL 0. Not rate limited: a goodbye must go out.
-      await this.sendAndWait(sock, {
+      await this.sender.sendAndWait(sock, {
         type: 'response',
         id: 0,
         flags: dnsPacket.AUTHORITATIVE_ANSWER,
@@ -319,17 +309,7 @@ export class MdnsAnnouncer extends EventEmitter<MdnsAnnouncerEvents> {
     for (const [event, fn] of this.sockListeners) sock?.removeListener(event, fn);
     this.sockListeners.length = 0;
     // Keep counting late socket errors of an injected socket? No: it is the caller's again.
-    if (sock && this.ownSocket) {
-      sock.on('error', () => {}); // a late error after destroy must not become an uncaught 'error'
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, GOODBYE_SEND_TIMEOUT_MS);
-        t.unref?.();
-        sock.destroy(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+    if (sock && this.ownSocket) await closeSocket(sock, this.clock, GOODBYE_SEND_TIMEOUT_MS);
     for (const w of this.startWaiters.splice(0)) w.resolve();
   }
 
@@ -346,11 +326,9 @@ export class MdnsAnnouncer extends EventEmitter<MdnsAnnouncerEvents> {
     this.prober?.cancel();
     if (this.prober) this.s.tiebreaksLost += this.prober.tiebreaksLost;
     this.prober = undefined;
-    for (const t of [this.probeTimer, this.announceTimer, this.dirtyTimer, this.pending?.timer]) this.clock.clearTimeout(t);
-    for (const p of this.tcPending.values()) this.clock.clearTimeout(p.timer);
-    this.tcPending.clear();
+    for (const t of [this.probeTimer, this.announceTimer, this.dirtyTimer]) this.clock.clearTimeout(t);
+    this.responder.reset();
     this.probeTimer = this.announceTimer = this.dirtyTimer = undefined;
-    this.pending = undefined;
     this.dirty.clear();
     this.announcementsSent = 0;
   }
@@ -362,8 +340,8 @@ export class MdnsAnnouncer extends EventEmitter<MdnsAnnouncerEvents> {
       clock: this.clock,
       random: this.random,
       records: this.set.records.filter((r) => r.unique),
-      send: (p) => this.sendPacket(p, undefined),
-      isOwn: (k) => this.isOwn(k),
+      send: (p) => this.sender.sendPacket(p, undefined),
+      isOwn: (k) => this.sender.isOwn(k),
       done: (o) => this.onProbeDone(o),
     });
     this.prober = prober;
@@ -407,7 +385,7 @@ export class MdnsAnnouncer extends EventEmitter<MdnsAnnouncerEvents> {
 
   private announce(): void {
     if (this._state !== AnnouncerState.Announcing) return;
-    this.sendResponse(this.set.records, [], undefined);
+    this.sender.sendResponse(this.set.records, [], undefined);
     for (const r of this.set.records) {
       const k = rateKey(r);
       const left = this.dirty.get(k);
@@ -437,7 +415,7 @@ export class MdnsAnnouncer extends EventEmitter<MdnsAnnouncerEvents> {
         this.dirty.delete(key);
         continue;
       }
-      const last = this.lastMulticast.get(key);
+      const last = this.sender.lastMulticast.get(key);
       if (last !== undefined && now - last < MIN_MULTICAST_INTERVAL_MS) {
         nextAt = Math.min(nextAt, last + MIN_MULTICAST_INTERVAL_MS);
         continue;
@@ -449,7 +427,7 @@ export class MdnsAnnouncer extends EventEmitter<MdnsAnnouncerEvents> {
         nextAt = Math.min(nextAt, now + MIN_MULTICAST_INTERVAL_MS);
       }
     }
-    if (due.length > 0) this.sendResponse(due, [], undefined);
+    if (due.length > 0) this.sender.sendResponse(due, [], undefined);
     if (nextAt < Infinity) {
       this.dirtyTimer = this.clock.setTimeout(() => this.flushDirty(), Math.max(0, nextAt - now));
       this.dirtyTimer.unref?.();
@@ -477,7 +455,7 @@ export class MdnsAnnouncer extends EventEmitter<MdnsAnnouncerEvents> {
       } else {
         this.s.queriesIn++;
         if (st === AnnouncerState.Probing) this.prober?.handle(packet);
-        else this.onQuery(packet, rinfo);
+        else this.responder.onQuery(packet, rinfo);
       }
     } catch {
       this.s.invalid++;
@@ -487,7 +465,7 @@ export class MdnsAnnouncer extends EventEmitter<MdnsAnnouncerEvents> {
   /** §9: another host's response holding a different record under one of our unique names. */
   private checkConflicts(packet: DecodedPacket): void {
     const received = [...(Array.isArray(packet.answers) ? packet.answers : []), ...(Array.isArray(packet.additionals) ? packet.additionals : [])];
-    const conflicts = findConflicts(this.set.records, received, (k) => this.isOwn(k));
+    const conflicts = findConflicts(this.set.records, received, (k) => this.sender.isOwn(k));
     if (conflicts.length === 0) return;
     this.s.conflicts++;
     this.emit('conflict', conflicts);
@@ -497,230 +475,4 @@ export class MdnsAnnouncer extends EventEmitter<MdnsAnnouncerEvents> {
     this.setState(AnnouncerState.Probing);
     this.beginProbe(this.conflictBackoff());
   }
-
-  private onQuery(packet: DecodedPacket, rinfo: MdnsRinfo): void {
-    const questions = (Array.isArray(packet.questions) ? packet.questions : []).slice(0, MAX_QUESTIONS);
-    const known = Array.isArray(packet.answers) ? packet.answers : [];
-    const src = `${rinfo?.address}|${rinfo?.port}`;
-    const legacy = rinfo?.port !== (this.opts.port ?? MDNS_PORT);
-
-    // §7.2: a TC query is followed by more known answers from the same host; wait for them.
-    const waiting = this.tcPending.get(src);
-    if (waiting && !legacy) {
-      waiting.questions.push(...questions.slice(0, MAX_QUESTIONS - waiting.questions.length));
-      waiting.known.push(...known.slice(0, MAX_TC_KNOWN_ANSWERS - waiting.known.length));
-      return;
-    }
-    if (questions.length === 0) return;
-    const truncated = ((packet.flags ?? 0) & dnsPacket.TRUNCATED_RESPONSE) !== 0;
-    if (truncated && !legacy) {
-      if (this.tcPending.size >= MAX_TC_SOURCES) return;
-      const [lo, hi] = TRUNCATED_QUERY_DELAY_MS;
-      const entry = {
-        rinfo: { address: rinfo.address, port: rinfo.port },
-        questions: [...questions],
-        known: known.slice(0, MAX_TC_KNOWN_ANSWERS),
-        timer: this.clock.setTimeout(() => {
-          this.tcPending.delete(src);
-          this.answer(entry.questions, entry.known, entry.rinfo, false, packet.id);
-        }, lo + this.random.next() * (hi - lo)),
-      };
-      entry.timer.unref?.();
-      this.tcPending.set(src, entry);
-      return;
-    }
-    const probe = Array.isArray(packet.authorities) && packet.authorities.length > 0;
-    this.answer(questions, known, rinfo, probe, packet.id, legacy ? questions : undefined);
-  }
-
-  private answer(questions: Question[], known: Answer[], rinfo: MdnsRinfo, probe: boolean, id: number | undefined, legacyQuestions?: Question[]): void {
-    if (this._state !== AnnouncerState.Announcing && this._state !== AnnouncerState.Announced) return;
-    const plan = answerQuestions(this.set.records, questions, known);
-    this.s.suppressed += plan.suppressed;
-    if (plan.answers.length === 0) return;
-    this.s.answered++;
-
-    if (legacyQuestions) {
-      // §6.7 legacy unicast: to the source port, same id, questions repeated, TTL ≤ 10 s, no cache-flush bit.
-      if (!this.unicastAllowed()) return;
-      const cap = (r: OwnedRecord) => ({ ...r.rr, ttl: Math.min(ttlOf(r.rr), LEGACY_UNICAST_MAX_TTL), flush: false }) as Answer;
-      this.sendPacket(
-        { type: 'response', id: id ?? 0, flags: dnsPacket.AUTHORITATIVE_ANSWER, questions: legacyQuestions, answers: plan.answers.map(cap), additionals: plan.additionals.map(cap) },
-        { address: rinfo.address, port: rinfo.port },
-      );
-      this.s.unicastAnswers++;
-      return;
-    }
-
-    let multicast = plan.answers;
-    if (plan.unicastRequested) {
-      // §5.4: answer by unicast unless the record has not been multicast within a quarter of its TTL.
-      const now = this.clock.now();
-      const recent = (r: OwnedRecord) => {
-        const last = this.lastMulticast.get(rateKey(r));
-        return last !== undefined && now - last < (ttlOf(r.rr) * 1000) / 4;
-      };
-      const unicast = plan.answers.filter(recent);
-      multicast = plan.answers.filter((r) => !recent(r));
-      if (unicast.length > 0 && this.unicastAllowed()) {
-        this.sendResponse(unicast, multicast.length === 0 ? plan.additionals : [], { address: rinfo.address, port: rinfo.port });
-        this.s.unicastAnswers++;
-      }
-      if (multicast.length === 0) return;
-    }
-    // §6: unique records we alone own go at once; an answer with shared records waits 20–120 ms.
-    const allUnique = multicast.every((r) => r.unique);
-    const [lo, hi] = SHARED_ANSWER_DELAY_MS;
-    const delay = probe || allUnique ? 0 : lo + this.random.next() * (hi - lo);
-    this.queueMulticast(multicast, plan.additionals, delay, probe);
-  }
-
-  private unicastAllowed(): boolean {
-    const now = this.clock.now();
-    if (now - this.unicastWindow.start >= 1000) this.unicastWindow = { start: now, count: 0 };
-    return this.unicastWindow.count++ < MAX_UNICAST_PER_SECOND;
-  }
-
-  /** Aggregate answers due within the same window into one packet. */
-  private queueMulticast(answers: OwnedRecord[], additionals: OwnedRecord[], delayMs: number, probe: boolean): void {
-    const now = this.clock.now();
-    const dueAt = now + delayMs;
-    if (!this.pending) this.pending = { answers: new Map(), additionals: new Map(), dueAt, probe, timer: undefined };
-    const p = this.pending;
-    for (const r of answers) p.answers.set(r, true);
-    for (const r of additionals) p.additionals.set(r, true);
-    p.probe ||= probe;
-    if (p.timer === undefined || dueAt < p.dueAt) {
-      this.clock.clearTimeout(p.timer);
-      p.dueAt = Math.min(p.dueAt, dueAt);
-      p.timer = this.clock.setTimeout(() => this.flushMulticast(), Math.max(0, p.dueAt - now));
-      p.timer.unref?.();
-    }
-  }
-
-  private flushMulticast(): void {
-    const p = this.pending;
-    this.pending = undefined;
-    if (!p || (this._state !== AnnouncerState.Announcing && this._state !== AnnouncerState.Announced)) return;
-    const now = this.clock.now();
-    const minGap = p.probe ? PROBE_DEFENSE_INTERVAL_MS : MIN_MULTICAST_INTERVAL_MS;
-    const current = new Set(this.set.records);
-    /** When a record may be multicast again: now or later (§6: at most once a second per record). */
-    const allowedAt = (r: OwnedRecord) => {
-      const last = this.lastMulticast.get(rateKey(r));
-      return last === undefined ? now : Math.max(now, last + minGap);
-    };
-    const answers: OwnedRecord[] = [];
-    const deferred: OwnedRecord[] = [];
-    let nextAt = Infinity;
-    for (const r of p.answers.keys()) {
-      if (!current.has(r)) continue;
-      const at = allowedAt(r);
-      if (at <= now) answers.push(r);
-      else {
-        // §6 says "MUST NOT multicast ... until at least one second has elapsed", not "drop": the
-        // answer goes out when the second is up, so a client that asked just after another one
-        // still hears it (one pending entry per record, however many queries ask meanwhile).
-        deferred.push(r);
-        nextAt = Math.min(nextAt, at);
-        this.s.rateLimited++;
-      }
-    }
-    // Additionals too: an answer whose SRV/TXT/A went out within the second would else leave the
-    // querier to ask for them in another round trip. Those due now go with the answers; the
-    // others with the deferred answers, when their second is up.
-    const additionals: OwnedRecord[] = [];
-    const laterAdditionals: OwnedRecord[] = [];
-    for (const r of p.additionals.keys()) {
-      if (p.answers.has(r) || !current.has(r)) continue;
-      if (allowedAt(r) <= now) additionals.push(r);
-      else laterAdditionals.push(r);
-    }
-    if (answers.length > 0) this.sendResponse(answers, additionals, undefined);
-    if (deferred.length > 0) this.queueMulticast(deferred, laterAdditionals, nextAt - now, p.probe);
-    else if (laterAdditionals.length > 0 && answers.length > 0) {
-      // The answers went now without some of their additionals: those follow as answers of their
-      // own when allowed, so the querier need not ask again.
-      const at = Math.min(...laterAdditionals.map(allowedAt));
-      this.queueMulticast(laterAdditionals, [], at - now, p.probe);
-    }
-  }
-
-  // -------------------------------------------------------------------------------------------
-  // Sending
-
-  /** A response with our records: cache-flush bit on unique ones when multicast (§10.2). */
-  private sendResponse(answers: readonly (OwnedRecord | Answer)[], additionals: readonly OwnedRecord[], to: MdnsRinfo | undefined): void {
-    const now = this.clock.now();
-    const wire = (x: OwnedRecord | Answer): Answer => {
-      if ('rr' in x) {
-        if (to === undefined) this.lastMulticast.set(rateKey(x), now);
-        return { ...x.rr, flush: x.unique && to === undefined } as Answer;
-      }
-      return x;
-    };
-    this.sendPacket({ type: 'response', id: 0, flags: dnsPacket.AUTHORITATIVE_ANSWER, answers: answers.map(wire), additionals: additionals.map(wire) }, to);
-  }
-
-  private sendPacket(packet: Packet, to: MdnsRinfo | undefined): void {
-    const sock = this.sock;
-    if (!sock) return;
-    this.noteOwn(packet);
-    for (const p of splitPacket(packet)) {
-      try {
-        sock.send(p, to ?? null, (err) => {
-          if (err) this.s.errors++;
-        });
-        this.s.packetsOut++;
-      } catch {
-        this.s.errors++;
-      }
-    }
-  }
-
-  private sendAndWait(sock: MdnsSocket, packet: Packet): Promise<void> {
-    this.noteOwn(packet);
-    const parts = splitPacket(packet);
-    return new Promise<void>((resolve) => {
-      let left = parts.length;
-      const t = setTimeout(resolve, GOODBYE_SEND_TIMEOUT_MS);
-      t.unref?.();
-      const one = (err?: Error | null) => {
-        if (err) this.s.errors++;
-        if (--left === 0) {
-          clearTimeout(t);
-          resolve();
-        }
-      };
-      for (const p of parts) {
-        try {
-          sock.send(p, null, one);
-          this.s.packetsOut++;
-        } catch {
-          this.s.errors++;
-          one();
-        }
-      }
-    });
-  }
-
-  private noteOwn(packet: Packet): void {
-    const until = this.clock.now() + OWN_ECHO_MS;
-    for (const list of [packet.answers, packet.authorities, packet.additionals])
-      for (const rr of list ?? []) if ((rr as { ttl?: number }).ttl !== 0) this.ownSent.set(recordKey(rr as Answer), until);
-    if (this.ownSent.size > 512) {
-      const now = this.clock.now();
-      for (const [k, t] of this.ownSent) if (t <= now) this.ownSent.delete(k);
-    }
-  }
-
-  private isOwn(key: string): boolean {
-    const t = this.ownSent.get(key);
-    return t !== undefined && t > this.clock.now();
-  }
-}
-
-/** Rate-limit key: the RRset for a unique record (a changing TXT is one record), the record itself for a shared one. */
-function rateKey(r: OwnedRecord): string {
-  return r.unique ? rrsetKey(r.rr) : recordKey(r.rr);
 }

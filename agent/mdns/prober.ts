@@ -9,7 +9,8 @@ import type { Answer, DecodedPacket, Packet, Question } from 'dns-packet';
 import type { Clock, TimerHandle } from '../../sdk/core/clock.js';
 import type { Random } from '../../sdk/core/random.js';
 import type { OwnedRecord } from '../../sdk/mdns/records.js';
-import { compareProbeRecords, findConflicts, recordKey } from './responder.js';
+import { recordKey } from '../../sdk/mdns/keys.js';
+import { compareProbeRecords, findConflicts } from './responder.js';
 
 /** §8.1: "a random delay between 0 and 250 ms" before the first probe. */
 export const PROBE_INITIAL_DELAY_MAX_MS = 250;

@@ -1,44 +1,22 @@
 /**
- * Pure responder logic (RFC 6762), used by the announcer and the browser and table-tested alone:
- * which owned records answer a query (§6, RFC 6763 §12 additionals), known-answer suppression
- * (§7.1), conflict detection (§9), the simultaneous-probe tiebreak (§8.2), and splitting large
- * messages into packets (§7.2, §17). Nothing here touches a socket or a clock.
+ * Pure responder logic (RFC 6762), used by the announcer and table-tested alone: which owned
+ * records answer a query (§6, RFC 6763 §12 additionals), known-answer suppression (§7.1), conflict
+ * detection (§9) and the simultaneous-probe tiebreak (§8.2). Nothing here touches a socket or a
+ * clock. The packet helpers (questionClass, splitPacket, …) and record keys it uses are shared
+ * with the SDK's browser in sdk/mdns/ and re-exported here.
  */
-import dnsPacket from 'dns-packet';
-import type { Answer, Packet, Question } from 'dns-packet';
+import type { Answer, Question } from 'dns-packet';
 import type { OwnedRecord } from '../../sdk/mdns/records.js';
-
-/** RFC 6762 §5.4: the top bit of a question's class asks for a unicast response. */
-export const QU_BIT = 0x8000;
-/** RFC 6762 §10.2: the top bit of a record's class is the cache-flush bit. */
-export const CACHE_FLUSH_BIT = 0x8000;
-/** RFC 6762 §7.1: a known answer suppresses ours only if its TTL is at least half of ours. */
-export const KNOWN_ANSWER_TTL_FRACTION = 0.5;
-/**
- * RFC 6762 §17: a packet, IP and UDP headers included, MUST NOT exceed 9000 bytes, and SHOULD fit
- * the MTU. dns-packet never compresses names, so we stay under an Ethernet MTU (1500 − 40 IPv6 −
- * 8 UDP, rounded down) and split larger messages.
- */
-export const MAX_PACKET_BYTES = 1440;
-/** RFC 6762 §6.7: legacy unicast answers carry TTLs of at most 10 s. */
-export const LEGACY_UNICAST_MAX_TTL = 10;
-/** The well-known mDNS port (RFC 6762 §3); queries from any other port are "legacy unicast" (§6.7). */
-export const MDNS_PORT = 5353;
-
-export { rdataOf, recordKey, rrsetKey, ttlOf } from '../../sdk/mdns/keys.js';
+import { questionClass } from '../../sdk/mdns/packet.js';
 import { rdataOf, recordKey, rrsetKey, ttlOf } from '../../sdk/mdns/keys.js';
 
-/** Class number and unicast-response bit of a decoded question (dns-packet names QU classes `UNKNOWN_<n>`). */
-export function questionClass(q: { class?: unknown }): { klass: number; qu: boolean } {
-  const c = q.class;
-  let n = 1;
-  if (c === undefined || c === 'IN') n = 1;
-  else if (c === 'ANY') n = 255;
-  else if (typeof c === 'string' && /^UNKNOWN_\d+$/.test(c)) n = Number(c.slice(8));
-  else if (typeof c === 'number') n = c;
-  else n = 0;
-  return { klass: n & ~QU_BIT, qu: (n & QU_BIT) !== 0 };
-}
+export { rdataOf, recordKey, rrsetKey, ttlOf } from '../../sdk/mdns/keys.js';
+export { CACHE_FLUSH_BIT, MAX_PACKET_BYTES, MDNS_PORT, QU_BIT, packetSize, questionClass, splitPacket } from '../../sdk/mdns/packet.js';
+
+/** RFC 6762 §7.1: a known answer suppresses ours only if its TTL is at least half of ours. */
+export const KNOWN_ANSWER_TTL_FRACTION = 0.5;
+/** RFC 6762 §6.7: legacy unicast answers carry TTLs of at most 10 s. */
+export const LEGACY_UNICAST_MAX_TTL = 10;
 
 export interface AnswerPlan {
   answers: OwnedRecord[];
@@ -174,49 +152,4 @@ export function compareProbeRecords(ours: readonly Answer[], theirs: readonly An
 const TYPE_NUMBERS: Record<string, number> = { A: 1, PTR: 12, TXT: 16, AAAA: 28, SRV: 33, NSEC: 47, ANY: 255 };
 function typeNumber(t: string): number {
   return TYPE_NUMBERS[t] ?? (typeof t === 'string' && /^UNKNOWN_\d+$/.test(t) ? Number(t.slice(8)) : 0);
-}
-
-/** Encoded size of a message, or Infinity when it cannot be encoded. */
-export function packetSize(p: Packet): number {
-  try {
-    return dnsPacket.encodingLength(p);
-  } catch {
-    return Infinity;
-  }
-}
-
-/**
- * Split a message into packets of at most `max` bytes. Questions and authorities stay in the
- * first packet; answers, then additionals, are spread. For a query the Answer section is the
- * known-answer list, and every packet but the last has the TC bit (§7.2: "more known answers
- * follow"). A record too big on its own still goes, alone. Pure.
- */
-export function splitPacket(p: Packet, max: number = MAX_PACKET_BYTES): Packet[] {
-  if (packetSize(p) <= max) return [p];
-  const isQuery = p.type !== 'response';
-  const base = (first: boolean): Packet => ({
-    id: p.id ?? 0,
-    type: p.type ?? 'query',
-    flags: p.flags ?? 0,
-    questions: first ? (p.questions ?? []) : [],
-    answers: [],
-    authorities: first ? (p.authorities ?? []) : [],
-    additionals: [],
-  });
-  const out: Packet[] = [];
-  let cur = base(true);
-  const push = (section: 'answers' | 'additionals', rr: Answer) => {
-    cur[section]!.push(rr);
-    if (packetSize(cur) > max && cur.answers!.length + cur.additionals!.length > 1) {
-      cur[section]!.pop();
-      out.push(cur);
-      cur = base(false);
-      cur[section]!.push(rr);
-    }
-  };
-  for (const rr of p.answers ?? []) push('answers', rr);
-  for (const rr of p.additionals ?? []) push('additionals', rr);
-  out.push(cur);
-  if (isQuery) for (let i = 0; i < out.length - 1; i++) out[i]!.flags = (out[i]!.flags ?? 0) | dnsPacket.TRUNCATED_RESPONSE;
-  return out;
 }

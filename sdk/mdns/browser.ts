@@ -3,11 +3,11 @@
  * record cache, on one interface. Pure JavaScript over `multicast-dns`, clock-injectable.
  *
  * - Continuous querying (RFC 6762 §5.2) for `_<service>._sub._peerlb._tcp.local` PTR (or
- *   `_peerlb._tcp.local` without a service): the first query at once, then intervals doubling
- *   from 1 s up to MAX_QUERY_INTERVAL_MS; each query lists the PTRs already known (§7.1), so
- *   responders answer only with what is new. A query another host sends with the same question
- *   and no known answer we lack counts as ours (§7.3), so many clients on a LAN share one query.
- * - Cache (mdns-cache.ts): every record with its TTL (capped near the agents' own); a record with
+ *   `_peerlb._tcp.local` without a service), on the schedule of query-scheduler.ts: the first
+ *   query at once, then intervals doubling from 1 s up to MAX_QUERY_INTERVAL_MS; each query lists
+ *   the PTRs already known (§7.1), so responders answer only with what is new. A query another
+ *   host sends with the same question and no known answer we lack counts as ours (§7.3).
+ * - Cache (cache.ts): every record with its TTL (capped near the agents' own); a record with
  *   the cache-flush bit replaces older records of its RRset after one second (§10.2); a goodbye
  *   (TTL 0) removes its record after one second (§10.1); refresh queries go out at 80, 85, 90 and
  *   95 % of a record's TTL, plus 0–2 % (§5.2), and a record no one refreshed expires. Full, it
@@ -28,41 +28,31 @@
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import type { Answer, DecodedPacket, Packet, Question } from 'dns-packet';
+import type { Answer, DecodedPacket, Packet } from 'dns-packet';
 import { systemClock, type Clock, type TimerHandle } from '../core/clock.js';
 import { defaultRandom, type Random } from '../core/random.js';
-import { MDNS_SERVICE_TYPE, type Health } from '../core/protocol.js';
+import { MDNS_SERVICE_TYPE } from '../core/protocol.js';
 import { ConfigError } from '../core/errors.js';
-import { assembleAnnouncement, checkSrv, decodeTxt, peerlbInstanceName, subtypeName, DEFAULT_TTLS, type Announcement } from './records.js';
-import { questionClass, recordKey, splitPacket, ttlOf } from '../../agent/mdns/responder.js';
-import { createMdnsSocket, waitReady, type MdnsRinfo, type MdnsSocket } from './socket.js';
-import { MdnsCache, TimeHeap, srvTarget, type CachedType, type Entry } from './cache.js';
+import { assembleAnnouncement, checkSrv, decodeTxt, peerlbInstanceName, subtypeName, DEFAULT_TTLS } from './records.js';
+import { recordKey, ttlOf } from './keys.js';
+import { questionClass, recordsOf, splitPacket } from './packet.js';
+import { closeSocket, createMdnsSocket, waitReady, type MdnsRinfo, type MdnsSocket } from './socket.js';
+import { GOODBYE_REMOVE_MS, MdnsCache, srvTarget, type CachedType, type Entry } from './cache.js';
+import { TimeHeap } from './time-heap.js';
+import { QueryScheduler, QuestionList, Resolutions } from './query-scheduler.js';
+import { instanceKey, toBrowsed, type BrowsedInstance, type DownReason } from './instance.js';
 
-/** One agent found by mDNS: what its records say, ready for the SDK's view. */
-export interface BrowsedInstance {
-  /** The node id (TXT `node`): the server's id in the SDK's view. */
-  id: string;
-  node: string;
-  service: string;
-  /** The SRV target's address (A preferred over AAAA). */
-  host: string;
-  agentPort: number;
-  udpPort?: number;
-  tcpPort?: number;
-  weight: number;
-  zone?: string;
-  health: Health;
-  /** 0..10, utilization in tenths. */
-  loadBucket: number;
-  /** `ws://host:port` of the agent (`ws://[v6]:port` for IPv6). */
-  agentUrl: string;
-  /** The DNS-SD instance name, e.g. `n1._peerlb._tcp.local`. */
-  instance: string;
-  /** When the TXT has a `sig=`: it and the bytes it must sign (sdk/core/signing.ts), for clients that verify. */
-  signature?: { sig: string; data: Buffer };
-}
-
-export type DownReason = 'goodbye' | 'expired';
+export type { BrowsedInstance, DownReason } from './instance.js';
+export { CACHE_FLUSH_GRACE_MS, GOODBYE_REMOVE_MS } from './cache.js';
+export {
+  DUPLICATE_QUERY_SLACK_MS,
+  INITIAL_QUERY_INTERVAL_MS,
+  MAX_QUERY_INTERVAL_MS,
+  MAX_RESOLVE_ATTEMPTS,
+  REFRESH_FRACTIONS,
+  REFRESH_JITTER,
+  RESOLVE_DELAY_MS,
+} from './query-scheduler.js';
 
 export interface MdnsBrowserEvents {
   up: [instance: BrowsedInstance];
@@ -109,30 +99,6 @@ export interface BrowserStats {
   listenerErrors: number;
 }
 
-/** §5.2: the interval between the first two queries is at least one second. */
-export const INITIAL_QUERY_INTERVAL_MS = 1000;
-/**
- * §5.2 lets continuous querying back off to 60 minutes; peerlb caps it at 5 s. A query is the
- * only way a client recovers an announcement it missed (both copies lost, or sent before the
- * client's socket was up), and a cluster that autoscales or restarts servers must not hide a new
- * one for an hour. The cap is cheap: known-answer suppression (§7.1) means a steady-state query
- * draws no answer at all, and duplicate-question suppression (§7.3) means the clients of a LAN
- * send about one such query per interval between them.
- */
-export const MAX_QUERY_INTERVAL_MS = 5000;
-/** §7.3: after another host's query stands for ours, our next one waits this much (the §5.2 20–120 ms range) beyond its interval. */
-export const DUPLICATE_QUERY_SLACK_MS: readonly [number, number] = [20, 120];
-/** §5.2: refresh queries at 80, 85, 90 and 95 % of the TTL… */
-export const REFRESH_FRACTIONS: readonly number[] = [0.8, 0.85, 0.9, 0.95];
-/** …each plus a random 0–2 % of the TTL. */
-export const REFRESH_JITTER = 0.02;
-/** §10.1: a goodbye removes the record one second later. §10.2: so does a cache flush. */
-export const GOODBYE_REMOVE_MS = 1000;
-export const CACHE_FLUSH_GRACE_MS = 1000;
-/** Wait this long after a partial instance appears before asking for its missing records (the rest often follows). */
-export const RESOLVE_DELAY_MS = 20;
-/** Questions for an incomplete instance before its PTR is dropped (about 17 s with the backoff). */
-export const MAX_RESOLVE_ATTEMPTS = 5;
 /** Bounds: cache entries (a full cache evicts, oldest first), records of one RRset, records looked at per packet. */
 export const MAX_CACHE_ENTRIES = 8192;
 export const MAX_RECORDS_PER_RRSET = 8;
@@ -145,8 +111,6 @@ export const MAX_RECORDS_PER_PACKET = 512;
  */
 export const MAX_PTR_TTL_S = DEFAULT_TTLS.ptr;
 export const MAX_RECORD_TTL_S = 2 * Math.max(DEFAULT_TTLS.host, DEFAULT_TTLS.txt);
-/** How long a query we sent is recognised when multicast loopback brings it back. */
-const OWN_QUERY_ECHO_MS = 2000;
 
 interface UpInstance {
   inst: BrowsedInstance;
@@ -157,7 +121,6 @@ interface UpInstance {
 
 export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
   private readonly clock: Clock;
-  private readonly random: Random;
   private readonly browseName: string;
   private readonly ownSocket: boolean;
   private sock: MdnsSocket | undefined;
@@ -166,7 +129,8 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
   private closed = false;
   private readonly cache: MdnsCache;
   private readonly up = new Map<string, UpInstance>();
-  private readonly resolving = new Map<string, { attempt: number; nextAt: number; missing: string }>();
+  private readonly resolving = new Resolutions();
+  private readonly schedule: QueryScheduler;
   /** Instances a received record or a timer touched since the last reconcile: only these are looked at. */
   private readonly dirty = new Set<string>();
   /** While set, touches are not recorded (the instance being decided is the one touched). */
@@ -176,10 +140,6 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
   private readonly goodbyeNames = new Set<string>();
   /** Instances taken down by a goodbye whose records are still cached (§10.1), and when to forget them. */
   private readonly saidGoodbye = new Map<string, number>();
-  /** Signature of a query we sent → echoes still expected (multicast loopback brings each back once) and until when. */
-  private readonly ownQueries = new Map<string, { echoes: number; until: number }>();
-  private nextBrowseAt = 0;
-  private browseInterval = INITIAL_QUERY_INTERVAL_MS;
   private timer: TimerHandle | undefined;
   private readonly s: Omit<BrowserStats, 'evicted'> = {
     packetsIn: 0,
@@ -199,7 +159,7 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
     super();
     if (typeof opts.interface !== 'string' || opts.interface.length === 0) throw new ConfigError('MdnsBrowser: interface (an IPv4 address) is required');
     this.clock = opts.clock ?? systemClock;
-    this.random = opts.random ?? defaultRandom();
+    this.schedule = new QueryScheduler(opts.random ?? defaultRandom());
     this.browseName = (opts.service ? subtypeName(opts.service) : MDNS_SERVICE_TYPE).toLowerCase();
     this.ownSocket = opts.mdns === undefined;
     this.cache = new MdnsCache({ browseName: this.browseName, maxEntries: MAX_CACHE_ENTRIES, maxPerSet: MAX_RECORDS_PER_RRSET, touched: (e) => this.touch(e) });
@@ -216,14 +176,14 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
     this.listen(sock, 'error', () => this.s.errors++);
     if (this.ownSocket) {
       try {
-        await waitReady(sock);
+        await waitReady(sock, undefined, this.clock);
       } catch (err) {
         await this.close();
         throw err;
       }
     }
     if (this.closed) return;
-    this.nextBrowseAt = this.clock.now();
+    this.schedule.start(this.clock.now());
     this.tick();
   }
 
@@ -236,17 +196,7 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
     const sock = this.sock;
     for (const [event, fn] of this.sockListeners) sock?.removeListener(event, fn);
     this.sockListeners.length = 0;
-    if (sock && this.ownSocket) {
-      sock.on('error', () => {});
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, 1000);
-        t.unref?.();
-        sock.destroy(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+    if (sock && this.ownSocket) await closeSocket(sock, this.clock);
   }
 
   /** The instances up now. */
@@ -267,11 +217,11 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
     this.s.rejected++;
     for (const p of prev?.parts ?? []) this.cache.hold(p, -1);
     this.up.delete(i);
-    this.resolving.delete(i);
+    this.resolving.done(i);
     this.saidGoodbye.delete(i);
     const q = this.quiet;
     this.quiet = true;
-    this.forget(i);
+    this.cache.dropInstance(i);
     this.quiet = q;
   }
 
@@ -308,9 +258,7 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
   /** Cache what the packet says about our instances. Work: the packet's records, never the cache's. */
   private onResponse(packet: DecodedPacket): void {
     const now = this.clock.now();
-    const all: Answer[] = [];
-    for (const list of [packet.answers, packet.additionals])
-      if (Array.isArray(list)) for (const rr of list) if (rr && typeof rr === 'object' && typeof rr.name === 'string' && all.length < MAX_RECORDS_PER_PACKET) all.push(rr);
+    const all = recordsOf(packet, MAX_RECORDS_PER_PACKET);
     const data = (rr: Answer): unknown => (rr as { data?: unknown }).data;
 
     // 1. PTRs for the browsed name.
@@ -353,13 +301,7 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
   /** §7.3: another host's query with our question and no known answer we lack: ours is as good as sent. */
   private onQuery(packet: DecodedPacket, _rinfo: MdnsRinfo): void {
     const now = this.clock.now();
-    const sig = querySignature(packet);
-    const own = this.ownQueries.get(sig);
-    if (own && own.until > now && own.echoes > 0) {
-      // Our own query, back through multicast loopback (another host's identical one is not).
-      if (--own.echoes === 0) this.ownQueries.delete(sig);
-      return;
-    }
+    if (this.schedule.isEcho(packet, now)) return;
     const questions = Array.isArray(packet.questions) ? packet.questions : [];
     const same = questions.some((q) => q && typeof q.name === 'string' && q.name.toLowerCase() === this.browseName && q.type === 'PTR' && !questionClass(q).qu);
     if (!same) return;
@@ -369,14 +311,7 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
       const e = this.cache.get(recordKey(rr));
       if (!e || e.goodbye || (e.expiresAt - now) / 1000 <= e.ttl / 2) return;
     }
-    if (this.nextBrowseAt > now) {
-      // A little later than the other host, so that it stays the one that asks and we stay
-      // quiet; equal schedules would tie and both would ask every time.
-      const [lo, hi] = DUPLICATE_QUERY_SLACK_MS;
-      this.nextBrowseAt = now + this.browseInterval + lo + this.random.next() * (hi - lo);
-      this.browseInterval = Math.min(this.browseInterval * 2, MAX_QUERY_INTERVAL_MS);
-      this.s.duplicateQueriesSuppressed++;
-    }
+    if (this.schedule.otherAsked(now)) this.s.duplicateQueriesSuppressed++;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -389,73 +324,10 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
     else for (const u of this.cache.usersOf(e.name)) this.dirty.add(u);
   }
 
+  /** Into the cache, the TTL capped near the agents' own (MAX_PTR_TTL_S, MAX_RECORD_TTL_S). */
   private insert(rr: Answer, type: CachedType, now: number): void {
-    const name = rr.name.toLowerCase();
     const ttl = Math.min(Math.max(0, Math.floor(ttlOf(rr))), type === 'PTR' ? MAX_PTR_TTL_S : MAX_RECORD_TTL_S);
-    if (ttl === 0) {
-      // §10.1: goodbye — keep it one more second, then drop it.
-      const existing = this.cache.get(recordKey(rr));
-      if (existing) {
-        existing.expiresAt = Math.min(existing.expiresAt, now + GOODBYE_REMOVE_MS);
-        existing.refreshAt = Infinity;
-        existing.goodbye = true;
-        this.cache.schedule(existing);
-        this.touch(existing);
-      }
-      return;
-    }
-    // §10.2: the sender says this is the whole RRset; older members go in one second. The bit
-    // belongs on unique records only; a PTR is shared (RFC 6763 §4.1), and a flush on the browsed
-    // name would let one packet expire every instance's PTR: ignored there.
-    if ((rr as { flush?: boolean }).flush && type !== 'PTR') {
-      const key = recordKey(rr);
-      for (const e of this.cache.set(name, type) ?? []) {
-        if (e.key === key) continue;
-        e.refreshAt = Infinity;
-        if (e.receivedAt < now - CACHE_FLUSH_GRACE_MS) e.expiresAt = Math.min(e.expiresAt, now + CACHE_FLUSH_GRACE_MS);
-        this.cache.schedule(e);
-      }
-    }
-    this.cache.upsert(rr, type, ttl, now, (e) => this.refreshTime(e));
-  }
-
-  /** Drop an instance's PTR and, with it, everything only it needed (the cache drops unused addresses). */
-  private forget(instance: string): void {
-    const ptr = this.cache.ptr(instance);
-    if (ptr) this.cache.remove(ptr);
-    for (const type of ['SRV', 'TXT'] as const) for (const e of [...(this.cache.set(instance, type) ?? [])]) this.cache.remove(e);
-  }
-
-  private refreshTime(e: Entry): number {
-    if (e.stage >= REFRESH_FRACTIONS.length) return Infinity;
-    return e.receivedAt + e.ttl * 1000 * (REFRESH_FRACTIONS[e.stage]! + this.random.next() * REFRESH_JITTER);
-  }
-
-  /** The most recently received live record of an RRset. */
-  private latest(name: string, type: CachedType): Entry | undefined {
-    let best: Entry | undefined;
-    for (const e of this.cache.set(name, type) ?? []) if (!best || e.receivedAt >= best.receivedAt) best = e; // ties: the later one
-    return best;
-  }
-
-  /** Did every SRV of the instance say goodbye (§10.1)? */
-  private srvsSaidGoodbye(instance: string): boolean {
-    const srvs = this.cache.set(instance, 'SRV');
-    if (!srvs || srvs.size === 0) return false;
-    for (const e of srvs) if (!e.goodbye) return false;
-    return true;
-  }
-
-  /** Known answers for a question (§7.1): cached records with more than half their TTL left, with the TTL that is left. */
-  private knownAnswers(name: string, type: CachedType, now: number): Answer[] {
-    const out: Answer[] = [];
-    for (const e of this.cache.set(name, type) ?? []) {
-      if (e.goodbye) continue;
-      const left = (e.expiresAt - now) / 1000;
-      if (left <= e.ttl / 2) continue;
-      out.push({ name: e.name, type: e.type, class: 'IN', ttl: Math.floor(left), data: e.data } as Answer);
-    }
-    return out;
+    this.cache.receive(rr, type, ttl, now, (e) => this.schedule.refreshAt(e));
   }
 
   // -------------------------------------------------------------------------------------------
@@ -475,7 +347,7 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
           // §5.2: a refresh query at 80/85/90/95 % of its TTL.
           refresh.push(e);
           e.stage++;
-          e.refreshAt = this.refreshTime(e);
+          e.refreshAt = this.schedule.refreshAt(e);
           this.cache.schedule(e);
         }
       }
@@ -523,8 +395,8 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
       if (this.up.has(instance)) this.saidGoodbye.delete(instance);
       else if (sg <= now) {
         this.saidGoodbye.delete(instance);
-        this.resolving.delete(instance);
-        this.forget(instance);
+        this.resolving.done(instance);
+        this.cache.dropInstance(instance);
       }
     }
     const ptr = this.cache.ptr(instance);
@@ -533,15 +405,15 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
     let byGoodbye = false;
     if (!ptr) {
       // Garbage: no PTR points at it any more.
-      for (const type of ['SRV', 'TXT'] as const) for (const e of [...(this.cache.set(instance, type) ?? [])]) this.cache.remove(e);
-    } else if (ptr.goodbye || this.srvsSaidGoodbye(instance)) {
+      this.cache.dropInstanceRecords(instance);
+    } else if (ptr.goodbye || this.cache.srvsSaidGoodbye(instance)) {
       // Down now; nothing is asked for it while its records wait out their second.
       byGoodbye = true;
     } else {
-      const srv = this.latest(instance, 'SRV');
-      const txt = this.latest(instance, 'TXT');
+      const srv = this.cache.latest(instance, 'SRV');
+      const txt = this.cache.latest(instance, 'TXT');
       const target = srv ? srvTarget(srv) : '';
-      const addr = srv ? (this.latest(target, 'A') ?? this.latest(target, 'AAAA')) : undefined;
+      const addr = srv ? (this.cache.latest(target, 'A') ?? this.cache.latest(target, 'AAAA')) : undefined;
       if (!srv || !txt || !addr) missing = `${srv ? '' : 'srv'} ${txt ? '' : 'txt'} ${target}`;
       else {
         try {
@@ -555,18 +427,11 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
 
     // Resolution follows what is missing: progress (an SRV arrived, now the address is missing)
     // asks again at once; no progress after MAX_RESOLVE_ATTEMPTS drops the instance's PTR.
-    if (missing === undefined) this.resolving.delete(instance);
+    if (missing === undefined) this.resolving.done(instance);
     else {
-      const r = this.resolving.get(instance);
-      if (r && r.missing === missing) {
-        if (r.attempt >= MAX_RESOLVE_ATTEMPTS && r.nextAt <= now) {
-          this.resolving.delete(instance);
-          this.forget(instance);
-        }
-      } else {
-        this.resolving.set(instance, { attempt: 0, nextAt: now + RESOLVE_DELAY_MS, missing });
-        this.instanceTimes.push(now + RESOLVE_DELAY_MS, instance);
-      }
+      const next = this.resolving.need(instance, missing, now);
+      if (next === 'give-up') this.cache.dropInstance(instance);
+      else if (next !== undefined) this.instanceTimes.push(next, instance);
     }
 
     const prev = this.up.get(instance);
@@ -582,7 +447,7 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
     if (!prev) return;
     for (const p of prev.parts) this.cache.hold(p, -1);
     this.up.delete(instance);
-    this.resolving.delete(instance);
+    this.resolving.done(instance);
     if (byGoodbye) {
       // Its records stay for their second (§10.1): an announcement within it brings it back.
       this.saidGoodbye.set(instance, now + GOODBYE_REMOVE_MS);
@@ -594,48 +459,36 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
     // Whatever part went, the instance is gone: forget its PTR too rather than ask for the
     // missing part until the PTR's 75 minutes run out. Alive, it answers the next browse
     // query (its PTR is no longer a known answer) and comes back.
-    this.forget(instance);
+    this.cache.dropInstance(instance);
     events.push(() => this.emit('down', prev.inst.id, reason, instance));
   }
 
   private query(now: number, refresh: readonly Entry[], resolveDue: readonly string[]): void {
-    const questions: Question[] = [];
-    const asked = new Set<string>();
-    const ask = (name: string, type: CachedType) => {
-      const k = `${name}|${type}`;
-      if (asked.has(k)) return;
-      asked.add(k);
-      questions.push({ name, type, class: 'IN' });
-    };
+    const q = new QuestionList();
     // Continuous querying for the browsed name (§5.2).
-    if (now >= this.nextBrowseAt) {
-      ask(this.browseName, 'PTR');
-      this.nextBrowseAt = now + this.browseInterval;
-      this.browseInterval = Math.min(this.browseInterval * 2, MAX_QUERY_INTERVAL_MS);
-    }
+    if (this.schedule.takeBrowse(now)) q.ask(this.browseName, 'PTR');
     // Refresh queries for records still cached (§5.2).
-    for (const e of refresh) if (this.cache.get(e.key) === e) ask(e.name, e.type);
+    for (const e of refresh) if (this.cache.get(e.key) === e) q.ask(e.name, e.type);
     // Missing pieces of instances (§5.2 applies the same backoff: 1 s, 2 s, 4 s… capped).
     for (const instance of resolveDue) {
-      const r = this.resolving.get(instance);
-      if (!r || r.nextAt > now) continue;
-      r.attempt++;
-      r.nextAt = now + Math.min(INITIAL_QUERY_INTERVAL_MS * 2 ** (r.attempt - 1), MAX_QUERY_INTERVAL_MS);
-      this.instanceTimes.push(r.nextAt, instance);
-      const srv = this.latest(instance, 'SRV');
-      if (!srv) ask(instance, 'SRV');
-      if (!this.latest(instance, 'TXT')) ask(instance, 'TXT');
+      const next = this.resolving.ask(instance, now);
+      if (next === undefined) continue;
+      this.instanceTimes.push(next, instance);
+      const srv = this.cache.latest(instance, 'SRV');
+      if (!srv) q.ask(instance, 'SRV');
+      if (!this.cache.latest(instance, 'TXT')) q.ask(instance, 'TXT');
       if (srv) {
         const target = srvTarget(srv);
         if (target) {
-          ask(target, 'A');
-          ask(target, 'AAAA');
+          q.ask(target, 'A');
+          q.ask(target, 'AAAA');
         }
       }
     }
+    const questions = q.list;
     if (questions.length === 0) return;
     const known: Answer[] = [];
-    for (const q of questions) known.push(...this.knownAnswers(q.name.toLowerCase(), q.type as CachedType, now));
+    for (const x of questions) known.push(...this.cache.knownAnswers(x.name.toLowerCase(), x.type as CachedType, now));
     const packet: Packet = { type: 'query', id: 0, flags: 0, questions, answers: known };
     for (const p of splitPacket(packet)) this.send(p, now);
   }
@@ -643,10 +496,7 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
   private send(p: Packet, now: number): void {
     const sock = this.sock;
     if (!sock) return;
-    const sig = querySignature(p);
-    const prev = this.ownQueries.get(sig);
-    this.ownQueries.set(sig, { echoes: (prev && prev.until > now ? prev.echoes : 0) + 1, until: now + OWN_QUERY_ECHO_MS });
-    if (this.ownQueries.size > 64) for (const [k, o] of this.ownQueries) if (o.until <= now) this.ownQueries.delete(k);
+    this.schedule.sent(p, now);
     try {
       sock.send(p, null, (err) => {
         if (err) this.s.errors++;
@@ -662,38 +512,8 @@ export class MdnsBrowser extends EventEmitter<MdnsBrowserEvents> {
     this.timer = undefined;
     if (this.closed) return;
     // Instances touched from outside a tick (reject() in a listener) are looked at next.
-    const at = this.dirty.size > 0 ? now : Math.min(this.nextBrowseAt, this.cache.nextTime(), this.instanceTimes.peek());
+    const at = this.dirty.size > 0 ? now : Math.min(this.schedule.nextBrowseAt, this.cache.nextTime(), this.instanceTimes.peek());
     this.timer = this.clock.setTimeout(() => this.tick(), Math.max(1, at - now));
     this.timer.unref?.();
   }
-}
-
-function toBrowsed(a: Announcement): BrowsedInstance {
-  const b: BrowsedInstance = {
-    id: a.node,
-    node: a.node,
-    service: a.service,
-    host: a.host,
-    agentPort: a.agentPort,
-    weight: a.weight,
-    health: a.health,
-    loadBucket: a.loadBucket,
-    agentUrl: net.isIPv6(a.host) ? `ws://[${a.host}]:${a.agentPort}` : `ws://${a.host}:${a.agentPort}`,
-    instance: a.instance,
-  };
-  if (a.signature) b.signature = a.signature;
-  if (a.udpPort !== undefined) b.udpPort = a.udpPort;
-  if (a.tcpPort !== undefined) b.tcpPort = a.tcpPort;
-  if (a.zone !== undefined) b.zone = a.zone;
-  return b;
-}
-
-const instanceKey = (i: BrowsedInstance): string =>
-  JSON.stringify([i.node, i.service, i.host, i.agentPort, i.udpPort, i.tcpPort, i.weight, i.zone, i.health, i.loadBucket, i.signature?.sig]);
-
-/** Questions and known answers of a query, order-free: how a query's multicast echo is recognised. */
-function querySignature(p: { questions?: unknown; answers?: unknown }): string {
-  const qs = (Array.isArray(p.questions) ? p.questions : []).map((q: { name?: unknown; type?: unknown }) => `${String(q?.name).toLowerCase()}|${String(q?.type)}`).sort();
-  const ks = (Array.isArray(p.answers) ? p.answers : []).map((rr: Answer) => (rr && typeof rr.name === 'string' ? recordKey(rr) : '?')).sort();
-  return JSON.stringify([qs, ks]);
 }

@@ -12,10 +12,19 @@
  *   agent that comes later), and a flood of pieces that never resolve cannot push out the
  *   instances already in use.
  *
- * It knows nothing of instances being up: the browser says which records it holds (`hold`).
+ * It applies what a received record means for the cache (`receive`: a goodbye, §10.1; the
+ * cache-flush bit, §10.2) and answers the browser's questions about one instance's records, but
+ * it knows nothing of instances being up: the browser says which records it holds (`hold`).
  */
 import type { Answer } from 'dns-packet';
 import { recordKey } from './keys.js';
+import { TimeHeap } from './time-heap.js';
+
+export { TimeHeap } from './time-heap.js';
+
+/** §10.1: a goodbye removes the record one second later. §10.2: so does a cache flush. */
+export const GOODBYE_REMOVE_MS = 1000;
+export const CACHE_FLUSH_GRACE_MS = 1000;
 
 export type CachedType = 'PTR' | 'SRV' | 'TXT' | 'A' | 'AAAA';
 
@@ -33,73 +42,6 @@ export interface Entry {
   goodbye: boolean;
   /** How many up instances were put together from it: held records are evicted only when no other can be. */
   held: number;
-}
-
-/** A binary min-heap of (time, value). Stale items are skipped by the reader (lazy deletion). */
-export class TimeHeap<T> {
-  private at: number[] = [];
-  private v: T[] = [];
-
-  get size(): number {
-    return this.at.length;
-  }
-
-  push(at: number, value: T): void {
-    const a = this.at;
-    const v = this.v;
-    let i = a.length;
-    a.push(at);
-    v.push(value);
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (a[p]! <= at) break;
-      a[i] = a[p]!;
-      v[i] = v[p]!;
-      i = p;
-    }
-    a[i] = at;
-    v[i] = value;
-  }
-
-  /** The earliest time, or Infinity. */
-  peek(): number {
-    return this.at.length > 0 ? this.at[0]! : Infinity;
-  }
-
-  /** The value at the earliest time. */
-  peekValue(): T | undefined {
-    return this.v[0];
-  }
-
-  pop(): [number, T] | undefined {
-    const a = this.at;
-    const v = this.v;
-    if (a.length === 0) return undefined;
-    const top: [number, T] = [a[0]!, v[0]!];
-    const lastAt = a.pop()!;
-    const lastV = v.pop()!;
-    if (a.length > 0) {
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= a.length) break;
-        const r = l + 1;
-        const c = r < a.length && a[r]! < a[l]! ? r : l;
-        if (a[c]! >= lastAt) break;
-        a[i] = a[c]!;
-        v[i] = v[c]!;
-        i = c;
-      }
-      a[i] = lastAt;
-      v[i] = lastV;
-    }
-    return top;
-  }
-
-  clear(): void {
-    this.at = [];
-    this.v = [];
-  }
 }
 
 export interface CacheOptions {
@@ -156,6 +98,76 @@ export class MdnsCache {
     if (e.type === 'PTR') return String(e.data).toLowerCase();
     if (e.type === 'SRV' || e.type === 'TXT') return e.name;
     return undefined;
+  }
+
+  /**
+   * A received record, its TTL already bounded (`ttl` 0: a goodbye). A goodbye keeps the record one
+   * more second, then drops it (§10.1). A record with the cache-flush bit says it is the whole
+   * RRset: older members go in one second (§10.2). The bit belongs on unique records only; a PTR
+   * is shared (RFC 6763 §4.1), and a flush on the browsed name would let one packet expire every
+   * instance's PTR: ignored there.
+   */
+  receive(rr: Answer, type: CachedType, ttl: number, now: number, refreshAt: (e: Entry) => number): void {
+    if (ttl === 0) {
+      const existing = this.get(recordKey(rr));
+      if (existing) {
+        existing.expiresAt = Math.min(existing.expiresAt, now + GOODBYE_REMOVE_MS);
+        existing.refreshAt = Infinity;
+        existing.goodbye = true;
+        this.schedule(existing);
+        this.o.touched(existing);
+      }
+      return;
+    }
+    if ((rr as { flush?: boolean }).flush && type !== 'PTR') {
+      const key = recordKey(rr);
+      for (const e of this.set(rr.name.toLowerCase(), type) ?? []) {
+        if (e.key === key) continue;
+        e.refreshAt = Infinity;
+        if (e.receivedAt < now - CACHE_FLUSH_GRACE_MS) e.expiresAt = Math.min(e.expiresAt, now + CACHE_FLUSH_GRACE_MS);
+        this.schedule(e);
+      }
+    }
+    this.upsert(rr, type, ttl, now, refreshAt);
+  }
+
+  /** The most recently received live record of an RRset (ties: the later one). */
+  latest(name: string, type: CachedType): Entry | undefined {
+    let best: Entry | undefined;
+    for (const e of this.set(name, type) ?? []) if (!best || e.receivedAt >= best.receivedAt) best = e;
+    return best;
+  }
+
+  /** Did every SRV of the instance say goodbye (§10.1)? */
+  srvsSaidGoodbye(instance: string): boolean {
+    const srvs = this.set(instance, 'SRV');
+    if (!srvs || srvs.size === 0) return false;
+    for (const e of srvs) if (!e.goodbye) return false;
+    return true;
+  }
+
+  /** Known answers for a question (§7.1): cached records with more than half their TTL left, with the TTL that is left. */
+  knownAnswers(name: string, type: CachedType, now: number): Answer[] {
+    const out: Answer[] = [];
+    for (const e of this.set(name, type) ?? []) {
+      if (e.goodbye) continue;
+      const left = (e.expiresAt - now) / 1000;
+      if (left <= e.ttl / 2) continue;
+      out.push({ name: e.name, type: e.type, class: 'IN', ttl: Math.floor(left), data: e.data } as Answer);
+    }
+    return out;
+  }
+
+  /** Drop an instance's SRV and TXT records (addresses only they named go with them). */
+  dropInstanceRecords(instance: string): void {
+    for (const type of ['SRV', 'TXT'] as const) for (const e of [...(this.set(instance, type) ?? [])]) this.remove(e);
+  }
+
+  /** Drop an instance's PTR and, with it, everything only it needed. */
+  dropInstance(instance: string): void {
+    const ptr = this.ptr(instance);
+    if (ptr) this.remove(ptr);
+    this.dropInstanceRecords(instance);
   }
 
   /** A record's new or renewed copy, with `ttl` already bounded. Returns the entry. */

@@ -10,7 +10,7 @@ import type { Answer } from 'dns-packet';
 import { ManualClock } from '../../sdk/core/clock.js';
 import { MdnsAnnouncer } from '../../agent/mdns/announcer.js';
 import * as records from '../../sdk/mdns/records.js';
-import * as responder from '../../agent/mdns/responder.js';
+import * as keys from '../../sdk/mdns/keys.js';
 import { buildRecords, type AnnounceInfo, type Ttls } from '../../sdk/mdns/records.js';
 import { MdnsBrowser, MAX_CACHE_ENTRIES, type BrowsedInstance } from '../../sdk/mdns/browser.js';
 import { FakeMdnsNet, fixedRandom } from './fake-mdns.js';
@@ -20,12 +20,12 @@ vi.mock('../../sdk/mdns/records.js', async (orig) => {
   const m = await orig<typeof import('../../sdk/mdns/records.js')>();
   return { ...m, assembleAnnouncement: vi.fn(m.assembleAnnouncement) };
 });
-vi.mock('../../agent/mdns/responder.js', async (orig) => {
-  const m = await orig<typeof import('../../agent/mdns/responder.js')>();
+vi.mock('../../sdk/mdns/keys.js', async (orig) => {
+  const m = await orig<typeof import('../../sdk/mdns/keys.js')>();
   return { ...m, recordKey: vi.fn(m.recordKey) };
 });
 const assembled = () => vi.mocked(records.assembleAnnouncement).mock.calls.length;
-const keyed = () => vi.mocked(responder.recordKey).mock.calls.length;
+const keyed = () => vi.mocked(keys.recordKey).mock.calls.length;
 
 const info = (node: string, n: number, over: Partial<AnnounceInfo> = {}): AnnounceInfo => ({
   node,
