@@ -287,7 +287,7 @@ export function encodeTxt(t: TxtFields, signed?: { sign: TxtSigner; host: string
   }
   if (signed) {
     // Last, so that the strings before it are exactly what it signs.
-    const b = Buffer.from(`${TXT_KEYS.sig}=${signed.sign(mdnsSigningBytes(signed.host, signed.agentPort, out))}`, 'utf8');
+    const b = Buffer.from(`${TXT_KEYS.sig}=${signed.sign(asBuffer(mdnsSigningBytes(signed.host, signed.agentPort, out)))}`, 'utf8');
     total += b.length + 1;
     out.push(b);
   }
@@ -484,7 +484,7 @@ export function assembleAnnouncement(instance: string, srv: unknown, txt: unknow
       const eq = b.indexOf(0x3d);
       if (Buffer.from(eq < 0 ? b : b.subarray(0, eq)).toString('latin1').toLowerCase() !== TXT_KEYS.sig) others.push(b);
     }
-    a.signature = { sig: t.sig, data: mdnsSigningBytes(address, s.port, others) };
+    a.signature = { sig: t.sig, data: asBuffer(mdnsSigningBytes(address, s.port, others)) };
   }
   if (t.udpPort !== undefined) a.udpPort = t.udpPort;
   if (t.tcpPort !== undefined) a.tcpPort = t.tcpPort;
@@ -530,4 +530,9 @@ export function parseAnnouncement(packet: { answers?: unknown; additionals?: unk
     }
   }
   return out;
+}
+
+/** The core's signing bytes (a Uint8Array) as a Buffer, without a copy. */
+function asBuffer(u: Uint8Array): Buffer {
+  return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 }
