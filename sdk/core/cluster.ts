@@ -321,6 +321,8 @@ export async function join(options: JoinOptions, adapters: ClusterAdapters = {},
     source = adapters.mdns!({ service: opts.service, interface: d.mdns.interface, subscribe: d.mdns.subscribe !== false, token: opts.token, clock, port: d.mdns.port, verify: opts.verify, onRejected, connect });
   else source = d.source;
   cluster = make(opts, source, balancer, adapters);
+  // A runtime whose WebCrypto has no Ed25519 rejects every record: say why, through 'error'.
+  (verify as { ready?: Promise<void> } | undefined)?.ready?.catch((err: Error) => balancer.error(err));
   try {
     await source.start(balancer);
   } catch (err) {
