@@ -306,7 +306,7 @@ program
   .option('--public <file>', 'print the public key (base64) of the signing key in <file>, for join({ verify: { publicKey } })')
   .action(async (o: { signing?: boolean; public?: string }) => {
     const { generateKeyPairSync } = await import('node:crypto');
-    const { loadPrivateKeyFile, publicKeyBase64 } = await import('../sdk/core/signing.js');
+    const { loadPrivateKeyFile, publicKeyBase64 } = await import('../sdk/node/signing.js');
     if (o.public !== undefined) {
       try {
         process.stdout.write(publicKeyBase64(loadPrivateKeyFile(o.public)) + '\n');

@@ -21,7 +21,7 @@ import { createWsTransport } from './gossip/ws-transport.js';
 import { peerWarnings } from './peer-warnings.js';
 import { createSealer, keyIdHex, Keyring, loadKeyringFile, type Sealer } from './gossip/keyring.js';
 import { handleKeyringRequest } from './admin.js';
-import { loadPrivateKeyFile, signBytes, signFields } from '../sdk/core/signing.js';
+import { loadPrivateKeyFile, signBytes, signFields } from '../sdk/node/signing.js';
 import type { KeyObject } from 'node:crypto';
 import { GOSSIP_PROFILES } from './gossip/config.js';
 import { LoadTracker } from './load/tracker.js';

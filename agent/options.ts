@@ -8,7 +8,7 @@ import { DEFAULT_WEIGHT, LIMITS, MAX_WEIGHT } from '../sdk/core/protocol.js';
 import { LOG_LEVELS, type LogLevel } from './log.js';
 import type { KeyObject } from 'node:crypto';
 import { MAX_KEYS, parseKey } from './gossip/keyring.js';
-import { parsePrivateKey } from '../sdk/core/signing.js';
+import { parsePrivateKey } from '../sdk/node/signing.js';
 
 /** How the agent checks its own server. */
 export type HealthSpec =

@@ -4,9 +4,12 @@ import { timingSafeEqual } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
   PROTOCOL_VERSION,
+  MAX_WATCH_CLIENT_FRAME_BYTES,
   decodeWatchClientFrame,
   encodeWatchFrame,
   parseWatchClientFrame,
+  parseWatchPing,
+  unpackFrame,
   type ServerRecord,
   type WatchServerFrame,
 } from '../sdk/core/protocol.js';
@@ -157,7 +160,16 @@ interface Sub {
   /** For the pending budget: bufferedAmount at the last sweep, and when it last went down (or was 0). */
   lastBuffered: number;
   progressAt: number;
+  /** Heartbeat: pongs sent in the current one-second window, and when it began. */
+  pongs: number;
+  pongWindowAt: number;
 }
+
+/**
+ * Most `pong` frames a subscriber gets a second: the SDK pings every 500 ms by default (pingMs);
+ * a client that pings faster is answered this often and the rest of its pings are ignored.
+ */
+export const MAX_PONGS_PER_SEC = 20;
 
 /** Sockets between upgrade and hello, in all and per IP (WatchOptions defaults). */
 export const MAX_HELLO_WAITING = 256;
@@ -291,7 +303,7 @@ export class Subscriptions {
 
   private accept(ws: WebSocket, ip: string, authorized: boolean, json: boolean, release: (() => void) | undefined): void {
     this.counters.accepted++;
-    const sub: Sub = { ws, ip, service: undefined, ready: false, authorized, release, json, lastBuffered: 0, progressAt: this.now() };
+    const sub: Sub = { ws, ip, service: undefined, ready: false, authorized, release, json, lastBuffered: 0, progressAt: this.now(), pongs: 0, pongWindowAt: 0 };
     this.subs.add(sub);
     if (authorized && this.waiting.add(ip, sub)) {
       this.counters.rejected++;
@@ -306,7 +318,20 @@ export class Subscriptions {
     helloTimer.unref();
     ws.on('message', (data: Buffer, isBinary) => {
       if (sub.ready) {
-        this.counters.ignoredFrames++;
+        // The application-level heartbeat (a browser cannot send protocol pings): answered with a
+        // pong frame, at most MAX_PONGS_PER_SEC a second. Anything else is ignored, and counted.
+        const n = isBinary === !sub.json ? pingOf(data, sub.json) : undefined;
+        const now = this.now();
+        if (now - sub.pongWindowAt >= 1000) {
+          sub.pongWindowAt = now;
+          sub.pongs = 0;
+        }
+        if (n === undefined || sub.pongs >= MAX_PONGS_PER_SEC) {
+          this.counters.ignoredFrames++;
+          return;
+        }
+        sub.pongs++;
+        this.send(sub, { t: 'pong', v: PROTOCOL_VERSION, n });
         return;
       }
       if (!this.subs.has(sub)) return; // closed to make room, or refused
@@ -487,4 +512,14 @@ function parseJsonHello(data: Buffer): ReturnType<typeof parseWatchClientFrame> 
     throw new DecodeError('hello is not valid JSON', { cause: err });
   }
   return parseWatchClientFrame(o);
+}
+
+/** A subscriber's ping frame's counter (msgpack, or JSON text with format=json), or undefined when the frame is no ping. */
+function pingOf(data: Buffer, json: boolean): number | undefined {
+  if (data.length > MAX_WATCH_CLIENT_FRAME_BYTES) return undefined;
+  try {
+    return parseWatchPing(json ? JSON.parse(data.toString('utf8')) : unpackFrame(data, MAX_WATCH_CLIENT_FRAME_BYTES));
+  } catch {
+    return undefined;
+  }
 }

@@ -1,9 +1,11 @@
 /**
  * peerlb/sdk — the client half of peerlb: discover a service's servers and pick one directly for
- * every UDP send or TCP connect. See README.md.
+ * every UDP send or TCP connect. See README.md. The Node entry: the runtime-neutral core
+ * (sdk/core/, also `peerlb/sdk/core`) with Node's transports (sdk/node/).
  */
-export { join, Cluster, type ClusterEvents, type ServerStats } from './core/cluster.js';
-export type { JoinOptions, StaticServer, DiscoveryOptions, MdnsDiscoveryOptions } from './core/options.js';
+export { join, Cluster, type JoinOptions } from './node/cluster.js';
+export { type ClusterEvents, type ServerStats } from './core/cluster.js';
+export type { StaticServer, DiscoveryOptions, MdnsDiscoveryOptions } from './core/options.js';
 export type { Server, ServerView } from './core/server.js';
 export type { ConnectOptions } from './node/tcp.js';
 export { UdpClient, type UdpOptions, type UdpEvents } from './node/udp.js';

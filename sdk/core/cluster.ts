@@ -1,18 +1,63 @@
-import { EventEmitter } from 'node:events';
-import type net from 'node:net';
+import { Emitter } from './emitter.js';
 import { Balancer } from './balancer.js';
-import { systemClock } from './clock.js';
+import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { defaultRandom } from './random.js';
 import { hashKey, type Key } from './hash.js';
-import { resolveOptions, parseStaticServer, type JoinOptions, type ResolvedOptions } from './options.js';
+import { resolveOptions, parseStaticServer, type JoinOptions, type PublicKeyParser, type ResolvedOptions } from './options.js';
 import type { Server, ServerState, ServerView } from './server.js';
-import { connectWithFailover, type ConnectOptions } from '../node/tcp.js';
-import { UdpClient, type UdpOptions } from '../node/udp.js';
-import { ClosedError, type SignatureError } from './errors.js';
+import { ClosedError, UnsupportedError, type SignatureError } from './errors.js';
 import type { DiscoverySource } from './discovery/source.js';
-import { resolveStaticServers, staticSource } from './discovery/static.js';
+import { resolveStaticServers, staticSource, type HostResolver } from './discovery/static.js';
 import { AgentWatch } from './discovery/agents.js';
-import { MdnsDiscovery } from '../node/mdns-discovery.js';
+import { webSocketConnector, type WatchConnector, type WebSocketConstructor } from './discovery/websocket.js';
+import { webCryptoVerifier, type PublicKey, type SignatureVerifier } from './signing.js';
+
+/** What `mdns` (an adapter) is given to make an mDNS discovery source. */
+export interface MdnsSourceOptions {
+  service: string;
+  interface: string;
+  subscribe: boolean;
+  token: string | undefined;
+  clock: Clock;
+  port: number | undefined;
+  verify: PublicKey | undefined;
+  onRejected: (err: SignatureError) => void;
+  /** The watch connector the cluster uses (for the subscription to a found agent). */
+  connect: WatchConnector;
+}
+
+/** A UDP client as the cluster keeps it (sdk/node/udp.ts UdpClient is one). */
+export interface UdpLike {
+  on(event: 'close', listener: () => void): unknown;
+  close(): Promise<void>;
+}
+
+/**
+ * The transports a cluster is given: the runtime-neutral entry (peerlb/sdk/core) passes none but
+ * what the runtime has (a W3C WebSocket, WebCrypto); the Node entry (sdk/node/cluster.ts) passes
+ * all of them. What is missing makes the option or method that needs it an UnsupportedError.
+ */
+export interface ClusterAdapters {
+  /** Opens /v1/watch sockets. Default: a connector over `WebSocket` below (websocket.ts). */
+  watch?: WatchConnector;
+  /** The W3C WebSocket constructor for the default connector. Default: `globalThis.WebSocket`. */
+  WebSocket?: WebSocketConstructor;
+  /** The verifier of `verify.publicKey`. Default: WebCrypto (webCryptoVerifier, asynchronous). */
+  verifier?: (key: PublicKey) => SignatureVerifier;
+  /** Parses `verify.publicKey`. Default: the text forms (and public key objects), signing.ts. */
+  parsePublicKey?: PublicKeyParser;
+  /** Resolves host names of static lists. Without one, a host name is an UnsupportedError. */
+  resolve?: HostResolver;
+  /** Makes the `discovery.mdns` source. Without one, that option is an UnsupportedError. */
+  mdns?: (o: MdnsSourceOptions) => DiscoverySource;
+  /** TCP connect with failover (`cluster.connect`). `key`: hashKey of the option, or -1. */
+  connect?: (balancer: Balancer, key: number, opts: { key?: Key } & Record<string, unknown>, service: string) => Promise<unknown>;
+  /** A UDP client (`cluster.udp`). */
+  udp?: (balancer: Balancer, opts: unknown) => UdpLike;
+}
+
+/** The entries that need a runtime's transport, and where they are. */
+const NEEDS_NODE = 'needs the Node entry (import from "peerlb/sdk"); this runtime-neutral entry has WebSocket discovery and picks';
 
 export interface ClusterEvents {
   /** The view changed (servers, health, weights, load). Coalesced. */
@@ -50,11 +95,11 @@ export interface ServerStats {
 export const MAX_BUFFERED_REJECTIONS = 64;
 
 /** A live view of a service's servers and the way to reach them. Made by `join`. */
-export class Cluster extends EventEmitter<ClusterEvents> {
+export class Cluster extends Emitter<ClusterEvents> {
   readonly service: string;
   /** @internal */
   readonly balancer: Balancer;
-  private readonly udps = new Set<UdpClient>();
+  private readonly udps = new Set<UdpLike>();
   private closed = false;
   /** Each server's last rejection (source, reason, message): a stream of unsigned upserts is one event. */
   private readonly lastRejection = new Map<string, string>();
@@ -66,6 +111,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     readonly options: ResolvedOptions,
     private readonly source: DiscoverySource,
     balancer: Balancer,
+    /** @internal */
+    protected readonly adapters: ClusterAdapters = {},
   ) {
     super();
     this.service = options.service;
@@ -79,8 +126,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     balancer.on('error', (e) => {
       if (this.listenerCount('error') > 0) this.emit('error', e);
     });
-    // 'newListener' is not one of ClusterEvents: the untyped emitter underneath has it.
-    (this as EventEmitter).on('newListener', (event: string | symbol) => {
+    // 'newListener' is not one of ClusterEvents: the emitter has it (before the listener is added).
+    this.on('newListener', (event: unknown) => {
       // Called before the listener is added: deliver once it is.
       if (event === 'rejected' && this.unseenRejections.length > 0) queueMicrotask(() => this.flushRejections());
     });
@@ -155,16 +202,25 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.balancer.outcome(server as ServerState, result.ok, result.rttMs);
   }
 
-  /** A TCP connection to a picked server, with failover to others on refusal, reset or timeout. */
-  connect(opts: ConnectOptions = {}): Promise<net.Socket> {
+  /**
+   * A TCP connection to a picked server, with failover to others on refusal, reset or timeout
+   * (the Node entry: a net.Socket). Without a TCP transport, rejects with an UnsupportedError.
+   */
+  connect(opts: { key?: Key } = {}): Promise<unknown> {
     if (this.closed) return Promise.reject(new ClosedError('cluster'));
-    return connectWithFailover(this.balancer, opts.key === undefined ? -1 : hashKey(opts.key), opts, this.service);
+    const connect = this.adapters.connect;
+    if (!connect) return Promise.reject(new UnsupportedError('connect', `(TCP) ${NEEDS_NODE}`));
+    return connect(this.balancer, opts.key === undefined ? -1 : hashKey(opts.key), opts as { key?: Key } & Record<string, unknown>, this.service);
   }
 
-  /** A UDP socket that picks a server per datagram (or per key); replies say which server sent them. */
-  udp(opts?: UdpOptions): UdpClient {
+  /**
+   * A UDP socket that picks a server per datagram (or per key); replies say which server sent them
+   * (the Node entry: a UdpClient). Without a UDP transport, throws an UnsupportedError.
+   */
+  udp(opts?: unknown): unknown {
     if (this.closed) throw new ClosedError('cluster');
-    const u = new UdpClient(this.balancer, opts);
+    if (!this.adapters.udp) throw new UnsupportedError('udp', NEEDS_NODE);
+    const u = this.adapters.udp(this.balancer, opts);
     this.udps.add(u);
     u.on('close', () => this.udps.delete(u));
     return u;
@@ -198,10 +254,10 @@ export class Cluster extends EventEmitter<ClusterEvents> {
  * Wait until the source's view is settled (its `settled()`, see discovery/settle.ts; without one,
  * the first server), at most `capMs`.
  */
-async function settled(source: DiscoverySource, balancer: Balancer, capMs: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+async function settled(source: DiscoverySource, balancer: Balancer, capMs: number, clock: Clock): Promise<void> {
+  let timer: TimerHandle | undefined;
   let onChange: (() => void) | undefined;
-  const cap = new Promise<void>((resolve) => (timer = setTimeout(resolve, capMs)));
+  const cap = new Promise<void>((resolve) => (timer = clock.setTimeout(resolve, capMs)));
   const ready = source.settled
     ? source.settled()
     : balancer.size > 0
@@ -215,7 +271,7 @@ async function settled(source: DiscoverySource, balancer: Balancer, capMs: numbe
   try {
     await Promise.race([ready, cap]);
   } finally {
-    clearTimeout(timer);
+    clock.clearTimeout(timer);
     if (onChange) balancer.off('change', onChange);
   }
 }
@@ -223,46 +279,60 @@ async function settled(source: DiscoverySource, balancer: Balancer, capMs: numbe
 /**
  * Join a service: discover its servers and keep a live view of them.
  *
- *   const cluster = await join({ service: 'game', discovery: { mdns: { interface: '127.0.0.1' } } });
+ *   const cluster = await join({ service: 'game', discovery: { agents: ['ws://10.0.0.5:7946'] } });
  *
  * Resolves with a settled view, so that the first picks spread over the servers there are (not
  * all onto the first one heard of): a static list at once; agents after the first full snapshot;
  * mDNS once the first query round has had its answers (RFC 6762 §5.2: one second) or, with a
  * watch subscription, after that agent's first snapshot, whichever comes first; a custom source
  * when its `settled()` resolves (without one, at its first server). Never later than
- * `waitForServersMs`. Rejects with a BadOptionError naming the option that is wrong.
+ * `waitForServersMs`. Rejects with a BadOptionError naming the option that is wrong, or an
+ * UnsupportedError naming one this runtime has no transport for (`discovery.mdns` and host names
+ * in static lists without the Node entry's adapters).
+ *
+ * `adapters` are the runtime's transports (ClusterAdapters): the Node entry passes its own; by
+ * default, /v1/watch goes over `globalThis.WebSocket` and signatures are checked with WebCrypto.
  */
-export async function join(options: JoinOptions): Promise<Cluster> {
-  const opts = resolveOptions(options);
+export async function join(options: JoinOptions, adapters: ClusterAdapters = {}, make: ClusterFactory = (o, s, b, a) => new Cluster(o, s, b, a)): Promise<Cluster> {
+  const opts = resolveOptions(options, adapters.parsePublicKey);
   const clock = options.clock ?? systemClock;
   const random = options.random ?? defaultRandom();
   const d = opts.discovery;
+  if ('mdns' in d && !adapters.mdns) throw new UnsupportedError('discovery.mdns', `(multicast DNS) ${NEEDS_NODE}; use discovery.agents (ws:// URLs) or a static list`);
   const servers =
     'servers' in d
       ? await resolveStaticServers(
           d.servers.map((s, i) => parseStaticServer(s, `discovery.servers[${i}]`, opts.service)),
           opts.connectTimeoutMs,
+          adapters.resolve,
+          clock,
         )
       : undefined;
   const balancer = new Balancer(opts, clock, random);
   let cluster: Cluster | undefined;
   // Sources start only once the cluster exists (below), so `cluster` is set whenever this runs.
   const onRejected = (err: SignatureError) => cluster?.rejected(err);
-  const verify = opts.verify;
+  const verify = opts.verify && (adapters.verifier ?? webCryptoVerifier)(opts.verify);
+  const connect = adapters.watch ?? webSocketConnector(adapters.WebSocket);
   let source: DiscoverySource;
   if ('servers' in d) source = staticSource(servers!);
-  else if ('agents' in d) source = new AgentWatch({ service: opts.service, agents: d.agents, token: opts.token, clock, verify, onRejected });
+  else if ('agents' in d) source = new AgentWatch({ service: opts.service, agents: d.agents, token: opts.token, clock, verify, onRejected, connect });
   else if ('mdns' in d)
-    source = new MdnsDiscovery({ service: opts.service, interface: d.mdns.interface, subscribe: d.mdns.subscribe !== false, token: opts.token, clock, port: d.mdns.port, verify, onRejected });
+    source = adapters.mdns!({ service: opts.service, interface: d.mdns.interface, subscribe: d.mdns.subscribe !== false, token: opts.token, clock, port: d.mdns.port, verify: opts.verify, onRejected, connect });
   else source = d.source;
-  cluster = new Cluster(opts, source, balancer);
+  cluster = make(opts, source, balancer, adapters);
+  // A runtime whose WebCrypto has no Ed25519 rejects every record: say why, through 'error'.
+  (verify as { ready?: Promise<void> } | undefined)?.ready?.catch((err: Error) => balancer.error(err));
   try {
     await source.start(balancer);
   } catch (err) {
     await cluster.close();
     throw err;
   }
-  if (opts.waitForServersMs > 0 && !('servers' in d)) await settled(source, balancer, opts.waitForServersMs);
+  if (opts.waitForServersMs > 0 && !('servers' in d)) await settled(source, balancer, opts.waitForServersMs, clock);
   balancer.markSeeded();
   return cluster;
 }
+
+/** Makes the cluster `join` returns (the Node entry's has Node's types on connect and udp). */
+export type ClusterFactory = (opts: ResolvedOptions, source: DiscoverySource, balancer: Balancer, adapters: ClusterAdapters) => Cluster;

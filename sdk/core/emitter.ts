@@ -8,6 +8,8 @@
 
 /** Event name → listener arguments, as Node's `EventEmitter<T>`. */
 export type EventMap = { [event: string]: unknown[] };
+/** Any event map, interfaces included (they have no index signature): what `Emitter<T>` takes. */
+export type EventsOf<T> = { [K in keyof T]: unknown[] };
 
 type Listener = (...args: any[]) => void;
 interface Entry {
@@ -18,7 +20,7 @@ interface Entry {
 type Key<T> = Extract<keyof T, string> | 'newListener' | 'removeListener';
 type Args<T, K> = K extends keyof T ? (T[K] extends unknown[] ? T[K] : never) : unknown[];
 
-export class Emitter<T extends EventMap = EventMap> {
+export class Emitter<T extends EventsOf<T> = EventMap> {
   #events = new Map<string | symbol, Entry[]>();
   #max = 10;
 

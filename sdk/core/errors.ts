@@ -16,7 +16,8 @@ export type ErrorCode =
   | 'PEERLB_ERR_AUTH'
   | 'PEERLB_ERR_SIGNATURE'
   | 'PEERLB_ERR_CONFIG'
-  | 'PEERLB_ERR_LIMIT';
+  | 'PEERLB_ERR_LIMIT'
+  | 'PEERLB_ERR_UNSUPPORTED';
 
 export class PeerlbError extends Error {
   readonly code: ErrorCode;
@@ -55,6 +56,19 @@ export class BadOptionError extends PeerlbError {
   readonly option: string;
   constructor(option: string, problem: string) {
     super('PEERLB_ERR_BAD_OPTION', `option "${option}" ${problem}`);
+    this.option = option;
+  }
+}
+
+/**
+ * What was asked for needs a transport this runtime's entry has not got: mDNS discovery, TCP
+ * `connect`, `udp` and host-name resolution need the Node entry (`peerlb/sdk`); the runtime-neutral
+ * one (`peerlb/sdk/core`) has WebSocket discovery and picks. `option` names the option or method.
+ */
+export class UnsupportedError extends PeerlbError {
+  readonly option: string;
+  constructor(option: string, problem: string) {
+    super('PEERLB_ERR_UNSUPPORTED', `"${option}" ${problem}`);
     this.option = option;
   }
 }

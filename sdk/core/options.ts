@@ -1,7 +1,6 @@
-import type { KeyObject } from 'node:crypto';
 import { BadOptionError, ConfigError, type SignatureError } from './errors.js';
 import { methods, num, obj, onlyKnown, port, str } from './validate.js';
-import { parsePublicKey } from './signing.js';
+import { parsePublicKeyText, type PublicKey } from './signing.js';
 import { DEFAULT_WEIGHT, MAX_WEIGHT, ipFamily, parseAgentUrl, serverAddressProblem, type ServerRecord } from './protocol.js';
 import { STRATEGY_NAMES, type StrategyName } from './pickers/index.js';
 import type { Clock } from './clock.js';
@@ -21,6 +20,19 @@ export interface MdnsDiscoveryOptions {
   /** UDP port of the link (default 5353, RFC 6762 §3). For tests that must stay off the shared port. */
   port?: number;
 }
+
+/**
+ * A key object as `verify.publicKey` takes it (Node's `KeyObject` is one): the core reads a public
+ * Ed25519 one through `export({ format: 'der', type: 'spki' })`; the Node entry takes any KeyObject.
+ */
+export interface PublicKeyObject {
+  readonly type: string;
+  readonly asymmetricKeyType?: string;
+  export(options: { format: 'der'; type: 'spki' }): Uint8Array;
+}
+
+/** Turns `verify.publicKey` into a key (throws ConfigError): sdk/core/signing.ts, or the Node entry's. */
+export type PublicKeyParser = (input: unknown, where: string) => PublicKey;
 
 export type DiscoveryOptions =
   | { servers: StaticServer[] }
@@ -84,11 +96,11 @@ export interface JoinOptions {
   token?: string;
   /**
    * Verify announcements with the cluster's Ed25519 public key (what `peerlb keygen --public`
-   * prints, PEM, base64 of the SPKI DER, hex, or a KeyObject; sdk/core/signing.ts parsePublicKey):
+   * prints, PEM, base64 of the SPKI DER, hex, or a KeyObject; sdk/core/signing.ts parsePublicKeyText):
    * servers from mDNS or agents that are not signed by their own agent with it are ignored
    * and reported through the 'rejected' event. Static lists and custom sources are not checked.
    */
-  verify?: { publicKey: string | KeyObject };
+  verify?: { publicKey: string | PublicKeyObject };
   /**
    * Called for every server ignored for its signature (as the 'rejected' event, once per server
    * and reason until it changes), from the start: also for those rejected while `join` is still
@@ -103,7 +115,7 @@ export type ResolvedOptions = Required<
   Omit<JoinOptions, 'zone' | 'zoneAffinity' | 'outlier' | 'hashBalanceFactor' | 'token' | 'verify' | 'onRejected' | 'clock' | 'random'>
 > & {
   /** The public key announcements must be signed with, when verifying. */
-  verify: KeyObject | undefined;
+  verify: PublicKey | undefined;
   zone: string | undefined;
   zoneAffinity: Required<NonNullable<JoinOptions['zoneAffinity']>>;
   outlier: Required<NonNullable<JoinOptions['outlier']>>;
@@ -144,7 +156,7 @@ const JOIN_KEYS = [
 ] as const satisfies readonly (keyof JoinOptions)[];
 
 /** Validate `join` options once, at the edge, with a message that names the option. */
-export function resolveOptions(input: unknown): ResolvedOptions {
+export function resolveOptions(input: unknown, parseKey: PublicKeyParser = parsePublicKeyText): ResolvedOptions {
   const o = obj('options', input);
   if (input === undefined) throw new BadOptionError('options', 'are required: join({ service, discovery })');
   onlyKnown('', o, JOIN_KEYS);
@@ -186,7 +198,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     connectAttempts: num('connectAttempts', o.connectAttempts, DEFAULTS.connectAttempts, 1, 100, true),
     waitForServersMs: num('waitForServersMs', o.waitForServersMs, DEFAULTS.waitForServersMs, 0, 600_000),
     token: str('token', o.token, 1024),
-    verify: verifyKey(o.verify),
+    verify: verifyKey(o.verify, parseKey),
     onRejected: o.onRejected as ResolvedOptions['onRejected'],
   };
   // Not kept in ResolvedOptions (join reads them directly), but checked here like every option.
@@ -196,13 +208,13 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   return r;
 }
 
-function verifyKey(v: unknown): KeyObject | undefined {
+function verifyKey(v: unknown, parseKey: PublicKeyParser): PublicKey | undefined {
   if (v === undefined) return undefined;
   const o = obj('verify', v);
   onlyKnown('verify', o, ['publicKey']);
   if (o.publicKey === undefined) throw new BadOptionError('verify.publicKey', 'is required: the Ed25519 public key announcements are signed with');
   try {
-    return parsePublicKey(o.publicKey as string | KeyObject, 'verify.publicKey');
+    return parseKey(o.publicKey, 'verify.publicKey');
   } catch (err) {
     throw new BadOptionError('verify.publicKey', `is not usable: ${err instanceof ConfigError ? err.message.replace(/^verify\.publicKey: /, '') : String(err)}`);
   }

@@ -231,10 +231,20 @@ export function parseUsableServerRecord(v: unknown): ServerRecord {
 const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
 const unpackr = new Unpackr({ useRecords: false, moreTypes: false, bundleStrings: false, mapsAsObjects: true });
 
-/** Encode any plain value as msgpack. */
-export function pack(value: unknown): Buffer {
-  return packr.pack(value);
+/**
+ * Encode any plain value as msgpack. The bytes are a Uint8Array; in Node, msgpackr makes them a
+ * Buffer (a Uint8Array subclass), which is what `PackedBytes` says for code that runs only there.
+ */
+export function pack(value: unknown): PackedBytes {
+  return packr.pack(value) as PackedBytes;
 }
+
+/**
+ * What `pack` returns: a Uint8Array everywhere, a Node Buffer in Node (msgpackr's choice there).
+ * Typed through `globalThis.Buffer` so that the core names no Node module: where Node's types are
+ * loaded (the agent, the Node entry) it is a Buffer; elsewhere a Uint8Array.
+ */
+export type PackedBytes = typeof globalThis extends { Buffer: { from(s: string): infer B } } ? B : Uint8Array;
 
 /**
  * Decode one msgpack frame from an untrusted peer. Enforces the size limit before parsing and
@@ -252,12 +262,20 @@ export function unpackFrame(bytes: Uint8Array, maxBytes: number = LIMITS.maxFram
 
 // ---------------------------------------------------------------------------------------------
 // /v1/watch: a read-only subscription. The client sends one `hello`; the agent answers with a
-// `snapshot` of every server it knows for the service, then `upsert` / `remove` deltas.
+// `snapshot` of every server it knows for the service, then `upsert` / `remove` deltas. After the
+// hello, a client may send `ping` frames (the application-level heartbeat: a browser's WebSocket
+// cannot send protocol pings); the agent answers each with a `pong` carrying the same `n`.
 // Whatever else a client sends is ignored (and counted) by the agent.
 
 export const WATCH_PATH = '/v1/watch';
 
+/** Largest frame a watching client may send (a hello with its token, a ping). */
+export const MAX_WATCH_CLIENT_FRAME_BYTES = 4096;
+
 export type WatchClientFrame = { t: 'hello'; v: number; service?: string; token?: string };
+
+/** The client's heartbeat, after its hello: `n` (a counter in 0..2^31-1) comes back in the pong. */
+export type WatchPingFrame = { t: 'ping'; v: number; n: number };
 
 /**
  * Agent URLs a decoded frame listed that are not usable (parseAgentUrl): left out of `agents`,
@@ -284,7 +302,9 @@ export type WatchServerFrame =
   | { t: 'upsert'; v: number; server: ServerRecord }
   | { t: 'remove'; v: number; id: string; reason: string }
   | { t: 'agents'; v: number; agents: string[]; invalidAgents?: InvalidAgentUrls }
-  | { t: 'error'; v: number; code: string; message: string };
+  | { t: 'error'; v: number; code: string; message: string }
+  /** The answer to a client's ping frame. */
+  | { t: 'pong'; v: number; n: number };
 
 function checkVersion(o: Record<string, unknown>): void {
   if (o.v !== PROTOCOL_VERSION) throw new UnsupportedVersionError(o.v, PROTOCOL_VERSION);
@@ -349,7 +369,7 @@ function parseUrlList(v: unknown): { agents: string[]; invalidAgents?: InvalidAg
   return invalid ? { agents: [...agents], invalidAgents: invalid } : { agents: [...agents] };
 }
 
-export function encodeWatchFrame(frame: WatchServerFrame | WatchClientFrame): Buffer {
+export function encodeWatchFrame(frame: WatchServerFrame | WatchClientFrame | WatchPingFrame): PackedBytes {
   return pack(frame);
 }
 
@@ -402,6 +422,8 @@ export function decodeWatchServerFrame(bytes: Uint8Array): WatchServerFrame {
       return { t: 'agents', v: PROTOCOL_VERSION, ...parseUrlList(m.agents) };
     case 'error':
       return { t: 'error', v: PROTOCOL_VERSION, code: String(m.code ?? ''), message: String(m.message ?? '') };
+    case 'pong':
+      return { t: 'pong', v: PROTOCOL_VERSION, n: pingCounter(m.n) };
     default:
       throw new DecodeError(`unknown watch frame type ${JSON.stringify(m.t)}`);
   }
@@ -415,7 +437,13 @@ function recordName(v: unknown): string {
 
 /** Decode the frame a client sent to an agent's watch endpoint. */
 export function decodeWatchClientFrame(bytes: Uint8Array): WatchClientFrame {
-  return parseWatchClientFrame(unpackFrame(bytes, 4096));
+  return parseWatchClientFrame(unpackFrame(bytes, MAX_WATCH_CLIENT_FRAME_BYTES));
+}
+
+/** A ping's counter: an integer in 0..2^31-1. Throws DecodeError. */
+function pingCounter(n: unknown): number {
+  if (!Number.isSafeInteger(n) || (n as number) < 0 || (n as number) > 0x7fffffff) throw new DecodeError('ping/pong n must be an integer in 0..2^31-1');
+  return n as number;
 }
 
 /** Check a decoded client frame (msgpack, or JSON text with `/v1/watch?format=json`). */
@@ -428,4 +456,20 @@ export function parseWatchClientFrame(o: unknown): WatchClientFrame {
   if (isStr(m.service)) f.service = m.service;
   if (isStr(m.token, 1024)) f.token = m.token;
   return f;
+}
+
+/**
+ * The counter of a client's ping frame (decoded: msgpack, or JSON text with `format=json`), or
+ * undefined when the value is not a ping of this version. Never throws: the agent ignores (and
+ * counts) whatever else a subscriber sends.
+ */
+export function parseWatchPing(o: unknown): number | undefined {
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) return undefined;
+  const m = o as Record<string, unknown>;
+  if (m.t !== 'ping' || m.v !== PROTOCOL_VERSION) return undefined;
+  try {
+    return pingCounter(m.n);
+  } catch {
+    return undefined;
+  }
 }

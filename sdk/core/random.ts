@@ -1,9 +1,8 @@
-import { randomBytes } from 'node:crypto';
-
 /**
  * All randomness goes through a Random source so tests can seed it (STYLE.md practice 3).
  * The default is xorshift128+ seeded from the OS: fast, allocation-free, and good enough for
- * load-balancing choices (never for keys or nonces: those use node:crypto).
+ * load-balancing choices (never for keys or nonces: those use a CSPRNG). The seed comes from
+ * `globalThis.crypto.getRandomValues` (Web Crypto: browsers, Deno, Bun, Node ≥ 19).
  */
 export interface Random {
   /** A float in [0, 1). */
@@ -20,11 +19,11 @@ export class XorShiftRandom implements Random {
 
   constructor(seed?: number) {
     if (seed === undefined) {
-      const b = randomBytes(16);
-      this.s0 = b.readUInt32LE(0) | 1;
-      this.s1 = b.readUInt32LE(4);
-      this.s2 = b.readUInt32LE(8);
-      this.s3 = b.readUInt32LE(12);
+      const b = globalThis.crypto.getRandomValues(new Uint32Array(4));
+      this.s0 = b[0]! | 1;
+      this.s1 = b[1]!;
+      this.s2 = b[2]!;
+      this.s3 = b[3]!;
     } else {
       // splitmix32 to spread a small seed over the state
       let s = seed >>> 0;

@@ -26,157 +26,214 @@
  *  - Freshness and completeness. Whoever can tamper with a client's subscription can replay a
  *    genuine old record or hide servers; mDNS TTLs bound how long a replayed TXT misleads.
  *
- * Keys: the private key is a PKCS#8 PEM (`peerlb keygen --signing`), or base64 of its DER or of the
- * raw 32-byte seed; the public key is what `peerlb keygen --public` prints (base64 of the raw 32
- * bytes), an SPKI PEM, or base64 of the SPKI DER (the PEM's body), hex of the raw 32 bytes also.
+ * This file is the runtime-neutral half: the bytes a signature covers, the public key's text forms
+ * (parsed without a crypto library), the verifier interface and a WebCrypto Ed25519 verifier
+ * (browsers, Deno, Bun, Node ≥ 20). Signing, private keys, key files and Node's KeyObject are in
+ * sdk/node/signing.ts, with the node:crypto verifier.
+ *
+ * Keys: the public key is what `peerlb keygen --public` prints (base64 of the raw 32 bytes), an
+ * SPKI PEM, or base64 of the SPKI DER (the PEM's body), hex of the raw 32 bytes also.
  */
-import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
 import type { ServerRecord } from './protocol.js';
 
-/** DER prefixes that wrap a raw Ed25519 key (RFC 8410). */
-const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
-const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+/** DER prefix that wraps a raw Ed25519 public key in an SPKI (RFC 8410). */
+export const SPKI_PREFIX = Uint8Array.from([0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00]);
 /** TXT key of the signature (≤ 9 chars, RFC 6763 §6.4); `sig=` + 88 base64 chars = 92 bytes. */
 export const TXT_SIG_KEY = 'sig';
 const MDNS_DOMAIN = 'peerlb-mdns-v1';
 const RECORD_DOMAIN = 'peerlb-record-v2';
 
-function isEd25519(k: KeyObject): boolean {
-  return k.asymmetricKeyType === 'ed25519';
+const encoder = new TextEncoder();
+
+/** Base64 (standard alphabet, padding optional) to bytes; undefined when it is not base64. */
+export function fromBase64(s: string): Uint8Array | undefined {
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(s)) return undefined;
+  let bin: string;
+  try {
+    bin = atob(s.replace(/=+$/, '') + '='.repeat((4 - (s.replace(/=+$/, '').length % 4)) % 4));
+  } catch {
+    return undefined;
+  }
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+/** Bytes to standard base64 with padding. */
+export function toBase64(b: Uint8Array): string {
+  let bin = '';
+  for (let i = 0; i < b.length; i++) bin += String.fromCharCode(b[i]!);
+  return btoa(bin);
 }
 
 /** A key pasted as text: base64 (or base64url, any whitespace) or hex, decoded; undefined when it is neither. */
-function keyBytes(input: string): Buffer | undefined {
+export function keyBytes(input: string): Uint8Array | undefined {
   const t = input.replace(/\s+/g, '');
-  if (/^[0-9a-fA-F]{64}$/.test(t)) return Buffer.from(t, 'hex');
+  if (/^[0-9a-fA-F]{64}$/.test(t)) {
+    const out = new Uint8Array(32);
+    for (let i = 0; i < 32; i++) out[i] = parseInt(t.slice(2 * i, 2 * i + 2), 16);
+    return out;
+  }
   const b64 = t.replace(/-/g, '+').replace(/_/g, '/');
   if (b64.length === 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) return undefined;
-  return Buffer.from(b64, 'base64');
+  return fromBase64(b64);
 }
 
-const PRIVATE_FORMS = 'PKCS#8 PEM, base64 of its DER, or base64 of the raw 32-byte seed';
-const PUBLIC_FORMS = 'base64 of the raw 32 bytes as `peerlb keygen --public` prints, SPKI PEM, or base64 of the SPKI DER';
+export const PUBLIC_FORMS = 'base64 of the raw 32 bytes as `peerlb keygen --public` prints, SPKI PEM, or base64 of the SPKI DER';
 
-/** An Ed25519 private key (see the module comment for the forms); `where` names the source in errors. */
-export function parsePrivateKey(input: string | KeyObject, where: string): KeyObject {
-  let k: KeyObject;
-  try {
-    if (typeof input !== 'string') k = input;
-    else if (input.includes('-----BEGIN')) k = createPrivateKey(input);
-    else {
-      const raw = keyBytes(input);
-      if (raw?.length === 32) k = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, raw]), format: 'der', type: 'pkcs8' });
-      else if (raw && raw.length > 32 && raw.length <= 256 && raw[0] === 0x30) k = createPrivateKey({ key: raw, format: 'der', type: 'pkcs8' });
-      else throw new Error(raw ? `decodes to ${raw.length} bytes, not a 32-byte seed or a PKCS#8 DER` : 'neither base64 nor hex');
-    }
-  } catch (err) {
-    throw new ConfigError(`${where}: not an Ed25519 private key (${PRIVATE_FORMS}): ${(err as Error).message}`, { cause: err });
-  }
-  if (k.type !== 'private' || !isEd25519(k)) throw new ConfigError(`${where}: must be an Ed25519 private key, got ${k.asymmetricKeyType ?? k.type}`);
-  return k;
+/**
+ * An Ed25519 public key as the core holds it: the raw 32 bytes. `native` is the runtime's own key
+ * object when the runtime made one (Node's KeyObject, sdk/node/signing.ts); the core never reads it.
+ */
+export interface PublicKey {
+  readonly raw: Uint8Array;
+  readonly native?: unknown;
+}
+
+/** The raw key inside an Ed25519 SPKI DER, or undefined when `der` is not one. */
+function fromSpki(der: Uint8Array): Uint8Array | undefined {
+  if (der.length !== SPKI_PREFIX.length + 32) return undefined;
+  for (let i = 0; i < SPKI_PREFIX.length; i++) if (der[i] !== SPKI_PREFIX[i]) return undefined;
+  return der.slice(SPKI_PREFIX.length);
 }
 
 /**
- * An Ed25519 public key in any form a user pastes: what `peerlb keygen --public` prints (base64
- * of the raw 32 bytes), an SPKI PEM, base64 of the SPKI DER (a PEM's body, e.g. `MCowBQYDK2VwAyEA…`),
- * base64url or hex of the raw bytes, or a KeyObject (a private one gives its public half).
+ * An Ed25519 public key given as text (see the module comment for the forms), parsed without a
+ * crypto library; `where` names the source in errors (a ConfigError). A key object (Node's
+ * KeyObject) is taken when it is a public key that exports its SPKI DER; other objects need the
+ * Node entry's parser (sdk/node/signing.ts).
  */
-export function parsePublicKey(input: string | KeyObject, where: string): KeyObject {
-  let k: KeyObject;
-  try {
-    if (typeof input !== 'string') k = input.type === 'private' ? createPublicKey(input) : input;
-    else if (input.includes('-----BEGIN')) k = createPublicKey(input);
-    else {
-      const raw = keyBytes(input);
-      if (raw?.length === 32) k = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
-      else if (raw && raw.length > 32 && raw.length <= 256 && raw[0] === 0x30) k = createPublicKey({ key: raw, format: 'der', type: 'spki' });
-      else throw new Error(raw ? `decodes to ${raw.length} bytes, not 32 raw bytes or an SPKI DER` : 'neither base64 nor hex');
+export function parsePublicKeyText(input: unknown, where: string): PublicKey {
+  let raw: Uint8Array | undefined;
+  let why: string;
+  if (typeof input === 'string') {
+    if (input.includes('-----BEGIN')) {
+      const m = /-----BEGIN PUBLIC KEY-----([\s\S]*?)-----END PUBLIC KEY-----/.exec(input);
+      const der = m ? keyBytes(m[1]!) : undefined;
+      raw = der && fromSpki(der);
+      why = m ? 'the PEM does not hold an Ed25519 SPKI' : 'a PEM must be a PUBLIC KEY block';
+    } else {
+      const b = keyBytes(input);
+      raw = b?.length === 32 ? b : b && fromSpki(b);
+      why = b ? `decodes to ${b.length} bytes, not 32 raw bytes or an Ed25519 SPKI DER` : 'neither base64 nor hex';
     }
-  } catch (err) {
-    throw new ConfigError(`${where}: not an Ed25519 public key (${PUBLIC_FORMS}): ${(err as Error).message}`, { cause: err });
-  }
-  if (k.type !== 'public' || !isEd25519(k)) throw new ConfigError(`${where}: must be an Ed25519 public key, got ${k.asymmetricKeyType ?? k.type}`);
-  return k;
+  } else if (typeof input === 'object' && input !== null && typeof (input as { export?: unknown }).export === 'function') {
+    const k = input as { type?: unknown; asymmetricKeyType?: unknown; export(o: object): Uint8Array };
+    if (k.type !== 'public' || k.asymmetricKeyType !== 'ed25519')
+      throw new ConfigError(`${where}: must be an Ed25519 public key, got ${String(k.asymmetricKeyType ?? k.type)}`);
+    try {
+      raw = fromSpki(new Uint8Array(k.export({ format: 'der', type: 'spki' })));
+    } catch {
+      raw = undefined;
+    }
+    why = 'the key object does not export an Ed25519 SPKI';
+  } else why = `a string is expected, got ${input === null ? 'null' : typeof input}`;
+  if (!raw) throw new ConfigError(`${where}: not an Ed25519 public key (${PUBLIC_FORMS}): ${why}`);
+  return { raw, native: typeof input === 'object' ? input : undefined };
 }
 
-/** Read a signing key file; a missing file or a key that does not parse is a ConfigError naming it. */
-export function loadPrivateKeyFile(path: string): KeyObject {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new ConfigError(`cannot read signing key file ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, { cause: err });
+function lp(parts: (string | Uint8Array)[]): Uint8Array {
+  const bufs = parts.map((p) => (typeof p === 'string' ? encoder.encode(p) : p));
+  const out = new Uint8Array(bufs.reduce((n, b) => n + 2 + b.length, 0));
+  let o = 0;
+  for (const b of bufs) {
+    const len = Math.min(b.length, 0xffff);
+    out[o++] = len >>> 8;
+    out[o++] = len & 0xff;
+    out.set(b, o);
+    o += b.length;
   }
-  return parsePrivateKey(text.trim(), `signing key file ${path}`);
-}
-
-/** The raw 32-byte public key, base64 (what `verify.publicKey` takes). */
-export function publicKeyBase64(key: KeyObject): string {
-  const pub = key.type === 'private' ? createPublicKey(key) : key;
-  return pub.export({ format: 'der', type: 'spki' }).subarray(SPKI_PREFIX.length).toString('base64');
-}
-
-function lp(parts: (string | Uint8Array)[]): Buffer {
-  const out: Buffer[] = [];
-  for (const p of parts) {
-    const b = typeof p === 'string' ? Buffer.from(p, 'utf8') : Buffer.from(p);
-    const len = Buffer.allocUnsafe(2);
-    len.writeUInt16BE(Math.min(b.length, 0xffff));
-    out.push(len, b);
-  }
-  return Buffer.concat(out);
+  return out;
 }
 
 /** The bytes an mDNS TXT signature covers. `txt`: the TXT strings without the `sig=` one, in order. */
-export function mdnsSigningBytes(host: string, agentPort: number, txt: readonly Uint8Array[]): Buffer {
+export function mdnsSigningBytes(host: string, agentPort: number, txt: readonly Uint8Array[]): Uint8Array {
   return lp([MDNS_DOMAIN, host, String(agentPort), ...txt]);
 }
 
 /** What a record's signature covers: its identity and endpoint, and the version it was signed at. */
 export type SignedFields = Pick<ServerRecord, 'id' | 'service' | 'host' | 'udpPort' | 'tcpPort' | 'weight' | 'zone' | 'agent'>;
 
+function recordSigningText(r: SignedFields, version: number): string {
+  return JSON.stringify([RECORD_DOMAIN, r.id, r.service, r.host, r.udpPort ?? 0, r.tcpPort ?? 0, r.weight, r.zone ?? null, r.agent ?? null, version]);
+}
+
 /** The bytes a server record's signature covers (see the module comment): not its load nor its health. */
-export function recordSigningBytes(r: SignedFields, version: number): Buffer {
-  return Buffer.from(JSON.stringify([RECORD_DOMAIN, r.id, r.service, r.host, r.udpPort ?? 0, r.tcpPort ?? 0, r.weight, r.zone ?? null, r.agent ?? null, version]), 'utf8');
+export function recordSigningBytes(r: SignedFields, version: number): Uint8Array {
+  return encoder.encode(recordSigningText(r, version));
 }
 
-export function signBytes(data: Uint8Array, key: KeyObject): string {
-  return sign(null, data, key).toString('base64');
+/**
+ * Checks Ed25519 signatures under one public key. `verify` returns (or resolves to) true when
+ * `sig` (64 bytes) is a valid signature of `data`; it never throws nor rejects. Synchronous in Node
+ * (node:crypto, sdk/node/signing.ts), asynchronous with WebCrypto (webCryptoVerifier).
+ */
+export interface SignatureVerifier {
+  verify(data: Uint8Array, sig: Uint8Array): boolean | Promise<boolean>;
 }
 
-/** True when `sig` (base64) is a valid signature of `data` under `key`. Never throws. */
-export function verifyBytes(data: Uint8Array, sig: unknown, key: KeyObject): boolean {
-  if (typeof sig !== 'string' || sig.length === 0 || sig.length > 128) return false;
-  const s = Buffer.from(sig, 'base64');
-  if (s.length !== 64) return false;
+/** A signature as a record or TXT carries it (base64 text), decoded; undefined when it cannot be one. */
+export function signatureBytes(sig: unknown): Uint8Array | undefined {
+  if (typeof sig !== 'string' || sig.length === 0 || sig.length > 128) return undefined;
+  const s = fromBase64(sig.replace(/\s+/g, ''));
+  return s?.length === 64 ? s : undefined;
+}
+
+/** True (or a promise of it) when `sig` (base64) is a valid signature of `data`. Never throws. */
+export function verifyWith(v: SignatureVerifier, data: Uint8Array, sig: unknown): boolean | Promise<boolean> {
+  const s = signatureBytes(sig);
+  if (!s) return false;
   try {
-    return verify(null, data, key, s);
+    const r = v.verify(data, s);
+    return typeof r === 'boolean' ? r : r.then((ok) => ok === true, () => false);
   } catch {
     return false;
   }
 }
 
-/** The origin's signature of its own record at `version` (its incarnation), base64. */
-export function signFields(r: SignedFields, version: number, key: KeyObject): string {
-  return signBytes(recordSigningBytes(r, version), key);
+/** The WebCrypto implementation in use (globalThis.crypto.subtle), or undefined when there is none. */
+function subtle(): SubtleCryptoLike | undefined {
+  return (globalThis as { crypto?: { subtle?: SubtleCryptoLike } }).crypto?.subtle;
+}
+interface SubtleCryptoLike {
+  importKey(format: 'raw', key: Uint8Array, alg: { name: string }, extractable: boolean, usages: string[]): Promise<unknown>;
+  verify(alg: { name: string }, key: unknown, sig: Uint8Array, data: Uint8Array): Promise<boolean>;
 }
 
-/** A copy of the record signed at `version` (as its origin agent would: for tests and tools). */
-export function signRecord(r: ServerRecord, key: KeyObject, version = 1): ServerRecord {
-  return { ...r, sig: signFields(r, version, key), sigv: version };
+/**
+ * An Ed25519 verifier over WebCrypto (`crypto.subtle`, async): browsers with Ed25519 (Chromium
+ * 113+ behind none, Firefox 129+, Safari 17+), Deno, Bun, Node ≥ 20. The key is imported once,
+ * at the first check. Where the runtime lacks Ed25519, every check is false (and `ready` rejects
+ * with a ConfigError saying so).
+ */
+export function webCryptoVerifier(key: PublicKey | Uint8Array): SignatureVerifier & { ready: Promise<void> } {
+  const raw = key instanceof Uint8Array ? key : key.raw;
+  const s = subtle();
+  const imported: Promise<unknown> = s
+    ? s.importKey('raw', raw, { name: 'Ed25519' }, false, ['verify'])
+    : Promise.reject(new Error('no crypto.subtle in this runtime'));
+  const ready = imported.then(
+    () => undefined,
+    (err: unknown) => {
+      throw new ConfigError(`verify: this runtime's WebCrypto cannot verify Ed25519: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    },
+  );
+  ready.catch(() => {});
+  return {
+    ready,
+    verify(data, sig) {
+      return imported.then(
+        (k) => s!.verify({ name: 'Ed25519' }, k, sig, data).then((ok) => ok === true, () => false),
+        () => false,
+      );
+    },
+  };
 }
 
 export type RejectReason = 'unsigned' | 'bad-signature';
 
-/** Why a record was refused, or undefined when its signature holds. */
-export function checkRecordSignature(r: ServerRecord, key: KeyObject): RejectReason | undefined {
-  if (r.sig === undefined) return 'unsigned';
-  if (r.sigv === undefined) return 'bad-signature';
-  return verifyBytes(recordSigningBytes(r, r.sigv), r.sig, key) ? undefined : 'bad-signature';
-}
+type Why = RejectReason | undefined;
 
 /**
  * Checks records for a client's view, verifying each distinct signed part once: a record's load
@@ -184,22 +241,41 @@ export function checkRecordSignature(r: ServerRecord, key: KeyObject): RejectRea
  * signature check per change. `fresh` says whether this (signed part, signature) is new for the
  * id: a refusal is reported once per change of the record, not once per frame. Bounded: the memory
  * is emptied when it holds `max` ids.
+ *
+ * With a synchronous verifier `check` answers at once; with an asynchronous one (WebCrypto) it
+ * returns a promise for a part not checked before, and a repeat of a part being checked waits for
+ * that same check (it is not `fresh`). The caller keeps the records in order (agents.ts).
  */
 export class RecordVerifier {
-  private readonly seen = new Map<string, { what: string; why: RejectReason | undefined }>();
+  private readonly seen = new Map<string, { what: string; why: Why | Promise<Why> }>();
   constructor(
-    private readonly key: KeyObject,
+    private readonly verifier: SignatureVerifier,
     private readonly max = 20_000,
   ) {}
 
-  check(r: ServerRecord): { why: RejectReason | undefined; fresh: boolean } {
-    const bytes = recordSigningBytes(r, r.sigv ?? -1);
-    const what = `${r.sig ?? ''}|${bytes.toString('utf8')}`;
+  check(r: ServerRecord): { why: Why; fresh: boolean } | Promise<{ why: Why; fresh: boolean }> {
+    const text = recordSigningText(r, r.sigv ?? -1);
+    const what = `${r.sig ?? ''}|${text}`;
     const prev = this.seen.get(r.id);
-    if (prev && prev.what === what) return { why: prev.why, fresh: false };
-    const why: RejectReason | undefined = r.sig === undefined ? 'unsigned' : r.sigv !== undefined && verifyBytes(bytes, r.sig, this.key) ? undefined : 'bad-signature';
+    if (prev && prev.what === what) {
+      const w = prev.why;
+      return typeof w === 'object' ? w.then((why) => ({ why, fresh: false })) : { why: w, fresh: false };
+    }
+    let why: Why | Promise<Why>;
+    if (r.sig === undefined) why = 'unsigned';
+    else if (r.sigv === undefined) why = 'bad-signature';
+    else {
+      const ok = verifyWith(this.verifier, encoder.encode(text), r.sig);
+      why = typeof ok === 'boolean' ? (ok ? undefined : 'bad-signature') : ok.then((v): Why => (v ? undefined : 'bad-signature'));
+    }
     if (!prev && this.seen.size >= this.max) this.seen.clear();
-    this.seen.set(r.id, { what, why });
-    return { why, fresh: true };
+    const entry = { what, why };
+    this.seen.set(r.id, entry);
+    if (typeof why !== 'object') return { why, fresh: true };
+    return why.then((w) => {
+      // Settled: later repeats answer at once.
+      if (this.seen.get(r.id) === entry) entry.why = w;
+      return { why: w, fresh: true };
+    });
   }
 }

@@ -32,7 +32,7 @@ import { BadOptionError, DecodeError, PeerlbError } from '../core/errors.js';
 import { MDNS_SERVICE_TYPE } from '../core/protocol.js';
 import { mdnsSigningBytes } from '../core/signing.js';
 import { DEFAULT_TTLS, GOODBYE_TTL, MAX_LABEL_BYTES, SERVICES_ENUMERATION, isServiceName, recordNames, type RecordNames, type Ttls } from './names.js';
-import { TXT_KEYS, decodeTxt, encodeTxt, isPort, limitError, type TxtFields, type TxtSigner } from './txt.js';
+import { TXT_KEYS, asBuffer, decodeTxt, encodeTxt, isPort, limitError, type TxtFields, type TxtSigner } from './txt.js';
 
 export * from './names.js';
 export * from './txt.js';
@@ -167,7 +167,7 @@ export function assembleAnnouncement(instance: string, srv: unknown, txt: unknow
       const eq = b.indexOf(0x3d);
       if (Buffer.from(eq < 0 ? b : b.subarray(0, eq)).toString('latin1').toLowerCase() !== TXT_KEYS.sig) others.push(b);
     }
-    a.signature = { sig: t.sig, data: mdnsSigningBytes(address, s.port, others) };
+    a.signature = { sig: t.sig, data: asBuffer(mdnsSigningBytes(address, s.port, others)) };
   }
   if (t.udpPort !== undefined) a.udpPort = t.udpPort;
   if (t.tcpPort !== undefined) a.tcpPort = t.tcpPort;

@@ -106,7 +106,7 @@ export function encodeTxt(t: TxtFields, signed?: { sign: TxtSigner; host: string
   }
   if (signed) {
     // Last, so that the strings before it are exactly what it signs.
-    const b = Buffer.from(`${TXT_KEYS.sig}=${signed.sign(mdnsSigningBytes(signed.host, signed.agentPort, out))}`, 'utf8');
+    const b = Buffer.from(`${TXT_KEYS.sig}=${signed.sign(asBuffer(mdnsSigningBytes(signed.host, signed.agentPort, out)))}`, 'utf8');
     total += b.length + 1;
     out.push(b);
   }
@@ -198,4 +198,9 @@ export function decodeTxt(strings: readonly unknown[]): DecodedTxt {
   const sig = found.get(TXT_KEYS.sig);
   if (sig !== undefined) out.sig = sig;
   return out;
+}
+
+/** The core's signing bytes (a Uint8Array) as a Buffer, without a copy. */
+export function asBuffer(u: Uint8Array): Buffer {
+  return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 }

@@ -1,7 +1,8 @@
 import type { KeyObject } from 'node:crypto';
 import type { DiscoverySink, DiscoverySource } from '../core/discovery/source.js';
 import { DecodeError, SignatureError } from '../core/errors.js';
-import { verifyBytes } from '../core/signing.js';
+import { nodeVerifier, verifyBytes } from './signing.js';
+import { wsConnector } from './ws.js';
 import { AgentWatch } from '../core/discovery/agents.js';
 import { MdnsBrowser, type BrowsedInstance } from '../mdns/browser.js';
 import { parseUsableServerRecord, type ServerRecord } from '../core/protocol.js';
@@ -68,7 +69,8 @@ export class MdnsDiscovery implements DiscoverySource {
         agents: [],
         token: opts.token,
         clock: opts.clock,
-        verify: opts.verify,
+        verify: opts.verify ? nodeVerifier(opts.verify) : undefined,
+        connect: wsConnector,
         onRejected: opts.onRejected,
         // A refusal is final for join's purpose; a timeout or a close may be a busy agent: give
         // up on the snapshot after a few of those (join's waitForServersMs caps the wait anyway).

@@ -14,7 +14,7 @@ import { MdnsAnnouncer } from '../../agent/mdns/announcer.js';
 import { buildRecords, type AnnounceInfo } from '../../sdk/mdns/records.js';
 import { createMdnsSocket, waitReady } from '../../sdk/mdns/socket.js';
 import { join, type Cluster } from '../../sdk/index.js';
-import { publicKeyBase64, signBytes } from '../../sdk/core/signing.js';
+import { publicKeyBase64, signBytes } from '../../sdk/node/signing.js';
 import type { SignatureError } from '../../sdk/core/errors.js';
 import { agent, until, sleep } from '../security/helpers.js';
 

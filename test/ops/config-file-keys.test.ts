@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { keyIdHex } from '../../agent/gossip/keyring.js';
-import { checkRecordSignature } from '../../sdk/core/signing.js';
+import { checkRecordSignature } from '../../sdk/node/signing.js';
 import type { ServerRecord } from '../../sdk/core/protocol.js';
 import { ownLoopback } from '../agent/load/net-helpers.js';
 import { configWriter, getJson, runCli, startCliAgent, stopCliAgents, type OpsAgent } from '../helpers/ops.js';

@@ -26,7 +26,8 @@ import { XorShiftRandom } from '../../sdk/core/random.js';
 import { spawnAgent, stopAll } from '../helpers/agents.js';
 import { join, type Cluster } from '../../sdk/index.js';
 import { decodeWatchClientFrame, decodeWatchServerFrame, encodeWatchFrame, LIMITS, MAX_WATCH_FRAME_BYTES, parseAgentUrl, PROTOCOL_VERSION, type ServerRecord, type WatchServerFrame } from '../../sdk/core/protocol.js';
-import { signRecord } from '../../sdk/core/signing.js';
+import { nodeVerifier, signRecord } from '../../sdk/node/signing.js';
+import { wsConnector } from '../../sdk/node/ws.js';
 import { waitUntil } from '../helpers/servers.js';
 
 const SDK = fileURLToPath(new URL('../../dist/sdk/index.js', import.meta.url));
@@ -116,7 +117,7 @@ afterEach(async () => {
 });
 
 function watch(agents: string[], extra: Partial<ConstructorParameters<typeof AgentWatch>[0]> = {}) {
-  const w = new AgentWatch({ service: 'game', agents, ...extra });
+  const w = new AgentWatch({ service: 'game', agents, connect: wsConnector, ...extra });
   closers.push(() => w.close());
   return w;
 }
@@ -506,7 +507,7 @@ describe('verified upserts', () => {
     });
     const rejected: string[] = [];
     const r = recordingSink();
-    const w = watch([fa.url], { verify: publicKey, onRejected: (e) => rejected.push(e.server) });
+    const w = watch([fa.url], { verify: nodeVerifier(publicKey), onRejected: (e) => rejected.push(e.server) });
     w.start(r.sink);
     await waitUntil(() => rejected.includes('s1'), 'the rejection of s1', 5000);
     expect(r.ids()).toEqual(['s2']);

@@ -11,7 +11,7 @@ import { join, type Cluster } from '../../sdk/index.js';
 import { MAX_BUFFERED_REJECTIONS } from '../../sdk/core/cluster.js';
 import { SignatureError } from '../../sdk/core/errors.js';
 import { createFeed } from '../../sdk/core/discovery/feed.js';
-import { publicKeyBase64 } from '../../sdk/core/signing.js';
+import { publicKeyBase64 } from '../../sdk/node/signing.js';
 import { agent, until } from '../security/helpers.js';
 
 const PORT = 20_000 + Math.floor(Math.random() * 30_000);

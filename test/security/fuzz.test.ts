@@ -36,7 +36,7 @@ import { decodeWatchClientFrame, decodeWatchServerFrame, encodeWatchFrame, pack,
 import { XorShiftRandom, type Random } from '../../sdk/core/random.js';
 import { MdnsAnnouncer, AnnouncerState } from '../../agent/mdns/announcer.js';
 import { MdnsBrowser } from '../../sdk/mdns/browser.js';
-import { signBytes, publicKeyBase64 } from '../../sdk/core/signing.js';
+import { signBytes, publicKeyBase64 } from '../../sdk/node/signing.js';
 import { join, type Cluster } from '../../sdk/index.js';
 import { garbage, mutate } from '../mdns/fake-mdns.js';
 import { agent, alive, known, until, sleep, rawGossip, newKey, sealerFor, frame, meta, type RawClient } from './helpers.js';

@@ -31,7 +31,8 @@ import { ManualClock } from '../../sdk/core/clock.js';
 import { AgentWatch } from '../../sdk/core/discovery/agents.js';
 import { join, type Cluster } from '../../sdk/index.js';
 import { BadOptionError, type SignatureError } from '../../sdk/core/errors.js';
-import { checkRecordSignature, publicKeyBase64, signFields } from '../../sdk/core/signing.js';
+import { checkRecordSignature, nodeVerifier, publicKeyBase64, signFields } from '../../sdk/node/signing.js';
+import { wsConnector } from '../../sdk/node/ws.js';
 import type { ServerRecord } from '../../sdk/core/protocol.js';
 import { CLI } from '../helpers/agents.js';
 import { agent, alive, until, sleep } from './helpers.js';
@@ -125,7 +126,7 @@ describe('signatures made at the origin, relayed unchanged (real agents, open cl
     const rejected: SignatureError[] = [];
     const upserts: string[] = [];
     const view = new Map<string, ServerRecord>();
-    const w = new AgentWatch({ service: 'sig', agents: [a.url], verify: publicKey, onRejected: (e) => rejected.push(e) });
+    const w = new AgentWatch({ service: 'sig', agents: [a.url], connect: wsConnector, verify: nodeVerifier(publicKey), onRejected: (e) => rejected.push(e) });
     watches.push(w);
     w.start({
       upsert: (r) => (upserts.push(r.id), view.set(r.id, r)),
@@ -135,7 +136,7 @@ describe('signatures made at the origin, relayed unchanged (real agents, open cl
     });
     // A control watch counts x's upserts: many load updates reach a's subscribers.
     const xUpserts: number[] = [];
-    const control = new AgentWatch({ service: 'sig', agents: [a.url] });
+    const control = new AgentWatch({ service: 'sig', agents: [a.url], connect: wsConnector });
     watches.push(control);
     control.start({ upsert: (r) => r.id === 'ok-x' && xUpserts.push(1), remove: () => {}, reset: () => {}, error: () => {} });
     await until(() => view.has('ok-a') && rejected.some((e) => e.server === 'ok-x'), 8000, 'a taken, x rejected');

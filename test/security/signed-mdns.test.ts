@@ -15,7 +15,7 @@ import type { Agent } from '../../agent/index.js';
 import { MdnsAnnouncer } from '../../agent/mdns/announcer.js';
 import type { AnnounceInfo } from '../../sdk/mdns/records.js';
 import { join, type Cluster } from '../../sdk/index.js';
-import { publicKeyBase64, signBytes } from '../../sdk/core/signing.js';
+import { publicKeyBase64, signBytes } from '../../sdk/node/signing.js';
 import type { SignatureError } from '../../sdk/core/errors.js';
 import { agent, until, sleep } from './helpers.js';
 

@@ -1,7 +1,5 @@
-import type { KeyObject } from 'node:crypto';
-import WebSocket from 'ws';
 import { DecodeError, InvalidRecordError, PeerlbError, SignatureError, WatchRefusedError } from '../errors.js';
-import { RecordVerifier } from '../signing.js';
+import { RecordVerifier, type SignatureVerifier } from '../signing.js';
 import type { DiscoverySink, DiscoverySource } from './source.js';
 import {
   PROTOCOL_VERSION,
@@ -15,13 +13,22 @@ import {
 } from '../protocol.js';
 import { every, systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { Latch } from './settle.js';
+import { webSocketConnector, type WatchConnection, type WatchConnector } from './websocket.js';
 
 export interface AgentWatchOptions {
   service: string;
   /** Seed agent URLs (ws://host:port). More are learned from the agents themselves. */
   agents: string[];
   token?: string;
-  /** Heartbeat: ping every `pingMs`, give the agent up if no pong within `pongTimeoutMs`. */
+  /**
+   * How sockets are opened (websocket.ts): by default a W3C `WebSocket` (the runtime's global);
+   * the Node entry passes sdk/node/ws.ts.
+   */
+  connect?: WatchConnector;
+  /**
+   * Heartbeat: ping every `pingMs`, give the agent up if no pong within `pongTimeoutMs` (any frame
+   * counts as one). A protocol-level ping where the connection has one, else a `ping` frame.
+   */
   pingMs?: number;
   pongTimeoutMs?: number;
   /** Give up a connect attempt after this long. */
@@ -31,8 +38,11 @@ export interface AgentWatchOptions {
   onAgent?: (url: string | undefined) => void;
   /** Called when an attempt ends without a snapshot: `refused` when the agent answered with an HTTP status. */
   onFailure?: (refused: boolean) => void;
-  /** Only records signed with this Ed25519 public key enter the view (sdk/core/signing.ts). */
-  verify?: KeyObject;
+  /**
+   * Only records signed with the cluster's Ed25519 key enter the view (sdk/core/signing.ts): the
+   * verifier of its public key. An asynchronous one (WebCrypto) delays frames, never reorders them.
+   */
+  verify?: SignatureVerifier;
   /** A record was ignored for its signature. */
   onRejected?: (err: SignatureError) => void;
 }
@@ -64,7 +74,7 @@ export class AgentWatch implements DiscoverySource {
   private next = 0;
   /** The agent whose socket closed (or failed) last: not tried again first while there is another. */
   private lastClosed: string | undefined;
-  private ws: WebSocket | undefined;
+  private ws: WatchConnection | undefined;
   private sink: DiscoverySink | undefined;
   private closed = false;
   private retryTimer: TimerHandle | undefined;
@@ -74,6 +84,7 @@ export class AgentWatch implements DiscoverySource {
   /** Subscriptions ended in a row because a frame did not decode: backs off the resubscription. */
   private badInRow = 0;
   private readonly clock: Clock;
+  private readonly connector: WatchConnector;
   /** With `verify`: checks each record's origin signature, once per change of its signed part. */
   private readonly verifier: RecordVerifier | undefined;
   /** Open from the first snapshot on: the view is settled (join waits for it). */
@@ -82,6 +93,7 @@ export class AgentWatch implements DiscoverySource {
 
   constructor(private readonly opts: AgentWatchOptions) {
     this.clock = opts.clock ?? systemClock;
+    this.connector = opts.connect ?? webSocketConnector();
     this.verifier = opts.verify ? new RecordVerifier(opts.verify) : undefined;
     // join checked the seeds (options.ts); a URL that is not usable is never kept.
     for (const a of opts.agents) {
@@ -166,12 +178,114 @@ export class AgentWatch implements DiscoverySource {
     const n = this.known.length;
     let url = this.known[this.next++ % n]!;
     if (url === this.lastClosed && n > 1) url = this.known[this.next++ % n]!;
-    let ws: WebSocket;
+    /** A snapshot came: only then is the attempt a success (an agent that accepts and then closes, or sends what cannot be read, is a failure and backs off). */
+    let synced = false;
+    let opened = false;
+    /** This subscription is given up because a frame did not decode. */
+    let broken = false;
+    let refused = false;
+    let gone = false;
+    let pingN = 0;
+    let ws: WatchConnection;
+    /** Frames waiting for an asynchronous signature check: later ones wait behind them (kept in order). */
+    let queued = 0;
+    let tail: Promise<void> = Promise.resolve();
+    /** After a frame is applied: what its type means for this subscription. */
+    const applied = (t: WatchServerFrame['t'] | undefined) => {
+      if (t === undefined) {
+        // A frame lost: the view may miss a change and this agent cannot say which. Start over
+        // from a fresh snapshot (another agent's, or this one's), backing off.
+        if (broken) return;
+        broken = true;
+        this.badInRow++;
+        ws.terminate();
+      } else if (t === 'snapshot' && !synced) {
+        synced = true;
+        this.failuresInRow = 0;
+      }
+    };
+    const live = () => !gone && !broken && !this.closed;
+    const onBinary = (data: Uint8Array) => {
+      if (queued === 0) {
+        const r = this.onFrame(data, live);
+        if (typeof r !== 'object') return applied(r);
+        queued++;
+        tail = r.then(applied).finally(() => {
+          queued--;
+          this.lastPong = this.clock.now();
+        });
+        return;
+      }
+      queued++;
+      tail = tail
+        .then(() => {
+          if (!live()) return;
+          const r = this.onFrame(data, live);
+          return typeof r === 'object' ? r.then(applied) : applied(r);
+        })
+        .finally(() => {
+          queued--;
+          this.lastPong = this.clock.now();
+        });
+    };
     try {
-      ws = new WebSocket(url + WATCH_PATH, {
-        maxPayload: MAX_WATCH_FRAME_BYTES,
-        handshakeTimeout: this.opts.connectTimeoutMs ?? 1000,
-        headers: this.opts.token ? { authorization: `Bearer ${this.opts.token}` } : undefined,
+      ws = this.connector(url + WATCH_PATH, { maxPayload: MAX_WATCH_FRAME_BYTES, connectTimeoutMs: this.opts.connectTimeoutMs ?? 1000, token: this.opts.token, clock: this.clock }, {
+        open: () => {
+          opened = true;
+          this.current = url;
+          this.lastPong = this.clock.now();
+          ws.send(encodeWatchFrame({ t: 'hello', v: PROTOCOL_VERSION, service: this.opts.service, token: this.opts.token }));
+          const pingMs = this.opts.pingMs ?? 500;
+          const timeout = this.opts.pongTimeoutMs ?? 1500;
+          this.stopPing = every(this.clock, pingMs, () => {
+            if (this.clock.now() - this.lastPong > timeout) ws.terminate();
+            else if (ws.ping) ws.ping();
+            else {
+              ws.send(encodeWatchFrame({ t: 'ping', v: PROTOCOL_VERSION, n: pingN }));
+              pingN = (pingN + 1) & 0x7fffffff;
+            }
+          });
+          this.opts.onAgent?.(url);
+        },
+        pong: () => (this.lastPong = this.clock.now()),
+        refused: (status, text) => {
+          // The agent answered the upgrade with an HTTP status (503 at its subscriber limit, 429 when
+          // blocked, 401 without the token): say so, then the close below retries with backoff.
+          refused = true;
+          this.sink?.error(new WatchRefusedError(url, status, text));
+        },
+        message: (data) => {
+          if (typeof data !== 'string' && !broken) onBinary(data);
+          // The heartbeat counts from the end of processing: a big snapshot can take longer than the
+          // pong timeout to apply, and the agent was not silent meanwhile.
+          this.lastPong = this.clock.now();
+        },
+        error: (err) => {
+          // ws closes with 1009 a frame over maxPayload. Said plainly: it would come back at every
+          // reconnect (the same view, the same size), and otherwise looks like a flaky agent.
+          if ((err as { code?: unknown }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH')
+            this.sink?.error(
+              new PeerlbError('PEERLB_ERR_FRAME_TOO_LARGE', `agent ${url}: a /v1/watch frame is over this client's limit of ${MAX_WATCH_FRAME_BYTES} bytes (closed 1009); reconnecting with backoff`, { cause: err }),
+            );
+          else if (opened) this.sink?.error(err);
+        },
+        close: () => {
+          gone = true;
+          this.stopPing?.();
+          this.stopPing = undefined;
+          if (this.ws === ws) this.ws = undefined;
+          if (this.current === url) {
+            this.current = undefined;
+            this.opts.onAgent?.(undefined);
+          }
+          this.lastClosed = url;
+          if (this.closed) return;
+          if (!synced) {
+            this.failuresInRow++;
+            this.opts.onFailure?.(refused);
+          } else if (!broken) this.badInRow = 0;
+          this.retryLater();
+        },
       });
     } catch (err) {
       // Every kept URL passed parseAgentUrl, so this should not happen; but this runs in a retry
@@ -184,78 +298,6 @@ export class AgentWatch implements DiscoverySource {
       return;
     }
     this.ws = ws;
-    let opened = false;
-    /** A snapshot came: only then is the attempt a success (an agent that accepts and then closes, or sends what cannot be read, is a failure and backs off). */
-    let synced = false;
-    ws.binaryType = 'nodebuffer';
-    ws.on('open', () => {
-      opened = true;
-      this.current = url;
-      this.lastPong = this.clock.now();
-      ws.send(encodeWatchFrame({ t: 'hello', v: PROTOCOL_VERSION, service: this.opts.service, token: this.opts.token }));
-      const pingMs = this.opts.pingMs ?? 500;
-      const timeout = this.opts.pongTimeoutMs ?? 1500;
-      this.stopPing = every(this.clock, pingMs, () => {
-        if (this.clock.now() - this.lastPong > timeout) ws.terminate();
-        else ws.ping();
-      });
-      this.opts.onAgent?.(url);
-    });
-    /** This subscription is given up because a frame did not decode. */
-    let broken = false;
-    let refused = false;
-    ws.on('pong', () => (this.lastPong = this.clock.now()));
-    ws.on('unexpected-response', (_req, res) => {
-      // The agent answered the upgrade with an HTTP status (503 at its subscriber limit, 429 when
-      // blocked, 401 without the token): say so, then the close below retries with backoff.
-      refused = true;
-      this.sink?.error(new WatchRefusedError(url, res.statusCode ?? 0, res.statusMessage));
-      res.resume();
-      ws.terminate();
-    });
-    ws.on('message', (data: Buffer, isBinary) => {
-      if (isBinary && !broken) {
-        const t = this.onFrame(data);
-        if (t === undefined) {
-          // A frame lost: the view may miss a change and this agent cannot say which. Start over
-          // from a fresh snapshot (another agent's, or this one's), backing off.
-          broken = true;
-          this.badInRow++;
-          ws.terminate();
-        } else if (t === 'snapshot' && !synced) {
-          synced = true;
-          this.failuresInRow = 0;
-        }
-      }
-      // The heartbeat counts from the end of processing: a big snapshot can take longer than the
-      // pong timeout to apply, and the agent was not silent meanwhile.
-      this.lastPong = this.clock.now();
-    });
-    ws.on('error', (err) => {
-      // ws closes with 1009 a frame over maxPayload. Said plainly: it would come back at every
-      // reconnect (the same view, the same size), and otherwise looks like a flaky agent.
-      if ((err as { code?: unknown }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH')
-        this.sink?.error(
-          new PeerlbError('PEERLB_ERR_FRAME_TOO_LARGE', `agent ${url}: a /v1/watch frame is over this client's limit of ${MAX_WATCH_FRAME_BYTES} bytes (closed 1009); reconnecting with backoff`, { cause: err }),
-        );
-      else if (opened) this.sink?.error(err);
-    });
-    ws.on('close', () => {
-      this.stopPing?.();
-      this.stopPing = undefined;
-      if (this.ws === ws) this.ws = undefined;
-      if (this.current === url) {
-        this.current = undefined;
-        this.opts.onAgent?.(undefined);
-      }
-      this.lastClosed = url;
-      if (this.closed) return;
-      if (!synced) {
-        this.failuresInRow++;
-        this.opts.onFailure?.(refused);
-      } else if (!broken) this.badInRow = 0;
-      this.retryLater();
-    });
   }
 
   /** Try the next agent at once; after a full round of failures, back off (≤ 2 s). */
@@ -277,13 +319,15 @@ export class AgentWatch implements DiscoverySource {
 
   /**
    * Apply one frame of the subscribed agent; returns its type, or undefined if it did not decode
-   * (the caller resubscribes). An upsert whose record does not parse only costs that server.
+   * (the caller resubscribes). An upsert whose record does not parse only costs that server. With
+   * an asynchronous verifier, a frame with records to check returns a promise, and is applied when
+   * they are checked, if the subscription is still `live()` (the caller queues later frames).
    */
-  private onFrame(data: Buffer): WatchServerFrame['t'] | undefined {
+  private onFrame(data: Uint8Array, live: () => boolean): WatchServerFrame['t'] | undefined | Promise<WatchServerFrame['t'] | undefined> {
     const sink = this.sink!;
     // Frames come several to a socket read (an agent's burst of upserts): one rebuild for them all.
     sink.hold?.();
-    let f;
+    let f: WatchServerFrame;
     try {
       f = decodeWatchServerFrame(data);
     } catch (err) {
@@ -305,24 +349,44 @@ export class AgentWatch implements DiscoverySource {
       const { count, example } = f.invalidAgents;
       sink.error(new DecodeError(`agent ${this.current ?? '?'}: ignored ${count} invalid agent URL${count === 1 ? '' : 's'} in its ${f.t} frame (e.g. ${example})`));
     }
-    const verifier = this.verifier;
-    // With verify, a record without a valid signature of its own agent never reaches the sink,
-    // whichever agent relays it; reported once per change of the record, not per frame.
-    const mine = (r: ServerRecord) => {
-      if (r.service !== this.opts.service) return false;
-      if (!verifier) return true;
-      const { why, fresh } = verifier.check(r);
-      if (why && fresh) this.opts.onRejected?.(new SignatureError(r.id, 'watch', why, `agent ${this.current ?? '?'}`));
+    const records = f.t === 'snapshot' ? f.servers : f.t === 'upsert' ? [f.server] : [];
+    const verdicts = records.map((r) => this.accepts(r));
+    if (verdicts.every((v): v is boolean => typeof v === 'boolean')) return this.apply(f, verdicts);
+    const frame = f;
+    return Promise.all(verdicts).then((vs) => {
+      if (!live()) return frame.t;
+      sink.hold?.();
+      return this.apply(frame, vs);
+    });
+  }
+
+  /**
+   * Whether a record may enter the view: this service, and with verify a valid signature of its
+   * own agent, whichever agent relays it; a refusal reported once per change of the record.
+   */
+  private accepts(r: ServerRecord): boolean | Promise<boolean> {
+    if (r.service !== this.opts.service) return false;
+    if (!this.verifier) return true;
+    const who = `agent ${this.current ?? '?'}`;
+    const judge = ({ why, fresh }: { why: string | undefined; fresh: boolean }) => {
+      if (why && fresh) this.opts.onRejected?.(new SignatureError(r.id, 'watch', why as 'unsigned' | 'bad-signature', who));
       return why === undefined;
     };
+    const c = this.verifier.check(r);
+    return 'then' in c ? c.then(judge) : judge(c);
+  }
+
+  /** A decoded frame into the sink; `ok[i]`: whether its i-th record (snapshot or upsert) is taken. */
+  private apply(f: WatchServerFrame, ok: boolean[]): WatchServerFrame['t'] {
+    const sink = this.sink!;
     switch (f.t) {
       case 'snapshot':
-        sink.reset(f.servers.filter(mine));
+        sink.reset(f.servers.filter((_, i) => ok[i]));
         this.learn(f.agents);
         this.synced.open();
         break;
       case 'upsert':
-        if (mine(f.server)) sink.upsert(f.server);
+        if (ok[0]) sink.upsert(f.server);
         // Rejected (or no longer this service): what the server is now cannot be used, so it
         // leaves the view rather than stay as it was (as an invalid record does, and as mDNS does).
         else sink.remove(f.server.id, f.server.service === this.opts.service ? 'rejected' : 'other service');
@@ -335,6 +399,9 @@ export class AgentWatch implements DiscoverySource {
         break;
       case 'error':
         sink.error(new Error(`agent ${this.current}: ${f.code}: ${f.message}`));
+        break;
+      case 'pong':
+        // The heartbeat's answer: every frame counts as one (the message handler).
         break;
     }
     return f.t;

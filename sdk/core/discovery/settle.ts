@@ -12,7 +12,6 @@
  * join() caps every wait at `waitForServersMs`.
  */
 import type { Clock, TimerHandle } from '../clock.js';
-import { INITIAL_QUERY_INTERVAL_MS } from '../../mdns/browser.js';
 
 /** A one-shot signal: `open()` any number of times, `wait()` resolves from the first on. */
 export class Latch {
@@ -37,9 +36,10 @@ export class Latch {
 
 /**
  * RFC 6762 §5.2: the interval between the first two queries of a series is at least one second;
- * the browser sends its second one then (INITIAL_QUERY_INTERVAL_MS).
+ * the browser sends its second one then (sdk/mdns/browser.ts INITIAL_QUERY_INTERVAL_MS, which must
+ * equal this: written here too so the core imports nothing outside it).
  */
-export const MDNS_FIRST_ROUND_MS = INITIAL_QUERY_INTERVAL_MS;
+export const MDNS_FIRST_ROUND_MS = 1000;
 /** RFC 6762 §6: the most a responder waits before answering a query for a shared record (a PTR): 20–120 ms. */
 export const MDNS_ANSWER_DELAY_MS = 120;
 /** Time for an answer to be read and resolved on a busy host (event-loop lag): not from the RFC. */

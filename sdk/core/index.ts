@@ -1,0 +1,58 @@
+/**
+ * peerlb/sdk/core — the runtime-neutral client: no Node built-ins, no `ws`, no mDNS library, so it
+ * runs in browsers, Deno, Bun and Node alike. Discovery over agents' /v1/watch (a W3C WebSocket:
+ * `globalThis.WebSocket` by default), static lists of addresses, or your own source; the live view,
+ * `pick()` and every picker; signatures checked with WebCrypto. TCP `connect`, `udp`, mDNS
+ * discovery and host names in static lists need Node's transports: use `peerlb/sdk` there (here
+ * they are an UnsupportedError naming the option).
+ */
+export {
+  join,
+  Cluster,
+  MAX_BUFFERED_REJECTIONS,
+  type ClusterAdapters,
+  type ClusterEvents,
+  type ClusterFactory,
+  type MdnsSourceOptions,
+  type ServerStats,
+  type UdpLike,
+} from './cluster.js';
+export type { JoinOptions, StaticServer, DiscoveryOptions, MdnsDiscoveryOptions, PublicKeyObject, PublicKeyParser } from './options.js';
+export type { Server, ServerView } from './server.js';
+export { STRATEGY_NAMES, type StrategyName } from './pickers/index.js';
+export type { DiscoverySource, DiscoverySink } from './discovery/source.js';
+export { createFeed, type Feed } from './discovery/feed.js';
+export { AgentWatch, type AgentWatchOptions } from './discovery/agents.js';
+export {
+  webSocketConnector,
+  globalWebSocket,
+  type W3CWebSocket,
+  type WebSocketConstructor,
+  type WatchConnector,
+  type WatchConnection,
+  type WatchConnectOptions,
+  type WatchHandlers,
+} from './discovery/websocket.js';
+export type { HostResolver } from './discovery/static.js';
+export { hashKey, type Key } from './hash.js';
+export * from './errors.js';
+export {
+  PROTOCOL_VERSION,
+  WATCH_PATH,
+  MAX_WATCH_FRAME_BYTES,
+  decodeWatchServerFrame,
+  encodeWatchFrame,
+  parseAgentUrl,
+  parseUsableServerRecord,
+  type ServerRecord,
+  type LoadReport,
+  type LoadSource,
+  type Health,
+  type WatchServerFrame,
+  type WatchClientFrame,
+  type WatchPingFrame,
+} from './protocol.js';
+export { webCryptoVerifier, parsePublicKeyText, recordSigningBytes, mdnsSigningBytes, type PublicKey, type SignatureVerifier, type RejectReason } from './signing.js';
+export { systemClock, ManualClock, type Clock, type TimerHandle } from './clock.js';
+export { XorShiftRandom, type Random } from './random.js';
+export { Emitter, type EventMap } from './emitter.js';

@@ -1,0 +1,66 @@
+/**
+ * The Node entry's cluster: the runtime-neutral one (sdk/core/cluster.ts) given Node's transports —
+ * the `ws` watch connector, the node:crypto verifier and KeyObject keys, the system resolver for
+ * static host names, mDNS discovery, TCP connect with failover and UDP — and Node's types on
+ * `connect` (a net.Socket) and `udp` (a UdpClient).
+ */
+import type net from 'node:net';
+import type { KeyObject } from 'node:crypto';
+import { Cluster as CoreCluster, join as coreJoin, type ClusterAdapters } from '../core/cluster.js';
+import type { JoinOptions as CoreJoinOptions } from '../core/options.js';
+import { connectWithFailover, type ConnectOptions } from './tcp.js';
+import { UdpClient, type UdpOptions } from './udp.js';
+import { MdnsDiscovery } from './mdns-discovery.js';
+import { keyObjectOf, nodePublicKey, nodeVerifier } from './signing.js';
+import { systemResolver } from './resolve.js';
+import { wsConnector } from './ws.js';
+
+export interface JoinOptions extends CoreJoinOptions {
+  /**
+   * Verify announcements with the cluster's Ed25519 public key (what `peerlb keygen --public`
+   * prints, PEM, base64 of the SPKI DER, hex, or a KeyObject; sdk/node/signing.ts parsePublicKey):
+   * servers from mDNS or agents that are not signed by their own agent with it are ignored
+   * and reported through the 'rejected' event. Static lists and custom sources are not checked.
+   */
+  verify?: { publicKey: string | KeyObject };
+}
+
+/** Node's transports for the core cluster. */
+export const nodeAdapters: ClusterAdapters = {
+  watch: wsConnector,
+  verifier: nodeVerifier,
+  parsePublicKey: nodePublicKey,
+  resolve: systemResolver,
+  mdns: (o) => new MdnsDiscovery({ ...o, verify: o.verify ? keyObjectOf(o.verify) : undefined }),
+  connect: (balancer, key, opts, service) => connectWithFailover(balancer, key, opts as ConnectOptions, service),
+  udp: (balancer, opts) => new UdpClient(balancer, opts as UdpOptions | undefined),
+};
+
+/** A live view of a service's servers and the way to reach them. Made by `join`. */
+export class Cluster extends CoreCluster {
+  /** A TCP connection to a picked server, with failover to others on refusal, reset or timeout. */
+  override connect(opts: ConnectOptions = {}): Promise<net.Socket> {
+    return super.connect(opts) as Promise<net.Socket>;
+  }
+
+  /** A UDP socket that picks a server per datagram (or per key); replies say which server sent them. */
+  override udp(opts?: UdpOptions): UdpClient {
+    return super.udp(opts) as UdpClient;
+  }
+}
+
+/**
+ * Join a service: discover its servers and keep a live view of them.
+ *
+ *   const cluster = await join({ service: 'game', discovery: { mdns: { interface: '127.0.0.1' } } });
+ *
+ * Resolves with a settled view, so that the first picks spread over the servers there are (not
+ * all onto the first one heard of): a static list at once; agents after the first full snapshot;
+ * mDNS once the first query round has had its answers (RFC 6762 §5.2: one second) or, with a
+ * watch subscription, after that agent's first snapshot, whichever comes first; a custom source
+ * when its `settled()` resolves (without one, at its first server). Never later than
+ * `waitForServersMs`. Rejects with a BadOptionError naming the option that is wrong.
+ */
+export async function join(options: JoinOptions): Promise<Cluster> {
+  return (await coreJoin(options, nodeAdapters, (o, s, b, a) => new Cluster(o, s, b, a))) as Cluster;
+}
