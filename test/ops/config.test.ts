@@ -61,7 +61,8 @@ describe('config precedence through `peerlb agent`', () => {
       loadIntervalMs: 900,
       gossipProfile: 'local',
       tcpPort: a.tcpPort,
-      health: { type: 'tcp', intervalMs: 500, rise: 1, fall: 3, timeoutMs: 500 },
+      // timeoutMs: half the interval (issue 14; it was a fixed 500 whatever the interval).
+      health: { type: 'tcp', intervalMs: 500, rise: 1, fall: 3, timeoutMs: 250 },
     });
     // What the running agent publishes, not only what it logged.
     const self = (await getJson<MemberRow[]>(`${a.http}/v1/members`)).find((m) => m.node === 'cfg-a-env');
