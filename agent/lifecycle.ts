@@ -117,7 +117,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       helloBurst: lim.helloBurst,
       random: random ? () => random.next() : undefined,
     });
-    this.feed = new EventFeed(() => this.members(), { token: opts.token, log: this.log });
+    this.feed = new EventFeed(() => this.members(), { token: opts.token, log: this.log, clock: this.clock });
     this.membersEp = new MembersEndpoint(() => this.members());
     this.metrics = new AgentMetrics(
       {

@@ -2,7 +2,7 @@
  * The agent's option schema: every option once, with its config path, CLI flag, environment
  * variable, type, range, default and doc (AGENT_OPTION_SPECS). The resolver (agent/options.ts:
  * resolveAgentOptions, mergeAgentConfig), the CLI (agent/cli/agent.ts, commander and `--help`) and
- * the README's options table (agent/options-table.ts, checked by test/ops/options-table.test.ts)
+ * the README's options table (agent/options-table.ts, checked by test/unit/agent/options-table.test.ts)
  * all read it; nothing else states a default or a range.
  */
 import type { KeyObject } from 'node:crypto';

@@ -5,6 +5,7 @@ import { PROTOCOL_VERSION, parseWatchClientFrame } from '../../sdk/core/protocol
 import { admitUpgrade, PendingSockets, tokenMatches } from '../subscriptions.js';
 import { AddressSlots } from '../admission.js';
 import type { Logger } from '../log.js';
+import { every, systemClock, type Clock } from '../../sdk/core/clock.js';
 
 /** One entry of the recent-events list: join, suspect, dead, alive, drain, leave, health. */
 export interface AgentEvent {
@@ -31,6 +32,8 @@ export interface EventFeedOptions {
   /** Sockets waiting to show the token. Default: 64 in all, 8 per IP. */
   pending?: PendingSockets;
   log?: Logger;
+  /** The hello timeout and the pings run on it. Default: the system clock. */
+  clock?: Clock;
 }
 
 /**
@@ -59,7 +62,8 @@ export class EventFeed {
   /** Clients that get the feed (authorized). */
   private readonly clients: AddressSlots<WebSocket>;
   private readonly alive = new WeakSet<WebSocket>();
-  private readonly pinger: NodeJS.Timeout;
+  private readonly stopPinger: () => void;
+  private readonly clock: Clock;
   /** Refused for the IP's share (429), closed to make room (fair share), closed for not answering pings. */
   readonly counters = { addressRefused: 0, evicted: 0, pingTimeouts: 0 };
   /** Clients still to send their hello with the token. */
@@ -80,8 +84,8 @@ export class EventFeed {
       this.counters.evicted++;
       this.fail(ws, 'PEERLB_ERR_LIMIT', 'closed to make room: this agent is full and your address holds more of its event clients than others');
     });
-    this.pinger = setInterval(() => this.ping(), opts.pingMs ?? 15_000);
-    this.pinger.unref();
+    this.clock = opts.clock ?? systemClock;
+    this.stopPinger = every(this.clock, opts.pingMs ?? 15_000, () => this.ping());
   }
 
   /** Why a client from `ip` would be refused now, as an HTTP refusal, if it would. */
@@ -122,15 +126,15 @@ export class EventFeed {
       ws.on('error', () => ws.terminate());
       if (authorized) return this.join(ws, ip);
       this.waiting.add(ws);
-      const timer = setTimeout(() => this.fail(ws, 'PEERLB_ERR_TIMEOUT', 'no hello within the time allowed'), this.opts.helloTimeoutMs ?? 5000);
-      timer.unref();
+      const timer = this.clock.setTimeout(() => this.fail(ws, 'PEERLB_ERR_TIMEOUT', 'no hello within the time allowed'), this.opts.helloTimeoutMs ?? 5000);
+      timer.unref?.();
       ws.on('close', () => {
-        clearTimeout(timer);
+        this.clock.clearTimeout(timer);
         this.waiting.delete(ws);
         release!();
       });
       ws.once('message', (data: Buffer, isBinary: boolean) => {
-        clearTimeout(timer);
+        this.clock.clearTimeout(timer);
         let token: string | undefined;
         try {
           if (isBinary) throw new Error('the hello must be JSON text');
@@ -197,7 +201,7 @@ export class EventFeed {
   }
 
   close(): void {
-    clearInterval(this.pinger);
+    this.stopPinger();
     for (const ws of [...this.clients.items(), ...this.waiting]) ws.terminate();
     for (const ws of this.clients.items()) this.clients.delete(ws);
     this.waiting.clear();
