@@ -14,7 +14,6 @@ import { DEFAULT_TTL_FALL, DEFAULT_TTL_RISE, defaultProbeTimeoutMs } from './hea
 import {
   AGENT_OPTION_KEYS,
   AGENT_OPTION_SPECS,
-  DEFAULT_AGENT_LIMITS,
   nestedKeys,
   optionSpec,
   type AgentLimits,

@@ -100,7 +100,7 @@ export function nextHealth(c: HealthCounters, ok: boolean, t: { rise: number; fa
 }
 
 // ---------------------------------------------------------------------------------------------
-// Option validation (STYLE.md practice 6: at the edge, naming the option).
+// Option validation: at the edge, naming the option (ARCHITECTURE.md, "Practices"; the generic checks are sdk/core/validate.ts).
 
 function host(v: unknown): string {
   if (typeof v !== 'string' || v.length === 0 || v.length > 255)
