@@ -1,6 +1,5 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { timingSafeEqual } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
   PROTOCOL_VERSION,
@@ -14,7 +13,9 @@ import {
   type WatchServerFrame,
 } from '../sdk/core/protocol.js';
 import { DecodeError } from '../sdk/core/errors.js';
-import { AddressSlots, RateLimit, refuseSocket } from './admission.js';
+import { AddressSlots, admitUpgrade, PendingSockets, RateLimit, refuseSocket, tokenMatches } from './admission.js';
+// The token gate moved to agent/admission.ts (issue 14: one admission gate for every endpoint); re-exported for existing imports.
+export { admitUpgrade, MAX_PENDING_SOCKETS, MAX_PENDING_SOCKETS_PER_IP, PendingSockets, refuseUpgrade, tokenMatches } from './admission.js';
 import { SnapshotCache } from './watch-snapshot.js';
 import type { Logger } from './log.js';
 
@@ -49,102 +50,8 @@ export interface SubscriptionOptions {
   log?: Logger;
 }
 
-/**
- * Whether `got` (an Authorization header, `Bearer <token>` or the bare token, or a hello's token)
- * is the token `want`, compared in constant time. No token wanted: always true.
- */
-export function tokenMatches(want: string | undefined, got: string | undefined | null): boolean {
-  if (!want) return true;
-  if (!got) return false;
-  const token = got.startsWith('Bearer ') ? got.slice(7) : got;
-  const a = Buffer.from(token);
-  const b = Buffer.from(want);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
 /** Changes of the agent list within this time go out as one `agents` frame. */
 export const AGENTS_COALESCE_MS = 100;
-
-/** Most sockets waiting to authenticate at once, in all and from one IP (PendingSockets defaults). */
-export const MAX_PENDING_SOCKETS = 64;
-export const MAX_PENDING_SOCKETS_PER_IP = 8;
-
-/**
- * Sockets that reached a token-protected endpoint without the token in their upgrade request and
- * may still send it in `hello` (browsers cannot set headers on a WebSocket). Until then they hold
- * a slot here, not one of the endpoint's own (maxSubscribers): anyone can open such a socket, and
- * a few addresses holding every subscriber slot for the hello timeout each would lock clients out.
- * Bounded in all and per IP; a slot is given back when the socket closes or authenticates.
- */
-export class PendingSockets {
-  private total = 0;
-  private readonly byIp = new Map<string, number>();
-
-  constructor(
-    readonly max = MAX_PENDING_SOCKETS,
-    readonly maxPerIp = MAX_PENDING_SOCKETS_PER_IP,
-  ) {}
-
-  get size(): number {
-    return this.total;
-  }
-
-  /** Take a slot for a socket from `ip`: a function that gives it back (once), or undefined when full. */
-  take(ip: string | undefined): (() => void) | undefined {
-    const key = ip ?? '?';
-    const n = this.byIp.get(key) ?? 0;
-    if (this.total >= this.max || n >= this.maxPerIp) return undefined;
-    this.total++;
-    this.byIp.set(key, n + 1);
-    let held = true;
-    return () => {
-      if (!held) return;
-      held = false;
-      this.total--;
-      const left = (this.byIp.get(key) ?? 1) - 1;
-      if (left > 0) this.byIp.set(key, left);
-      else this.byIp.delete(key);
-    };
-  }
-}
-
-/** Refuse an upgrade with a plain-text HTTP error. */
-export function refuseUpgrade(socket: Duplex, status: string, body = ''): void {
-  socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-}
-
-/**
- * The gate in front of a token-protected read endpoint (/v1/watch, /v1/events): a wrong bearer
- * header is refused (401); a right one (or no token configured) needs one of the endpoint's own
- * slots (`full()` says why there is none: 503); no header at all may still bring the token in its
- * hello, and meanwhile holds a PendingSockets slot, given back however the socket ends. Returns
- * how the socket goes on, or undefined when it was refused (and answered).
- */
-export function admitUpgrade(
-  req: IncomingMessage,
-  socket: Duplex,
-  o: { token: string | undefined; pending: PendingSockets; full: () => string | { status: string; body: string } | undefined },
-): { authorized: boolean; release: (() => void) | undefined } | undefined {
-  const authorized = tokenMatches(o.token, req.headers.authorization);
-  if (!authorized && req.headers.authorization !== undefined) {
-    refuseUpgrade(socket, '401 Unauthorized');
-    return undefined;
-  }
-  if (authorized) {
-    const full = o.full();
-    if (full === undefined) return { authorized, release: undefined };
-    if (typeof full === 'string') refuseUpgrade(socket, '503 Service Unavailable', full);
-    else refuseUpgrade(socket, full.status, full.body);
-    return undefined;
-  }
-  const release = o.pending.take(req.socket.remoteAddress);
-  if (!release) {
-    refuseUpgrade(socket, '503 Service Unavailable', 'too many connections waiting to authenticate; send the token as `authorization: Bearer <token>`\n');
-    return undefined;
-  }
-  socket.once('close', release);
-  return { authorized, release };
-}
 
 interface Sub {
   ws: WebSocket;

@@ -75,7 +75,7 @@ describe('config file keys as in startAgent', () => {
     for (const [name, body, re] of [
       ['typo.json', { service: 'game', tcpPort: 7000, signingKye: 'x' }, /unknown option "signingKye"/],
       ['flag-name.json', { service: 'game', tcpPort: 7000, 'max-frame-bytes': 9000 }, /unknown option "max-frame-bytes"/],
-      ['nested.json', { service: 'game', tcpPort: 7000, limits: { slowPeerMS: 10 } }, /"limits\.slowPeerMS" is not an option of limits/],
+      ['nested.json', { service: 'game', tcpPort: 7000, limits: { slowPeerMS: 10 } }, /"limits\.slowPeerMS" is not an option \(did you mean "limits\.slowPeerMs"\?\)\. Known in limits/],
       ['bad-signing.json', { service: 'game', tcpPort: 7000, signingKey: 'AAAA' }, /"signingKey"/],
     ] as const) {
       const r = await runCli(['agent', '--config', writeConfig(name, body), '--host', H, '--port', '0']);

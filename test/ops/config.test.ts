@@ -61,7 +61,8 @@ describe('config precedence through `peerlb agent`', () => {
       loadIntervalMs: 900,
       gossipProfile: 'local',
       tcpPort: a.tcpPort,
-      health: { type: 'tcp', intervalMs: 500, rise: 1, fall: 3, timeoutMs: 500 },
+      // timeoutMs: half the interval (issue 14; it was a fixed 500 whatever the interval).
+      health: { type: 'tcp', intervalMs: 500, rise: 1, fall: 3, timeoutMs: 250 },
     });
     // What the running agent publishes, not only what it logged.
     const self = (await getJson<MemberRow[]>(`${a.http}/v1/members`)).find((m) => m.node === 'cfg-a-env');
@@ -127,7 +128,7 @@ describe('`peerlb agent --help`', () => {
         checked++;
       }
     }
-    expect(checked).toBe(AGENT_OPTION_SPECS.length - 7); // all but service, tcpPort and the five below
+    expect(checked).toBe(AGENT_OPTION_SPECS.length - 8); // all but service, tcpPort, health.timeoutMs and the five below
     expect(withTcp.mdns).toBe(false);
     expect(udpOnly.tcpPort).toBeUndefined();
     // The defaults described in words.
@@ -136,6 +137,8 @@ describe('`peerlb agent --help`', () => {
     expect(resolveAgentOptions({ service: 'game', tcpPort: 7000, host: '127.0.0.5' }).bind).toBe('127.0.0.5');
     expect(withTcp.health.type).toBe('tcp');
     expect(udpOnly.health.type).toBe('none');
+    // health.timeoutMs: half the interval (issue 14: it was a fixed 500 whatever the interval).
+    expect(withTcp.health).toMatchObject({ intervalMs: 1000, timeoutMs: 500 });
     // mdns.port: unset unless given; the announcer then uses the mDNS port.
     expect(resolveAgentOptions({ service: 'game', tcpPort: 7000, mdns: { interface: '127.0.0.1' } }).mdns).toEqual({ interface: '127.0.0.1' });
     expect(MDNS_PORT).toBe(5353);
@@ -182,9 +185,9 @@ describe('bad values are refused in one line naming the option', () => {
       [{ service: 'game', tcpPort: 7000, weight: 0 }, /"weight" must be an integer in 1\.\.10000, got 0/],
       [{ service: 'game', tcpPort: 7000, weight: '5' }, /"weight" must be an integer/],
       // Typos inside nested options are named too, not left silently at their defaults.
-      [{ service: 'game', tcpPort: 7000, health: { type: 'tcp', intervalMS: 100 } }, /"health\.intervalMS" is not an option of health \(known: type, intervalMs/],
-      [{ service: 'game', tcpPort: 7000, limits: { maxFrameByte: 9000 } }, /"limits\.maxFrameByte" is not an option of limits/],
-      [{ service: 'game', tcpPort: 7000, mdns: { interface: '127.0.0.1', iface: 'lo' } }, /"mdns\.iface" is not an option of mdns/],
+      [{ service: 'game', tcpPort: 7000, health: { type: 'tcp', intervalMS: 100 } }, /"health\.intervalMS" is not an option \(did you mean "health\.intervalMs"\?\)\. Known in health: type, intervalMs/],
+      [{ service: 'game', tcpPort: 7000, limits: { maxFrameByte: 9000 } }, /"limits\.maxFrameByte" is not an option \(did you mean "limits\.maxFrameBytes"\?\)\. Known in limits/],
+      [{ service: 'game', tcpPort: 7000, mdns: { interface: '127.0.0.1', iface: 'lo' } }, /"mdns\.iface" is not an option\. Known in mdns: interface, port/],
     ];
     for (const [i, [body, re]] of cases.entries()) {
       const file = writeConfig(i === 0 ? 'bad-json.json' : `bad-${i}.json`, body);

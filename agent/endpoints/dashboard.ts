@@ -18,6 +18,8 @@
  * active/capacity, or host CPU — drawn striped and named, never passed off as the server's load.
  * `?` only where the server's agent did not say (an agent of an older release).
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
 export const DASHBOARD_HTML = `<!doctype html>
 <html lang="en">
 <head>
@@ -149,3 +151,13 @@ live('events', '/v1/events', (ws) => { if (token) ws.send(JSON.stringify({ t: 'h
 </body>
 </html>
 `;
+
+/** `GET /`: the page. */
+export function serveDashboard(_req: IncomingMessage, res: ServerResponse): void {
+  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(DASHBOARD_HTML);
+}
+
+/** `/favicon.ico`: nothing (a browser asks for it with every page). */
+export function serveFavicon(_req: IncomingMessage, res: ServerResponse): void {
+  res.writeHead(204).end();
+}

@@ -16,9 +16,9 @@
  * or key; 413 over 4 KiB; 405 for other methods.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isLoopbackAddress } from './load/addr.js';
-import { parseKey, keyIdHex, type Keyring } from './gossip/keyring.js';
-import type { Logger } from './log.js';
+import { loopbackGate } from '../admission.js';
+import { parseKey, keyIdHex, type Keyring } from '../gossip/keyring.js';
+import type { Logger } from '../log.js';
 
 export const KEYRING_PATH = '/v1/keyring';
 const MAX_BODY = 4096;
@@ -30,23 +30,17 @@ function reply(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-function hostIsLoopback(header: string | undefined): boolean {
-  if (header === undefined) return true;
-  const h = header.trim().toLowerCase();
-  const host = h.startsWith('[') ? h.slice(1, Math.max(1, h.indexOf(']'))) : h.includes(':') ? h.slice(0, h.indexOf(':')) : h;
-  return host === 'localhost' || isLoopbackAddress(host);
-}
-
 const view = (k: Keyring) => ({ keys: k.ids(), primary: k.ids()[0] });
 
 export function handleKeyringRequest(req: IncomingMessage, res: ServerResponse, keyring: Keyring | undefined, log?: Logger): void {
   req.on('error', () => {});
   const from = req.socket?.remoteAddress;
-  if (!isLoopbackAddress(from)) {
+  const refused = loopbackGate(req);
+  if (refused === 'address') {
     reply(res, 403, { error: 'forbidden', message: `the keyring endpoint answers loopback (127.0.0.0/8, ::1) only; this request came from ${from ?? 'an unknown address'}` });
     return;
   }
-  if (!hostIsLoopback(req.headers.host)) {
+  if (refused === 'host') {
     reply(res, 403, { error: 'forbidden', message: 'the Host header must name a loopback address or localhost' });
     return;
   }
