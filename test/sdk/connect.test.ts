@@ -7,6 +7,7 @@
  */
 import type net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { systemClock } from '../../sdk/core/clock.js';
 import { AbortedError, AllAttemptsFailedError, BadOptionError, NoServersError } from '../../sdk/core/errors.js';
 import { closedPort, startBlackhole, waitUntil, type Blackhole } from '../helpers/servers.js';
 import { closeServers, rec, startServers, testCluster, type TestCluster, type TestServer } from './fixtures.js';
@@ -135,17 +136,36 @@ describe('timeoutMs against a port whose accept queue is full', () => {
     const hole = await startBlackhole();
     holes.push(hole);
     const c = track(testCluster([rec('hole', { tcpPort: hole.port })]));
-    const t0 = performance.now();
-    const err = (await rejection(c.connect({ timeoutMs: 250, attempts: 1 }))) as AllAttemptsFailedError;
-    const took = performance.now() - t0;
+    let settled = false;
+    const p = rejection(c.connect({ timeoutMs: 250, attempts: 1 })).finally(() => (settled = true));
+    // The deadline is on the cluster's clock (a ManualClock here): the connect hangs, in real time,
+    // until that clock passes it.
+    await new Promise((r) => setTimeout(r, 100));
+    c.clock.advance(249);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(settled).toBe(false);
+    expect(c.b.get('hole')!.active).toBe(1);
+    c.clock.advance(1);
+    const err = (await p) as AllAttemptsFailedError;
     expect(err).toBeInstanceOf(AllAttemptsFailedError);
     expect(err.attempts).toEqual([{ server: 'hole', address: `127.0.0.1:${hole.port}`, error: 'ETIMEDOUT' }]);
-    expect(took).toBeGreaterThanOrEqual(240);
-    expect(took).toBeLessThan(10_000); // not the kernel's SYN timeout (≈ 2 min)
     const h = c.b.get('hole')!;
     expect(h.failures).toBe(1);
     expect(h.rtt).toBeGreaterThanOrEqual(250); // the timeout counts as a slow sample
     expect(h.active).toBe(0);
+  });
+
+  it('on the system clock, a connect that hangs fails after timeoutMs in real time', async () => {
+    const hole = await startBlackhole();
+    holes.push(hole);
+    const c = track(testCluster([rec('hole', { tcpPort: hole.port })], { clock: systemClock }));
+    const t0 = performance.now();
+    const err = (await rejection(c.connect({ timeoutMs: 250, attempts: 1 }))) as AllAttemptsFailedError;
+    const took = performance.now() - t0;
+    expect(err.attempts).toEqual([{ server: 'hole', address: `127.0.0.1:${hole.port}`, error: 'ETIMEDOUT' }]);
+    expect(took).toBeGreaterThanOrEqual(240);
+    expect(took).toBeLessThan(10_000); // not the kernel's SYN timeout (≈ 2 min)
+    expect(c.b.get('hole')!.active).toBe(0);
   });
 
   it('fails over from a hanging server to a live one', async () => {
@@ -164,7 +184,11 @@ describe('timeoutMs against a port whose accept queue is full', () => {
       c.close();
     }
     track(c);
-    const sock = await c.connect({ timeoutMs: 200, attempts: 2 });
+    const p = c.connect({ timeoutMs: 200, attempts: 2 });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(c.b.get('hole')!.active).toBe(1);
+    c.clock.advance(200); // the hole's deadline, on the cluster's clock
+    const sock = await p;
     held.push(sock);
     expect(sock.remotePort).toBe(servers[0]!.tcp.port);
     expect(c.b.get('hole')!.failures).toBe(1);
