@@ -111,13 +111,15 @@ export class Balancer extends Emitter<BalancerEvents> implements DiscoverySink, 
   }
 
   reset(records: ServerRecord[]): void {
-    if (records.length > LIMITS.maxServers) {
-      this.refuse(records[LIMITS.maxServers]!.id, records.length - LIMITS.maxServers);
-      records = records.slice(0, LIMITS.maxServers);
-    }
+    const over = records.length - LIMITS.maxServers;
+    const refused = over > 0 ? records[LIMITS.maxServers]!.id : undefined;
+    if (over > 0) records = records.slice(0, LIMITS.maxServers);
     const keep = new Set<string>();
     for (const r of records) keep.add(r.id);
     const removed = this.servers.retain(keep);
+    // After the removals: a view below the cap before them must not clear this refusal, or every
+    // oversized snapshot (one per reconnect) would report again while the view stays full.
+    if (refused !== undefined) this.refuse(refused, over);
     this.resetting = true;
     try {
       for (const r of records) this.upsert(r);
