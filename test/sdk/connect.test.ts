@@ -242,3 +242,45 @@ describe('signal', () => {
     await waitUntil(() => c.b.get('a')!.active === 0, 'released on close');
   });
 });
+
+describe('leases: every path of a connect ends its lease once', () => {
+  it('ok then closed, refused, timed out, aborted, failed over: the active counts back at 0 and no deadline pending', async () => {
+    const hole = await startBlackhole();
+    holes.push(hole);
+    servers = await startServers(2);
+    const refused = await closedPort();
+    const c = track(
+      testCluster([servers[0]!.record(), servers[1]!.record(), rec('refused', { tcpPort: refused }), rec('hole', { tcpPort: hole.port })], { strategy: 'round-robin', outlier: { consecutiveFailures: 1000 } }),
+    );
+    const sum = () => c.b.list().reduce((n, s) => n + s.active, 0);
+    // Connects with failover through the refused server and the hole: the hole's deadline is on
+    // the cluster's clock, advanced while an attempt hangs there.
+    const socks: net.Socket[] = [];
+    for (let i = 0; i < 8; i++) {
+      const p = c.connect({ timeoutMs: 100, attempts: 4 });
+      let done = false;
+      void p.finally(() => (done = true)).catch(() => {});
+      for (let k = 0; k < 200 && !done; k++) {
+        await new Promise((r) => setTimeout(r, 5));
+        if (c.b.get('hole')!.active > 0) c.clock.advance(100); // only the hole's attempt hangs: time it out
+      }
+      socks.push(await p);
+    }
+    expect(c.b.get('refused')!.failures + c.b.get('hole')!.failures).toBeGreaterThanOrEqual(4);
+    // Aborted while hanging on the hole.
+    const ac = new AbortController();
+    const only = track(testCluster([rec('hole', { tcpPort: hole.port })]));
+    const aborted = rejection(only.connect({ signal: ac.signal, timeoutMs: 60_000 }));
+    expect(only.b.get('hole')!.active).toBe(1);
+    ac.abort();
+    expect(await aborted).toBeInstanceOf(AbortedError);
+    expect(only.b.get('hole')!.active).toBe(0);
+    expect(only.b.deadlines.size).toBe(0);
+    // The connected ones count until their sockets close.
+    expect(sum()).toBe(8);
+    expect(c.b.deadlines.size).toBe(0);
+    for (const s of socks) s.destroy();
+    await waitUntil(() => sum() === 0, 'every connection released on close');
+    for (const s of c.b.list()) expect(s.active, s.id).toBe(0);
+  });
+});
