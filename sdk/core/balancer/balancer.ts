@@ -290,7 +290,9 @@ export class Balancer extends Emitter<BalancerEvents> implements DiscoverySink, 
     }
     this.load.recordHistory(all, now);
     if (this.ramping && o.strategy === 'weighted-random') rebuild = true;
-    if (!rebuild && o.zone !== undefined && preferLocalZone(all, o.zone, o.zoneAffinity, this.zoneLocal) !== this.zoneLocal) rebuild = true;
+    // Re-decide zone spill as the choice set would: never local in panic (comparing the zone rule
+    // alone rebuilt, and emitted a change, on every tick of a panic).
+    if (!rebuild && o.zone !== undefined && (!this.panic && preferLocalZone(all, o.zone, o.zoneAffinity, this.zoneLocal)) !== this.zoneLocal) rebuild = true;
     if (rebuild) this.rebuild();
     for (const s of recovered) this.emit('recover', s);
   }

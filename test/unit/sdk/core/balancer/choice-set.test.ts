@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { choiceSet, preferLocalZone, udpChoiceSet, type ChoiceOptions, type ChoiceServer, type ZoneAffinity } from '../../../../../sdk/core/balancer/choice-set.js';
 import type { Health } from '../../../../../sdk/core/protocol.js';
+import { balancer, rec } from './fixtures.js';
 
 interface S extends ChoiceServer {
   id: string;
@@ -128,5 +129,40 @@ describe('the datagram set', () => {
     expect(ids(udpChoiceSet(c, [...c, u('b', 'h', true, 'y'), u('c', 'u', true, 'y')]))).toBe('b');
     expect(ids(udpChoiceSet(c, [...c, u('c', 'u'), u('d', 'd')]))).toBe('c');
     expect(ids(udpChoiceSet(c, [...c, u('d', 'd')]))).toBe('');
+  });
+});
+
+describe('through the balancer', () => {
+  it('in panic with a zone set, ticks neither rebuild nor emit changes (they did on every tick)', async () => {
+    const { b, clock } = balancer([rec('a1', { zone: 'a' }), rec('a2', { zone: 'a', health: 'unhealthy' }), rec('b1', { zone: 'b', health: 'unhealthy' }), rec('b2', { zone: 'b', health: 'unhealthy' })], { zone: 'a', panicThreshold: 0.5 });
+    expect(b.panic).toBe(true);
+    await Promise.resolve();
+    let changes = 0;
+    b.on('change', () => changes++);
+    const v = b.version;
+    for (let i = 0; i < 10; i++) {
+      clock.advance(100);
+      await Promise.resolve();
+    }
+    expect(b.version - v).toBe(0);
+    expect(changes).toBe(0);
+    // Out of panic, the zone rule applies again: a1 alone takes the picks.
+    b.upsert(rec('b1', { zone: 'b' }));
+    b.upsert(rec('b2', { zone: 'b' }));
+    expect(b.panic).toBe(false);
+    expect(b.zoneLocal).toBe(true);
+    for (let i = 0; i < 10; i++) expect(b.pick(-1)!.id).toBe('a1');
+    b.close();
+  });
+
+  it('a zone spill decided by load is followed on the next tick', () => {
+    const load = (connections: number) => ({ connections, sessions: 0, utilization: 0.1, seq: 1, ageMs: 0 });
+    const { b, clock } = balancer([rec('a1', { zone: 'a' }), rec('b1', { zone: 'b' })], { zone: 'a' });
+    expect(b.zoneLocal).toBe(true);
+    b.upsert(rec('a1', { zone: 'a', load: load(10) })); // load only: no rebuild yet
+    expect(b.zoneLocal).toBe(true);
+    clock.advance(100);
+    expect(b.zoneLocal).toBe(false);
+    b.close();
   });
 });
