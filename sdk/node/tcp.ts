@@ -15,58 +15,14 @@ export interface ConnectOptions {
   socket?: Omit<net.TcpNetConnectOpts, 'host' | 'port' | 'signal'>;
 }
 
-/**
- * Connect deadlines. A timer per attempt (setTimeout + clearTimeout) adds about 6 µs to a loopback
- * connect that takes 70 µs, so pending attempts share one repeating, unref'd timer that fires
- * every SWEEP_MS and fails the attempts past their deadline: a timeout is late by at most
- * SWEEP_MS. The timer stops once no attempt has been pending for a second.
- */
-const SWEEP_MS = 10;
-const IDLE_SWEEPS = 100;
-
-interface Deadline {
-  at: number;
-  timeoutMs: number;
-  finish(err: Error): void;
-}
-
-const deadlines = new Set<Deadline>();
-let sweeper: ReturnType<typeof setInterval> | undefined;
-let idleSweeps = 0;
-
-function sweep(): void {
-  if (deadlines.size === 0) {
-    if (++idleSweeps >= IDLE_SWEEPS) {
-      clearInterval(sweeper);
-      sweeper = undefined;
-    }
-    return;
-  }
-  idleSweeps = 0;
-  const now = performance.now();
-  for (const d of deadlines) {
-    if (d.at <= now) {
-      deadlines.delete(d);
-      d.finish(Object.assign(new Error(`connect timed out after ${d.timeoutMs} ms`), { code: 'ETIMEDOUT' }));
-    }
-  }
-}
-
-function addDeadline(d: Deadline): void {
-  deadlines.add(d);
-  if (sweeper === undefined) {
-    sweeper = setInterval(sweep, SWEEP_MS);
-    sweeper.unref();
-  }
-  idleSweeps = 0;
-}
-
 const NOTHING_TRIED: ReadonlySet<ServerState> = new Set();
 
 /**
  * Pick a server, connect, and on refusal, reset or timeout record the failure (feeding outlier
- * ejection) and try another server, up to `attempts` servers. The connection counts towards the
- * server's load (least-connections, p2c estimates) from the pick until the socket closes.
+ * ejection) and try another server, up to `attempts` servers. Each attempt holds a lease
+ * (sdk/core/balancer/lease.ts): the connection counts towards the server's load
+ * (least-connections, p2c estimates) from the pick until the socket closes or the attempt ends,
+ * and the attempt's deadline is on the cluster's clock.
  *
  * Written with callbacks on one promise rather than async/await over a promise per attempt: on
  * loopback a connect takes 50–80 µs and every promise layer and allocation shows in the ratio to a
@@ -111,42 +67,42 @@ export function connectWithFailover(b: Balancer, hash: number, opts: ConnectOpti
     };
 
     const connectTo = (s: ServerState, port: number): void => {
-      b.connectionOpened(s);
-      const t0 = performance.now();
+      // The lease counts the connection from here until it ends, takes the outcome, and fails by
+      // itself at the deadline (on the cluster's clock), calling `finish` first.
+      const lease = b.lease(s, { timeoutMs, onTimeout: finish });
       let sock: net.Socket;
       try {
         sock = net.connect(extra ? { ...extra, host: s.host, port } : { host: s.host, port });
       } catch (err) {
         // A synchronous throw (a bad `socket` option, a `lookup` that throws): nothing was opened,
         // and another server would get the same options, so it ends this connect.
-        b.connectionClosed(s);
+        lease.closed();
         return reject(err);
       }
       let done = false;
-      const finish = (err?: Error) => {
+      function finish(err?: Error): void {
         if (done) return;
         done = true;
-        deadlines.delete(deadline);
         signal?.removeEventListener('abort', onAbort);
         sock.removeListener('error', finish);
         sock.removeListener('connect', onConnect);
         if (!err) {
-          b.outcome(s, true, performance.now() - t0);
-          sock.on('close', () => b.connectionClosed(s));
+          lease.connected();
+          sock.on('close', () => lease.closed());
           return resolve(sock);
         }
         sock.destroy();
-        b.connectionClosed(s);
-        if (err instanceof AbortedError) return reject(err);
-        b.outcome(s, false, performance.now() - t0, timeoutMs);
+        if (err instanceof AbortedError) {
+          lease.closed();
+          return reject(err);
+        }
+        lease.failed(err);
         const e = err as NodeJS.ErrnoException;
         failed(s, e.code ?? e.message);
         next();
-      };
+      }
       const onConnect = () => finish();
       const onAbort = () => finish(new AbortedError(signal?.reason));
-      const deadline: Deadline = { at: t0 + timeoutMs, timeoutMs, finish };
-      addDeadline(deadline);
       sock.on('connect', onConnect);
       sock.on('error', finish);
       signal?.addEventListener('abort', onAbort, { once: true });

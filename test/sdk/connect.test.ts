@@ -7,6 +7,7 @@
  */
 import type net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { systemClock } from '../../sdk/core/clock.js';
 import { AbortedError, AllAttemptsFailedError, BadOptionError, NoServersError } from '../../sdk/core/errors.js';
 import { closedPort, startBlackhole, waitUntil, type Blackhole } from '../helpers/servers.js';
 import { closeServers, rec, startServers, testCluster, type TestCluster, type TestServer } from './fixtures.js';
@@ -135,17 +136,36 @@ describe('timeoutMs against a port whose accept queue is full', () => {
     const hole = await startBlackhole();
     holes.push(hole);
     const c = track(testCluster([rec('hole', { tcpPort: hole.port })]));
-    const t0 = performance.now();
-    const err = (await rejection(c.connect({ timeoutMs: 250, attempts: 1 }))) as AllAttemptsFailedError;
-    const took = performance.now() - t0;
+    let settled = false;
+    const p = rejection(c.connect({ timeoutMs: 250, attempts: 1 })).finally(() => (settled = true));
+    // The deadline is on the cluster's clock (a ManualClock here): the connect hangs, in real time,
+    // until that clock passes it.
+    await new Promise((r) => setTimeout(r, 100));
+    c.clock.advance(249);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(settled).toBe(false);
+    expect(c.b.get('hole')!.active).toBe(1);
+    c.clock.advance(1);
+    const err = (await p) as AllAttemptsFailedError;
     expect(err).toBeInstanceOf(AllAttemptsFailedError);
     expect(err.attempts).toEqual([{ server: 'hole', address: `127.0.0.1:${hole.port}`, error: 'ETIMEDOUT' }]);
-    expect(took).toBeGreaterThanOrEqual(240);
-    expect(took).toBeLessThan(10_000); // not the kernel's SYN timeout (≈ 2 min)
     const h = c.b.get('hole')!;
     expect(h.failures).toBe(1);
     expect(h.rtt).toBeGreaterThanOrEqual(250); // the timeout counts as a slow sample
     expect(h.active).toBe(0);
+  });
+
+  it('on the system clock, a connect that hangs fails after timeoutMs in real time', async () => {
+    const hole = await startBlackhole();
+    holes.push(hole);
+    const c = track(testCluster([rec('hole', { tcpPort: hole.port })], { clock: systemClock }));
+    const t0 = performance.now();
+    const err = (await rejection(c.connect({ timeoutMs: 250, attempts: 1 }))) as AllAttemptsFailedError;
+    const took = performance.now() - t0;
+    expect(err.attempts).toEqual([{ server: 'hole', address: `127.0.0.1:${hole.port}`, error: 'ETIMEDOUT' }]);
+    expect(took).toBeGreaterThanOrEqual(240);
+    expect(took).toBeLessThan(10_000); // not the kernel's SYN timeout (≈ 2 min)
+    expect(c.b.get('hole')!.active).toBe(0);
   });
 
   it('fails over from a hanging server to a live one', async () => {
@@ -164,7 +184,11 @@ describe('timeoutMs against a port whose accept queue is full', () => {
       c.close();
     }
     track(c);
-    const sock = await c.connect({ timeoutMs: 200, attempts: 2 });
+    const p = c.connect({ timeoutMs: 200, attempts: 2 });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(c.b.get('hole')!.active).toBe(1);
+    c.clock.advance(200); // the hole's deadline, on the cluster's clock
+    const sock = await p;
     held.push(sock);
     expect(sock.remotePort).toBe(servers[0]!.tcp.port);
     expect(c.b.get('hole')!.failures).toBe(1);
@@ -216,5 +240,47 @@ describe('signal', () => {
     expect(c.b.get('a')!.active).toBe(1);
     sock.destroy();
     await waitUntil(() => c.b.get('a')!.active === 0, 'released on close');
+  });
+});
+
+describe('leases: every path of a connect ends its lease once', () => {
+  it('ok then closed, refused, timed out, aborted, failed over: the active counts back at 0 and no deadline pending', async () => {
+    const hole = await startBlackhole();
+    holes.push(hole);
+    servers = await startServers(2);
+    const refused = await closedPort();
+    const c = track(
+      testCluster([servers[0]!.record(), servers[1]!.record(), rec('refused', { tcpPort: refused }), rec('hole', { tcpPort: hole.port })], { strategy: 'round-robin', outlier: { consecutiveFailures: 1000 } }),
+    );
+    const sum = () => c.b.list().reduce((n, s) => n + s.active, 0);
+    // Connects with failover through the refused server and the hole: the hole's deadline is on
+    // the cluster's clock, advanced while an attempt hangs there.
+    const socks: net.Socket[] = [];
+    for (let i = 0; i < 8; i++) {
+      const p = c.connect({ timeoutMs: 100, attempts: 4 });
+      let done = false;
+      void p.finally(() => (done = true)).catch(() => {});
+      for (let k = 0; k < 200 && !done; k++) {
+        await new Promise((r) => setTimeout(r, 5));
+        if (c.b.get('hole')!.active > 0) c.clock.advance(100); // only the hole's attempt hangs: time it out
+      }
+      socks.push(await p);
+    }
+    expect(c.b.get('refused')!.failures + c.b.get('hole')!.failures).toBeGreaterThanOrEqual(4);
+    // Aborted while hanging on the hole.
+    const ac = new AbortController();
+    const only = track(testCluster([rec('hole', { tcpPort: hole.port })]));
+    const aborted = rejection(only.connect({ signal: ac.signal, timeoutMs: 60_000 }));
+    expect(only.b.get('hole')!.active).toBe(1);
+    ac.abort();
+    expect(await aborted).toBeInstanceOf(AbortedError);
+    expect(only.b.get('hole')!.active).toBe(0);
+    expect(only.b.deadlines.size).toBe(0);
+    // The connected ones count until their sockets close.
+    expect(sum()).toBe(8);
+    expect(c.b.deadlines.size).toBe(0);
+    for (const s of socks) s.destroy();
+    await waitUntil(() => sum() === 0, 'every connection released on close');
+    for (const s of c.b.list()) expect(s.active, s.id).toBe(0);
   });
 });
