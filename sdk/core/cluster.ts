@@ -1,5 +1,5 @@
 import { Emitter } from './emitter.js';
-import { Balancer } from './balancer.js';
+import { Balancer } from './balancer/index.js';
 import { systemClock, type Clock, type TimerHandle } from './clock.js';
 import { defaultRandom } from './random.js';
 import { hashKey, type Key } from './hash.js';

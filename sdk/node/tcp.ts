@@ -1,5 +1,5 @@
 import net from 'node:net';
-import type { Balancer } from '../core/balancer.js';
+import type { Balancer } from '../core/balancer/index.js';
 import type { ServerState } from '../core/server.js';
 import { AbortedError, AllAttemptsFailedError, BadOptionError, NoServersError, type AttemptFailure } from '../core/errors.js';
 

@@ -1,6 +1,6 @@
 import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
-import type { Balancer } from '../core/balancer.js';
+import type { Balancer } from '../core/balancer/index.js';
 import type { Server, ServerState } from '../core/server.js';
 import { hashKey, type Key } from '../core/hash.js';
 import { ClosedError, NoServersError } from '../core/errors.js';

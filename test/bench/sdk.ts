@@ -14,7 +14,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { Worker } from 'node:worker_threads';
-import { Balancer } from '../../sdk/core/balancer.js';
+import { Balancer } from '../../sdk/core/balancer/index.js';
 import { ManualClock } from '../../sdk/core/clock.js';
 import { createFeed } from '../../sdk/core/discovery/feed.js';
 import { hashKey } from '../../sdk/core/hash.js';

@@ -19,7 +19,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { AgentWatch } from '../../sdk/core/discovery/agents.js';
 import type { DiscoverySink } from '../../sdk/core/discovery/source.js';
 import { BadOptionError, WatchRefusedError, type PeerlbError } from '../../sdk/core/errors.js';
-import { Balancer } from '../../sdk/core/balancer.js';
+import { Balancer } from '../../sdk/core/balancer/index.js';
 import { ManualClock } from '../../sdk/core/clock.js';
 import { resolveOptions } from '../../sdk/core/options.js';
 import { XorShiftRandom } from '../../sdk/core/random.js';

@@ -3,7 +3,7 @@
  * drive the balancer directly (the layer under `join`).
  */
 import type net from 'node:net';
-import { Balancer } from '../../sdk/core/balancer.js';
+import { Balancer } from '../../sdk/core/balancer/index.js';
 import { ManualClock } from '../../sdk/core/clock.js';
 import { createFeed, type Feed } from '../../sdk/core/discovery/feed.js';
 import { resolveOptions, type JoinOptions } from '../../sdk/core/options.js';

@@ -1,0 +1,6 @@
+/**
+ * The balancer: one idea per file in this folder; balancer.ts is the façade the cluster and the
+ * Node adapters use.
+ */
+export { Balancer, TICK_MS, type BalancerEvents } from './balancer.js';
+export { Lease, Deadlines, timeoutError, type LeaseOptions, type LeaseState } from './lease.js';
