@@ -1,6 +1,6 @@
 /**
  * All time in peerlb goes through a Clock, so timing logic can be tested by advancing a manual
- * clock instead of sleeping (STYLE.md practice 3). `now()` is monotonic milliseconds; it is not
+ * clock instead of sleeping (ARCHITECTURE.md, practice 3). `now()` is monotonic milliseconds; it is not
  * wall time and is never sent on the wire.
  */
 export interface TimerHandle {

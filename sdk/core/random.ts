@@ -1,5 +1,5 @@
 /**
- * All randomness goes through a Random source so tests can seed it (STYLE.md practice 3).
+ * All randomness goes through a Random source so tests can seed it (ARCHITECTURE.md, practice 3).
  * The default is xorshift128+ seeded from the OS: fast, allocation-free, and good enough for
  * load-balancing choices (never for keys or nonces: those use a CSPRNG). The seed comes from
  * `globalThis.crypto.getRandomValues` (Web Crypto: browsers, Deno, Bun, Node ≥ 19).

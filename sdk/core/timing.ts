@@ -1,5 +1,5 @@
 /**
- * Timing math of the SDK, as pure functions with table tests (STYLE.md practice 3).
+ * Timing math of the SDK, as pure functions with table tests (ARCHITECTURE.md, practice 3).
  * Nothing here reads a clock: callers pass the times in.
  */
 

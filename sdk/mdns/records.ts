@@ -1,5 +1,5 @@
 /**
- * The DNS-SD record set an agent announces, and the pure coders both sides use (STYLE.md
+ * The DNS-SD record set an agent announces, and the pure coders both sides use (ARCHITECTURE.md,
  * practice 5): `buildRecords` (info → records) and `parseAnnouncement` (a received response →
  * announcements, or typed errors). Names and TTLs are in names.ts, the TXT codec in txt.ts;
  * both are re-exported here.
