@@ -6,7 +6,8 @@
  *    instance members (inherited ones included, so a class whose base changes from Node's
  *    EventEmitter to sdk/core/emitter.ts's Emitter compares equal where the method signatures match),
  *    interface/object-type properties, function signatures, variable types, type-alias text, enum
- *    members. Heritage clauses are not listed: the surface is what a caller can call.
+ *    members. Heritage clauses are not listed: the surface is what a caller can call. Signatures
+ *    are written without parameter names (`opt T` for an optional parameter, `...T` for a rest).
  * Lines are path-independent: `import("…").` qualifiers are dropped, so moving an internal file
  * does not change a line.
  *
@@ -56,6 +57,7 @@ export function declarationSurface(root: string, entry: Entry): string[] {
     types: ['node'],
     typeRoots: [path.join(root, 'node_modules', '@types')],
     skipLibCheck: true,
+    strict: true,
     noEmit: true,
   });
   const checker = program.getTypeChecker();
@@ -65,7 +67,22 @@ export function declarationSurface(root: string, entry: Entry): string[] {
   if (!moduleSymbol) throw new Error(`${file} is not a module`);
   const out = new Set<string>();
   const typeText = (t: ts.Type, at?: ts.Node) => clean(checker.typeToString(t, at, FLAGS | ts.TypeFormatFlags.InTypeAlias));
-  const sigText = (s: ts.Signature, at?: ts.Node) => clean(checker.signatureToString(s, at, FLAGS));
+  // A signature without its parameter names (they document, they are not the API): type
+  // parameters with their constraints, each parameter's type (`?` optional, `...` rest), the return.
+  const sigText = (s: ts.Signature, at?: ts.Node) => {
+    const tps = (s.getTypeParameters() ?? []).map((tp) => {
+      const c = tp.getConstraint();
+      const d = tp.getDefault();
+      return `${typeText(tp)}${c ? ` extends ${typeText(c, at)}` : ''}${d ? ` = ${typeText(d, at)}` : ''}`;
+    });
+    const params = s.getParameters().map((p) => {
+      const d = p.valueDeclaration as ts.ParameterDeclaration | undefined;
+      const rest = d?.dotDotDotToken ? '...' : '';
+      const optional = d && (d.questionToken || d.initializer) ? '?' : '';
+      return `${rest}${optional ? 'opt ' : ''}${typeText(checker.getTypeOfSymbolAtLocation(p, d ?? at!), d ?? at)}`;
+    });
+    return clean(`${tps.length ? `<${tps.join(', ')}>` : ''}(${params.join(', ')}) => ${typeText(s.getReturnType(), at)}`);
+  };
 
   const memberLines = (prefix: string, owner: ts.Type, at: ts.Node, statics = false) => {
     for (const prop of checker.getPropertiesOfType(owner)) {
