@@ -12,8 +12,9 @@ import { defineConfig } from 'vitest/config';
  *  - lan: test/lan/** on namespace LANs (they skip themselves without root / namespaces).
  *  - soak: test/soak/**, the long fuzz runs, bounded by count: `npm test` runs them at
  *    PEERLB_SOAK_SCALE=1, `npm run soak` at a larger scale (see test/soak/fuzz.test.ts).
- * The groups run one after the other (sequence.groupOrder): the unit threads first, then the
- * integration forks alone, as before, so the processes under test keep their core.
+ * Two groups run one after the other (sequence.groupOrder): the unit threads first, then the
+ * integration, lan and soak files together in two forks, as before the split, so the processes
+ * under test keep their core and a long lan or soak file overlaps the integration files.
  */
 const root = fileURLToPath(new URL('..', import.meta.url));
 const shared = { testTimeout: 30_000, hookTimeout: 30_000 };
@@ -38,8 +39,8 @@ export default defineConfig({
         },
       },
       { root, test: { name: 'integration', sequence: { groupOrder: 1 }, include: ['test/integration/**/*.test.ts'], ...forks, ...shared } },
-      { root, test: { name: 'lan', sequence: { groupOrder: 2 }, include: ['test/lan/**/*.test.ts'], ...forks, ...shared } },
-      { root, test: { name: 'soak', sequence: { groupOrder: 3 }, include: ['test/soak/**/*.test.ts'], ...forks, ...shared } },
+      { root, test: { name: 'lan', sequence: { groupOrder: 1 }, include: ['test/lan/**/*.test.ts'], ...forks, ...shared } },
+      { root, test: { name: 'soak', sequence: { groupOrder: 1 }, include: ['test/soak/**/*.test.ts'], ...forks, ...shared } },
     ],
   },
 });
