@@ -9,7 +9,7 @@
  *   bytesPerAgentPerSec  gossip bytes sent per agent per second in steady state (30 s window)
  * Prints nothing; the bench runner prints the rows.
  */
-import { Sim, type SimNode } from '../agent/gossip/sim.js';
+import { Sim, type SimNode } from '../support/gossip-sim.js';
 import type { GossipConfig } from '../../agent/gossip/config.js';
 
 export interface GossipBenchRow {

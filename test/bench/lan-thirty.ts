@@ -22,6 +22,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Lan, cleanLeftovers, type Host, type Proc } from '../lan/netns.js';
+import { sleep, until } from '../support/until.js';
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 // From the sources (vitest) the built files are under ../../dist; from dist/test/bench, beside us.
@@ -89,7 +90,6 @@ type M = { ev: 'm'; t: number; a: number; n: string; s: string; i: number };
 type E = { ev: 'e'; t: number; a: number; k: string; n: string };
 type X = { ev: 'x'; t: number; a: number; bytesOut?: number; p99?: number; max?: number; probeTimeout?: number; awareness?: number };
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function median(xs: number[]): number | undefined {
   if (xs.length === 0) return undefined;
@@ -216,14 +216,8 @@ export async function runThirty(o: ThirtyOptions): Promise<ThirtyResult> {
     }
     const obs = lan.spawn(obsHost, 'observer', [process.execPath, OBSERVER, JSON.stringify({ agents: hosts.slice(0, N).map(url), metricsEveryMs: 5000, runMs: 30 * 60_000 })]);
     const feeds = new Feeds(obs, N);
-    const waitFor = async (check: () => boolean, ms: number): Promise<boolean> => {
-      const t0 = Date.now();
-      while (Date.now() - t0 < ms) {
-        if (check()) return true;
-        await sleep(50);
-      }
-      return check();
-    };
+    // Whether `check` came to hold within `ms` (the bench reports a miss rather than throwing).
+    const waitFor = (check: () => boolean, ms: number): Promise<boolean> => until(check, ms, 'the bench condition', 50).then(() => true, () => check());
     if (!(await waitFor(() => feeds.ready(), 30_000))) throw new Error(`observer did not connect to every feed: ${obs.errLines.slice(-5).join('\n')}`);
     const formed = await waitFor(() => names.every((n) => feeds.count(n, /^alive$/) === N), 120_000);
     const formMs = Date.now() - began;

@@ -9,7 +9,7 @@
  * adds little). Both gossip profiles are measured: `lan` (the default) and `local` (one host).
  */
 import http from 'node:http';
-import { spawnAgent, stopAll, type AgentProc } from '../helpers/agents.js';
+import { spawnAgent, stopAll, type AgentProc } from '../support/agents.js';
 
 export interface ProcessGossipRow {
   profile: 'lan' | 'local';

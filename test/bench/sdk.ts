@@ -24,7 +24,7 @@ import type { ServerRecord } from '../../sdk/core/protocol.js';
 import { XorShiftRandom } from '../../sdk/core/random.js';
 import { connectWithFailover } from '../../sdk/node/tcp.js';
 import { UdpClient } from '../../sdk/node/udp.js';
-import { LOOPBACK, startTcpServer } from '../helpers/servers.js';
+import { LOOPBACK, startTcpServer } from '../support/servers.js';
 
 export const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);

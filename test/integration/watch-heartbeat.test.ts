@@ -8,8 +8,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { ownLoopback } from '../agent/load/net-helpers.js';
-import { startCliAgent, stopCliAgents, until, type OpsAgent } from '../helpers/ops.js';
+import { ownLoopback } from '../support/net.js';
+import { startCliAgent, stopCliAgents, until, type OpsAgent } from '../support/ops.js';
 import { AgentWatch } from '../../sdk/core/discovery/agents.js';
 import { webSocketConnector, type WebSocketConstructor } from '../../sdk/core/discovery/websocket.js';
 import { decodeWatchServerFrame, encodeWatchFrame, PROTOCOL_VERSION, type WatchServerFrame } from '../../sdk/core/protocol.js';

@@ -1,16 +1,17 @@
 /**
  * A peerlb cluster on the namespace LAN of netns.ts: on every server host an example server process
- * (dist/test/helpers/lan-server.js) and, in a separate process, `peerlb agent --udp --tcp` pointing
- * at it; on client hosts, dist/test/helpers/lan-client.js. Processes speak JSON lines; this module
+ * (dist/test/support/lan-server.js) and, in a separate process, `peerlb agent --udp --tcp` pointing
+ * at it; on client hosts, dist/test/support/lan-client.js. Processes speak JSON lines; this module
  * turns them into events and waits on them (every wait bounded).
  */
 import { fileURLToPath } from 'node:url';
 import type { Host, Lan, Proc } from './netns.js';
+import { sleep, until } from '../support/until.js';
 
 const dist = (p: string) => fileURLToPath(new URL(`../../dist/${p}`, import.meta.url));
 export const CLI = dist('agent/cli.js');
-export const SERVER = dist('test/helpers/lan-server.js');
-export const CLIENT = dist('test/helpers/lan-client.js');
+export const SERVER = dist('test/support/lan-server.js');
+export const CLIENT = dist('test/support/lan-client.js');
 
 export const SERVICE = 'game';
 export const UDP_PORT = 7001;
@@ -55,17 +56,7 @@ export async function waitLine(p: Proc, pred: (line: string) => boolean, timeout
   throw new Error(`${p.name}: ${what} not seen in ${Date.now() - t0} ms (exit ${p.child.exitCode ?? p.child.signalCode}); stderr: ${p.errLines.slice(-8).join('\n')}`);
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Poll until check() is true; returns the ms it took. Bounded by timeoutMs. */
-export async function until(check: () => boolean, timeoutMs: number, what: string, everyMs = 25): Promise<number> {
-  const t0 = Date.now();
-  while (Date.now() - t0 < timeoutMs) {
-    if (check()) return Date.now() - t0;
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-}
+export { sleep, until };
 
 export async function startServer(lan: Lan, sh: ServerHost): Promise<Proc> {
   const p = lan.spawn(sh.host, `server ${sh.node}`, [process.execPath, SERVER, sh.node, sh.host.ip, String(UDP_PORT), String(TCP_PORT)]);

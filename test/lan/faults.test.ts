@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { cleanLeftovers, Lan, lanUnavailable, type Host } from './netns.js';
-import { ON_CI } from '../helpers/ci.js';
+import { ON_CI } from '../support/ci.js';
 import {
   agentUrl, Client, healthyIds, isHealthy, notHealthy, PROFILE, sleep, startAgent, startClient, startServer, until,
   type ServerHost, type UdpEv,

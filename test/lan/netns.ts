@@ -30,6 +30,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { onLines } from '../support/lines.js';
 
 const run = promisify(execFile);
 export const PREFIX = 'plbl-';
@@ -231,24 +232,10 @@ export class Lan {
       exited: new Promise((resolve) => child.once('exit', (code) => resolve(code))),
     };
     this.procs.add(p);
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        p.lines.push(buf.slice(0, i));
-        buf = buf.slice(i + 1);
-      }
-    });
-    let ebuf = '';
-    child.stderr!.on('data', (d: Buffer) => {
-      ebuf += d.toString();
-      let i;
-      while ((i = ebuf.indexOf('\n')) >= 0) {
-        p.errLines.push(ebuf.slice(0, i));
-        ebuf = ebuf.slice(i + 1);
-        if (p.errLines.length > 5000) p.errLines.shift();
-      }
+    onLines(child.stdout!, (line) => p.lines.push(line));
+    onLines(child.stderr!, (line) => {
+      p.errLines.push(line);
+      if (p.errLines.length > 5000) p.errLines.shift();
     });
     void p.exited.then(() => this.procs.delete(p));
     return p;

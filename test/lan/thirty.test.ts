@@ -16,7 +16,7 @@
  */
 import { describe, expect, test } from 'vitest';
 import { lanUnavailable } from './netns.js';
-import { ON_CI } from '../helpers/ci.js';
+import { ON_CI } from '../support/ci.js';
 import { runThirty, type ThirtyResult } from '../bench/lan-thirty.js';
 
 const wanted = process.env.PEERLB_LAN_THIRTY === '1';

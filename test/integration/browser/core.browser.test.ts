@@ -20,9 +20,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ownLoopback } from '../../agent/load/net-helpers.js';
-import { startCliAgent, stopCliAgents, type OpsAgent } from '../../helpers/ops.js';
-import { ON_CI } from '../../helpers/ci.js';
+import { ownLoopback } from '../../support/net.js';
+import { startCliAgent, stopCliAgents, type OpsAgent } from '../../support/ops.js';
+import { ON_CI } from '../../support/ci.js';
 import { publicKeyBase64 } from '../../../sdk/node/signing.js';
 import { bundleCore } from './bundle.js';
 
