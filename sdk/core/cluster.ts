@@ -127,7 +127,7 @@ export class Cluster extends Emitter<ClusterEvents> {
       if (this.listenerCount('error') > 0) this.emit('error', e);
     });
     // 'newListener' is not one of ClusterEvents: the emitter has it (before the listener is added).
-    this.on('newListener', (event: unknown) => {
+    (this as Emitter).on('newListener', (event: unknown) => {
       // Called before the listener is added: deliver once it is.
       if (event === 'rejected' && this.unseenRejections.length > 0) queueMicrotask(() => this.flushRejections());
     });

@@ -17,38 +17,46 @@ interface Entry {
   once: boolean;
 }
 
-type Key<T> = Extract<keyof T, string> | 'newListener' | 'removeListener';
-type Args<T, K> = K extends keyof T ? (T[K] extends unknown[] ? T[K] : never) : unknown[];
+// The declarations mirror @types/node's typed EventEmitter<T> (events.d.ts: Key, Args, Listener),
+// so a class that moved from Node's emitter to this one declares the same members.
+type Key<K, T> = K | keyof T;
+type Key2<K, T> = K & keyof T;
+type Args<K, T> = K extends keyof T ? T[K] : never;
+type Listener1<K, T> = K extends keyof T ? (T[K] extends unknown[] ? (...args: T[K]) => void : never) : never;
+
+/** Node's `EventEmitter.captureRejectionSymbol` (a registered symbol, so no import of node:events). */
+const CAPTURE_REJECTION: unique symbol = Symbol.for('nodejs.rejection') as never;
 
 export class Emitter<T extends EventsOf<T> = EventMap> {
   #events = new Map<string | symbol, Entry[]>();
   #max = 10;
 
-  on<K extends Key<T>>(event: K, listener: (...args: Args<T, K>) => void): this {
-    return this.#add(event, listener as Listener, false, false);
+  on<K>(eventName: Key<K, T>, listener: Listener1<K, T>): this {
+    return this.#add(eventName as string, listener as Listener, false, false);
   }
-  addListener<K extends Key<T>>(event: K, listener: (...args: Args<T, K>) => void): this {
-    return this.#add(event, listener as Listener, false, false);
+  addListener<K>(eventName: Key<K, T>, listener: Listener1<K, T>): this {
+    return this.#add(eventName as string, listener as Listener, false, false);
   }
-  prependListener<K extends Key<T>>(event: K, listener: (...args: Args<T, K>) => void): this {
-    return this.#add(event, listener as Listener, false, true);
+  prependListener<K>(eventName: Key<K, T>, listener: Listener1<K, T>): this {
+    return this.#add(eventName as string, listener as Listener, false, true);
   }
-  once<K extends Key<T>>(event: K, listener: (...args: Args<T, K>) => void): this {
-    return this.#add(event, listener as Listener, true, false);
+  once<K>(eventName: Key<K, T>, listener: Listener1<K, T>): this {
+    return this.#add(eventName as string, listener as Listener, true, false);
   }
-  prependOnceListener<K extends Key<T>>(event: K, listener: (...args: Args<T, K>) => void): this {
-    return this.#add(event, listener as Listener, true, true);
+  prependOnceListener<K>(eventName: Key<K, T>, listener: Listener1<K, T>): this {
+    return this.#add(eventName as string, listener as Listener, true, true);
   }
 
-  off<K extends Key<T>>(event: K, listener: (...args: Args<T, K>) => void): this {
-    return this.removeListener(event, listener);
+  off<K>(eventName: Key<K, T>, listener: Listener1<K, T>): this {
+    return this.removeListener(eventName, listener);
   }
   /** Removes the most recently added registration of `listener`, as Node does. */
-  removeListener<K extends Key<T>>(event: K, listener: (...args: Args<T, K>) => void): this {
+  removeListener<K>(eventName: Key<K, T>, listener: Listener1<K, T>): this {
+    const event = eventName as string | symbol;
     const list = this.#events.get(event);
     if (!list) return this;
     for (let i = list.length - 1; i >= 0; i--) {
-      if (list[i]!.fn !== listener) continue;
+      if (list[i]!.fn !== (listener as unknown)) continue;
       const next = list.slice(0, i).concat(list.slice(i + 1));
       if (next.length === 0) this.#events.delete(event);
       else this.#events.set(event, next);
@@ -57,15 +65,15 @@ export class Emitter<T extends EventsOf<T> = EventMap> {
     }
     return this;
   }
-  removeAllListeners(event?: Key<T>): this {
-    if (event === undefined) this.#events.clear();
-    else this.#events.delete(event);
+  removeAllListeners(eventName?: Key<unknown, T>): this {
+    if (eventName === undefined) this.#events.clear();
+    else this.#events.delete(eventName as string | symbol);
     return this;
   }
 
   /** Calls the listeners in order; returns whether there were any. An unheard `error` is thrown. */
-  emit<K extends Key<T>>(event: K, ...args: Args<T, K>): boolean {
-    return this.#emit(event, args);
+  emit<K>(eventName: Key<K, T>, ...args: Args<K, T>): boolean {
+    return this.#emit(eventName as string | symbol, args as unknown[]);
   }
 
   #emit(event: string | symbol, args: unknown[]): boolean {
@@ -79,23 +87,28 @@ export class Emitter<T extends EventsOf<T> = EventMap> {
     }
     // A snapshot: listeners added or removed while emitting take effect on the next emit.
     for (const e of list) {
-      if (e.once) this.removeListener(event as Key<T>, e.fn as never);
-      e.fn.apply(this, args);
+      if (e.once) this.removeListener(event as Key<unknown, T>, e.fn as never);
+      const r: unknown = e.fn.apply(this, args);
+      // Node's captureRejections: an async listener's rejection goes to the handler, if one is set.
+      const capture = (this as { [CAPTURE_REJECTION]?: unknown })[CAPTURE_REJECTION];
+      if (typeof capture === 'function' && r !== null && typeof (r as { then?: unknown } | undefined)?.then === 'function')
+        (r as Promise<unknown>).then(undefined, (err: unknown) => (capture as (...a: unknown[]) => void).call(this, err, event, ...args));
     }
     return true;
   }
 
-  listenerCount(event: Key<T>): number {
-    return this.#events.get(event)?.length ?? 0;
+  listenerCount<K>(eventName: Key<K, T>, listener?: (K extends keyof T ? (T[K] extends unknown[] ? (...args: T[K]) => void : never) : never)): number {
+    const list = this.#events.get(eventName as string | symbol) ?? [];
+    return listener === undefined ? list.length : list.filter((e) => e.fn === (listener as unknown)).length;
   }
-  listeners(event: Key<T>): Listener[] {
-    return (this.#events.get(event) ?? []).map((e) => e.fn);
+  listeners<K>(eventName: Key<K, T>): Array<(K extends keyof T ? (T[K] extends unknown[] ? (...args: T[K]) => void : never) : never)> {
+    return (this.#events.get(eventName as string | symbol) ?? []).map((e) => e.fn as Listener1<K, T>);
   }
-  rawListeners(event: Key<T>): Listener[] {
-    return this.listeners(event);
+  rawListeners<K>(eventName: Key<K, T>): Array<(K extends keyof T ? (T[K] extends unknown[] ? (...args: T[K]) => void : never) : never)> {
+    return this.listeners(eventName);
   }
-  eventNames(): (string | symbol)[] {
-    return [...this.#events.keys()];
+  eventNames(): Array<(string | symbol) & Key2<unknown, T>> {
+    return [...this.#events.keys()] as Array<(string | symbol) & Key2<unknown, T>>;
   }
   setMaxListeners(n: number): this {
     this.#max = n;

@@ -5,8 +5,9 @@
  * `connect` (a net.Socket) and `udp` (a UdpClient).
  */
 import type net from 'node:net';
+import { EventEmitter } from 'node:events';
 import type { KeyObject } from 'node:crypto';
-import { Cluster as CoreCluster, join as coreJoin, type ClusterAdapters } from '../core/cluster.js';
+import { Cluster as CoreCluster, join as coreJoin, type ClusterAdapters, type ClusterEvents } from '../core/cluster.js';
 import type { JoinOptions as CoreJoinOptions } from '../core/options.js';
 import { connectWithFailover, type ConnectOptions } from './tcp.js';
 import { UdpClient, type UdpOptions } from './udp.js';
@@ -38,6 +39,12 @@ export const nodeAdapters: ClusterAdapters = {
 
 /** A live view of a service's servers and the way to reach them. Made by `join`. */
 export class Cluster extends CoreCluster {
+  /**
+   * Node's rejection handler for async listeners (EventEmitter.captureRejectionSymbol): when set,
+   * a listener's rejected promise is passed to it (sdk/core/emitter.ts).
+   */
+  declare [EventEmitter.captureRejectionSymbol]?: <K>(error: Error, event: K | keyof ClusterEvents, ...args: K extends keyof ClusterEvents ? ClusterEvents[K] : never) => void;
+
   /** A TCP connection to a picked server, with failover to others on refusal, reset or timeout. */
   override connect(opts: ConnectOptions = {}): Promise<net.Socket> {
     return super.connect(opts) as Promise<net.Socket>;

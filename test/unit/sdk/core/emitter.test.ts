@@ -145,4 +145,18 @@ describe('Emitter: the semantics of Node’s EventEmitter', () => {
   it('a listener that is not a function is a TypeError', () => {
     expect(() => new Emitter().on('x', 42 as never)).toThrow(TypeError);
   });
+
+  it("an async listener's rejection goes to the captureRejectionSymbol handler, as Node's with captureRejections", async () => {
+    for (const e of [new EventEmitter({ captureRejections: true }), new Emitter()]) {
+      const seen: unknown[][] = [];
+      (e as unknown as Record<symbol, unknown>)[EventEmitter.captureRejectionSymbol] = (...a: unknown[]) => void seen.push(a);
+      const err = new Error('async');
+      e.on('change', async () => {
+        throw err;
+      });
+      e.emit('change', 1);
+      await new Promise((r) => setImmediate(r));
+      expect(seen).toEqual([[err, 'change', 1]]);
+    }
+  });
 });
