@@ -29,7 +29,7 @@ import { GOSSIP_PROFILES } from './gossip/config.js';
 import { LoadTracker } from './load/tracker.js';
 import { countEstablished } from './load/proc-net.js';
 import { CpuSampler } from './load/cpu.js';
-import { HealthChecker, probeTcp, probeUdp } from './health.js';
+import { HealthChecker, probeTcp, probeUdp } from './health/index.js';
 import { waitForDrain } from './drain.js';
 import { MdnsAnnouncer, type AnnounceInfo } from './mdns/announcer.js';
 import { buildRecords, type TxtSigner } from '../sdk/mdns/records.js';

@@ -7,7 +7,7 @@ import type { ResolvedAgentOptions } from './options.js';
 import type { Member, MemberMeta } from './gossip/membership.js';
 import { gossipAddrPort } from './gossip/messages.js';
 import type { AnnounceInfo } from './mdns/announcer.js';
-import type { HealthCheck, HealthCheckerOptions } from './health.js';
+import type { HealthCheck, HealthCheckerOptions } from './health/index.js';
 import type { Health, LoadReport, LoadSource, ServerRecord } from '../sdk/core/protocol.js';
 
 /** One row of `/v1/members` and `peerlb members --json`. */

@@ -4,7 +4,7 @@
  */
 export { formatIp, isLoopbackAddress, parseIp } from './addr.js';
 export { CpuSampler, cpuTimesFromOs, parseProcStat, readCpuTimes, utilizationBetween, type CpuSamplerOptions, type CpuTimes } from './cpu.js';
-export { handleLoadRequest, LOAD_BODY_TIMEOUT_MS, LOAD_PATH, MAX_LOAD_BODY_BYTES, type LoadEndpointOptions, type LoadSink } from './endpoint.js';
+export { handleLoadRequest, LOAD_BODY_TIMEOUT_MS, LOAD_PATH, MAX_LOAD_BODY_BYTES, type LoadEndpointOptions, type LoadSink } from '../endpoints/load.js';
 export { InvalidLoadError, LOAD_FIELDS, MAX_COUNT, parseLoadInput, type LoadField, type LoadInput } from './input.js';
 export {
   countEstablished,

@@ -3,7 +3,7 @@ import dgram from 'node:dgram';
 import { fileURLToPath } from 'node:url';
 import { once, type EventEmitter } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HealthChecker, nextHealth, probeTcp, probeUdp, type HealthCheck, type HealthCheckerOptions, type HealthCounters, type HealthState, type ProbeResult } from '../../../agent/health.js';
+import { HealthChecker, nextHealth, probeTcp, probeUdp, type HealthCheck, type HealthCheckerOptions, type HealthCounters, type HealthState, type ProbeResult } from '../../../agent/health/index.js';
 import { ManualClock, systemClock } from '../../../sdk/core/clock.js';
 import { BadOptionError } from '../../../sdk/core/errors.js';
 import { ownLoopback, tcpServer } from '../../support/net.js';

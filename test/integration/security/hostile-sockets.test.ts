@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { WebSocket } from 'ws';
 import type { Agent } from '../../../agent/index.js';
-import { EventFeed } from '../../../agent/events.js';
+import { EventFeed } from '../../../agent/endpoints/events.js';
 import { decodeWatchServerFrame, encodeWatchFrame, PROTOCOL_VERSION, type WatchServerFrame } from '../../../sdk/core/protocol.js';
 import type { Cluster } from '../../../sdk/index.js';
 import { spawnAgent, stopAll, membersOf, CLI, type AgentProc } from '../../support/agents.js';

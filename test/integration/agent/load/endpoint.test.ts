@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { handleLoadRequest, MAX_LOAD_BODY_BYTES } from '../../../../agent/load/endpoint.js';
+import { handleLoadRequest, MAX_LOAD_BODY_BYTES } from '../../../../agent/endpoints/load.js';
 import { InvalidLoadError } from '../../../../agent/load/input.js';
 import { hasIPv6Loopback } from '../../../support/net.js';
 

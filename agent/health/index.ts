@@ -3,6 +3,6 @@
  * (rise/fall, scheduling on the clock) in agent/health/checker.ts, the tcp/udp probes in
  * agent/health/probes.ts, the defaults both they and the option schema use in agent/health/defaults.ts.
  */
-export * from './health/checker.js';
-export * from './health/probes.js';
-export * from './health/defaults.js';
+export * from './checker.js';
+export * from './probes.js';
+export * from './defaults.js';
