@@ -33,11 +33,11 @@ export async function tcpServer(port = 0): Promise<net.Server> {
 }
 
 /** Start `peerlb agent` and wait for its "agent started" log line (JSON on stderr). */
-export async function spawnAgent(node: string, opts: { join?: string[]; port?: number; tcpPort?: number; extra?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<AgentProc> {
+export async function spawnAgent(node: string, opts: { join?: string[]; port?: number; tcpPort?: number; extra?: string[]; env?: NodeJS.ProcessEnv; service?: string } = {}): Promise<AgentProc> {
   const server = await tcpServer(opts.tcpPort ?? 0);
   const tcpPort = (server.address() as net.AddressInfo).port;
   const args = [
-    CLI, 'agent', '--service', 'game', '--node', node, '--host', '127.0.0.1', '--tcp', String(tcpPort),
+    CLI, 'agent', '--service', opts.service ?? 'game', '--node', node, '--host', '127.0.0.1', '--tcp', String(tcpPort),
     '--port', String(opts.port ?? 0), '--gossip-profile', 'local', '--log-level', 'info',
     ...(opts.join?.length ? ['--join', ...opts.join] : []),
     ...(opts.extra ?? []),

@@ -20,15 +20,19 @@ function checkSpread(picks: Record<string, number>, what: string): void {
   for (const [id, n] of Object.entries(picks)) expect(n, `${what}: ${id} of ${JSON.stringify(picks)}`).toBeLessThanOrEqual(0.4 * PICKS);
 }
 
+// Its own service name: integration/sdk/discovery.test.ts runs agents s1–s3 of 'game' on the same
+// mDNS port, and the two files may run side by side in one network namespace.
+const SERVICE = 'settle';
+
 describe('join() settles before it resolves (mDNS, three agents as processes)', () => {
   const agents: AgentProc[] = [];
   const servers: NamedServer[] = [];
 
   beforeAll(async () => {
     for (const name of ['s1', 's2', 's3']) servers.push(await namedServer(name));
-    agents.push(await spawnAgent('s1', { extra: ['--mdns-interface', '127.0.0.1', '--udp', String(servers[0]!.udpPort)] }));
+    agents.push(await spawnAgent('s1', { service: SERVICE, extra: ['--mdns-interface', '127.0.0.1', '--udp', String(servers[0]!.udpPort)] }));
     for (const i of [1, 2])
-      agents.push(await spawnAgent(`s${i + 1}`, { join: [agents[0]!.url], extra: ['--mdns-interface', '127.0.0.1', '--udp', String(servers[i]!.udpPort)] }));
+      agents.push(await spawnAgent(`s${i + 1}`, { service: SERVICE, join: [agents[0]!.url], extra: ['--mdns-interface', '127.0.0.1', '--udp', String(servers[i]!.udpPort)] }));
     // Every agent knows every member (so a watch snapshot from any of them is complete) and all three answer mDNS.
     await until(async () => {
       for (const a of agents) {
@@ -38,7 +42,7 @@ describe('join() settles before it resolves (mDNS, three agents as processes)', 
       return true;
     }, 20_000, 'three members at every agent');
     // …and mDNS finds them.
-    const probe = await join({ service: 'game', discovery: { mdns: { interface: '127.0.0.1' } }, waitForServersMs: 5000 });
+    const probe = await join({ service: SERVICE, discovery: { mdns: { interface: '127.0.0.1' } }, waitForServersMs: 5000 });
     try {
       await until(() => probe.servers().length === 3, 20_000, 'all three through mDNS');
     } finally {
@@ -52,7 +56,7 @@ describe('join() settles before it resolves (mDNS, three agents as processes)', 
 
   it(`peerlb pick --count ${PICKS}: no server over 40 % in each of ${RUNS} runs`, async () => {
     for (let run = 0; run < RUNS; run++) {
-      const r = await runCli(['pick', '--service', 'game', '--mdns-interface', '127.0.0.1', '--count', String(PICKS), '--json'], {}, 20_000);
+      const r = await runCli(['pick', '--service', SERVICE, '--mdns-interface', '127.0.0.1', '--count', String(PICKS), '--json'], {}, 20_000);
       expect(r.code, r.stderr).toBe(0);
       checkSpread((JSON.parse(r.stdout) as { picks: Record<string, number> }).picks, `pick run ${run + 1}`);
     }
@@ -65,7 +69,7 @@ describe('join() settles before it resolves (mDNS, three agents as processes)', 
   // §6 deferral, additionals included, in test/unit/agent/mdns/announcer.test.ts.)
   it(`SDK: the first ${PICKS} picks right after await join() spread, in each of ${RUNS} runs`, async () => {
     for (let run = 0; run < RUNS; run++) {
-      const c = await join({ service: 'game', discovery: { mdns: { interface: '127.0.0.1' } } });
+      const c = await join({ service: SERVICE, discovery: { mdns: { interface: '127.0.0.1' } } });
       try {
         const picks: Record<string, number> = {};
         for (let i = 0; i < PICKS; i++) {
