@@ -1,7 +1,7 @@
 /**
  * The README's table of agent options, generated from the option schema (agent/options-schema.ts)
  * so it cannot drift from what the resolver, the CLI and `--help` do. The README holds it between
- * OPTIONS_TABLE_BEGIN and OPTIONS_TABLE_END; test/ops/options-table.test.ts fails when it differs.
+ * OPTIONS_TABLE_BEGIN and OPTIONS_TABLE_END; test/unit/agent/options-table.test.ts fails when it differs.
  *
  *   node dist/agent/options-table.js README.md     # rewrite the table in place
  */

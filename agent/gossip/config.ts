@@ -121,7 +121,7 @@ export interface GossipConfig {
 
 /**
  * What the defaults are chosen for: `agents` members, each publishing a load report every second.
- * Measured by test/bench/gossip.ts on the simulated network, asserted by test/agent/gossip/cluster.test.ts.
+ * Measured by test/bench/gossip.ts on the simulated network, asserted by test/unit/agent/gossip/cluster.test.ts.
  */
 export const DESIGN_GOALS = Object.freeze({
   agents: 100,

@@ -1,6 +1,6 @@
 /**
  * The load figure an agent puts in its TXT (`load=`, tenths of utilization), with hysteresis and
- * a minimum interval: pure functions, table-tested (test/mdns/load-bucket.test.ts).
+ * a minimum interval: pure functions, table-tested (test/unit/agent/mdns/load-bucket.test.ts).
  *
  * Every change of the TXT is a re-announcement (RFC 6762 §8.4: twice) that every browser on the
  * link receives and processes. Host CPU moves all the time; rounded to tenths with no

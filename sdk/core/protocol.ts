@@ -36,7 +36,7 @@ export const LIMITS = {
 /**
  * Largest `/v1/watch` frame the SDK accepts (the WebSocket maxPayload and the decoder's limit).
  * An agent allows LIMITS.maxServers (10,000) members and sends them all in one snapshot: signed,
- * with load, zone and agent URL, that is about 2.9 MB (measured by test/sdk/agent-watch.test.ts),
+ * with load, zone and agent URL, that is about 2.9 MB (measured by test/integration/sdk/agent-watch.test.ts),
  * far over maxFrameBytes (1 MiB, which stays the gossip limit). 16 MiB covers it with margin for
  * longer ids and hosts; it is only what one subscribed agent can make a client buffer.
  */

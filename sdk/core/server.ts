@@ -57,12 +57,12 @@ export interface ServerView extends Server {
  */
 export class ServerState implements Server {
   id: string;
-  host: string;
+  host!: string; // these three set by assign(), from the constructor
   udpPort: number | undefined;
   tcpPort: number | undefined;
-  weight: number;
+  weight!: number;
   zone: string | undefined;
-  health: Health;
+  health!: Health;
   agent: string | undefined;
 
   // --- the server's last report
@@ -112,14 +112,19 @@ export class ServerState implements Server {
 
   constructor(rec: ServerRecord) {
     this.id = rec.id;
+    this.assign(rec);
+    this.effWeight = rec.weight;
+  }
+
+  /** Take a record's fields (a new record of this server); an agent URL is kept when the record has none. */
+  assign(rec: ServerRecord): void {
     this.host = rec.host;
     this.udpPort = rec.udpPort;
     this.tcpPort = rec.tcpPort;
     this.weight = rec.weight;
     this.zone = rec.zone;
     this.health = rec.health;
-    this.agent = rec.agent;
-    this.effWeight = rec.weight;
+    this.agent = rec.agent ?? this.agent;
   }
 
   /** Estimated load (active units) from this client's own view — kept in sync by the balancer. */
@@ -138,7 +143,7 @@ export class ServerState implements Server {
     // report (a pick counts as load until the next report, whatever that report's weight). With
     // connections alone, a pick raised a server's estimate only by the report's weight, so the
     // servers with older reports took most picks (p2c over idle servers: 663 of 1,000 to the one
-    // whose report was 2.5 s old; test/sdk/load.test.ts).
+    // whose report was 2.5 s old; test/integration/sdk/load.test.ts).
     const own = since + this.activeAtReport;
     this.estimate = estimateLoad(this.reportedActive, since, own, this.reportW);
     this.expected = estimateLoad(this.reportedActive, since, own, this.reportW, this.scale);

@@ -43,7 +43,7 @@ export function estimateLoad(reported: number, localSinceReport: number, localAc
  * other clients did too, in proportion to their load. Counting only its own changes, as if it were
  * the only client, under-counts the change since the report by about the number of clients: all
  * clients then keep piling onto the servers the report shows as light until the next report
- * (herding; test/sdk/herding.test.ts measures it). An unbiased extrapolation when clients behave
+ * (herding; test/unit/sdk/core/pickers/herding.test.ts measures it). An unbiased extrapolation when clients behave
  * alike, in the spirit of Dahlin's interpretation of stale load information (IEEE TPDS 2000).
  */
 export function shareScale(reportedTotal: number, ownTotal: number): number {

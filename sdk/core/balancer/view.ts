@@ -54,13 +54,7 @@ export class View {
       structural = true;
       turnedHealthy = rec.health === 'healthy';
     }
-    s.host = rec.host;
-    s.udpPort = rec.udpPort;
-    s.tcpPort = rec.tcpPort;
-    s.weight = rec.weight;
-    s.zone = rec.zone;
-    s.health = rec.health;
-    s.agent = rec.agent ?? s.agent;
+    s.assign(rec);
     return { s, result: structural ? 'structural' : 'same', turnedHealthy };
   }
 

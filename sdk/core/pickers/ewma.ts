@@ -5,6 +5,9 @@ import { EMPTY_PICKER, type PickerFactory } from './picker.js';
  * `rtt` the peak EWMA of connect times and outcomes (failures count as a slow sample, see the
  * balancer). Two random choices, keep the cheaper. A server with no sample yet has cost 0, so new
  * servers are tried and measured. O(1).
+ *
+ * The loop is written out here rather than shared with p2c.ts through a cost callback: a call per
+ * comparison is what a picker must not pay (ARCHITECTURE.md, practice 1; the bench's ns per pick).
  */
 export const ewma: PickerFactory = (servers, { random }) => {
   const n = servers.length;

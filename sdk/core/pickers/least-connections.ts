@@ -4,6 +4,9 @@ import { EMPTY_PICKER, type PickerFactory } from './picker.js';
  * nginx's least_conn from this client's point of view: the fewest open connections *this client*
  * holds, per unit of weight. Ties are broken by scanning from a rotating start, so equal servers
  * take turns instead of the first one taking everything. O(n) per pick.
+ *
+ * The loop is written out here rather than shared with least-load.ts through a cost callback: a call per
+ * comparison is what a picker must not pay (ARCHITECTURE.md, practice 1; the bench's ns per pick).
  */
 export const leastConnections: PickerFactory = (servers, { random }) => {
   if (servers.length === 0) return EMPTY_PICKER;

@@ -5,7 +5,10 @@ import { EMPTY_PICKER, type PickerFactory } from './picker.js';
  * reported load plus this client's changes since the report, scaled to the cluster).
  * Deterministic: clients acting on the same stale report start from the same ranking; only the
  * scaled count of their own picks spreads them, which is why the randomized `p2c` is the default
- * (see test/sdk/herding.test.ts). Ties rotate. O(n) per pick.
+ * (see test/unit/sdk/core/pickers/herding.test.ts). Ties rotate. O(n) per pick.
+ *
+ * The loop is written out here rather than shared with least-connections.ts through a cost callback: a call per
+ * comparison is what a picker must not pay (ARCHITECTURE.md, practice 1; the bench's ns per pick).
  */
 export const leastLoad: PickerFactory = (servers, { random }) => {
   if (servers.length === 0) return EMPTY_PICKER;

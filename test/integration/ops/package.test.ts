@@ -33,13 +33,13 @@ afterAll(() => rmSync(WORK, { recursive: true, force: true }));
 describe.skipIf(!HAS_NPM && !ON_CI)('npm pack', () => {
   let files: string[] = [];
 
-  it('ships only dist/sdk, dist/agent, README, LICENSE, CHANGELOG and package.json; every map carries its sources', async () => {
+  it('ships only dist/sdk, dist/agent, README, LICENSE, CHANGELOG, ARCHITECTURE and package.json; every map carries its sources', async () => {
     const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: REPO, timeout: 60_000, maxBuffer: 16 << 20 });
     const info = JSON.parse(stdout) as Array<{ files: Array<{ path: string }> }>;
     files = info[0]!.files.map((f) => f.path).sort();
-    const allowed = /^(dist\/(sdk|agent)\/.+\.(js|d\.ts|js\.map)|README\.md|LICENSE|CHANGELOG\.md|package\.json)$/;
+    const allowed = /^(dist\/(sdk|agent)\/.+\.(js|d\.ts|js\.map)|README\.md|LICENSE|CHANGELOG\.md|ARCHITECTURE\.md|package\.json)$/;
     expect(files.filter((f) => !allowed.test(f))).toEqual([]);
-    for (const f of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'dist/sdk/index.js', 'dist/sdk/index.d.ts', 'dist/agent/index.js', 'dist/agent/index.d.ts', 'dist/agent/cli.js'])
+    for (const f of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'ARCHITECTURE.md', 'dist/sdk/index.js', 'dist/sdk/core/index.js', 'dist/sdk/index.d.ts', 'dist/agent/index.js', 'dist/agent/index.d.ts', 'dist/agent/cli.js'])
       expect(files, f).toContain(f);
     expect(files.some((f) => f.startsWith('dist/test/') || f.startsWith('dist/examples/'))).toBe(false);
     // Every .js has its .d.ts; every map's sources are inlined (sourcesContent), as many as it names.
@@ -80,16 +80,18 @@ describe.skipIf(!HAS_NPM && !ON_CI)('npm pack', () => {
     writeFileSync(
       path.join(proj, 'main.js'),
       `import { join, BadOptionError } from 'peerlb/sdk';\nimport { startAgent, resolveAgentOptions } from 'peerlb/agent';\n` +
+        `import { join as coreJoin, UnsupportedError } from 'peerlb/sdk/core';\n` +
         `const o = resolveAgentOptions({ service: 'game', udpPort: 7001 });\n` +
-        `console.log(JSON.stringify({ join: typeof join, startAgent: typeof startAgent, bad: typeof BadOptionError, port: o.port }));\n`,
+        `console.log(JSON.stringify({ join: typeof join, startAgent: typeof startAgent, bad: typeof BadOptionError, port: o.port, core: typeof coreJoin, unsupported: typeof UnsupportedError }));\n`,
     );
     const js = await run(process.execPath, ['main.js'], { cwd: proj, timeout: 30_000 });
-    expect(JSON.parse(js.stdout)).toEqual({ join: 'function', startAgent: 'function', bad: 'function', port: 7946 });
+    expect(JSON.parse(js.stdout)).toEqual({ join: 'function', startAgent: 'function', bad: 'function', port: 7946, core: 'function', unsupported: 'function' });
     // TypeScript, the way the README tells a new project to set it up.
     writeFileSync(path.join(proj, 'tsconfig.json'), JSON.stringify({ compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', strict: true, noEmit: true, types: ['node'] }, include: ['main.ts'] }));
     writeFileSync(
       path.join(proj, 'main.ts'),
       `import { join, type Cluster } from 'peerlb/sdk';\nimport { startAgent, type AgentOptions } from 'peerlb/agent';\n` +
+        `import { type Cluster as CoreCluster, STRATEGY_NAMES } from 'peerlb/sdk/core';\nexport const names: readonly string[] = STRATEGY_NAMES; export type C = CoreCluster;\n` +
         `const opts: AgentOptions = { service: 'game', udpPort: 7001 };\nexport async function f(): Promise<Cluster> { await startAgent(opts, { log: false }); return join({ service: 'game', discovery: { servers: ['127.0.0.1:7001'] } }); }\n`,
     );
     const tsc = path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc');
