@@ -102,6 +102,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     const random = extras.random;
     this.subs = new Subscriptions({
       node: opts.node,
+      clock: this.clock,
       token: opts.token,
       snapshot: () => this.snapshot(),
       record: (id) => {

@@ -13,6 +13,7 @@ import {
   type WatchServerFrame,
 } from '../sdk/core/protocol.js';
 import { DecodeError } from '../sdk/core/errors.js';
+import { every, systemClock, type Clock } from '../sdk/core/clock.js';
 import { AddressSlots, admitUpgrade, PendingSockets, RateLimit, refuseSocket, tokenMatches } from './admission.js';
 // The token gate moved to agent/admission.ts (issue 14: one admission gate for every endpoint); re-exported for existing imports.
 export { admitUpgrade, MAX_PENDING_SOCKETS, MAX_PENDING_SOCKETS_PER_IP, PendingSockets, refuseUpgrade, tokenMatches } from './admission.js';
@@ -21,6 +22,8 @@ import type { Logger } from './log.js';
 
 export interface SubscriptionOptions {
   node: string;
+  /** Drives the hello timeout and the pending-budget sweep (default: the system clock). */
+  clock?: Clock;
   /** Everything to put in a snapshot: read once, then kept up to date by upsert/remove/agents. */
   snapshot: () => { servers: ServerRecord[]; agents: string[] };
   /** One member's current record (to refresh a snapshot entry whose load age has grown old). */
@@ -111,7 +114,8 @@ export class Subscriptions {
   private readonly rate: RateLimit;
   private readonly snap: SnapshotCache;
   private readonly now: () => number;
-  private readonly sweepTimer: NodeJS.Timeout;
+  private readonly stopSweep: () => void;
+  private readonly clock: Clock;
   readonly counters = {
     accepted: 0,
     rejected: 0,
@@ -143,8 +147,8 @@ export class Subscriptions {
     this.subscribed = new AddressSlots<Sub>(opts.maxSubscribers ?? 1024, opts.maxSubscribersPerAddress ?? 256, evict);
     this.rate = new RateLimit(opts.helloRate ?? 20, opts.helloBurst ?? 50, this.now);
     this.snap = new SnapshotCache(opts.node, { all: opts.snapshot, record: opts.record, now: this.now, random: opts.random });
-    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_MS);
-    this.sweepTimer.unref();
+    this.clock = opts.clock ?? systemClock;
+    this.stopSweep = every(this.clock, SWEEP_MS, () => this.sweep());
   }
 
   /** Subscribers (after their hello). */
@@ -217,12 +221,12 @@ export class Subscriptions {
       this.subs.delete(sub);
       return this.fail(sub, 'PEERLB_ERR_LIMIT', this.addressMessage(ip).trim());
     }
-    const helloTimer = setTimeout(() => {
+    const helloTimer = this.clock.setTimeout(() => {
       if (sub.ready) return;
       this.counters.helloTimeouts++;
       this.fail(sub, 'PEERLB_ERR_TIMEOUT', 'no hello within the time allowed');
     }, this.opts.helloTimeoutMs ?? 5000);
-    helloTimer.unref();
+    helloTimer.unref?.();
     ws.on('message', (data: Buffer, isBinary) => {
       if (sub.ready) {
         // The application-level heartbeat (a browser cannot send protocol pings): answered with a
@@ -270,7 +274,7 @@ export class Subscriptions {
       this.waiting.delete(sub);
       sub.release?.();
       sub.release = undefined;
-      clearTimeout(helloTimer);
+      this.clock.clearTimeout(helloTimer);
       sub.service = hello.service;
       sub.ready = true;
       sub.progressAt = this.now();
@@ -279,7 +283,7 @@ export class Subscriptions {
     });
     ws.on('error', () => ws.terminate());
     ws.on('close', () => {
-      clearTimeout(helloTimer);
+      this.clock.clearTimeout(helloTimer);
       this.subs.delete(sub);
       this.waiting.delete(sub);
       this.subscribed.delete(sub);
@@ -402,7 +406,7 @@ export class Subscriptions {
   }
 
   close(): void {
-    clearInterval(this.sweepTimer);
+    this.stopSweep();
     for (const sub of this.subs) sub.ws.terminate();
     for (const ws of this.wss.clients) ws.terminate();
     this.subs.clear();
