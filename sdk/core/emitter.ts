@@ -65,6 +65,17 @@ export class Emitter<T extends EventsOf<T> = EventMap> {
     }
     return this;
   }
+  /** Removes this registration (a `once` that fired), not the latest one of the same function. */
+  #removeEntry(event: string | symbol, entry: Entry): void {
+    const list = this.#events.get(event);
+    const i = list ? list.indexOf(entry) : -1;
+    if (!list || i < 0) return;
+    const next = list.slice(0, i).concat(list.slice(i + 1));
+    if (next.length === 0) this.#events.delete(event);
+    else this.#events.set(event, next);
+    if (this.#events.has('removeListener') && event !== 'removeListener') this.#emit('removeListener', [event, entry.fn]);
+  }
+
   removeAllListeners(eventName?: Key<unknown, T>): this {
     if (eventName === undefined) this.#events.clear();
     else this.#events.delete(eventName as string | symbol);
@@ -87,7 +98,7 @@ export class Emitter<T extends EventsOf<T> = EventMap> {
     }
     // A snapshot: listeners added or removed while emitting take effect on the next emit.
     for (const e of list) {
-      if (e.once) this.removeListener(event as Key<unknown, T>, e.fn as never);
+      if (e.once) this.#removeEntry(event, e);
       const r: unknown = e.fn.apply(this, args);
       // Node's captureRejections: an async listener's rejection goes to the handler, if one is set.
       const capture = (this as { [CAPTURE_REJECTION]?: unknown })[CAPTURE_REJECTION];

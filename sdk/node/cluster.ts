@@ -7,6 +7,7 @@
 import type net from 'node:net';
 import { EventEmitter } from 'node:events';
 import type { KeyObject } from 'node:crypto';
+import { Emitter } from '../core/emitter.js';
 import { Cluster as CoreCluster, join as coreJoin, type ClusterAdapters, type ClusterEvents } from '../core/cluster.js';
 import type { JoinOptions as CoreJoinOptions } from '../core/options.js';
 import { connectWithFailover, type ConnectOptions } from './tcp.js';
@@ -54,6 +55,21 @@ export class Cluster extends CoreCluster {
   override udp(opts?: UdpOptions): UdpClient {
     return super.udp(opts) as UdpClient;
   }
+}
+
+/*
+ * In Node, a Cluster is a Node EventEmitter, as it was before the core moved to its own emitter:
+ * `cluster instanceof EventEmitter`, the MaxListenersExceededWarning, `EventEmitter.captureRejections`,
+ * `errorMonitor` and the statics (`Cluster.once`, `Cluster.defaultMaxListeners`) all behave as
+ * Node's, because the methods are Node's. The core's Emitter is the prototype of the core classes;
+ * here Node's EventEmitter goes beneath it (for instanceof and the statics) and Node's methods go
+ * onto the Node Cluster (they keep their state in the instance, created on first use).
+ */
+Object.setPrototypeOf(Emitter.prototype, EventEmitter.prototype);
+Object.setPrototypeOf(Emitter, EventEmitter);
+for (const key of Reflect.ownKeys(EventEmitter.prototype)) {
+  if (key === 'constructor') continue;
+  Object.defineProperty(Cluster.prototype, key, Reflect.getOwnPropertyDescriptor(EventEmitter.prototype, key)!);
 }
 
 /**

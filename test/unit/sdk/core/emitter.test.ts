@@ -159,4 +159,21 @@ describe('Emitter: the semantics of Node’s EventEmitter', () => {
       expect(seen).toEqual([[err, 'change', 1]]);
     }
   });
+
+  it('a once that fires removes itself, not a later on() of the same function', () => {
+    for (const e of [new EventEmitter(), new Emitter()]) {
+      const calls: number[] = [];
+      let n = 0;
+      const f = () => void n++;
+      e.once('x', f);
+      e.on('x', f);
+      for (let i = 0; i < 3; i++) {
+        n = 0;
+        e.emit('x');
+        calls.push(n);
+      }
+      expect(calls).toEqual([2, 1, 1]);
+      expect(e.listenerCount('x')).toBe(1);
+    }
+  });
 });
