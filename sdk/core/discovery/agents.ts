@@ -192,6 +192,9 @@ export class AgentWatch implements DiscoverySource {
     let tail: Promise<void> = Promise.resolve();
     /** After a frame is applied: what its type means for this subscription. */
     const applied = (t: WatchServerFrame['t'] | undefined) => {
+      // A frame checked after its socket closed says nothing of the next one: it must not count as
+      // this subscription's snapshot (and reset the backoff its close just raised).
+      if (gone || this.closed) return;
       if (t === undefined) {
         // A frame lost: the view may miss a change and this agent cannot say which. Start over
         // from a fresh snapshot (another agent's, or this one's), backing off.

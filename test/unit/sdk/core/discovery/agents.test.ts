@@ -108,6 +108,26 @@ describe('AgentWatch over an injected connector', () => {
     w.close();
   });
 
+  it('a snapshot whose check ends after its socket closed does not reset the backoff of that close', async () => {
+    const f = fakeConnector(true);
+    const sv = slowVerifier();
+    const w = new AgentWatch({ service: 'game', agents: ['ws://127.0.0.1:1'], connect: f.connect, clock: new ManualClock(), verify: sv.v });
+    const r = recorder();
+    w.start(r.sink);
+    const c = f.conns[0]!;
+    c.h.open();
+    c.h.message(frame({ t: 'snapshot', v: V, node: 'a', servers: [rec('s1')], agents: [] }));
+    c.h.close(); // the agent drops the socket while the snapshot is being checked
+    await flush();
+    const failures = (w as unknown as { failuresInRow: number }).failuresInRow;
+    expect(failures).toBeGreaterThan(0);
+    sv.release();
+    await flush();
+    expect((w as unknown as { failuresInRow: number }).failuresInRow).toBe(failures);
+    expect(r.ops).toEqual([]);
+    w.close();
+  });
+
   it('a synchronous verifier applies each frame at once, as before', () => {
     const f = fakeConnector(true);
     const w = new AgentWatch({ service: 'game', agents: ['ws://127.0.0.1:1'], connect: f.connect, clock: new ManualClock(), verify: { verify: () => true } });
