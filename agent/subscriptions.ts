@@ -15,8 +15,6 @@ import {
 import { DecodeError } from '../sdk/core/errors.js';
 import { every, systemClock, type Clock } from '../sdk/core/clock.js';
 import { AddressSlots, admitUpgrade, PendingSockets, RateLimit, refuseSocket, tokenMatches } from './admission.js';
-// The token gate moved to agent/admission.ts (issue 14: one admission gate for every endpoint); re-exported for existing imports.
-export { admitUpgrade, MAX_PENDING_SOCKETS, MAX_PENDING_SOCKETS_PER_IP, PendingSockets, refuseUpgrade, tokenMatches } from './admission.js';
 import { SnapshotCache } from './watch-snapshot.js';
 import type { Logger } from './log.js';
 

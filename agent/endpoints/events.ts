@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { PROTOCOL_VERSION, parseWatchClientFrame } from '../../sdk/core/protocol.js';
-import { admitUpgrade, PendingSockets, tokenMatches } from '../subscriptions.js';
+import { admitUpgrade, PendingSockets, tokenMatches } from '../admission.js';
 import { AddressSlots } from '../admission.js';
 import type { Logger } from '../log.js';
 import { every, systemClock, type Clock } from '../../sdk/core/clock.js';

@@ -10,8 +10,6 @@ import type { OwnedRecord } from '../../sdk/mdns/records.js';
 import { questionClass } from '../../sdk/mdns/packet.js';
 import { rdataOf, recordKey, rrsetKey, ttlOf } from '../../sdk/mdns/keys.js';
 
-export { rdataOf, recordKey, rrsetKey, ttlOf } from '../../sdk/mdns/keys.js';
-export { CACHE_FLUSH_BIT, MAX_PACKET_BYTES, MDNS_PORT, QU_BIT, packetSize, questionClass, splitPacket } from '../../sdk/mdns/packet.js';
 
 /** RFC 6762 §7.1: a known answer suppresses ours only if its TTL is at least half of ours. */
 export const KNOWN_ANSWER_TTL_FRACTION = 0.5;

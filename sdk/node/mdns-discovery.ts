@@ -18,7 +18,7 @@ export interface MdnsDiscoveryOptions {
   clock?: Clock;
   /** UDP port of the link (default 5353). For tests. */
   port?: number;
-  /** Only instances whose TXT is signed with this Ed25519 public key are used (sdk/core/signing.ts). */
+  /** Only instances whose TXT is signed with this Ed25519 public key are used (sdk/node/signing.ts). */
   verify?: KeyObject;
   /** An instance or record was ignored for its signature. */
   onRejected?: (err: SignatureError) => void;

@@ -48,8 +48,8 @@ export function scanFile(file: string, text: string, exists: (file: string) => b
   const bufferLines: number[] = [];
   const lineOf = (n: ts.Node) => sf.getLineAndCharacterOfPosition(n.getStart(sf)).line + 1;
   const add = (n: ts.Node, spec: string, kind: ImportKind) => imports.push({ from: file, line: lineOf(n), spec, kind, to: resolveSpec(file, spec, exists) });
-  // Local bindings named Buffer (an import, a parameter, a declaration) are not the global.
-  let localBuffer = false;
+  // Every use of the name Buffer counts, local bindings included: in sdk/core nothing is called
+  // Buffer, so no binding can hide the global (a parameter named Buffer once hid the whole file).
   const visit = (n: ts.Node): void => {
     if (ts.isImportDeclaration(n) && ts.isStringLiteral(n.moduleSpecifier)) {
       const c = n.importClause;
@@ -57,10 +57,6 @@ export function scanFile(file: string, text: string, exists: (file: string) => b
       if (c && !c.isTypeOnly && !c.name && c.namedBindings && ts.isNamedImports(c.namedBindings)) {
         const els = c.namedBindings.elements;
         typeOnly = els.length > 0 && els.every((e) => e.isTypeOnly);
-      }
-      if (c) {
-        const names = [c.name?.text, ...(c.namedBindings && ts.isNamedImports(c.namedBindings) ? c.namedBindings.elements.map((e) => e.name.text) : []), c.namedBindings && ts.isNamespaceImport(c.namedBindings) ? c.namedBindings.name.text : undefined];
-        if (names.includes('Buffer')) localBuffer = true;
       }
       add(n, n.moduleSpecifier.text, typeOnly ? 'type' : 'value');
     } else if (ts.isExportDeclaration(n) && n.moduleSpecifier && ts.isStringLiteral(n.moduleSpecifier)) {
@@ -72,6 +68,9 @@ export function scanFile(file: string, text: string, exists: (file: string) => b
       add(n, n.moduleSpecifier.text, typeOnly ? 'type' : 'value');
     } else if (ts.isImportEqualsDeclaration(n) && ts.isExternalModuleReference(n.moduleReference) && ts.isStringLiteral(n.moduleReference.expression)) {
       add(n, n.moduleReference.expression.text, n.isTypeOnly ? 'type' : 'value');
+    } else if (ts.isCallExpression(n) && ts.isIdentifier(n.expression) && n.expression.text === 'require') {
+      const a = n.arguments[0];
+      add(n, a && ts.isStringLiteralLike(a) ? a.text : `<computed: ${a?.getText(sf) ?? ''}>`, 'value');
     } else if (ts.isCallExpression(n) && n.expression.kind === ts.SyntaxKind.ImportKeyword) {
       const a = n.arguments[0];
       add(n, a && ts.isStringLiteralLike(a) ? a.text : `<computed: ${a?.getText(sf) ?? ''}>`, 'dynamic');
@@ -79,20 +78,17 @@ export function scanFile(file: string, text: string, exists: (file: string) => b
       add(n, n.argument.literal.text, 'type');
     } else if (ts.isIdentifier(n) && n.text === 'Buffer') {
       const p = n.parent;
+      const global = (e: ts.Expression) => ts.isIdentifier(e) && ['globalThis', 'global', 'window', 'self'].includes(e.text);
       const isName =
-        (ts.isPropertyAccessExpression(p) && p.name === n) ||
+        (ts.isPropertyAccessExpression(p) && p.name === n && !global(p.expression)) ||
         (ts.isQualifiedName(p) && p.right === n) ||
-        ((ts.isPropertyAssignment(p) || ts.isPropertyDeclaration(p) || ts.isPropertySignature(p) || ts.isMethodDeclaration(p) || ts.isMethodSignature(p)) && p.name === n) ||
-        ts.isImportSpecifier(p) ||
-        ts.isImportClause(p) ||
-        ts.isNamespaceImport(p);
-      if ((ts.isParameter(p) || ts.isVariableDeclaration(p) || ts.isClassDeclaration(p) || ts.isFunctionDeclaration(p)) && p.name === n) localBuffer = true;
-      else if (!isName) bufferLines.push(lineOf(n));
+        ((ts.isPropertyAssignment(p) || ts.isPropertyDeclaration(p) || ts.isPropertySignature(p) || ts.isMethodDeclaration(p) || ts.isMethodSignature(p)) && p.name === n);
+      if (!isName) bufferLines.push(lineOf(n));
     }
     ts.forEachChild(n, visit);
   };
   visit(sf);
-  return { imports, bufferLines: localBuffer ? [] : bufferLines };
+  return { imports, bufferLines };
 }
 
 /** The strongly connected components (more than one file, or a file importing itself) of a graph. */

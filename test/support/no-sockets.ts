@@ -3,6 +3,8 @@
 // of quietly becoming an integration test (issue 14). Integration tests live in test/integration/.
 import childProcess from 'node:child_process';
 import dgram from 'node:dgram';
+import dns from 'node:dns';
+import dnsPromises from 'node:dns/promises';
 import http from 'node:http';
 import https from 'node:https';
 import { syncBuiltinESMExports } from 'node:module';
@@ -34,6 +36,12 @@ mark(http, 'request', 'http.request (new WebSocket from ws?)');
 mark(http, 'get', 'http.get');
 mark(https, 'request', 'https.request (new WebSocket from ws?)');
 mark(https, 'get', 'https.get');
+// Name resolution may ask a DNS server: the system resolver and every query.
+for (const fn of ['lookup', 'lookupService', 'resolve', 'resolve4', 'resolve6', 'resolveAny', 'resolveSrv', 'resolveTxt', 'reverse'] as const) {
+  mark(dns, fn, `dns.${fn}`);
+  mark(dnsPromises, fn, `dns/promises.${fn}`);
+}
+mark(dns.Resolver.prototype, 'resolve', 'dns.Resolver#resolve');
 for (const fn of ['spawn', 'fork', 'exec', 'execFile', 'spawnSync', 'execSync', 'execFileSync'] as const) {
   mark(childProcess, fn, `child_process.${fn}`);
 }

@@ -95,6 +95,7 @@ describe('the rules fire on a made-up tree that breaks each once', () => {
       ['sdk/core/c.ts', "import type { a } from './a.js';\nexport const c = (x: Uint8Array): { Buffer: number } => ({ Buffer: x.length });\n"],
       ['sdk/node/x.ts', "import { c } from '../core/c.js';\nimport { agentThing } from '../../agent/y.js';\nexport type X = number;\n"],
       ['agent/y.ts', "import { c } from '../sdk/core/c.js';\nexport const agentThing = c;\n"],
+      ['sdk/core/d.ts', "function f(Buffer: unknown) { return Buffer; }\nexport const d = globalThis.Buffer.from('x');\nexport const e = require('node:net');\nexport { f };\n"],
     ]),
   };
   const j = judge(bad);
@@ -103,8 +104,15 @@ describe('the rules fire on a made-up tree that breaks each once', () => {
       "sdk/core/a.ts:1 imports 'node:net': sdk/core imports no Node built-in",
       "sdk/core/a.ts:2 imports (type-only) 'dgram': sdk/core imports no Node built-in",
       "sdk/core/b.ts:3 imports (dynamic import()) 'node:crypto': sdk/core imports no Node built-in",
+      "sdk/core/d.ts:3 imports 'node:net': sdk/core imports no Node built-in",
     ]);
-    expect(j.buffer).toEqual(['sdk/core/a.ts:5 uses Buffer: sdk/core uses no Buffer (Uint8Array, TextEncoder)']);
+    // A parameter named Buffer hides nothing; globalThis.Buffer is the global.
+    expect(j.buffer).toEqual([
+      'sdk/core/a.ts:5 uses Buffer: sdk/core uses no Buffer (Uint8Array, TextEncoder)',
+      'sdk/core/d.ts:1 uses Buffer: sdk/core uses no Buffer (Uint8Array, TextEncoder)',
+      'sdk/core/d.ts:1 uses Buffer: sdk/core uses no Buffer (Uint8Array, TextEncoder)',
+      'sdk/core/d.ts:2 uses Buffer: sdk/core uses no Buffer (Uint8Array, TextEncoder)',
+    ]);
     expect(j.outside).toEqual([
       "sdk/core/a.ts:3 imports 'ws': sdk/core imports no ws, multicast-dns or dns-packet",
       "sdk/core/a.ts:6 imports (type-only) '../node/x.js' (sdk/node/x.ts): sdk/core imports nothing outside sdk/core",

@@ -8,7 +8,7 @@
  * Node (connect, udp, mDNS) is an UnsupportedError naming it.
  *
  * Chromium: $PEERLB_CHROMIUM, else the usual system paths. Without one the test is skipped with the
- * reason, except on CI (CI=true), where it fails (as test/ops/dashboard.browser.test.ts). The
+ * reason, except on CI (CI=true), where it fails (as test/integration/ops/dashboard.browser.test.ts). The
  * browser may only reach 127.0.0.0/8: no proxy, every host name unresolvable, any request
  * elsewhere aborted and counted as a failure.
  */

@@ -11,7 +11,7 @@ import dnsPacket from 'dns-packet';
 import type { Answer, DecodedPacket, Question } from 'dns-packet';
 import { AnnouncerState, MdnsAnnouncer } from '../../../agent/mdns/announcer.js';
 import { decodeTxt, parseAnnouncement, type AnnounceInfo } from '../../../sdk/mdns/records.js';
-import { recordKey } from '../../../agent/mdns/responder.js';
+import { recordKey } from '../../../sdk/mdns/keys.js';
 import { createMdnsSocket, waitReady, type MdnsRinfo } from '../../../sdk/mdns/socket.js';
 import { MdnsBrowser, type BrowsedInstance } from '../../../sdk/mdns/browser.js';
 import { XorShiftRandom } from '../../../sdk/core/random.js';

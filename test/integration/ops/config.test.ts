@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AGENT_OPTION_SPECS, resolveAgentOptions } from '../../../agent/options.js';
-import { MDNS_PORT } from '../../../agent/mdns/responder.js';
+import { MDNS_PORT } from '../../../sdk/mdns/packet.js';
 import { ownLoopback } from '../../support/net.js';
 import { configWriter, getJson, runCli, startCliAgent, stopCliAgents, type MemberRow, type OpsAgent } from '../../support/ops.js';
 

@@ -51,7 +51,7 @@ function compare(what: string, before: string[], now: string[]): string[] {
   const has = new Set(now);
   const had = new Set(before);
   const added = now.filter((l) => !had.has(l));
-  if (added.length) console.log(`${what}: ${added.length} additions\n  ${added.join('\n  ')}`);
+  if (added.length) console.log(`${what}: ${added.length} additions (first: ${added.slice(0, 3).map((l) => (l.length > 120 ? `${l.slice(0, 120)}…` : l)).join(' | ')})`);
   return before.filter((l) => !has.has(l) && !now.some((n) => widened(l, n)) && !reviewed.has(l));
 }
 

@@ -10,7 +10,7 @@ import { ManualClock } from '../../../../sdk/core/clock.js';
 import { XorShiftRandom } from '../../../../sdk/core/random.js';
 import { AnnouncerState, MdnsAnnouncer } from '../../../../agent/mdns/announcer.js';
 import { buildRecords, type AnnounceInfo } from '../../../../sdk/mdns/records.js';
-import { recordKey } from '../../../../agent/mdns/responder.js';
+import { recordKey } from '../../../../sdk/mdns/keys.js';
 import { FakeMdnsNet, fixedRandom, garbage, mutate, type Full, type Sent } from '../../../support/fake-mdns.js';
 
 const INFO: AnnounceInfo = { node: 'x', service: 'game', host: '10.0.0.1', agentPort: 7946, udpPort: 7001, tcpPort: 7000, weight: 100, health: 'healthy', loadBucket: 0 };

@@ -6,7 +6,9 @@ import { describe, expect, it } from 'vitest';
 import dnsPacket from 'dns-packet';
 import type { Answer, Question } from 'dns-packet';
 import { buildRecords, SERVICES_ENUMERATION, type AnnounceInfo } from '../../../../sdk/mdns/records.js';
-import { answerQuestions, compareProbeRecords, findConflicts, isKnownAnswer, questionClass, recordKey, splitPacket, MAX_PACKET_BYTES } from '../../../../agent/mdns/responder.js';
+import { answerQuestions, compareProbeRecords, findConflicts, isKnownAnswer } from '../../../../agent/mdns/responder.js';
+import { questionClass, splitPacket, MAX_PACKET_BYTES } from '../../../../sdk/mdns/packet.js';
+import { recordKey } from '../../../../sdk/mdns/keys.js';
 
 const INFO: AnnounceInfo = { node: 'n1', service: 'game', host: '10.0.0.5', agentPort: 7946, udpPort: 7001, weight: 100, health: 'healthy', loadBucket: 0 };
 const { records: OWNED } = buildRecords(INFO);

@@ -224,24 +224,4 @@ describe('static server hosts', () => {
     expect(rejected({ service: 'game', discovery: { servers: [{ host: 'no such host!!', tcpPort: 1 }] } })).toBe('discovery.servers[0].host');
     expect(rejected({ service: 'game', discovery: { servers: [{ host: '0.0.0.0', tcpPort: 1 }] } })).toBe('discovery.servers[0].host');
   });
-
-  it('a host name is resolved once, at join: the view holds its address', async () => {
-    const c = await join({ service: 'game', discovery: { servers: ['localhost:7000', { host: 'localhost', udpPort: 7001, id: 'named' }] } });
-    try {
-      const view = c.servers();
-      expect(view.map((s) => s.id)).toEqual(['localhost:7000', 'named']);
-      for (const s of view) expect(['127.0.0.1', '::1']).toContain(s.host);
-    } finally {
-      await c.close();
-    }
-  });
-
-  it('a host name that does not resolve fails join, naming the entry', async () => {
-    const err = await join({ service: 'game', discovery: { servers: ['127.0.0.1:1', 'no-such-host.invalid:7000'] }, connectTimeoutMs: 3000 }).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(BadOptionError);
-    expect((err as BadOptionError).option).toBe('discovery.servers[1]');
-  });
 });
