@@ -13,6 +13,7 @@ import { DEFAULT_FALL, DEFAULT_HEALTH_INTERVAL_MS, DEFAULT_RISE, HEALTH_RANGES }
 /** How the agent checks its own server. */
 export type HealthSpec =
   | { type: 'tcp'; intervalMs?: number; timeoutMs?: number; rise?: number; fall?: number }
+  | { type: 'ws'; intervalMs?: number; timeoutMs?: number; rise?: number; fall?: number }
   | { type: 'udp'; send: string; expect?: string; intervalMs?: number; timeoutMs?: number; rise?: number; fall?: number }
   | { type: 'ttl'; ttlMs: number; intervalMs?: number; rise?: number; fall?: number }
   | { type: 'none' };
@@ -28,6 +29,12 @@ export interface AgentOptions {
   bind?: string;
   udpPort?: number;
   tcpPort?: number;
+  /** The server's WebSocket port (browser clients). An agent needs at least one of udpPort, tcpPort, wsPort. */
+  wsPort?: number;
+  /** The server's WebSocket path, with wsPort. Default '/'. */
+  wsPath?: string;
+  /** With wsPort: the server speaks wss (TLS). Default false. */
+  wsTls?: boolean;
   /** The agent's own port (gossip, /v1/watch, /metrics, dashboard, /v1/load). Default 7946 (Serf's). */
   port?: number;
   /** Seed agents to join, ws://host:port. */
@@ -115,7 +122,7 @@ export const DEFAULT_AGENT_LIMITS: Readonly<AgentLimits> = Object.freeze({
 });
 
 export type ResolvedAgentOptions = Required<
-  Omit<AgentOptions, 'mdns' | 'zone' | 'udpPort' | 'tcpPort' | 'capacity' | 'keyFile' | 'token' | 'keyring' | 'signingKey' | 'signingKeyFile' | 'limits'>
+  Omit<AgentOptions, 'mdns' | 'zone' | 'udpPort' | 'tcpPort' | 'wsPort' | 'wsPath' | 'capacity' | 'keyFile' | 'token' | 'keyring' | 'signingKey' | 'signingKeyFile' | 'limits'>
 > & {
   mdns: { interface: string; port?: number } | false;
   /** Decoded keys (from `keyring`; a keyFile is read by the agent). */
@@ -126,6 +133,9 @@ export type ResolvedAgentOptions = Required<
   zone: string | undefined;
   udpPort: number | undefined;
   tcpPort: number | undefined;
+  wsPort: number | undefined;
+  /** '/' when wsPort is set and no path was given; undefined without wsPort. */
+  wsPath: string | undefined;
   capacity: number | undefined;
   keyFile: string | undefined;
   token: string | undefined;
@@ -143,6 +153,9 @@ export const AGENT_OPTION_KEYS: Readonly<Record<keyof AgentOptions, true>> = {
   bind: true,
   udpPort: true,
   tcpPort: true,
+  wsPort: true,
+  wsPath: true,
+  wsTls: true,
   port: true,
   join: true,
   mdns: true,
@@ -162,7 +175,7 @@ export const AGENT_OPTION_KEYS: Readonly<Record<keyof AgentOptions, true>> = {
   logLevel: true,
 };
 
-type Kind = 'string' | 'int' | 'list' | 'ip' | 'enum';
+type Kind = 'string' | 'int' | 'list' | 'ip' | 'enum' | 'bool';
 
 /** One option as the CLI, the environment and config files know it. */
 export interface OptionSpec {
@@ -193,6 +206,10 @@ export const AGENT_OPTION_SPECS: readonly OptionSpec[] = [
   { path: 'bind', flag: 'bind', env: 'PEERLB_BIND', kind: 'ip', describe: 'address the agent listens on', default: 'the --host address' },
   { path: 'udpPort', flag: 'udp', env: 'PEERLB_UDP', kind: 'int', min: 1, max: 65535, describe: "the server's UDP port" },
   { path: 'tcpPort', flag: 'tcp', env: 'PEERLB_TCP', kind: 'int', min: 1, max: 65535, describe: "the server's TCP port" },
+  // The server's WebSocket endpoint (issue 15), kept in its own block.
+  { path: 'wsPort', flag: 'ws', env: 'PEERLB_WS', kind: 'int', min: 1, max: 65535, describe: "the server's WebSocket port (browser clients); an agent needs --udp, --tcp or --ws" },
+  { path: 'wsPath', flag: 'ws-path', env: 'PEERLB_WS_PATH', kind: 'string', default: '/', describe: "the server's WebSocket path, with --ws: starts with /, printable ASCII, at most 255 chars" },
+  { path: 'wsTls', flag: 'ws-tls', env: 'PEERLB_WS_TLS', kind: 'bool', default: 'false', describe: 'with --ws: the server speaks wss (TLS); a flag, or true/false in the variable and the file' },
   { path: 'port', flag: 'port', env: 'PEERLB_PORT', kind: 'int', min: 0, max: 65535, default: 7946, describe: "the agent's port: gossip, /v1/watch, /metrics, dashboard, /v1/load" },
   { path: 'join', flag: 'join', env: 'PEERLB_JOIN', kind: 'list', describe: 'seed agents to join, ws://host:port (repeat or comma-separate)' },
   { path: 'mdns.interface', flag: 'mdns-interface', env: 'PEERLB_MDNS_INTERFACE', kind: 'ip', describe: 'announce over mDNS on this interface (IPv4); off when not given' },
@@ -201,7 +218,7 @@ export const AGENT_OPTION_SPECS: readonly OptionSpec[] = [
   { path: 'zone', flag: 'zone', env: 'PEERLB_ZONE', kind: 'string', describe: 'zone (rack, room) of the server' },
   { path: 'capacity', flag: 'capacity', env: 'PEERLB_CAPACITY', kind: 'int', min: 1, max: 1e9, describe: 'sessions/connections the server takes at most; utilization = active / capacity' },
   { path: 'loadIntervalMs', flag: 'load-interval', env: 'PEERLB_LOAD_INTERVAL', kind: 'int', min: 50, max: 3_600_000, default: 1000, describe: 'load publish interval, ms (also at once on a large change)' },
-  { path: 'health.type', flag: 'health', env: 'PEERLB_HEALTH', kind: 'enum', choices: ['tcp', 'udp', 'ttl', 'none'], describe: 'health check of the server', default: 'tcp when --tcp is set, else none' },
+  { path: 'health.type', flag: 'health', env: 'PEERLB_HEALTH', kind: 'enum', choices: ['tcp', 'udp', 'ws', 'ttl', 'none'], describe: 'health check of the server (ws: a WebSocket open to the --ws endpoint)', default: 'tcp when --tcp is set, else none' },
   { path: 'health.intervalMs', flag: 'health-interval', env: 'PEERLB_HEALTH_INTERVAL', kind: 'int', min: HEALTH_RANGES.intervalMs[0], max: HEALTH_RANGES.intervalMs[1], default: DEFAULT_HEALTH_INTERVAL_MS, describe: 'health check interval, ms (for a ttl check: how often a missing report counts as a further failure)' },
   { path: 'health.timeoutMs', flag: 'health-timeout', env: 'PEERLB_HEALTH_TIMEOUT', kind: 'int', min: HEALTH_RANGES.timeoutMs[0], max: HEALTH_RANGES.timeoutMs[1], default: HEALTH_TIMEOUT_DEFAULT, describe: 'health check timeout, ms' },
   { path: 'health.rise', flag: 'health-rise', env: 'PEERLB_HEALTH_RISE', kind: 'int', min: HEALTH_RANGES.rise[0], max: HEALTH_RANGES.rise[1], default: DEFAULT_RISE, describe: 'successes before healthy (HAProxy rise; 1 for a ttl check unless given)' },

@@ -22,6 +22,8 @@ function typeOf(s: OptionSpec): string {
       return 'list';
     case 'ip':
       return 'IP address';
+    case 'bool':
+      return 'boolean';
     default:
       return 'string';
   }

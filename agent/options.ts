@@ -4,7 +4,7 @@ import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { BadOptionError, ConfigError } from '../sdk/core/errors.js';
 import { checkServiceName } from '../sdk/core/options.js';
-import { LIMITS } from '../sdk/core/protocol.js';
+import { LIMITS, wsPathProblem } from '../sdk/core/protocol.js';
 import { int, obj, oneOf, onlyKnown, str } from '../sdk/core/validate.js';
 import { LOG_LEVELS } from './log.js';
 import type { KeyObject } from 'node:crypto';
@@ -53,6 +53,11 @@ export function coerce(spec: OptionSpec, raw: string | string[], source: string)
     case 'enum':
       if (!spec.choices!.includes(str)) throw new BadOptionError(name, `must be one of ${spec.choices!.join(', ')}, got ${JSON.stringify(str)}`);
       return str;
+    case 'bool':
+      // A bare CLI flag comes as 'true' (agent/cli/agent.ts).
+      if (/^(true|1|yes)$/i.test(str.trim())) return true;
+      if (/^(false|0|no)$/i.test(str.trim())) return false;
+      throw new BadOptionError(name, `must be true or false, got ${JSON.stringify(str)}`);
     case 'ip':
       if (net.isIP(str) === 0) throw new BadOptionError(name, `must be an IPv4 or IPv6 address, got ${JSON.stringify(str)}`);
       return str;
@@ -132,7 +137,9 @@ export function resolveAgentOptions(input: AgentOptions): ResolvedAgentOptions {
   const bind = ip('bind', input.bind, host);
   const udpPort = specInt('udpPort', input.udpPort);
   const tcpPort = specInt('tcpPort', input.tcpPort);
-  if (udpPort === undefined && tcpPort === undefined) throw new BadOptionError('udpPort', 'or tcpPort must be given: the agent announces a server');
+  const { wsPort, wsPath, wsTls } = resolveWs(input);
+  if (udpPort === undefined && tcpPort === undefined && wsPort === undefined)
+    throw new BadOptionError('udpPort', 'tcpPort or wsPort must be given: the agent announces a server');
   const port = specInt('port', input.port)!;
   const join = input.join ?? [];
   if (!Array.isArray(join)) throw new BadOptionError('join', 'must be a list of ws:// URLs');
@@ -160,7 +167,7 @@ export function resolveAgentOptions(input: AgentOptions): ResolvedAgentOptions {
   const drainTimeoutMs = specInt('drainTimeoutMs', input.drainTimeoutMs)!;
   const gossipProfile = specEnum<'lan' | 'local'>('gossipProfile', input.gossipProfile);
   const logLevel = specEnum<(typeof LOG_LEVELS)[number]>('logLevel', input.logLevel);
-  const health = resolveHealth(input.health, tcpPort, udpPort);
+  const health = resolveHealth(input.health, tcpPort, udpPort, wsPort);
   const keyFile = str('keyFile', input.keyFile, 4096);
   let keyring: Buffer[] | undefined;
   if (input.keyring !== undefined) {
@@ -196,6 +203,9 @@ export function resolveAgentOptions(input: AgentOptions): ResolvedAgentOptions {
     bind,
     udpPort,
     tcpPort,
+    wsPort,
+    wsPath,
+    wsTls,
     port,
     join,
     mdns,
@@ -239,7 +249,20 @@ export async function checkLocalAddress(option: string, addr: string): Promise<v
   }
 }
 
-function resolveHealth(h: unknown, tcpPort: number | undefined, udpPort: number | undefined): HealthSpec {
+/** The server's WebSocket endpoint: a path or TLS without a port is refused (it would announce nothing). */
+function resolveWs(input: AgentOptions): { wsPort: number | undefined; wsPath: string | undefined; wsTls: boolean } {
+  const wsPort = specInt('wsPort', input.wsPort);
+  if (input.wsPath !== undefined) {
+    const problem = wsPathProblem(input.wsPath);
+    if (problem) throw new BadOptionError('wsPath', `${problem}, got ${JSON.stringify(String(input.wsPath).slice(0, 64))}`);
+  }
+  if (input.wsTls !== undefined && typeof input.wsTls !== 'boolean') throw new BadOptionError('wsTls', `must be true or false, got ${JSON.stringify(input.wsTls)}`);
+  if (wsPort === undefined && (input.wsPath !== undefined || input.wsTls !== undefined))
+    throw new BadOptionError(input.wsPath !== undefined ? 'wsPath' : 'wsTls', 'is set but wsPort is not: give the WebSocket port too');
+  return { wsPort, wsPath: wsPort === undefined ? undefined : (input.wsPath ?? optionSpec('wsPath').default as string), wsTls: input.wsTls === true };
+}
+
+function resolveHealth(h: unknown, tcpPort: number | undefined, udpPort: number | undefined, wsPort: number | undefined): HealthSpec {
   // No health options at all: the same defaults as when some are given (they are the ones --help shows).
   if (h === undefined) h = {};
   if (typeof h !== 'object' || h === null) throw new BadOptionError('health', 'must be an object with a type');
@@ -258,6 +281,9 @@ function resolveHealth(h: unknown, tcpPort: number | undefined, udpPort: number 
     case 'tcp':
       if (tcpPort === undefined) throw new BadOptionError('health.type', "is 'tcp' but no tcpPort is set");
       return { type: 'tcp', ...common };
+    case 'ws':
+      if (wsPort === undefined) throw new BadOptionError('health.type', "is 'ws' but no wsPort is set");
+      return { type: 'ws', ...common };
     case 'udp': {
       if (udpPort === undefined) throw new BadOptionError('health.type', "is 'udp' but no udpPort is set");
       const send = str('health.send', o.send, 1024);
@@ -273,6 +299,6 @@ function resolveHealth(h: unknown, tcpPort: number | undefined, udpPort: number 
     case 'none':
       return { type: 'none' };
     default:
-      throw new BadOptionError('health.type', `must be tcp, udp, ttl or none, got ${JSON.stringify(type)}`);
+      throw new BadOptionError('health.type', `must be tcp, udp, ws, ttl or none, got ${JSON.stringify(type)}`);
   }
 }

@@ -22,6 +22,10 @@ export interface MemberInfo {
   service: string;
   udpPort?: number;
   tcpPort?: number;
+  /** The server's WebSocket endpoint, when it has one (issue 15). */
+  wsPort?: number;
+  wsPath?: string;
+  wsTls?: boolean;
   weight: number;
   zone?: string;
   load: LoadReport | null;
@@ -46,6 +50,11 @@ export function memberMeta(o: ResolvedAgentOptions, health: Health): MemberMeta 
   const m: MemberMeta = { id: o.node, service: o.service, host: o.host, weight: o.weight, health };
   if (o.udpPort !== undefined) m.udpPort = o.udpPort;
   if (o.tcpPort !== undefined) m.tcpPort = o.tcpPort;
+  if (o.wsPort !== undefined) {
+    m.wsPort = o.wsPort;
+    m.wsPath = o.wsPath ?? '/';
+    if (o.wsTls) m.wsTls = true;
+  }
   if (o.zone !== undefined) m.zone = o.zone;
   return m;
 }
@@ -65,6 +74,11 @@ export function announceInfo(o: ResolvedAgentOptions, agentPort: number, health:
   if (load) info.utilization = load.utilization;
   if (o.udpPort !== undefined) info.udpPort = o.udpPort;
   if (o.tcpPort !== undefined) info.tcpPort = o.tcpPort;
+  if (o.wsPort !== undefined) {
+    info.wsPort = o.wsPort;
+    info.wsPath = o.wsPath ?? '/';
+    if (o.wsTls) info.wsTls = true;
+  }
   if (o.zone !== undefined) info.zone = o.zone;
   return info;
 }
@@ -100,6 +114,11 @@ export function memberInfo(m: Member, heardAt: number | undefined, now: number, 
   };
   if (m.meta.udpPort !== undefined) info.udpPort = m.meta.udpPort;
   if (m.meta.tcpPort !== undefined) info.tcpPort = m.meta.tcpPort;
+  if (m.meta.wsPort !== undefined) {
+    info.wsPort = m.meta.wsPort;
+    info.wsPath = m.meta.wsPath ?? '/';
+    info.wsTls = m.meta.wsTls === true;
+  }
   if (m.meta.zone !== undefined) info.zone = m.meta.zone;
   if (loadSource !== undefined) info.loadSource = loadSource;
   return info;
@@ -117,6 +136,11 @@ export function healthCheckFor(o: ResolvedAgentOptions): { check: HealthCheck; o
   switch (h.type) {
     case 'tcp':
       return { check: { type: 'tcp', host, port: o.tcpPort!, timeoutMs: h.timeoutMs }, opts: { intervalMs: h.intervalMs, rise: h.rise, fall: h.fall } };
+    case 'ws':
+      return {
+        check: { type: 'ws', host, port: o.wsPort!, path: o.wsPath ?? '/', tls: o.wsTls, timeoutMs: h.timeoutMs },
+        opts: { intervalMs: h.intervalMs, rise: h.rise, fall: h.fall },
+      };
     case 'udp':
       return {
         check: { type: 'udp', host, port: o.udpPort!, send: h.send, expect: h.expect, timeoutMs: h.timeoutMs },

@@ -23,13 +23,17 @@ export function registerAgent(program: Command): void {
     .description('run an agent beside a server: announce it, gossip with other agents, check its health')
     .option('--config <file>', 'JSON config file (flags > PEERLB_* env vars > file > defaults) (default: none)');
   for (const spec of AGENT_OPTION_SPECS) {
-    const arg = spec.kind === 'list' ? `<${spec.flag}...>` : `<${spec.kind === 'int' ? 'n' : 'value'}>`;
-    agentCmd.addOption(new Option(`--${spec.flag} ${arg}`, optionHelp(spec)));
+    // A bool option is a bare flag (`--ws-tls`); commander gives it true, passed on as 'true'.
+    const arg = spec.kind === 'bool' ? '' : spec.kind === 'list' ? ` <${spec.flag}...>` : ` <${spec.kind === 'int' ? 'n' : 'value'}>`;
+    agentCmd.addOption(new Option(`--${spec.flag}${arg}`, optionHelp(spec)));
   }
   agentCmd.action(async (flags: Record<string, string | string[] | undefined>) => {
     // commander camel-cases flags; the specs use the dashed names.
     const byFlag: Record<string, string | string[] | undefined> = {};
-    for (const spec of AGENT_OPTION_SPECS) byFlag[spec.flag] = flags[camel(spec.flag)];
+    for (const spec of AGENT_OPTION_SPECS) {
+      const v = flags[camel(spec.flag)] as string | string[] | boolean | undefined;
+      byFlag[spec.flag] = v === true ? 'true' : v === false ? undefined : v;
+    }
     const configFile = flags.config as string | undefined;
     const load = () => mergeAgentConfig({ file: configFile, env: process.env, flags: byFlag });
     /** Whether the config file set this option (then messages name it as the file does). */

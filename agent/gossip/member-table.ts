@@ -53,6 +53,9 @@ export function sameMeta(a: MemberMeta, b: MemberMeta): boolean {
     a.host === b.host &&
     a.udpPort === b.udpPort &&
     a.tcpPort === b.tcpPort &&
+    a.wsPort === b.wsPort &&
+    a.wsPath === b.wsPath &&
+    a.wsTls === b.wsTls &&
     a.weight === b.weight &&
     a.zone === b.zone &&
     a.health === b.health
@@ -63,6 +66,9 @@ export function copyMeta(m: MemberMeta): MemberMeta {
   const c: MemberMeta = { id: m.id, service: m.service, host: m.host, weight: m.weight, health: m.health };
   if (m.udpPort !== undefined) c.udpPort = m.udpPort;
   if (m.tcpPort !== undefined) c.tcpPort = m.tcpPort;
+  if (m.wsPort !== undefined) c.wsPort = m.wsPort;
+  if (m.wsPath !== undefined) c.wsPath = m.wsPath;
+  if (m.wsTls !== undefined) c.wsTls = m.wsTls;
   if (m.zone !== undefined) c.zone = m.zone;
   if (m.sig !== undefined && m.sigv !== undefined) {
     c.sig = m.sig;

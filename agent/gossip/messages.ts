@@ -27,7 +27,9 @@
  *           suspect [1, node, incarnation, fromNode]
  *           dead    [2, node, incarnation, fromNode]
  *           left    [3, node, incarnation]
- *   meta            [id | nil (= node), service, host, udpPort | 0, tcpPort | 0, weight, zone | nil, health 0..2, sigv?, sig?]
+ *   meta            [id | nil (= node), service, host, udpPort | 0, tcpPort | 0, weight, zone | nil, health 0..2, sigv?, sig?, ws?]
+ *                   (ws: [wsPort, wsPath | nil (= '/'), tls 0|1], the server's WebSocket endpoint; with
+ *                   it an unsigned meta sends nil, nil for sigv, sig. Older decoders ignore it.)
  *                   (sig: the 64-byte Ed25519 signature the member's own agent made of its record at
  *                   incarnation sigv, sdk/core/signing.ts; relayed unchanged. The decoder keeps it only
  *                   when sigv is the incarnation of the update or state carrying it: a signature of
@@ -224,7 +226,8 @@ function metaTuple(meta: MemberMeta, node: string): unknown[] {
     meta.weight,
     meta.zone ?? null,
     HEALTH_CODE[meta.health] ?? 0,
-    ...(meta.sig !== undefined && meta.sigv !== undefined ? [meta.sigv, Buffer.from(meta.sig, 'base64')] : []),
+    ...(meta.sig !== undefined && meta.sigv !== undefined ? [meta.sigv, Buffer.from(meta.sig, 'base64')] : meta.wsPort !== undefined ? [null, null] : []),
+    ...(meta.wsPort !== undefined ? [[meta.wsPort, meta.wsPath ?? null, meta.wsTls === true ? 1 : 0]] : []),
   ];
 }
 
@@ -420,6 +423,14 @@ function parseMeta(v: unknown, node: string, incarnation: number): MemberMeta {
   if (rec.udpPort !== undefined) meta.udpPort = rec.udpPort;
   if (rec.tcpPort !== undefined) meta.tcpPort = rec.tcpPort;
   if (rec.zone !== undefined) meta.zone = rec.zone;
+  if (t.length > 10 && t[10] !== null) {
+    const ws = tuple(t[10], 'meta.ws', 3);
+    const w = parseServerRecord({ id: rec.id, service: rec.service, host: rec.host, wsPort: ws[0], wsPath: ws[1] === null ? undefined : ws[1], wsTls: uint(ws[2], 'meta.ws.tls', 1) === 1 });
+    if (w.wsPort === undefined) throw new DecodeError('meta.ws needs a port');
+    meta.wsPort = w.wsPort;
+    if (w.wsPath !== undefined) meta.wsPath = w.wsPath;
+    if (w.wsTls) meta.wsTls = true;
+  }
   if (t.length > 8 && t[8] !== null) {
     const sigv = uint(t[8], 'meta.sigv');
     const sig = t[9];

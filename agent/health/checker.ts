@@ -4,6 +4,7 @@
  * Checks:
  *  - `tcp`: connect to the server's port and close gracefully (HAProxy's default layer-4 check, but
  *    with a FIN, not a reset: see probeTcp);
+ *  - `ws`: open a WebSocket to the server's ws endpoint and close it (probeWs);
  *  - `udp`: send a datagram and wait for a reply, optionally one that starts with `expect`;
  *  - `ttl`: no probe; healthy while the server keeps reporting (`reported()`), as Consul's TTL
  *    checks ("dead man's switch");
@@ -24,14 +25,17 @@ import { EventEmitter } from 'node:events';
 import { every, systemClock, type Clock, type TimerHandle } from '../../sdk/core/clock.js';
 import { BadOptionError } from '../../sdk/core/errors.js';
 import { int } from '../../sdk/core/validate.js';
-import { MAX_UDP_PAYLOAD, probeTcp, probeUdp, type ProbeResult } from './probes.js';
+import { MAX_UDP_PAYLOAD, probeTcp, probeUdp, probeWs, type ProbeResult } from './probes.js';
+import { wsPathProblem } from '../../sdk/core/protocol.js';
 import { DEFAULT_FALL, DEFAULT_HEALTH_INTERVAL_MS, DEFAULT_RISE, DEFAULT_TTL_FALL, DEFAULT_TTL_RISE, defaultProbeTimeoutMs, HEALTH_RANGES } from './defaults.js';
 
 export type HealthCheck =
   | { type: 'tcp'; host: string; port: number; timeoutMs?: number }
   | { type: 'udp'; host: string; port: number; send: string | Uint8Array; expect?: string | RegExp | Uint8Array; timeoutMs?: number }
   | { type: 'ttl'; ttlMs: number }
-  | { type: 'none' };
+  | { type: 'none' }
+  /** A WebSocket open to ws[s]://host:port/path (path default '/'). */
+  | { type: 'ws'; host: string; port: number; path?: string; tls?: boolean; timeoutMs?: number };
 
 export type HealthState = 'healthy' | 'unhealthy';
 
@@ -122,7 +126,8 @@ type ResolvedCheck =
   | { type: 'tcp'; host: string; port: number; timeoutMs: number }
   | { type: 'udp'; host: string; port: number; send: string | Uint8Array; expect?: string | RegExp | Uint8Array; timeoutMs: number }
   | { type: 'ttl'; ttlMs: number }
-  | { type: 'none' };
+  | { type: 'none' }
+  | { type: 'ws'; host: string; port: number; path: string; tls: boolean; timeoutMs: number };
 
 function resolveCheck(c: unknown, intervalMs: number): ResolvedCheck {
   if (typeof c !== 'object' || c === null) throw new BadOptionError('health', 'must be an object with a type');
@@ -145,13 +150,20 @@ function resolveCheck(c: unknown, intervalMs: number): ResolvedCheck {
       if (o.expect !== undefined) r.expect = o.expect as string | RegExp | Uint8Array;
       return r;
     }
+    case 'ws': {
+      const path = o.path ?? '/';
+      const problem = wsPathProblem(path);
+      if (problem) throw new BadOptionError('health.path', problem);
+      if (o.tls !== undefined && typeof o.tls !== 'boolean') throw new BadOptionError('health.tls', 'must be true or false');
+      return { type: 'ws', host: host(o.host), port: int('health.port', o.port, 0, 1, 65535), path: path as string, tls: o.tls === true, timeoutMs: timeoutMs() };
+    }
     case 'ttl':
       if (o.ttlMs === undefined) throw new BadOptionError('health.ttlMs', "is required for a 'ttl' check");
       return { type: 'ttl', ttlMs: int('health.ttlMs', o.ttlMs, 0, 1, 86_400_000) };
     case 'none':
       return { type: 'none' };
     default:
-      throw new BadOptionError('health.type', `must be tcp, udp, ttl or none, got ${JSON.stringify(o.type)}`);
+      throw new BadOptionError('health.type', `must be tcp, udp, ws, ttl or none, got ${JSON.stringify(o.type)}`);
   }
 }
 
@@ -267,7 +279,7 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
     const abort = new AbortController();
     this.abort = abort;
     const ctx = { clock: this.clock, signal: abort.signal };
-    const p: Promise<ProbeResult> = (c.type === 'tcp' ? probeTcp(c, ctx) : probeUdp(c, ctx)).then((r) => {
+    const p: Promise<ProbeResult> = (c.type === 'tcp' ? probeTcp(c, ctx) : c.type === 'ws' ? probeWs(c, ctx) : probeUdp(c, ctx)).then((r) => {
       if (this.inFlight === p) this.inFlight = undefined;
       // A probe aborted by stop() tells nothing about the server.
       return abort.signal.aborted ? r : this.apply(r);

@@ -1,5 +1,5 @@
 /**
- * Health probes on real sockets (tcp, udp), each bounded by a timeout on the Clock and ended early
+ * Health probes on real sockets (tcp, udp, ws), each bounded by a timeout on the Clock and ended early
  * by an AbortSignal. The checker (agent/health/checker.ts) schedules them and applies rise/fall.
  *
  * Nothing here throws: socket errors are probe failures, except those of the agent's own resources
@@ -7,7 +7,9 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
+import WebSocket from 'ws';
 import { systemClock, type Clock, type TimerHandle } from '../../sdk/core/clock.js';
+import { wsEndpointUrl } from '../../sdk/core/protocol.js';
 
 /** Outcome of one probe (or, for `ttl`, one look at the report age). */
 export interface ProbeResult {
@@ -145,6 +147,41 @@ export function probeTcp(check: { host: string; port: number; timeoutMs: number 
       sock.once('close', () => clearTimeout(grace));
       sock.resume(); // read the greeting (unread data at close time would make the close a RST)
       sock.end();
+    };
+  });
+}
+
+/**
+ * Open a WebSocket to the server's ws endpoint (`ws[s]://host:port/path`) and close it with 1000.
+ * Success = the upgrade completed (101 and a valid accept key): the server answers on that path,
+ * which a bare TCP connect to the port cannot tell. A wss check does not verify the certificate:
+ * the agent runs beside its server and asks whether it answers, not who it is (HAProxy's
+ * `check-ssl verify none`); clients verify it. The close waits up to TCP_CLOSE_GRACE_MS for the
+ * server's close frame, then the socket is destroyed.
+ */
+export function probeWs(check: { host: string; port: number; path?: string; tls?: boolean; timeoutMs: number }, ctx: ProbeContext = { clock: systemClock }): Promise<ProbeResult> {
+  const url = wsEndpointUrl(check.host, check.port, check.path, check.tls);
+  const what = `ws open ${url}`;
+  return probe(ctx, check.timeoutMs, what, (finish) => {
+    // No redirects, no compression, a small payload cap: the probe reads nothing the server sends.
+    const ws = new WebSocket(url, { perMessageDeflate: false, followRedirects: false, maxPayload: 4096, rejectUnauthorized: false });
+    let opened = false;
+    // Stays attached after the probe: a late error must not become an unhandled 'error' event.
+    ws.on('error', (err) => finish(false, `${what}: ${errText(err)}`, err));
+    ws.once('open', () => {
+      opened = true;
+      finish(true, `${what}: ok`);
+    });
+    return () => {
+      if (!opened) {
+        ws.terminate(); // timed out or aborted before the upgrade
+        return;
+      }
+      // Real timers, not the clock: socket hygiene after the verdict, not part of it.
+      const grace = setTimeout(() => ws.terminate(), TCP_CLOSE_GRACE_MS);
+      grace.unref();
+      ws.once('close', () => clearTimeout(grace));
+      ws.close(1000, 'health check');
     };
   });
 }

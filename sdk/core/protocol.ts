@@ -80,6 +80,12 @@ export interface ServerRecord {
   host: string;
   udpPort?: number;
   tcpPort?: number;
+  /** The server's WebSocket port, when it takes browser clients (issue 15). */
+  wsPort?: number;
+  /** The WebSocket path, with wsPort: starts with '/', printable ASCII, at most 255 chars (wsPathProblem). Default '/'. */
+  wsPath?: string;
+  /** With wsPort: the server speaks wss (TLS). */
+  wsTls?: boolean;
   /** Relative capacity, 1..10000 (nginx's `weight`); default 100. */
   weight: number;
   zone?: string;
@@ -108,6 +114,34 @@ function isStr(v: unknown, max: number = LIMITS.maxStringLength): v is string {
 function isPort(v: unknown): v is number {
   return Number.isInteger(v) && (v as number) > 0 && (v as number) < 65536;
 }
+/** Longest ws path a record may carry: one TXT string (RFC 6763 §6.1) holds `wspath=` and it. */
+export const MAX_WS_PATH_LENGTH = 255;
+
+/**
+ * Why `v` is not a WebSocket path a record may carry, or undefined when it is one: a string that
+ * starts with '/', of printable ASCII (0x21..0x7e: no spaces, no controls, nothing a URL or a
+ * TXT string would need escaped for), at most MAX_WS_PATH_LENGTH chars. A query (`?…`) is allowed.
+ */
+export function wsPathProblem(v: unknown): string | undefined {
+  if (typeof v !== 'string') return 'must be a string';
+  if (!v.startsWith('/')) return "must start with '/'";
+  if (v.length > MAX_WS_PATH_LENGTH) return `must be at most ${MAX_WS_PATH_LENGTH} chars`;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 0x21 || c > 0x7e) return 'must be printable ASCII without spaces';
+  }
+  return undefined;
+}
+
+/**
+ * The URL of a server's WebSocket endpoint: `ws[s]://host:port/path`, an IPv6 host in brackets
+ * (RFC 3986 §3.2.2). `path` defaults to '/'. What `server.wsUrl` is and what `--health ws` opens.
+ */
+export function wsEndpointUrl(host: string, port: number, path: string | undefined, tls: boolean | undefined): string {
+  const h = host.includes(':') ? `[${host}]` : host;
+  return `${tls ? 'wss' : 'ws'}://${h}:${port}${path ?? '/'}`;
+}
+
 function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= 1e9;
 }
@@ -187,6 +221,12 @@ export function parseServerRecord(v: unknown): ServerRecord {
   if (!isStr(o.host)) throw new DecodeError('server.host must be a non-empty string');
   if (o.udpPort !== undefined && o.udpPort !== null && !isPort(o.udpPort)) throw new DecodeError('server.udpPort must be a port');
   if (o.tcpPort !== undefined && o.tcpPort !== null && !isPort(o.tcpPort)) throw new DecodeError('server.tcpPort must be a port');
+  if (o.wsPort !== undefined && o.wsPort !== null && !isPort(o.wsPort)) throw new DecodeError('server.wsPort must be a port');
+  if (o.wsPath !== undefined && o.wsPath !== null) {
+    const problem = wsPathProblem(o.wsPath);
+    if (problem) throw new DecodeError(`server.wsPath ${problem}`);
+  }
+  if (o.wsTls !== undefined && o.wsTls !== null && typeof o.wsTls !== 'boolean') throw new DecodeError('server.wsTls must be a boolean');
   const weight = o.weight ?? DEFAULT_WEIGHT;
   if (!Number.isInteger(weight) || (weight as number) < 1 || (weight as number) > MAX_WEIGHT)
     throw new DecodeError(`server.weight must be an integer in 1..${MAX_WEIGHT}`);
@@ -197,6 +237,12 @@ export function parseServerRecord(v: unknown): ServerRecord {
   const rec: ServerRecord = { id: o.id, service: o.service, host: o.host, weight: weight as number, health: health as Health };
   if (isPort(o.udpPort)) rec.udpPort = o.udpPort;
   if (isPort(o.tcpPort)) rec.tcpPort = o.tcpPort;
+  // The path and TLS flag describe the ws endpoint: without a wsPort they mean nothing and are dropped.
+  if (isPort(o.wsPort)) {
+    rec.wsPort = o.wsPort;
+    if (typeof o.wsPath === 'string') rec.wsPath = o.wsPath;
+    if (o.wsTls === true) rec.wsTls = true;
+  }
   if (isStr(o.zone)) rec.zone = o.zone;
   if (isStr(o.agent, 2048)) rec.agent = o.agent;
   if (o.sig !== undefined && o.sig !== null) {
@@ -214,14 +260,14 @@ export function parseServerRecord(v: unknown): ServerRecord {
 /**
  * A record a client can take into its view: parseServerRecord's checks, and a host that is an
  * address a server can have (serverAddressProblem: an IP literal, not 0.0.0.0 or ::, not
- * multicast or broadcast) and at least one port. Every record the SDK takes from the network
+ * multicast or broadcast) and at least one port (udp, tcp or ws). Every record the SDK takes from the network
  * (watch frames, mDNS) or from a feed goes through it. Throws DecodeError.
  */
 export function parseUsableServerRecord(v: unknown): ServerRecord {
   const r = parseServerRecord(v);
   const problem = serverAddressProblem(r.host);
   if (problem) throw new DecodeError(`server.host ${problem}, got ${JSON.stringify(r.host.slice(0, 64))}`);
-  if (r.udpPort === undefined && r.tcpPort === undefined) throw new DecodeError('server record needs a udpPort or a tcpPort');
+  if (r.udpPort === undefined && r.tcpPort === undefined && r.wsPort === undefined) throw new DecodeError('server record needs a udpPort, a tcpPort or a wsPort');
   return r;
 }
 

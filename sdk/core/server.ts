@@ -1,4 +1,4 @@
-import type { Health, LoadReport, ServerRecord } from './protocol.js';
+import { wsEndpointUrl, type Health, type LoadReport, type ServerRecord } from './protocol.js';
 import { estimateLoad } from './timing.js';
 
 /** Ticks of own-count history kept per server: 32 × 100 ms covers reports up to 3.2 s old. */
@@ -13,6 +13,16 @@ export interface Server {
   readonly weight: number;
   readonly zone: string | undefined;
   readonly health: Health;
+  /**
+   * `ws[s]://host:port/path` of the server's WebSocket endpoint (the record's wsPort, wsPath,
+   * wsTls; an IPv6 host in brackets), when it has one: what a browser client opens.
+   */
+  readonly wsUrl?: string;
+}
+
+/** A record's WebSocket URL (Server.wsUrl), or undefined when it has no wsPort. */
+export function recordWsUrl(rec: Pick<ServerRecord, 'host' | 'wsPort' | 'wsPath' | 'wsTls'>): string | undefined {
+  return rec.wsPort === undefined ? undefined : wsEndpointUrl(rec.host, rec.wsPort, rec.wsPath, rec.wsTls);
 }
 
 /** One row of `cluster.servers()`: a snapshot of everything known about a server. */
@@ -60,6 +70,7 @@ export class ServerState implements Server {
   host!: string; // these three set by assign(), from the constructor
   udpPort: number | undefined;
   tcpPort: number | undefined;
+  wsUrl: string | undefined;
   weight!: number;
   zone: string | undefined;
   health!: Health;
@@ -121,6 +132,8 @@ export class ServerState implements Server {
     this.host = rec.host;
     this.udpPort = rec.udpPort;
     this.tcpPort = rec.tcpPort;
+    // Built once per record, not per pick: the hot path only reads it.
+    this.wsUrl = recordWsUrl(rec);
     this.weight = rec.weight;
     this.zone = rec.zone;
     this.health = rec.health;

@@ -13,7 +13,7 @@
  *    port. The instance name is left out on purpose: a responder renames itself on a name conflict
  *    (`n1 (2)`), and the name is not what clients connect to.
  *  - /v1/watch: a record's identity and endpoint — id, service, host, UDP and TCP ports, weight,
- *    zone, agent URL — and `sigv`, the origin's gossip incarnation when it signed. The origin signs
+ *    zone, agent URL, and the WebSocket endpoint (port, path, TLS) when there is one — and `sigv`, the origin's gossip incarnation when it signed. The origin signs
  *    again whenever its incarnation changes (a new meta, a refutation): a few times a day, not once
  *    a second. Agents keep a member's signature only when it came with the incarnation it names, so
  *    an old signed meta cannot be replayed over a newer one through gossip (agents order a member's
@@ -153,10 +153,19 @@ export function mdnsSigningBytes(host: string, agentPort: number, txt: readonly 
 }
 
 /** What a record's signature covers: its identity and endpoint, and the version it was signed at. */
-export type SignedFields = Pick<ServerRecord, 'id' | 'service' | 'host' | 'udpPort' | 'tcpPort' | 'weight' | 'zone' | 'agent'>;
+export type SignedFields = Pick<ServerRecord, 'id' | 'service' | 'host' | 'udpPort' | 'tcpPort' | 'weight' | 'zone' | 'agent' | 'wsPort' | 'wsPath' | 'wsTls'>;
 
+/**
+ * The signed text. A record with a wsPort appends [wsPort, path, tls] after the version (the path
+ * as the view uses it: '/' when absent); one without keeps exactly the text of the releases before
+ * ws endpoints, so their signatures still verify. A forger can neither add a ws endpoint to a
+ * signed record nor move one: either changes the text. wsPath/wsTls without a wsPort are not part
+ * of a record (parseServerRecord drops them) and are not signed.
+ */
 function recordSigningText(r: SignedFields, version: number): string {
-  return JSON.stringify([RECORD_DOMAIN, r.id, r.service, r.host, r.udpPort ?? 0, r.tcpPort ?? 0, r.weight, r.zone ?? null, r.agent ?? null, version]);
+  const base: unknown[] = [RECORD_DOMAIN, r.id, r.service, r.host, r.udpPort ?? 0, r.tcpPort ?? 0, r.weight, r.zone ?? null, r.agent ?? null, version];
+  if (r.wsPort !== undefined) base.push(r.wsPort, r.wsPath ?? '/', r.wsTls === true);
+  return JSON.stringify(base);
 }
 
 /** The bytes a server record's signature covers (see the module comment): not its load nor its health. */

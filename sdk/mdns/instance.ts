@@ -40,10 +40,15 @@ export function toBrowsed(a: Announcement): BrowsedInstance {
   if (a.signature) b.signature = a.signature;
   if (a.udpPort !== undefined) b.udpPort = a.udpPort;
   if (a.tcpPort !== undefined) b.tcpPort = a.tcpPort;
+  if (a.wsPort !== undefined) {
+    b.wsPort = a.wsPort;
+    b.wsPath = a.wsPath ?? '/';
+    if (a.wsTls) b.wsTls = true;
+  }
   if (a.zone !== undefined) b.zone = a.zone;
   return b;
 }
 
 /** Equal keys: nothing a listener sees changed. */
 export const instanceKey = (i: BrowsedInstance): string =>
-  JSON.stringify([i.node, i.service, i.host, i.agentPort, i.udpPort, i.tcpPort, i.weight, i.zone, i.health, i.loadBucket, i.signature?.sig]);
+  JSON.stringify([i.node, i.service, i.host, i.agentPort, i.udpPort, i.tcpPort, i.wsPort, i.wsPath, i.wsTls, i.weight, i.zone, i.health, i.loadBucket, i.signature?.sig]);

@@ -171,6 +171,11 @@ export function assembleAnnouncement(instance: string, srv: unknown, txt: unknow
   }
   if (t.udpPort !== undefined) a.udpPort = t.udpPort;
   if (t.tcpPort !== undefined) a.tcpPort = t.tcpPort;
+  if (t.wsPort !== undefined) {
+    a.wsPort = t.wsPort;
+    a.wsPath = t.wsPath ?? '/';
+    if (t.wsTls) a.wsTls = true;
+  }
   if (t.zone !== undefined) a.zone = t.zone;
   return a;
 }

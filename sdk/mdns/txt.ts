@@ -4,7 +4,7 @@
  * last), `decodeTxt` reads untrusted strings into typed fields or a typed error. Pure.
  */
 import { DecodeError, PeerlbError, UnsupportedVersionError, BadOptionError } from '../core/errors.js';
-import { DEFAULT_WEIGHT, HEALTH_VALUES, LIMITS, MAX_WEIGHT, PROTOCOL_VERSION, type Health } from '../core/protocol.js';
+import { DEFAULT_WEIGHT, HEALTH_VALUES, LIMITS, MAX_WEIGHT, PROTOCOL_VERSION, wsPathProblem, type Health } from '../core/protocol.js';
 import { mdnsSigningBytes, TXT_SIG_KEY } from '../core/signing.js';
 
 /** Signs the bytes an mDNS TXT signature covers (sdk/core/signing.ts), returning base64. */
@@ -18,6 +18,10 @@ export interface TxtFields {
   node: string;
   udpPort?: number;
   tcpPort?: number;
+  /** The server's WebSocket endpoint: TXT `ws=<port>`, `wspath=<path>` (absent: '/'), `wstls=1`. */
+  wsPort?: number;
+  wsPath?: string;
+  wsTls?: boolean;
   weight: number;
   zone?: string;
   health: Health;
@@ -43,6 +47,9 @@ export const TXT_KEYS = {
   node: 'node',
   udpPort: 'udp',
   tcpPort: 'tcp',
+  wsPort: 'ws',
+  wsPath: 'wspath',
+  wsTls: 'wstls',
   weight: 'w',
   zone: 'zone',
   health: 'h',
@@ -71,6 +78,12 @@ function checkFields(t: TxtFields): void {
   str('zone', t.zone, false);
   if (t.udpPort !== undefined && !isPort(t.udpPort)) throw new BadOptionError('udpPort', 'must be a port (1..65535)');
   if (t.tcpPort !== undefined && !isPort(t.tcpPort)) throw new BadOptionError('tcpPort', 'must be a port (1..65535)');
+  if (t.wsPort !== undefined && !isPort(t.wsPort)) throw new BadOptionError('wsPort', 'must be a port (1..65535)');
+  if (t.wsPath !== undefined) {
+    const problem = wsPathProblem(t.wsPath);
+    if (problem) throw new BadOptionError('wsPath', problem);
+  }
+  if ((t.wsPath !== undefined || t.wsTls) && t.wsPort === undefined) throw new BadOptionError('wsPath', 'and wsTls need a wsPort');
   if (!Number.isInteger(t.weight) || t.weight < 1 || t.weight > MAX_WEIGHT) throw new BadOptionError('weight', `must be an integer in 1..${MAX_WEIGHT}`);
   if (!HEALTH_VALUES.includes(t.health)) throw new BadOptionError('health', `must be one of ${HEALTH_VALUES.join(', ')}`);
   if (!Number.isInteger(t.loadBucket) || t.loadBucket < 0 || t.loadBucket > MAX_LOAD_BUCKET)
@@ -90,6 +103,10 @@ export function encodeTxt(t: TxtFields, signed?: { sign: TxtSigner; host: string
     [TXT_KEYS.node, t.node],
     [TXT_KEYS.udpPort, t.udpPort],
     [TXT_KEYS.tcpPort, t.tcpPort],
+    [TXT_KEYS.wsPort, t.wsPort],
+    // '/' is the default: left out, so a ws endpoint costs one TXT string in the common case.
+    [TXT_KEYS.wsPath, t.wsPath === '/' ? undefined : t.wsPath],
+    [TXT_KEYS.wsTls, t.wsTls ? 1 : undefined],
     [TXT_KEYS.weight, t.weight],
     [TXT_KEYS.zone, t.zone],
     [TXT_KEYS.health, t.health],
@@ -184,6 +201,18 @@ export function decodeTxt(strings: readonly unknown[]): DecodedTxt {
   if (udp !== undefined) out.udpPort = parseUint(TXT_KEYS.udpPort, udp, 1, 65535);
   const tcp = found.get(TXT_KEYS.tcpPort);
   if (tcp !== undefined) out.tcpPort = parseUint(TXT_KEYS.tcpPort, tcp, 1, 65535);
+  const ws = found.get(TXT_KEYS.wsPort);
+  if (ws !== undefined) {
+    out.wsPort = parseUint(TXT_KEYS.wsPort, ws, 1, 65535);
+    const path = found.get(TXT_KEYS.wsPath) ?? '/';
+    const problem = wsPathProblem(path);
+    if (problem) throw new DecodeError(`TXT ${TXT_KEYS.wsPath}= ${problem}`);
+    out.wsPath = path;
+    const tls = found.get(TXT_KEYS.wsTls);
+    if (tls !== undefined && tls !== '0' && tls !== '1') throw new DecodeError(`TXT ${TXT_KEYS.wsTls}= must be 0 or 1, got ${JSON.stringify(tls.slice(0, 40))}`);
+    if (tls === '1') out.wsTls = true;
+  }
+  // wspath= and wstls= without ws= describe no endpoint: ignored, as unknown keys are.
   const w = found.get(TXT_KEYS.weight);
   if (w !== undefined) out.weight = parseUint(TXT_KEYS.weight, w, 1, MAX_WEIGHT);
   const zone = str(TXT_KEYS.zone, false);

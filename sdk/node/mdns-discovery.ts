@@ -37,6 +37,11 @@ export function recordFromInstance(i: BrowsedInstance): ServerRecord {
   };
   if (i.udpPort !== undefined) r.udpPort = i.udpPort;
   if (i.tcpPort !== undefined) r.tcpPort = i.tcpPort;
+  if (i.wsPort !== undefined) {
+    r.wsPort = i.wsPort;
+    r.wsPath = i.wsPath ?? '/';
+    if (i.wsTls) r.wsTls = true;
+  }
   if (i.zone !== undefined) r.zone = i.zone;
   return r;
 }

@@ -49,7 +49,7 @@ describe('parseUsableServerRecord (watch frames, mDNS, feeds)', () => {
   });
 
   it('refuses a record with neither a UDP nor a TCP port', () => {
-    expect(() => parseUsableServerRecord(rec({ udpPort: undefined }))).toThrow(/needs a udpPort or a tcpPort/);
+    expect(() => parseUsableServerRecord(rec({ udpPort: undefined }))).toThrow(/needs a udpPort, a tcpPort or a wsPort/);
     expect(() => parseUsableServerRecord(rec({ udpPort: null, tcpPort: null } as never))).toThrow(DecodeError);
     expect(parseUsableServerRecord(rec({ udpPort: undefined, tcpPort: 7000 }))).toMatchObject({ tcpPort: 7000 });
   });
