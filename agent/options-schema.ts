@@ -208,7 +208,7 @@ export const AGENT_OPTION_SPECS: readonly OptionSpec[] = [
   { path: 'tcpPort', flag: 'tcp', env: 'PEERLB_TCP', kind: 'int', min: 1, max: 65535, describe: "the server's TCP port" },
   // The server's WebSocket endpoint (issue 15), kept in its own block.
   { path: 'wsPort', flag: 'ws', env: 'PEERLB_WS', kind: 'int', min: 1, max: 65535, describe: "the server's WebSocket port (browser clients); an agent needs --udp, --tcp or --ws" },
-  { path: 'wsPath', flag: 'ws-path', env: 'PEERLB_WS_PATH', kind: 'string', default: '/', describe: "the server's WebSocket path, with --ws: starts with /, printable ASCII, at most 255 chars" },
+  { path: 'wsPath', flag: 'ws-path', env: 'PEERLB_WS_PATH', kind: 'string', default: '/', describe: "the server's WebSocket path, with --ws: starts with /, printable ASCII without spaces, at most 248 chars (one mDNS TXT string)" },
   { path: 'wsTls', flag: 'ws-tls', env: 'PEERLB_WS_TLS', kind: 'bool', default: 'false', describe: 'with --ws: the server speaks wss (TLS); a flag, or true/false in the variable and the file' },
   { path: 'port', flag: 'port', env: 'PEERLB_PORT', kind: 'int', min: 0, max: 65535, default: 7946, describe: "the agent's port: gossip, /v1/watch, /metrics, dashboard, /v1/load" },
   { path: 'join', flag: 'join', env: 'PEERLB_JOIN', kind: 'list', describe: 'seed agents to join, ws://host:port (repeat or comma-separate)' },

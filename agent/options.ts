@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { BadOptionError, ConfigError } from '../sdk/core/errors.js';
 import { checkServiceName } from '../sdk/core/options.js';
 import { LIMITS, wsPathProblem } from '../sdk/core/protocol.js';
+import { TXT_KEYS } from '../sdk/mdns/txt.js';
 import { int, obj, oneOf, onlyKnown, str } from '../sdk/core/validate.js';
 import { LOG_LEVELS } from './log.js';
 import type { KeyObject } from 'node:crypto';
@@ -249,12 +250,18 @@ export async function checkLocalAddress(option: string, addr: string): Promise<v
   }
 }
 
+const TXT_WS_PATH_KEY = TXT_KEYS.wsPath;
+
 /** The server's WebSocket endpoint: a path or TLS without a port is refused (it would announce nothing). */
 function resolveWs(input: AgentOptions): { wsPort: number | undefined; wsPath: string | undefined; wsTls: boolean } {
   const wsPort = specInt('wsPort', input.wsPort);
   if (input.wsPath !== undefined) {
     const problem = wsPathProblem(input.wsPath);
     if (problem) throw new BadOptionError('wsPath', `${problem}, got ${JSON.stringify(String(input.wsPath).slice(0, 64))}`);
+    // Announced over mDNS as the TXT string `wspath=<path>`, at most 255 bytes (RFC 6763 §6.1):
+    // refused here, naming the option, as the zone is (a record itself may carry 255 chars).
+    const max = LIMITS.maxTxtStringBytes - `${TXT_WS_PATH_KEY}=`.length;
+    if ((input.wsPath as string).length > max) throw new BadOptionError('wsPath', `must be at most ${max} chars (mDNS announces it as "${TXT_WS_PATH_KEY}=…", at most ${LIMITS.maxTxtStringBytes} bytes), got ${(input.wsPath as string).length}`);
   }
   if (input.wsTls !== undefined && typeof input.wsTls !== 'boolean') throw new BadOptionError('wsTls', `must be true or false, got ${JSON.stringify(input.wsTls)}`);
   if (wsPort === undefined && (input.wsPath !== undefined || input.wsTls !== undefined))

@@ -292,3 +292,41 @@ describe('encoded sizes', () => {
     }
   });
 });
+
+describe('the WebSocket endpoint in a member meta', () => {
+  const wsMeta: MemberMeta = { ...meta, wsPort: 8080, wsPath: '/play', wsTls: true };
+  const alive = (m: MemberMeta): GossipFrame => ({ type: 'gossip', from, piggyback: { updates: [{ kind: 'alive', node: 'n1', incarnation: 3, addr: 'ws://10.0.0.1:7946', meta: m }], loads: [] } });
+  const metaOf = (f: GossipFrame) => (f.type === 'gossip' ? (f.piggyback.updates[0] as { meta: MemberMeta }).meta : undefined);
+
+  it('round trips unsigned and signed, with and without a path', () => {
+    const sig = Buffer.alloc(64, 7).toString('base64');
+    for (const m of [wsMeta, { ...meta, wsPort: 1 }, { ...wsMeta, sig, sigv: 3 }, { ...meta2, wsPort: 9, wsPath: '/' }]) {
+      const bytes = encodeFrame(alive(m));
+      expect(metaOf(decodeFrame(bytes))).toEqual(m);
+      expect(Buffer.compare(encodeFrame(decodeFrame(bytes)), bytes)).toBe(0);
+    }
+  });
+
+  it('a meta without ws encodes exactly as before (8 values, or 10 with a signature)', () => {
+    // What earlier releases send and expect: the ws value only ever appears as an 11th.
+    const plain = encodeFrame(alive(meta));
+    const withWs = encodeFrame(alive({ ...meta, wsPort: 8080 }));
+    // An unsigned ws meta carries nil, nil for sigv, sig and then [port, path, tls]: 3 + 5 bytes or so more.
+    expect(withWs.length - plain.length).toBeGreaterThan(4);
+    expect(withWs.length - plain.length).toBeLessThan(16);
+    expect(metaOf(decodeFrame(plain))).not.toHaveProperty('wsPort');
+  });
+
+  it('a bad ws value is a DecodeError, never a throw of another kind', () => {
+    const bytes = encodeFrame(alive(wsMeta));
+    // Swap the encoded path for one that breaks the rules, keeping the msgpack length byte valid.
+    const i = bytes.indexOf(Buffer.from('/play'));
+    expect(i).toBeGreaterThan(0);
+    const bad = Buffer.from(bytes);
+    bad.write('p lay', i, 'latin1');
+    expect(() => decodeFrame(bad)).toThrow(DecodeError);
+    const noSlash = Buffer.from(bytes);
+    noSlash.write('xplay', i, 'latin1');
+    expect(() => decodeFrame(noSlash)).toThrow(/wsPath/);
+  });
+});

@@ -16,7 +16,7 @@ import {
   webCryptoVerifier,
   type SignatureVerifier,
 } from '../../../../sdk/core/signing.js';
-import { nodePublicKey, nodeVerifier, publicKeyBase64, signBytes, signRecord } from '../../../../sdk/node/signing.js';
+import { checkRecordSignature, nodePublicKey, nodeVerifier, publicKeyBase64, signBytes, signRecord } from '../../../../sdk/node/signing.js';
 import type { ServerRecord } from '../../../../sdk/core/protocol.js';
 
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
@@ -131,5 +131,43 @@ describe('RecordVerifier with an asynchronous verifier', () => {
     d.release();
     await expect(q).resolves.toEqual({ why: undefined, fresh: true });
     expect(d.calls()).toBe(2);
+  });
+});
+
+describe('the WebSocket endpoint in the signed bytes', () => {
+  const ws: ServerRecord = { ...rec, wsPort: 8080, wsPath: '/game', wsTls: true };
+
+  it('a record without ws fields signs exactly the bytes of the releases before them', () => {
+    // The text recordSigningBytes made before ws endpoints existed, written out: old signatures verify.
+    const old = JSON.stringify(['peerlb-record-v2', 'n1', 'game', '127.0.0.1', 7000, 0, 100, null, 'ws://127.0.0.1:7946', 3]);
+    expect(new TextDecoder().decode(recordSigningBytes(rec, 3))).toBe(old);
+    const oldSig = signBytes(new TextEncoder().encode(old), privateKey);
+    expect(checkRecordSignature({ ...rec, sig: oldSig, sigv: 3 }, publicKey)).toBeUndefined();
+  });
+
+  it('covers port, path and TLS: adding, moving or dropping the endpoint breaks the signature', () => {
+    const signed = signRecord(ws, privateKey, 5);
+    expect(checkRecordSignature(signed, publicKey)).toBeUndefined();
+    const forged: ServerRecord[] = [
+      { ...signed, wsPort: 8081 },
+      { ...signed, wsPath: '/other' },
+      { ...signed, wsTls: undefined },
+      { ...signed, wsPort: undefined, wsPath: undefined, wsTls: undefined },
+    ];
+    for (const f of forged) expect(checkRecordSignature(f, publicKey), JSON.stringify(f)).toBe('bad-signature');
+    // A ws endpoint added to a record signed without one.
+    const plain = signRecord(rec, privateKey, 5);
+    expect(checkRecordSignature({ ...plain, wsPort: 9999 }, publicKey)).toBe('bad-signature');
+  });
+
+  it("an absent path signs as '/' (the same endpoint), and the WebCrypto verifier agrees", async () => {
+    const a = { ...rec, wsPort: 8080 };
+    expect(recordSigningBytes(a, 1)).toEqual(recordSigningBytes({ ...a, wsPath: '/' }, 1));
+    expect(recordSigningBytes(a, 1)).not.toEqual(recordSigningBytes(rec, 1));
+    const web = webCryptoVerifier(parsePublicKeyText(publicKeyBase64(publicKey), 'k'));
+    await web.ready;
+    const signed = signRecord(ws, privateKey, 2);
+    expect(await web.verify(recordSigningBytes(signed, 2), Buffer.from(signed.sig!, 'base64'))).toBe(true);
+    expect(await web.verify(recordSigningBytes({ ...signed, wsPath: '/x' }, 2), Buffer.from(signed.sig!, 'base64'))).toBe(false);
   });
 });
