@@ -140,7 +140,7 @@ export function resolveAgentOptions(input: AgentOptions): ResolvedAgentOptions {
   const tcpPort = specInt('tcpPort', input.tcpPort);
   const { wsPort, wsPath, wsTls } = resolveWs(input);
   if (udpPort === undefined && tcpPort === undefined && wsPort === undefined)
-    throw new BadOptionError('udpPort', 'tcpPort or wsPort must be given: the agent announces a server');
+    throw new BadOptionError('udpPort', 'or tcpPort or wsPort must be given: the agent announces a server');
   const port = specInt('port', input.port)!;
   const join = input.join ?? [];
   if (!Array.isArray(join)) throw new BadOptionError('join', 'must be a list of ws:// URLs');

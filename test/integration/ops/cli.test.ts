@@ -60,7 +60,7 @@ describe('version and usage errors', () => {
 
   it.each([
     [['--udp', '7001', '--health', 'udp'], /option "--health-udp-send" is required for a 'udp' health check/],
-    [[], /option "--udp" or --tcp must be given/],
+    [[], /option "--udp" or --tcp or --ws must be given/],
     [['--udp', '7001', '--health', 'tcp'], /option "--health" is 'tcp' but no --tcp is set/],
     [['--tcp', '7000', '--join', 'http://127.0.0.1:1'], /option "--join" must be ws:\/\/host:port/],
   ])('agent %j: the message names flags, not option paths', async (flags, re) => {

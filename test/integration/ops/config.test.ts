@@ -128,7 +128,7 @@ describe('`peerlb agent --help`', () => {
         checked++;
       }
     }
-    expect(checked).toBe(AGENT_OPTION_SPECS.length - 8); // all but service, tcpPort, health.timeoutMs and the five below
+    expect(checked).toBe(AGENT_OPTION_SPECS.length - 10); // all but service, tcpPort, health.timeoutMs and the seven below
     expect(withTcp.mdns).toBe(false);
     expect(udpOnly.tcpPort).toBeUndefined();
     // The defaults described in words.
@@ -142,6 +142,9 @@ describe('`peerlb agent --help`', () => {
     // mdns.port: unset unless given; the announcer then uses the mDNS port.
     expect(resolveAgentOptions({ service: 'game', tcpPort: 7000, mdns: { interface: '127.0.0.1' } }).mdns).toEqual({ interface: '127.0.0.1' });
     expect(MDNS_PORT).toBe(5353);
+    // wsPath '/' and wsTls false (issue 15): with a wsPort; without one there is no ws endpoint.
+    expect(resolveAgentOptions({ service: 'game', wsPort: 8080 })).toMatchObject({ wsPath: '/', wsTls: false });
+    expect(withTcp).toMatchObject({ wsPort: undefined, wsPath: undefined, wsTls: false });
   });
 });
 
@@ -153,7 +156,7 @@ describe('bad values are refused in one line naming the option', () => {
     ['port out of range', ['--port', '70000'], {}, /"--port" must be an integer in 0\.\.65535/],
     ['unknown enum value', ['--gossip-profile', 'fast'], {}, /"--gossip-profile" must be one of lan, local, got "fast"/],
     ['bad log level', ['--log-level', 'loud'], {}, /"--log-level" must be one of fatal, error/],
-    ['bad health type', ['--health', 'bogus'], {}, /"--health" must be one of tcp, udp, ttl, none/],
+    ['bad health type', ['--health', 'bogus'], {}, /"--health" must be one of tcp, udp, ws, ttl, none/],
     ['not an address', ['--host', 'example.com'], {}, /"--host" must be an IPv4 or IPv6 address, got "example\.com"/],
     ['bad join URL', ['--join', 'http://127.0.0.1:1'], {}, /"--join" must be ws:\/\/host:port/],
     ['bad environment variable', [], { PEERLB_WEIGHT: 'x' }, /"PEERLB_WEIGHT" must be an integer, got "x"/],

@@ -85,7 +85,7 @@ describe('server records from mDNS', () => {
       await until(() => errors.length >= 2 && c!.servers().length > 0, 5000, 'two reports and the genuine server');
       expect(c.servers().map((s) => s.id)).toEqual(['good']);
       expect(errors.map((e) => e.message).join('\n')).toMatch(/unspecified/);
-      expect(errors.map((e) => e.message).join('\n')).toMatch(/udpPort or a tcpPort/);
+      expect(errors.map((e) => e.message).join('\n')).toMatch(/needs a udpPort, a tcpPort or a wsPort/);
     } finally {
       await c?.close();
       await Promise.all(announcers.map((a) => a.stop()));

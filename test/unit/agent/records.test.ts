@@ -60,7 +60,7 @@ describe('the WebSocket endpoint in the record views', () => {
   });
 
   it('options: a ws-only agent is valid; path and TLS need the port; the path is checked', () => {
-    expect(() => resolveAgentOptions({ service: 'game' })).toThrow(/udpPort.*tcpPort or wsPort must be given/);
+    expect(() => resolveAgentOptions({ service: 'game' })).toThrow(/"udpPort" or tcpPort or wsPort must be given/);
     expect(resolveAgentOptions({ service: 'game', wsPort: 1 })).toMatchObject({ wsPort: 1, wsPath: '/', wsTls: false });
     expect(resolveAgentOptions({ service: 'game', udpPort: 1 })).toMatchObject({ wsPort: undefined, wsPath: undefined, wsTls: false });
     expect(() => resolveAgentOptions({ service: 'game', udpPort: 1, wsPath: '/x' })).toThrow(/wsPath.*wsPort is not/);
