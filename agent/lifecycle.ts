@@ -294,7 +294,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     // The effective configuration (after defaults < file < env < flags), secrets masked.
     const masked = (v: unknown) => (v === undefined ? undefined : '(set)');
     this.log.info({ config: { ...o, token: masked(o.token), keyring: masked(o.keyring), signingKey: masked(o.signingKey) } }, 'configuration');
-    this.log.info({ url: this.url, service: o.service, udp: o.udpPort, tcp: o.tcpPort, join: o.join, mdns: o.mdns || undefined }, 'agent started');
+    this.log.info({ url: this.url, service: o.service, udp: o.udpPort, tcp: o.tcpPort, ws: o.wsPort === undefined ? undefined : `${o.wsTls ? 'wss' : 'ws'} ${o.wsPort}${o.wsPath}`, join: o.join, mdns: o.mdns || undefined }, 'agent started');
   }
 
   /** Gossip traffic for /metrics: the transport's frame and byte counts, drops by reason. */

@@ -96,7 +96,7 @@ function row(id) {
   const status = m ? m.status : removed.has(id) ? removed.get(id) : 'alive';
   const live = status === 'alive' || status === 'suspect';
   const host = s ? s.host : m ? m.host : '';
-  const port = s ? (s.udpPort ?? s.tcpPort) : m ? (m.udpPort ?? m.tcpPort) : '';
+  const port = s ? (s.udpPort ?? s.tcpPort ?? s.wsPort) : m ? (m.udpPort ?? m.tcpPort ?? m.wsPort) : '';
   const health = live ? (s ? s.health : m ? m.health : '-') : '-'; // a dead or departed agent's last word on its server is stale
   const load = live && s ? s.load : undefined;
   const u = load ? load.utilization : 0;
