@@ -80,6 +80,9 @@ export interface ServerRecord {
   host: string;
   udpPort?: number;
   tcpPort?: number;
+  wsPort?: number;
+  wsPath?: string;
+  wsTls?: boolean;
   /** Relative capacity, 1..10000 (nginx's `weight`); default 100. */
   weight: number;
   zone?: string;

@@ -10,6 +10,7 @@ export interface Server {
   readonly host: string;
   readonly udpPort: number | undefined;
   readonly tcpPort: number | undefined;
+  wsUrl?: string;
   readonly weight: number;
   readonly zone: string | undefined;
   readonly health: Health;
@@ -49,6 +50,14 @@ export interface ServerView extends Server {
   };
 }
 
+/** `ws[s]://host:port/path` of a record with a wsPort (an IPv6 host in brackets), else undefined. */
+export function wsUrlOf(rec: Pick<ServerRecord, 'host' | 'wsPort' | 'wsPath' | 'wsTls'>): string | undefined {
+  if (rec.wsPort === undefined) return undefined;
+  const host = rec.host.includes(':') ? `[${rec.host}]` : rec.host;
+  const path = rec.wsPath === undefined ? '/' : rec.wsPath.startsWith('/') ? rec.wsPath : `/${rec.wsPath}`;
+  return `${rec.wsTls ? 'wss' : 'ws'}://${host}:${rec.wsPort}${path}`;
+}
+
 /**
  * The balancer's mutable state for one server. Pickers read these fields directly on the hot path
  * (no getters, no allocation) and never write them: several pickers run over the same servers at
@@ -60,6 +69,8 @@ export class ServerState implements Server {
   host!: string; // these three set by assign(), from the constructor
   udpPort: number | undefined;
   tcpPort: number | undefined;
+  /** The server's WebSocket endpoint (from wsPort, wsPath, wsTls), when it has one. */
+  wsUrl: string | undefined;
   weight!: number;
   zone: string | undefined;
   health!: Health;
@@ -121,6 +132,7 @@ export class ServerState implements Server {
     this.host = rec.host;
     this.udpPort = rec.udpPort;
     this.tcpPort = rec.tcpPort;
+    this.wsUrl = wsUrlOf(rec);
     this.weight = rec.weight;
     this.zone = rec.zone;
     this.health = rec.health;
