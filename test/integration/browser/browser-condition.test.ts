@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, mkdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { build, type Plugin } from 'esbuild';
 import { REPO, isForbidden } from './bundle.js';
 
@@ -21,6 +22,22 @@ beforeAll(() => {
   mkdirSync(path.join(dir, 'modules'));
   symlinkSync(repo, path.join(dir, 'modules', 'peerlb'), 'dir');
   // What a page imports: join, the Cluster (with websocket()) and the errors it handles.
+  // The same for TypeScript: the browser condition's types are the core's (no Node types needed).
+  mkdirSync(path.join(dir, 'node_modules'));
+  symlinkSync(repo, path.join(dir, 'node_modules', 'peerlb'), 'dir');
+  writeFileSync(
+    path.join(dir, 'page.ts'),
+    [
+      "import { join, type GameWebSocket, type WebSocketOptions } from 'peerlb/sdk';",
+      '// @ts-expect-error the Node entry has ConnectOptions, the browser one does not',
+      "import type { ConnectOptions } from 'peerlb/sdk';",
+      "const cluster = await join({ service: 'game', discovery: { agents: ['wss://a.example:7946'] } });",
+      "const opts: WebSocketOptions = { key: 'p1', protocols: ['game.v1'], timeoutMs: 2000, attempts: 3 };",
+      'const ws: GameWebSocket = await cluster.websocket(opts);',
+      'export { ws };',
+      '',
+    ].join('\n'),
+  );
   writeFileSync(
     path.join(dir, 'page.js'),
     "export { join, Cluster, AbortedError, AllAttemptsFailedError, NoServersError, UnsupportedError } from 'peerlb/sdk';\n",
@@ -76,6 +93,23 @@ describe("peerlb/sdk under a bundler's browser condition", () => {
     expect(b.exports.sort()).toEqual(['AbortedError', 'AllAttemptsFailedError', 'Cluster', 'NoServersError', 'UnsupportedError', 'join'].sort());
     expect(b.code).toMatch(/\bwebsocket\(opts = \{\}\)/);
     expect(/\brequire\(["'](node:|ws|events|crypto|net|dgram|dns)/.test(b.code)).toBe(false);
+  }, 60_000);
+
+  it("TypeScript with customConditions ['browser'] gets the runtime-neutral entry's types", () => {
+    const tsc = path.join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
+    const run = (customConditions: string[]) => {
+      const compilerOptions = { noEmit: true, module: 'esnext', target: 'es2022', moduleResolution: 'bundler', skipLibCheck: true, strict: true, types: [], lib: ['es2022', 'dom'], customConditions };
+      writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions, files: ['page.ts'] }));
+      try {
+        execFileSync(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: dir, encoding: 'utf8', stdio: 'pipe' });
+        return '';
+      } catch (e) {
+        return String((e as { stdout?: string }).stdout);
+      }
+    };
+    expect(run(['browser'])).toBe('');
+    // Without it, the Node entry's types: the page's import of GameWebSocket does not resolve (so the check can fail).
+    expect(run([])).toMatch(/GameWebSocket/);
   }, 60_000);
 
   it('without the browser condition (platform node) the same import is the Node entry', async () => {
