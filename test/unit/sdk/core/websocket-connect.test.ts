@@ -271,6 +271,24 @@ describe('cluster.websocket()', () => {
     expect(activeSum(c)).toBe(0);
   });
 
+  it('in a view where some servers have no ws endpoint, a key still keeps one server across reconnects', async () => {
+    const c = await start([rec('a', { wsPort: 9001 }), rec('b', { wsPort: 9002 }), rec('c', { wsPort: 9003 }), rec('x', undefined), rec('y', undefined), rec('z', undefined)]);
+    const homes = new Set<string>();
+    for (let k = 0; k < 30; k++) {
+      const urls = new Set<string>();
+      for (let i = 0; i < 4; i++) {
+        const ws = (await c.websocket({ key: `player-${k}`, attempts: 1 })) as unknown as FakeWS;
+        urls.add(ws.url);
+        ws.close();
+        await flush();
+      }
+      expect(urls.size).toBe(1);
+      homes.add([...urls][0]!);
+    }
+    expect(homes.size).toBe(3); // the keys spread over the three ws servers
+    expect(activeSum(c)).toBe(0);
+  });
+
   it('no server with a ws endpoint: a NoServersError, no socket', async () => {
     const c = await start([rec('x', undefined), rec('y', undefined)]);
     await expect(c.websocket()).rejects.toBeInstanceOf(NoServersError);
