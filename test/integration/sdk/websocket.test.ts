@@ -4,6 +4,7 @@
  * held open spread evenly under p2c; after one server is closed, every later open succeeds by
  * failover and none lands on it; active counts return to 0 once the sockets close.
  */
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { join, type Cluster } from '../../../sdk/index.js';
@@ -101,5 +102,35 @@ describe('cluster.websocket() over real ws servers', () => {
     }
     for (const ws of sockets) ws.close();
     await until(() => activeSum(cluster!) === 0, 10_000, 'active back to 0 after failover and close');
+  }, 60_000);
+
+  it('an upgrade that never answers times out (the ws socket given up without an uncaught error) and fails over', async () => {
+    const good = await startGameServer();
+    servers = [good];
+    // Accepts TCP and never answers the HTTP upgrade.
+    const held: net.Socket[] = [];
+    const mute = net.createServer((sock) => void held.push(sock.on('error', () => undefined)));
+    await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
+    const mutePort = (mute.address() as net.AddressInfo).port;
+    try {
+      const records: ServerRecord[] = [
+        { id: 'good', service: 'game', host: '127.0.0.1', wsPort: good.port, wsPath: '/play', weight: 100, health: 'healthy' },
+        { id: 'mute', service: 'game', host: '127.0.0.1', wsPort: mutePort, weight: 100, health: 'healthy' },
+      ];
+      cluster = await join({ service: 'game', discovery: { source: { start: (sink) => sink.reset(records), close: () => undefined } } });
+      for (let i = 0; i < 6; i++) {
+        const ws = await cluster.websocket({ timeoutMs: 300, attempts: 2 });
+        expect(ws.url).toBe(`ws://127.0.0.1:${good.port}/play`);
+        sockets.push(ws); // held open, so p2c turns to the mute server next
+      }
+      const muteStats = cluster.stats().find((s) => s.id === 'mute')!;
+      expect(muteStats.failures).toBeGreaterThan(0);
+      expect(held.length).toBeGreaterThan(0);
+      await until(() => cluster!.stats().find((s) => s.id === 'mute')!.active === 0, 5000, 'the given-up attempts no longer counted');
+      expect(cluster.stats().find((s) => s.id === 'good')!.active).toBe(6);
+    } finally {
+      for (const s of held) s.destroy();
+      await new Promise<void>((resolve) => mute.close(() => resolve()));
+    }
   }, 60_000);
 });
