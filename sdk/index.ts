@@ -8,6 +8,7 @@ export { type ClusterEvents, type ServerStats } from './core/cluster.js';
 export type { StaticServer, DiscoveryOptions, MdnsDiscoveryOptions } from './core/options.js';
 export type { Server, ServerView } from './core/server.js';
 export type { ConnectOptions } from './node/tcp.js';
+export type { WebSocketOptions } from './core/websocket-connect.js';
 export { UdpClient, type UdpOptions, type UdpEvents } from './node/udp.js';
 export { STRATEGY_NAMES, type StrategyName } from './core/pickers/index.js';
 export type { DiscoverySource, DiscoverySink } from './core/discovery/source.js';

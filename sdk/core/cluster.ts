@@ -9,7 +9,8 @@ import { ClosedError, UnsupportedError, type SignatureError } from './errors.js'
 import type { DiscoverySource } from './discovery/source.js';
 import { resolveStaticServers, staticSource, type HostResolver } from './discovery/static.js';
 import { AgentWatch } from './discovery/agents.js';
-import { webSocketConnector, type WatchConnector, type WebSocketConstructor } from './discovery/websocket.js';
+import { globalWebSocket, webSocketConnector, type WatchConnector, type WebSocketConstructor } from './discovery/websocket.js';
+import { openWebSocket, type GameWebSocket, type GameWebSocketConstructor, type WebSocketOptions } from './websocket-connect.js';
 import { webCryptoVerifier, type PublicKey, type SignatureVerifier } from './signing.js';
 
 /** What `mdns` (an adapter) is given to make an mDNS discovery source. */
@@ -40,7 +41,10 @@ export interface UdpLike {
 export interface ClusterAdapters {
   /** Opens /v1/watch sockets. Default: a connector over `WebSocket` below (websocket.ts). */
   watch?: WatchConnector;
-  /** The W3C WebSocket constructor for the default connector. Default: `globalThis.WebSocket`. */
+  /**
+   * The W3C WebSocket constructor for the default connector and for `cluster.websocket()` (which
+   * calls it as `new WebSocket(url, protocols)`). Default: `globalThis.WebSocket`.
+   */
   WebSocket?: WebSocketConstructor;
   /** The verifier of `verify.publicKey`. Default: WebCrypto (webCryptoVerifier, asynchronous). */
   verifier?: (key: PublicKey) => SignatureVerifier;
@@ -211,6 +215,23 @@ export class Cluster extends Emitter<ClusterEvents> {
     const connect = this.adapters.connect;
     if (!connect) return Promise.reject(new UnsupportedError('connect', `(TCP) ${NEEDS_NODE}`));
     return connect(this.balancer, opts.key === undefined ? -1 : hashKey(opts.key), opts as { key?: Key } & Record<string, unknown>, this.service);
+  }
+
+  /**
+   * A WebSocket already open to a picked server (one with a WebSocket endpoint, `server.wsUrl`),
+   * over the runtime's W3C WebSocket (the cluster's `WebSocket` adapter, else
+   * `globalThis.WebSocket`). An open that errors, closes or times out (`timeoutMs`, on the
+   * cluster's clock) counts as a failure of that server (outlier ejection, ewma) and another server
+   * is tried, up to `attempts`; the socket counts as one open connection on its server until it
+   * closes. With `key`, the same key goes to the same server while that server is eligible.
+   *
+   *   const ws = await cluster.websocket({ key: playerId, protocols: ['game.v1'] });
+   */
+  websocket(opts: WebSocketOptions = {}): Promise<GameWebSocket> {
+    if (this.closed) return Promise.reject(new ClosedError('cluster'));
+    const WS = (this.adapters.WebSocket ?? globalWebSocket()) as GameWebSocketConstructor | undefined;
+    if (!WS) return Promise.reject(new UnsupportedError('websocket', 'this runtime has no global WebSocket: pass one to join (join(options, { WebSocket }))'));
+    return openWebSocket(this.balancer, WS, opts.key === undefined ? -1 : hashKey(opts.key), opts, this.service);
   }
 
   /**

@@ -19,6 +19,7 @@ export {
 } from './cluster.js';
 export type { JoinOptions, StaticServer, DiscoveryOptions, MdnsDiscoveryOptions, PublicKeyObject, PublicKeyParser } from './options.js';
 export type { Server, ServerView } from './server.js';
+export type { WebSocketOptions, GameWebSocket, GameWebSocketConstructor } from './websocket-connect.js';
 export { STRATEGY_NAMES, type StrategyName } from './pickers/index.js';
 export type { DiscoverySource, DiscoverySink } from './discovery/source.js';
 export { createFeed, type Feed } from './discovery/feed.js';

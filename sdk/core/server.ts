@@ -10,19 +10,14 @@ export interface Server {
   readonly host: string;
   readonly udpPort: number | undefined;
   readonly tcpPort: number | undefined;
-  readonly weight: number;
-  readonly zone: string | undefined;
-  readonly health: Health;
   /**
    * `ws[s]://host:port/path` of the server's WebSocket endpoint (the record's wsPort, wsPath,
    * wsTls; an IPv6 host in brackets), when it has one: what a browser client opens.
    */
-  readonly wsUrl?: string;
-}
-
-/** A record's WebSocket URL (Server.wsUrl), or undefined when it has no wsPort. */
-export function recordWsUrl(rec: Pick<ServerRecord, 'host' | 'wsPort' | 'wsPath' | 'wsTls'>): string | undefined {
-  return rec.wsPort === undefined ? undefined : wsEndpointUrl(rec.host, rec.wsPort, rec.wsPath, rec.wsTls);
+  wsUrl?: string;
+  readonly weight: number;
+  readonly zone: string | undefined;
+  readonly health: Health;
 }
 
 /** One row of `cluster.servers()`: a snapshot of everything known about a server. */
@@ -59,6 +54,14 @@ export interface ServerView extends Server {
   };
 }
 
+/** `ws[s]://host:port/path` of a record with a wsPort (an IPv6 host in brackets), else undefined. */
+export function wsUrlOf(rec: Pick<ServerRecord, 'host' | 'wsPort' | 'wsPath' | 'wsTls'>): string | undefined {
+  if (rec.wsPort === undefined) return undefined;
+  const path = rec.wsPath === undefined ? '/' : rec.wsPath.startsWith('/') ? rec.wsPath : `/${rec.wsPath}`;
+  // The one URL builder, shared with the agent's `--health ws` probe (protocol.ts).
+  return wsEndpointUrl(rec.host, rec.wsPort, path, rec.wsTls);
+}
+
 /**
  * The balancer's mutable state for one server. Pickers read these fields directly on the hot path
  * (no getters, no allocation) and never write them: several pickers run over the same servers at
@@ -70,6 +73,7 @@ export class ServerState implements Server {
   host!: string; // these three set by assign(), from the constructor
   udpPort: number | undefined;
   tcpPort: number | undefined;
+  /** The server's WebSocket endpoint (from wsPort, wsPath, wsTls), when it has one. */
   wsUrl: string | undefined;
   weight!: number;
   zone: string | undefined;
@@ -132,8 +136,7 @@ export class ServerState implements Server {
     this.host = rec.host;
     this.udpPort = rec.udpPort;
     this.tcpPort = rec.tcpPort;
-    // Built once per record, not per pick: the hot path only reads it.
-    this.wsUrl = recordWsUrl(rec);
+    this.wsUrl = wsUrlOf(rec);
     this.weight = rec.weight;
     this.zone = rec.zone;
     this.health = rec.health;

@@ -16,6 +16,9 @@ import { MdnsDiscovery } from './mdns-discovery.js';
 import { keyObjectOf, nodePublicKey, nodeVerifier } from './signing.js';
 import { systemResolver } from './resolve.js';
 import { wsConnector } from './ws.js';
+import { WebSocket } from 'ws';
+import type { WebSocketConstructor } from '../core/discovery/websocket.js';
+import type { WebSocketOptions } from '../core/websocket-connect.js';
 
 export interface JoinOptions extends CoreJoinOptions {
   /**
@@ -30,6 +33,8 @@ export interface JoinOptions extends CoreJoinOptions {
 /** Node's transports for the core cluster. */
 export const nodeAdapters: ClusterAdapters = {
   watch: wsConnector,
+  // For cluster.websocket(): the `ws` package's WebSocket has the W3C surface (addEventListener).
+  WebSocket: WebSocket as unknown as WebSocketConstructor,
   verifier: nodeVerifier,
   parsePublicKey: nodePublicKey,
   resolve: systemResolver,
@@ -49,6 +54,14 @@ export class Cluster extends CoreCluster {
   /** A TCP connection to a picked server, with failover to others on refusal, reset or timeout. */
   override connect(opts: ConnectOptions = {}): Promise<net.Socket> {
     return super.connect(opts) as Promise<net.Socket>;
+  }
+
+  /**
+   * A WebSocket (the `ws` package's) already open to a picked server, with failover to others on
+   * error, close or timeout (see the core Cluster's websocket()).
+   */
+  override websocket(opts: WebSocketOptions = {}): Promise<WebSocket> {
+    return super.websocket(opts) as Promise<unknown> as Promise<WebSocket>;
   }
 
   /** A UDP socket that picks a server per datagram (or per key); replies say which server sent them. */

@@ -210,6 +210,12 @@ export class Balancer extends Emitter<BalancerEvents> implements DiscoverySink, 
     return this.published.pickUdp(hash);
   }
 
+  /** A pick for a WebSocket open: as `pickUdp`, among servers with a WebSocket endpoint (wsUrl). */
+  pickWs(hash: number): ServerState | undefined {
+    if (this.dirty) this.rebuild();
+    return this.published.pickWs(hash);
+  }
+
   /**
    * A pick that avoids servers already tried by this connect: ask the picker a few times, then
    * take the least loaded untried candidate, then any untried non-draining server.
@@ -332,7 +338,7 @@ export class Balancer extends Emitter<BalancerEvents> implements DiscoverySink, 
       host: s.host,
       udpPort: s.udpPort,
       tcpPort: s.tcpPort,
-      ...(s.wsUrl !== undefined ? { wsUrl: s.wsUrl } : {}),
+      wsUrl: s.wsUrl,
       weight: s.weight,
       zone: s.zone,
       health: s.health,

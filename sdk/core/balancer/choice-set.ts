@@ -127,3 +127,12 @@ export function udpChoiceSet<S extends ChoiceServer>(candidates: S[], all: reado
   const eligible = all.filter((s) => s.udpPort !== undefined && isEligible(s));
   return eligible.length > 0 ? eligible : all.filter((s) => s.udpPort !== undefined && s.health !== 'draining');
 }
+
+/** The choice set for WebSocket opens: as udpChoiceSet, over the servers with a WebSocket endpoint. */
+export function wsChoiceSet<S extends ChoiceServer & { readonly wsUrl?: string | undefined }>(candidates: S[], all: readonly S[]): S[] {
+  if (candidates.every((s) => s.wsUrl !== undefined)) return candidates;
+  const withWs = candidates.filter((s) => s.wsUrl !== undefined);
+  if (withWs.length > 0) return withWs;
+  const eligible = all.filter((s) => s.wsUrl !== undefined && isEligible(s));
+  return eligible.length > 0 ? eligible : all.filter((s) => s.wsUrl !== undefined && s.health !== 'draining');
+}

@@ -9,7 +9,7 @@ import type { ServerState } from '../server.js';
 import { STRATEGIES, type Picker, type PickerContext, type StrategyName } from '../pickers/index.js';
 import { EMPTY_PICKER } from '../pickers/picker.js';
 import { consistentHash } from '../pickers/consistent-hash.js';
-import { udpChoiceSet } from './choice-set.js';
+import { udpChoiceSet, wsChoiceSet } from './choice-set.js';
 
 export class Publication {
   /** The published choice set. */
@@ -24,6 +24,10 @@ export class Publication {
   private udpSet: ServerState[] | undefined;
   private udpPicker: Picker | undefined;
   private udpAffinity: Picker | undefined;
+  /** The same for WebSocket opens (servers with a wsUrl); built on the first `websocket()` after a publication. */
+  private wsSet: ServerState[] | undefined;
+  private wsPicker: Picker | undefined;
+  private wsAffinity: Picker | undefined;
   private readonly keyedByStrategy: boolean;
 
   constructor(
@@ -39,6 +43,7 @@ export class Publication {
     this.picker = STRATEGIES[this.strategy](candidates, this.ctx);
     this.affinity = undefined;
     this.udpSet = this.udpPicker = this.udpAffinity = undefined;
+    this.wsSet = this.wsPicker = this.wsAffinity = undefined;
     this.version++;
   }
 
@@ -57,6 +62,14 @@ export class Publication {
     if (set === this.candidates) return this.pick(hash);
     if (hash >= 0 && !this.keyedByStrategy) return (this.udpAffinity ??= consistentHash(set, this.ctx)).pick(hash);
     return (this.udpPicker ??= STRATEGIES[this.strategy](set, this.ctx)).pick(hash);
+  }
+
+  /** As `pick`, among servers with a WebSocket endpoint (see Balancer.pickWs). */
+  pickWs(hash: number): ServerState | undefined {
+    const set = (this.wsSet ??= wsChoiceSet(this.candidates, this.all));
+    if (set === this.candidates) return this.pick(hash);
+    if (hash >= 0 && !this.keyedByStrategy) return (this.wsAffinity ??= consistentHash(set, this.ctx)).pick(hash);
+    return (this.wsPicker ??= STRATEGIES[this.strategy](set, this.ctx)).pick(hash);
   }
 
   /**

@@ -5,7 +5,7 @@
  * not (load only). The ordered list (`all`) is refreshed by the balancer's rebuild.
  */
 import { LIMITS, type ServerRecord } from '../protocol.js';
-import { ServerState, recordWsUrl } from '../server.js';
+import { ServerState, wsUrlOf } from '../server.js';
 
 export type UpsertResult =
   /** A new server. */
@@ -48,7 +48,7 @@ export class View {
       this.byId.set(rec.id, s);
       return { s, result: 'added', turnedHealthy: false };
     }
-    let structural = s.host !== rec.host || s.udpPort !== rec.udpPort || s.tcpPort !== rec.tcpPort || s.wsUrl !== recordWsUrl(rec) || s.weight !== rec.weight || s.zone !== rec.zone;
+    let structural = s.host !== rec.host || s.udpPort !== rec.udpPort || s.tcpPort !== rec.tcpPort || s.wsUrl !== wsUrlOf(rec) || s.weight !== rec.weight || s.zone !== rec.zone;
     let turnedHealthy = false;
     if (s.health !== rec.health) {
       structural = true;

@@ -1,6 +1,6 @@
 /** Server.wsUrl (sdk/core/server.ts): built from the record's ws fields, kept in step with new records. */
 import { describe, expect, it } from 'vitest';
-import { ServerState, recordWsUrl } from '../../../../sdk/core/server.js';
+import { ServerState, wsUrlOf } from '../../../../sdk/core/server.js';
 import type { ServerRecord } from '../../../../sdk/core/protocol.js';
 
 const rec: ServerRecord = { id: 'n1', service: 'game', host: '127.0.0.1', weight: 100, health: 'healthy' };
@@ -19,6 +19,6 @@ describe('server.wsUrl', () => {
     expect(s.wsUrl).toBe('wss://127.0.0.1:8081/v2');
     s.assign({ ...rec, tcpPort: 1 });
     expect(s.wsUrl).toBeUndefined();
-    expect(recordWsUrl({ host: '10.0.0.1', wsPort: 1 })).toBe('ws://10.0.0.1:1/');
+    expect(wsUrlOf({ host: '10.0.0.1', wsPort: 1 })).toBe('ws://10.0.0.1:1/');
   });
 });
