@@ -234,3 +234,18 @@ describe('SIGHUP', () => {
     }
   });
 });
+
+describe('bad TLS files', () => {
+  it('stop the start, naming the option and the file, before any port is taken', async () => {
+    const { startAgent } = await import('../../../agent/index.js');
+    const start = (t: { cert: string; key: string; ca?: string }) => startAgent({ service: 'game', node: 'bad-tls', tcpPort: 7000, port: 0, tls: t }, { log: false });
+    await expect(start({ cert: cert.certFile, key: other.keyFile })).rejects.toThrow(/tls.key \(.*key\.pem\) does not match the certificate of tls.cert/);
+    await expect(start({ cert: `${cert.dir}/missing.pem`, key: cert.keyFile })).rejects.toThrow(/cannot read tls.cert file .*missing\.pem: ENOENT/);
+    await expect(start({ cert: cert.keyFile, key: cert.keyFile })).rejects.toThrow(/tls.cert \(.*\) is not a PEM certificate/);
+    await expect(start({ cert: cert.certFile, key: cert.keyFile, ca: cert.keyFile })).rejects.toThrow(/tls.ca \(.*\) is not a PEM certificate/);
+    // PEM text works as well as a file.
+    const ok = await start({ cert: cert.cert.toString(), key: cert.key.toString() });
+    expect(ok.url).toMatch(/^wss:/);
+    await ok.stop();
+  });
+});
