@@ -251,7 +251,7 @@ export const AGENT_OPTION_SPECS: readonly OptionSpec[] = [
   { path: 'tls.cert', flag: 'tls-cert', env: 'PEERLB_TLS_CERT', kind: 'string', describe: 'PEM certificate (chain) file: the agent port serves https and wss, gossip included, with --tls-key; re-read on SIGHUP' },
   { path: 'tls.key', flag: 'tls-key', env: 'PEERLB_TLS_KEY', kind: 'string', describe: 'PEM private key file of --tls-cert' },
   { path: 'tls.ca', flag: 'tls-ca', env: 'PEERLB_TLS_CA', kind: 'string', describe: 'PEM file of CAs trusted, besides the system ones, when dialing wss:// peers' },
-  { path: 'allowOrigin', flag: 'allow-origin', env: 'PEERLB_ALLOW_ORIGIN', kind: 'list', default: 'any origin', describe: "origins (https://host:port) whose pages may open /v1/watch and /v1/events, others get 403; the agent's own origin and clients sending no Origin always may" },
+  { path: 'allowOrigin', flag: 'allow-origin', env: 'PEERLB_ALLOW_ORIGIN', kind: 'list', describe: "origins (https://host:port) whose pages may open /v1/watch and /v1/events, others get 403 (none given: any origin); the agent's own origin and clients sending no Origin always may" },
   // -- end of TLS and origins --
   { path: 'logLevel', flag: 'log-level', env: 'PEERLB_LOG_LEVEL', kind: 'enum', choices: LOG_LEVELS, default: 'info', describe: 'log level' },
 ];
