@@ -23,7 +23,9 @@ import https from 'node:https';
 import tls from 'node:tls';
 import { copyFileSync } from 'node:fs';
 import { WebSocket } from 'ws';
-import { spawnAgent, stopAll, type AgentProc } from '../../support/agents.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { CLI, spawnAgent, stopAll, type AgentProc } from '../../support/agents.js';
 import { until } from '../../support/until.js';
 import { makeTestCert, type TestCert } from '../../support/tls.js';
 
@@ -140,6 +142,37 @@ describe('the agent port over TLS', () => {
     await until(async () => (await aliveAt(a)).join() === 'tls-a,tls-b' && (await aliveAt(b)).join() === 'tls-a,tls-b', 20_000, 'both TLS agents alive at both');
     const members = JSON.parse((await get(`${httpsOf(a)}/v1/members`, { ca: cert.cert })).body) as { node: string; addr: string }[];
     expect(members.find((m) => m.node === 'tls-b')!.addr).toBe(b.url);
+  });
+
+  it('`peerlb members --agent wss://…` reads the members, trusting the CA through NODE_EXTRA_CA_CERTS', async () => {
+    const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'members', '--agent', a.url, '--json'], {
+      timeout: 15_000,
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: cert.certFile },
+    });
+    expect((JSON.parse(stdout) as { node: string }[]).map((m) => m.node).sort()).toEqual(['tls-a', 'tls-b']);
+  });
+
+  it('a socket past the per-address cap is refused over TLS, with the reason (429)', async () => {
+    const { startAgent } = await import('../../../agent/index.js');
+    const c = await startAgent(
+      { service: 'game', node: 'tls-cap', tcpPort: 7000, port: 0, tls: { cert: cert.certFile, key: cert.keyFile }, limits: { maxConnectionsPerAddress: 2 } },
+      { log: false },
+    );
+    const held: tls.TLSSocket[] = [];
+    try {
+      for (let i = 0; i < 2; i++)
+        held.push(await new Promise<tls.TLSSocket>((resolve, reject) => {
+          const s = tls.connect({ host: '127.0.0.1', port: c.port, ca: cert.cert }, () => resolve(s));
+          s.on('error', reject);
+        }));
+      const r = await get(`https://127.0.0.1:${c.port}/v1/health`, { ca: cert.cert, agent: false });
+      expect(r.status).toBe(429);
+      expect(r.body).toMatch(/too many connections from 127\.0\.0\.1: at most 2/);
+      expect(c.admissionCounters().refused['http:address']).toBeGreaterThanOrEqual(1);
+    } finally {
+      for (const s of held) s.destroy();
+      await c.stop();
+    }
   });
 
   it('a plain http:// or ws:// client to the TLS port gets a plain 400 saying so', async () => {
