@@ -95,8 +95,13 @@ export class AgentHttp {
     // Past the cap and the few refusals answered beyond it, Node closes new sockets at once, unanswered.
     this.server.maxConnections = max + REFUSAL_HEADROOM;
     this.server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
+    // A TLS socket whose handshake failed or timed out comes here too (node:https turns
+    // tlsClientError into clientError): nothing can be written to it, so it is destroyed (an
+    // answer would wait for a handshake that never ends, and the socket would hold its slot).
+    const secured = new WeakSet<Duplex>();
+    this.server.on('secureConnection', (s: Duplex) => secured.add(s));
     this.server.on('clientError', (_err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+      if (socket.writable && (!this.tls || secured.has(socket))) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
       else socket.destroy();
     });
   }

@@ -22,6 +22,7 @@ import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
 import { copyFileSync } from 'node:fs';
+import net from 'node:net';
 import { WebSocket } from 'ws';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -174,6 +175,28 @@ describe('the agent port over TLS', () => {
       await c.stop();
     }
   });
+
+  it('a socket that starts a handshake and stalls, or sends nothing, is closed within the header timeout (5 s) and gives its slot back', async () => {
+    const { startAgent } = await import('../../../agent/index.js');
+    const c = await startAgent({ service: 'game', node: 'tls-stall', tcpPort: 7000, port: 0, tls: { cert: cert.certFile, key: cert.keyFile } }, { log: false });
+    try {
+      const open0 = c.admissionCounters().open;
+      const stalled = [Buffer.from([0x16, 0x03, 0x01]), undefined].map((first) => {
+        const s = net.connect(c.port, '127.0.0.1', () => first && s.write(first));
+        s.on('error', () => {});
+        return new Promise<number>((resolve) => {
+          const t0 = Date.now();
+          s.on('close', () => resolve(Date.now() - t0));
+        });
+      });
+      await until(() => c.admissionCounters().open === open0 + 2, 5000, 'both sockets accepted');
+      const took = await Promise.race([Promise.all(stalled), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('not closed within 15 s')), 15_000))]);
+      for (const ms of took) expect(ms).toBeLessThan(15_000);
+      await until(() => c.admissionCounters().open === open0, 5000, 'slots given back');
+    } finally {
+      await c.stop();
+    }
+  }, 30_000);
 
   it('a plain http:// or ws:// client to the TLS port gets a plain 400 saying so', async () => {
     const r = await get(`http://127.0.0.1:${a.port}/v1/health`);
