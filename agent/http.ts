@@ -26,7 +26,7 @@ export interface AgentHttpOptions {
   log?: Logger;
 }
 
-/** Bytes a client's first read may hold before we decide whether it speaks TLS (a TLS record starts with 0x16, a handshake). */
+/** The first byte of a TLS record carrying a handshake (RFC 8446 §5.1: ContentType handshake(22)): what a TLS client sends first. */
 const TLS_HANDSHAKE = 0x16;
 /** A socket refused at accept on a TLS port has this long to finish its handshake and read why. */
 const TLS_REFUSAL_MS = 2000;
@@ -149,6 +149,9 @@ export class AgentHttp {
 
   /** Read a socket's first bytes, put them back, and say whether they begin a TLS handshake. */
   private sniff(socket: Socket, then: (isTls: boolean) => void): void {
+    // Until TLS (or the refusal) takes it, nobody else listens for its errors: a reset before its
+    // first bytes would be an unhandled 'error' and end the agent.
+    socket.on('error', () => socket.destroy());
     socket.once('data', (chunk: Buffer) => {
       socket.pause();
       socket.unshift(chunk);

@@ -198,6 +198,21 @@ describe('the agent port over TLS', () => {
     }
   }, 30_000);
 
+  it('a socket reset before its first bytes leaves the agent running', async () => {
+    const resets = Array.from({ length: 5 }, () =>
+      new Promise<void>((resolve) => {
+        const s = net.connect(a.port, '127.0.0.1', () => setTimeout(() => s.resetAndDestroy(), 50));
+        s.on('error', () => {});
+        s.on('close', () => resolve());
+      }),
+    );
+    await Promise.all(resets);
+    // The agent would die of an unhandled ECONNRESET within moments: give it those, then ask.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(a.proc.exitCode).toBeNull();
+    expect((await get(`${httpsOf(a)}/v1/health`, { ca: cert.cert })).status).toBe(200);
+  });
+
   it('a plain http:// or ws:// client to the TLS port gets a plain 400 saying so', async () => {
     const r = await get(`http://127.0.0.1:${a.port}/v1/health`);
     expect(r.status).toBe(400);
