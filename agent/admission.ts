@@ -20,7 +20,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { timingSafeEqual } from 'node:crypto';
-import { isLoopbackAddress } from './load/addr.js';
+import { isLoopbackAddress, parseIp } from './load/addr.js';
 
 /** Why a slot was refused: this address holds its share, or every slot is held and none may go. */
 export type Refusal = 'address' | 'total';
@@ -303,4 +303,115 @@ export function loopbackGate(req: IncomingMessage): 'address' | 'host' | undefin
   if (!isLoopbackAddress(req.socket?.remoteAddress)) return 'address';
   if (!hostIsLoopback(req.headers.host)) return 'host';
   return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Origin gate of the read endpoints' upgrades (/v1/watch, /v1/events), issue 15.
+//
+// A browser lets any page open a WebSocket to any address and sends the page's Origin with the
+// upgrade; it applies no same-origin rule to WebSockets, and it sends its cookies and the
+// network position of its user along. A page on another site can so read the agent's view from
+// inside the user's network (cross-site WebSocket hijacking). With `allowOrigin` given, an
+// upgrade whose Origin is not listed is refused (403). A client that sends no Origin is not a
+// browser (a browser always sends one) and passes; so does the agent's own origin, the page of
+// its dashboard. Without `allowOrigin`, every origin passes, as before.
+
+/** Most entries of allowOrigin (user input: bounded like every list). */
+export const MAX_ALLOWED_ORIGINS = 256;
+
+/**
+ * An origin as allowOrigin takes it, `scheme://host[:port]` with scheme http or https and nothing
+ * after the port (a trailing `/` is dropped), normalized as URL.origin gives it (a default port
+ * dropped, the host lower-cased, as browsers send it); or why it is not one.
+ */
+export function parseOrigin(s: unknown): string | { problem: string } {
+  const problem = `must be an origin, http(s)://host[:port] with no path, got ${JSON.stringify(typeof s === 'string' ? s.slice(0, 200) : s)}`;
+  if (typeof s !== 'string' || s.length === 0 || s.length > 2048) return { problem };
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    return { problem };
+  }
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.username || u.password || u.search || u.hash || u.pathname !== '/') return { problem };
+  return u.origin;
+}
+
+/** The agent's own origin: the origin of the dashboard it serves (its scheme and port, on its host or bind address). */
+export interface OwnOrigin {
+  scheme: 'http:' | 'https:';
+  port: number;
+  /** The agent's host and bind addresses (an unspecified bind, 0.0.0.0 or ::, left out). */
+  hosts: readonly string[];
+  /** It listens on loopback (or on every address): then http(s)://localhost:port and loopback IPs are its own too. */
+  loopback: boolean;
+}
+
+/** The own origin of an agent reached at `host`, listening on `bind`:`port`, over TLS or not. */
+export function ownOrigin(host: string, bind: string, port: number, tls: boolean): OwnOrigin {
+  const unspecified = (a: string) => a === '0.0.0.0' || a === '::';
+  return {
+    scheme: tls ? 'https:' : 'http:',
+    port,
+    hosts: [host, bind].filter((a) => !unspecified(a)),
+    loopback: unspecified(bind) || isLoopbackAddress(bind),
+  };
+}
+
+/** Whether an upgrade with this Origin header may pass (see the section comment). */
+export function originAllowed(origin: string | undefined, allowed: ReadonlySet<string> | undefined, own: OwnOrigin): boolean {
+  if (allowed === undefined || origin === undefined) return true;
+  if (allowed.has(origin)) return true;
+  let u: URL;
+  try {
+    u = new URL(origin);
+  } catch {
+    return false;
+  }
+  // "null": a sandboxed frame, a file:// page, a redirect across origins: nobody's page to trust.
+  if (u.origin === 'null') return false;
+  if (allowed.has(u.origin)) return true;
+  if (u.protocol !== own.scheme) return false;
+  const port = u.port === '' ? (u.protocol === 'https:' ? 443 : 80) : Number(u.port);
+  if (port !== own.port) return false;
+  const ip = parseIp(u.hostname);
+  if (ip && own.hosts.some((h) => sameIp(parseIp(h), ip))) return true;
+  return own.loopback && (u.hostname === 'localhost' || isLoopbackAddress(u.hostname));
+}
+
+function sameIp(a: Uint8Array | undefined, b: Uint8Array): boolean {
+  return a !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+type Upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+/**
+ * The Origin gate in front of the read endpoints: `wrap(name, handler)` refuses an upgrade whose
+ * Origin may not pass (403, counted under `name`) before the endpoint sees it, so a refused page
+ * costs no rate-limit token, slot or snapshot. `allowed` and `own` are read per upgrade (a reload
+ * changes the list; the port is known after listen).
+ */
+export class OriginGate {
+  /** Upgrades refused, by endpoint. */
+  readonly refused: Record<string, number> = {};
+
+  constructor(
+    private readonly allowed: () => ReadonlySet<string> | undefined,
+    private readonly own: () => OwnOrigin,
+  ) {}
+
+  wrap(name: string, handler: Upgrade): Upgrade {
+    this.refused[name] = 0;
+    return (req, socket, head) => {
+      const origin = req.headers.origin;
+      if (originAllowed(origin, this.allowed(), this.own())) return handler(req, socket, head);
+      this.refused[name]!++;
+      socket.on('error', () => socket.destroy());
+      refuseUpgrade(
+        socket,
+        '403 Forbidden',
+        `origin ${JSON.stringify(String(origin).slice(0, 200))} may not open this endpoint: it is not in the agent's allowOrigin (--allow-origin)\n`,
+      );
+    };
+  }
 }

@@ -1,10 +1,15 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import tls, { type SecureContext } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../sdk/core/errors.js';
 import { AddressSlots, connectionCapFor, openFileLimit, refuseSocket, REFUSAL_HEADROOM } from './admission.js';
 import type { Logger } from './log.js';
+import { TLS_REQUIRED_HEADER } from './tls.js';
+
+export { TLS_REQUIRED_HEADER } from './tls.js';
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -16,8 +21,15 @@ export interface AgentHttpOptions {
   maxConnectionsPerAddress?: number;
   /** A socket must complete its request headers within this time, and an idle keep-alive socket is closed after it. Default 5000 ms. */
   headersTimeoutMs?: number;
+  /** Serve https and wss instead of http and ws (PEM certificate chain and key). */
+  tls?: { cert: Buffer; key: Buffer };
   log?: Logger;
 }
+
+/** The first byte of a TLS record carrying a handshake (RFC 8446 §5.1: ContentType handshake(22)): what a TLS client sends first. */
+const TLS_HANDSHAKE = 0x16;
+/** A socket refused at accept on a TLS port has this long to finish its handshake and read why. */
+const TLS_REFUSAL_MS = 2000;
 
 /** How often Node looks for sockets past headersTimeout / requestTimeout (its default, 30 s, let an idle socket live ~28 s). */
 const CONNECTIONS_CHECK_MS = 1000;
@@ -31,17 +43,29 @@ const CONNECTIONS_CHECK_MS = 1000;
  * until it closes, upgraded or not; a socket past its IP's share gets 429, one past the total 503.
  * A socket that sends no complete request head within headersTimeoutMs is closed (408), and so is
  * an idle keep-alive socket after that long (nginx client_header_timeout / keepalive_timeout).
+ *
+ * With `tls` the port speaks https and wss only. Each socket's first bytes are looked at: a TLS
+ * handshake goes on to TLS, anything else (a plain HTTP request, ws://) is answered in plain text
+ * `400 this port speaks TLS` with an x-peerlb-tls header and closed, as nginx answers "the plain
+ * HTTP request was sent to HTTPS port". The handshake must finish within headersTimeoutMs. A
+ * socket refused at accept (429/503) gets its answer over TLS. setTls() swaps the certificate
+ * for new connections (SIGHUP).
  */
 export class AgentHttp {
-  readonly server: http.Server;
+  readonly server: http.Server | https.Server;
   private readonly routes = new Map<string, RequestHandler>();
   private readonly upgrades = new Map<string, UpgradeHandler>();
   private readonly log: Logger | undefined;
   private readonly conns: AddressSlots<Socket>;
-  readonly counters = { accepted: 0, refusedAddress: 0, refusedTotal: 0, idleClosed: 0 };
+  readonly counters = { accepted: 0, refusedAddress: 0, refusedTotal: 0, idleClosed: 0, plainOnTls: 0 };
   private readonly headersTimeoutMs: number;
   /** Sockets answered 429/503 as they were accepted: whatever they send is not served. */
   private readonly refused = new WeakSet<Socket>();
+  /** With TLS: Node's own listener that starts TLS on an accepted socket (called once its first bytes are a handshake). */
+  private readonly startTls: ((socket: Socket) => void) | undefined;
+  private secureContext: SecureContext | undefined;
+  /** The port speaks TLS. */
+  readonly tls: boolean;
 
   constructor(opts: AgentHttpOptions = {}) {
     this.log = opts.log;
@@ -51,16 +75,33 @@ export class AgentHttp {
     if (max < configured) this.log?.info({ maxConnections: max, configured, openFileLimit: fileLimit }, 'connection cap lowered to stay below the open-file limit');
     this.conns = new AddressSlots<Socket>(max, opts.maxConnectionsPerAddress ?? 512, (victim) => victim.destroy());
     const headersTimeout = (this.headersTimeoutMs = opts.headersTimeoutMs ?? 5000);
-    this.server = http.createServer(
-      { requestTimeout: 10_000, headersTimeout, keepAliveTimeout: headersTimeout, connectionsCheckingInterval: CONNECTIONS_CHECK_MS, maxHeaderSize: 8192 },
-      (req, res) => this.onRequest(req, res),
-    );
+    const serverOpts = { requestTimeout: 10_000, headersTimeout, keepAliveTimeout: headersTimeout, connectionsCheckingInterval: CONNECTIONS_CHECK_MS, maxHeaderSize: 8192 };
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res);
+    this.tls = opts.tls !== undefined;
+    if (opts.tls) {
+      const { cert, key } = opts.tls;
+      this.secureContext = tls.createSecureContext({ cert, key });
+      this.server = https.createServer({ ...serverOpts, cert, key, handshakeTimeout: headersTimeout }, onRequest);
+      // tls.Server starts TLS on every socket it accepts, in its 'connection' listener. It is taken
+      // out and called by onConnection once the socket's first bytes are a TLS handshake.
+      const listener = this.server.listeners('connection').find((f) => f.name === 'tlsConnectionListener');
+      if (!listener) throw new Error("node:https: no 'connection' listener starting TLS (tlsConnectionListener) to take over");
+      this.server.removeListener('connection', listener as (s: Socket) => void);
+      this.startTls = (socket) => (listener as (s: Socket) => void).call(this.server, socket);
+    } else {
+      this.server = http.createServer(serverOpts, onRequest);
+    }
     this.server.on('connection', (socket: Socket) => this.onConnection(socket));
     // Past the cap and the few refusals answered beyond it, Node closes new sockets at once, unanswered.
     this.server.maxConnections = max + REFUSAL_HEADROOM;
     this.server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
+    // A TLS socket whose handshake failed or timed out comes here too (node:https turns
+    // tlsClientError into clientError): nothing can be written to it, so it is destroyed (an
+    // answer would wait for a handshake that never ends, and the socket would hold its slot).
+    const secured = new WeakSet<Duplex>();
+    this.server.on('secureConnection', (s: Duplex) => secured.add(s));
     this.server.on('clientError', (_err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+      if (socket.writable && (!this.tls || secured.has(socket))) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
       else socket.destroy();
     });
   }
@@ -75,18 +116,22 @@ export class AgentHttp {
     const why = this.conns.add(ip, socket);
     if (why) {
       this.refused.add(socket);
-      socket.pause();
       socket.on('error', () => socket.destroy());
+      let status: string, body: string;
       if (why === 'address') {
         this.counters.refusedAddress++;
-        refuseSocket(socket, '429 Too Many Requests', `too many connections from ${ip}: at most ${this.conns.maxPerAddress} (limits.maxConnectionsPerAddress)\n`, { 'retry-after': 1 });
+        [status, body] = ['429 Too Many Requests', `too many connections from ${ip}: at most ${this.conns.maxPerAddress} (limits.maxConnectionsPerAddress)\n`];
       } else {
         this.counters.refusedTotal++;
-        refuseSocket(socket, '503 Service Unavailable', `too many connections: at most ${this.conns.max} (limits.maxConnections); try another agent\n`, { 'retry-after': 1 });
+        [status, body] = ['503 Service Unavailable', `too many connections: at most ${this.conns.max} (limits.maxConnections); try another agent\n`];
       }
+      if (this.tls) return this.sniff(socket, (isTls) => (isTls ? this.refuseOverTls(socket, status, body) : this.refusePlain(socket)));
+      socket.pause();
+      refuseSocket(socket, status, body, { 'retry-after': 1 });
       return;
     }
     this.counters.accepted++;
+    if (this.tls) this.sniff(socket, (isTls) => (isTls ? this.startTls!(socket) : this.refusePlain(socket)));
     // Node's headersTimeout only runs once a request has begun: a socket that sends nothing at all
     // would hold its slot (and a file descriptor) until the kernel gives up. Close it ourselves.
     const idle = setTimeout(() => {
@@ -100,6 +145,40 @@ export class AgentHttp {
       clearTimeout(idle);
       this.conns.delete(socket);
     });
+  }
+
+  /** Read a socket's first bytes, put them back, and say whether they begin a TLS handshake. */
+  private sniff(socket: Socket, then: (isTls: boolean) => void): void {
+    // Until TLS (or the refusal) takes it, nobody else listens for its errors: a reset before its
+    // first bytes would be an unhandled 'error' and end the agent.
+    socket.on('error', () => socket.destroy());
+    socket.once('data', (chunk: Buffer) => {
+      socket.pause();
+      socket.unshift(chunk);
+      then(chunk[0] === TLS_HANDSHAKE);
+    });
+  }
+
+  /** A plain request on the TLS port: say so, in plain text, and close. */
+  private refusePlain(socket: Socket): void {
+    this.counters.plainOnTls++;
+    refuseSocket(socket, '400 Bad Request', 'this port speaks TLS: use https:// or wss:// (the agent runs with --tls-cert)\n', { [TLS_REQUIRED_HEADER]: 'required' });
+  }
+
+  /** A socket refused at accept on the TLS port: the refusal goes over TLS (a plain answer would read as a handshake failure). */
+  private refuseOverTls(socket: Socket, status: string, body: string): void {
+    const t = new tls.TLSSocket(socket, { isServer: true, secureContext: this.secureContext });
+    t.on('error', () => socket.destroy());
+    t.once('secure', () => refuseSocket(t, status, body, { 'retry-after': 1 }));
+    setTimeout(() => socket.destroy(), TLS_REFUSAL_MS).unref();
+  }
+
+  /** A new certificate and key for connections from now on (the open ones keep theirs). */
+  setTls(material: { cert: Buffer; key: Buffer }): void {
+    if (!this.tls) throw new Error('setTls: this port does not speak TLS');
+    const ctx = tls.createSecureContext(material);
+    (this.server as https.Server).setSecureContext(material);
+    this.secureContext = ctx;
   }
 
   route(path: string, handler: RequestHandler): void {
@@ -134,6 +213,8 @@ export class AgentHttp {
     return new Promise((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
+      // Sockets the HTTP layer has not seen yet (on a TLS port: before their first bytes or mid-handshake).
+      for (const s of this.conns.items()) s.destroy();
     });
   }
 

@@ -39,6 +39,8 @@ import type { Health, LoadReport, ServerRecord } from '../sdk/core/protocol.js';
 import type { MemberMeta } from './gossip/membership.js';
 import { agentUrls, announceInfo, healthCheckFor, isLive, memberInfo, memberMeta, serverRecord, type MemberInfo } from './records.js';
 import { planReload } from './reload.js';
+import { loadTls, tlsForLog, trustedCas, type TlsMaterial } from './tls.js';
+import { OriginGate, ownOrigin } from './admission.js';
 
 export type { MemberInfo } from './records.js';
 
@@ -58,7 +60,7 @@ export interface StartAgentExtras {
 
 export class Agent extends EventEmitter<AgentEvents> {
   readonly node: string;
-  /** ws://host:port of this agent (gossip and watch). */
+  /** ws://host:port of this agent (gossip and watch); wss://host:port with `tls`. */
   url = '';
   port = 0;
   readonly log: Logger;
@@ -89,6 +91,11 @@ export class Agent extends EventEmitter<AgentEvents> {
   private signingKey: KeyObject | undefined;
   /** Last health seen per member, for the dashboard's drain/health events. */
   private readonly lastHealth = new Map<string, Health>();
+  /** The PEM files of `tls`, as last read (start, reload). */
+  private tlsMaterial: TlsMaterial | undefined;
+  /** allowOrigin as a set (undefined: any origin), and the gate in front of /v1/watch and /v1/events. */
+  private allowedOrigins: ReadonlySet<string> | undefined;
+  private readonly originGate: OriginGate;
 
   /** @internal use startAgent */
   constructor(opts: ResolvedAgentOptions, private readonly extras: StartAgentExtras) {
@@ -98,7 +105,14 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.clock = extras.clock ?? systemClock;
     this.log = extras.log === false ? createLogger({ level: 'silent' }) : (extras.log ?? createLogger({ level: opts.logLevel })).child({ node: opts.node });
     const lim = opts.limits;
-    this.http = new AgentHttp({ log: this.log, maxConnections: lim.maxConnections, maxConnectionsPerAddress: lim.maxConnectionsPerAddress });
+    // The TLS files first: a missing or mismatched one fails the start before anything runs.
+    this.tlsMaterial = opts.tls ? loadTls(opts.tls) : undefined;
+    this.http = new AgentHttp({ log: this.log, maxConnections: lim.maxConnections, maxConnectionsPerAddress: lim.maxConnectionsPerAddress, tls: this.tlsMaterial });
+    this.allowedOrigins = opts.allowOrigin && new Set(opts.allowOrigin);
+    this.originGate = new OriginGate(
+      () => this.allowedOrigins,
+      () => ownOrigin(this.opts.host, this.opts.bind, this.port, this.http.tls),
+    );
     const random = extras.random;
     this.subs = new Subscriptions({
       node: opts.node,
@@ -167,7 +181,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         );
     }
     const hostInUrl = o.host.includes(':') ? `[${o.host}]` : o.host;
-    this.url = `ws://${hostInUrl}:${this.port}`;
+    this.url = `${this.http.tls ? 'wss' : 'ws'}://${hostInUrl}:${this.port}`;
     const l = o.limits;
     this.transport = createWsTransport({
       addr: this.url,
@@ -184,14 +198,15 @@ export class Agent extends EventEmitter<AgentEvents> {
       }),
       maxPeers: l.maxGossipSockets,
       maxPeersPerAddress: l.maxGossipSocketsPerAddress,
+      dialTls: () => ({ ca: trustedCas(this.tlsMaterial) }),
     });
     mountRoutes(this.http, {
       keyring: (req, res) => handleKeyringRequest(req, res, this.sealer?.keyring, this.log),
       gossip: (req, socket, head) => this.transport.handleUpgrade(req, socket, head),
-      watch: watchUpgrade(this.subs),
+      watch: this.originGate.wrap('watch', watchUpgrade(this.subs)),
       members: (req, res) => this.membersEp.handle(req, res),
       load: (req, res) => handleLoadRequest(req, res, (r) => this.report(r)),
-      events: (req, socket, head) => this.feed.handleUpgrade(req, socket, head),
+      events: this.originGate.wrap('events', (req, socket, head) => this.feed.handleUpgrade(req, socket, head)),
       dashboard: serveDashboard,
       favicon: serveFavicon,
       metrics: metricsHandler(this.metrics),
@@ -293,7 +308,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
     // The effective configuration (after defaults < file < env < flags), secrets masked.
     const masked = (v: unknown) => (v === undefined ? undefined : '(set)');
-    this.log.info({ config: { ...o, token: masked(o.token), keyring: masked(o.keyring), signingKey: masked(o.signingKey) } }, 'configuration');
+    this.log.info({ config: { ...o, token: masked(o.token), keyring: masked(o.keyring), signingKey: masked(o.signingKey), tls: tlsForLog(o.tls) } }, 'configuration');
     this.log.info({ url: this.url, service: o.service, udp: o.udpPort, tcp: o.tcpPort, ws: o.wsPort === undefined ? undefined : `${o.wsTls ? 'wss' : 'ws'} ${o.wsPort}${o.wsPath}`, join: o.join, mdns: o.mdns || undefined }, 'agent started');
   }
 
@@ -373,6 +388,9 @@ export class Agent extends EventEmitter<AgentEvents> {
         'http:total': h.refusedTotal,
         'http:evicted': hc.evicted,
         'http:idle_timeout': h.idleClosed,
+        'http:plain_on_tls': h.plainOnTls,
+        'watch:origin': this.originGate.refused.watch ?? 0,
+        'events:origin': this.originGate.refused.events ?? 0,
         'watch:rate': w.rateLimited,
         'watch:address': w.addressRefused,
         'watch:evicted': w.evicted,
@@ -508,6 +526,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     // Read before anything changes, so a missing or malformed file refuses the whole reload.
     const keys = this.sealer ? (next.keyFile !== undefined ? loadKeyringFile(next.keyFile) : next.keyring) : undefined;
     const { opts, changed, needsRestart } = planReload(this.opts, next, keys !== undefined);
+    // The TLS files again (a renewed certificate at the same path), read and checked before anything changes.
+    const tlsNext = opts.tls && this.http.tls ? loadTls(opts.tls) : undefined;
     // The records the announcer would send, built and thrown away: a zone the TXT data cannot
     // carry must refuse the reload here, not after the new meta has been gossiped.
     if (this.mdns) buildRecords(this.announceInfo(opts), { sign: this.txtSigner() });
@@ -526,6 +546,17 @@ export class Agent extends EventEmitter<AgentEvents> {
         this.log.info({ keys: keyring.ids() }, 'keyring reloaded (primary first)');
       }
     }
+    if (tlsNext) {
+      const before = this.tlsMaterial;
+      this.http.setTls(tlsNext);
+      this.tlsMaterial = tlsNext;
+      if (!before || !before.cert.equals(tlsNext.cert) || !before.key.equals(tlsNext.key) || !sameBytes(before.ca, tlsNext.ca)) {
+        changed.push('tls');
+        this.log.info('TLS certificate reloaded: new connections get the new one');
+      }
+    }
+    if (JSON.stringify(opts.allowOrigin) !== JSON.stringify(this.opts.allowOrigin)) changed.push('allowOrigin');
+    this.allowedOrigins = opts.allowOrigin && new Set(opts.allowOrigin);
     this.opts = opts;
     // Only what members see of us takes an incarnation step: a new keyring is not news to anyone
     // (and a step makes receivers take any load seq as news, briefly letting an older report in).
@@ -555,6 +586,10 @@ export class Agent extends EventEmitter<AgentEvents> {
     await this.http.close();
     if (this.port) this.log.info('agent stopped'); // not after a start that failed before listening
   }
+}
+
+function sameBytes(a: Buffer | undefined, b: Buffer | undefined): boolean {
+  return a === undefined || b === undefined ? a === b : a.equals(b);
 }
 
 /** The keys' ids in order (as the keyring names them): whether a reload brings other keys than the last load. */

@@ -37,7 +37,7 @@ export interface AgentOptions {
   wsTls?: boolean;
   /** The agent's own port (gossip, /v1/watch, /metrics, dashboard, /v1/load). Default 7946 (Serf's). */
   port?: number;
-  /** Seed agents to join, ws://host:port. */
+  /** Seed agents to join, ws://host:port (wss://host:port with `tls`: a cluster is all-TLS or not). */
   join?: string[];
   /** Announce over mDNS on this interface (IPv4 address). Off when not given. `port`: for tests (default 5353). */
   mdns?: { interface: string; port?: number } | false;
@@ -65,6 +65,15 @@ export interface AgentOptions {
   /** Token clients must present to /v1/watch and /v1/events. */
   token?: string;
   logLevel?: LogLevel;
+  // -- TLS and origins (issue 15) --
+  /**
+   * Serve the agent's port over TLS: https and wss on the one port, gossip included (peers are
+   * dialed at wss://). `cert` and `key`: PEM files (or the PEM text itself); `ca`: a PEM file of
+   * CAs trusted, besides the system's, when dialing wss:// peers. A cluster is all-TLS or not.
+   */
+  tls?: { cert: string; key: string; ca?: string };
+  /** Origins (scheme://host[:port]) whose pages may open /v1/watch and /v1/events; others get 403. The agent's own origin, and clients sending no Origin, always may. */
+  allowOrigin?: string[];
 }
 
 /** What the agent accepts from the network, at most. */
@@ -122,7 +131,7 @@ export const DEFAULT_AGENT_LIMITS: Readonly<AgentLimits> = Object.freeze({
 });
 
 export type ResolvedAgentOptions = Required<
-  Omit<AgentOptions, 'mdns' | 'zone' | 'udpPort' | 'tcpPort' | 'wsPort' | 'wsPath' | 'capacity' | 'keyFile' | 'token' | 'keyring' | 'signingKey' | 'signingKeyFile' | 'limits'>
+  Omit<AgentOptions, 'mdns' | 'zone' | 'udpPort' | 'tcpPort' | 'wsPort' | 'wsPath' | 'capacity' | 'keyFile' | 'token' | 'keyring' | 'signingKey' | 'signingKeyFile' | 'limits' | 'tls' | 'allowOrigin'>
 > & {
   mdns: { interface: string; port?: number } | false;
   /** Decoded keys (from `keyring`; a keyFile is read by the agent). */
@@ -139,6 +148,10 @@ export type ResolvedAgentOptions = Required<
   capacity: number | undefined;
   keyFile: string | undefined;
   token: string | undefined;
+  /** TLS (issue 15): the files (or PEM texts) as given; the agent reads them (agent/tls.ts). */
+  tls: { cert: string; key: string; ca: string | undefined } | undefined;
+  /** Allowed origins, each normalized as URL.origin gives it (undefined: any origin). */
+  allowOrigin: string[] | undefined;
 };
 
 /**
@@ -173,6 +186,8 @@ export const AGENT_OPTION_KEYS: Readonly<Record<keyof AgentOptions, true>> = {
   limits: true,
   token: true,
   logLevel: true,
+  tls: true,
+  allowOrigin: true,
 };
 
 type Kind = 'string' | 'int' | 'list' | 'ip' | 'enum' | 'bool';
@@ -211,7 +226,7 @@ export const AGENT_OPTION_SPECS: readonly OptionSpec[] = [
   { path: 'wsPath', flag: 'ws-path', env: 'PEERLB_WS_PATH', kind: 'string', default: '/', describe: "the server's WebSocket path, with --ws: starts with /, printable ASCII without spaces, at most 248 chars (one mDNS TXT string)" },
   { path: 'wsTls', flag: 'ws-tls', env: 'PEERLB_WS_TLS', kind: 'bool', default: 'false', describe: 'with --ws: the server speaks wss (TLS); a flag, or true/false in the variable and the file' },
   { path: 'port', flag: 'port', env: 'PEERLB_PORT', kind: 'int', min: 0, max: 65535, default: 7946, describe: "the agent's port: gossip, /v1/watch, /metrics, dashboard, /v1/load" },
-  { path: 'join', flag: 'join', env: 'PEERLB_JOIN', kind: 'list', describe: 'seed agents to join, ws://host:port (repeat or comma-separate)' },
+  { path: 'join', flag: 'join', env: 'PEERLB_JOIN', kind: 'list', describe: 'seed agents to join, ws://host:port (wss:// with --tls-cert; repeat or comma-separate)' },
   { path: 'mdns.interface', flag: 'mdns-interface', env: 'PEERLB_MDNS_INTERFACE', kind: 'ip', describe: 'announce over mDNS on this interface (IPv4); off when not given' },
   { path: 'mdns.port', flag: 'mdns-port', env: 'PEERLB_MDNS_PORT', kind: 'int', min: 1, max: 65535, default: '5353 (RFC 6762)', describe: 'mDNS UDP port, with --mdns-interface (tests use another one)' },
   { path: 'weight', flag: 'weight', env: 'PEERLB_WEIGHT', kind: 'int', min: 1, max: MAX_WEIGHT, default: DEFAULT_WEIGHT, describe: 'relative capacity of the server' },
@@ -249,6 +264,12 @@ export const AGENT_OPTION_SPECS: readonly OptionSpec[] = [
   { path: 'limits.maxGossipSockets', flag: 'max-gossip-sockets', env: 'PEERLB_MAX_GOSSIP_SOCKETS', kind: 'int', min: 1, max: 1_000_000, default: DEFAULT_AGENT_LIMITS.maxGossipSockets, describe: 'inbound /v1/gossip sockets at once' },
   { path: 'limits.maxGossipSocketsPerAddress', flag: 'max-gossip-sockets-per-ip', env: 'PEERLB_MAX_GOSSIP_SOCKETS_PER_IP', kind: 'int', min: 1, max: 1_000_000, default: DEFAULT_AGENT_LIMITS.maxGossipSocketsPerAddress, describe: 'inbound /v1/gossip sockets from one IP' },
   { path: 'token', flag: 'token', env: 'PEERLB_TOKEN', kind: 'string', describe: 'token clients must present to /v1/watch and /v1/events' },
+  // -- TLS and origins (issue 15) --
+  { path: 'tls.cert', flag: 'tls-cert', env: 'PEERLB_TLS_CERT', kind: 'string', describe: 'PEM certificate (chain) file: the agent port serves https and wss, gossip included, with --tls-key; re-read on SIGHUP' },
+  { path: 'tls.key', flag: 'tls-key', env: 'PEERLB_TLS_KEY', kind: 'string', describe: 'PEM private key file of --tls-cert' },
+  { path: 'tls.ca', flag: 'tls-ca', env: 'PEERLB_TLS_CA', kind: 'string', describe: 'PEM file of CAs trusted, besides the system ones, when dialing wss:// peers' },
+  { path: 'allowOrigin', flag: 'allow-origin', env: 'PEERLB_ALLOW_ORIGIN', kind: 'list', describe: "origins (https://host:port) whose pages may open /v1/watch and /v1/events, others get 403 (none given: any origin); the agent's own origin and clients sending no Origin always may" },
+  // -- end of TLS and origins --
   { path: 'logLevel', flag: 'log-level', env: 'PEERLB_LOG_LEVEL', kind: 'enum', choices: LOG_LEVELS, default: 'info', describe: 'log level' },
 ];
 

@@ -12,6 +12,8 @@ import type { KeyObject } from 'node:crypto';
 import { MAX_KEYS, parseKey } from './gossip/keyring.js';
 import { parsePrivateKey } from '../sdk/node/signing.js';
 import { DEFAULT_TTL_FALL, DEFAULT_TTL_RISE, defaultProbeTimeoutMs } from './health/defaults.js';
+import { resolveTls, seedSchemeProblem } from './tls.js';
+import { MAX_ALLOWED_ORIGINS, parseOrigin } from './admission.js';
 import {
   AGENT_OPTION_KEYS,
   AGENT_OPTION_SPECS,
@@ -142,11 +144,16 @@ export function resolveAgentOptions(input: AgentOptions): ResolvedAgentOptions {
   if (udpPort === undefined && tcpPort === undefined && wsPort === undefined)
     throw new BadOptionError('udpPort', 'or tcpPort or wsPort must be given: the agent announces a server');
   const port = specInt('port', input.port)!;
+  const tls = resolveTls(input.tls);
   const join = input.join ?? [];
-  if (!Array.isArray(join)) throw new BadOptionError('join', 'must be a list of ws:// URLs');
+  if (!Array.isArray(join)) throw new BadOptionError('join', 'must be a list of ws:// (wss:// with tls) URLs');
   join.forEach((u, i) => {
-    if (typeof u !== 'string' || !/^ws:\/\/[^/\s]+:\d+\/?$/.test(u)) throw new BadOptionError(`join[${i}]`, `must be ws://host:port, got ${JSON.stringify(u)}`);
+    if (typeof u !== 'string' || !/^wss?:\/\/[^/\s]+:\d+\/?$/.test(u)) throw new BadOptionError(`join[${i}]`, `must be ws://host:port (wss://host:port with tls), got ${JSON.stringify(u)}`);
+    // A cluster is all-TLS or not (agent/tls.ts).
+    const problem = seedSchemeProblem(u, tls !== undefined);
+    if (problem) throw new BadOptionError(`join[${i}]`, problem);
   });
+  const allowOrigin = resolveAllowOrigin(input.allowOrigin);
   let mdns: { interface: string; port?: number } | false = false;
   if (input.mdns) {
     if (typeof input.mdns !== 'object') throw new BadOptionError('mdns', 'must be an object { interface, port? } or false');
@@ -224,7 +231,25 @@ export function resolveAgentOptions(input: AgentOptions): ResolvedAgentOptions {
     limits,
     token: str('token', input.token, 1024),
     logLevel,
+    tls,
+    allowOrigin,
   };
+}
+
+/** allowOrigin: a list of origins (admission.ts: parseOrigin), normalized; undefined when not given. */
+function resolveAllowOrigin(v: unknown): string[] | undefined {
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v) || v.length === 0 || v.length > MAX_ALLOWED_ORIGINS)
+    throw new BadOptionError('allowOrigin', `must be a list of 1..${MAX_ALLOWED_ORIGINS} origins, http(s)://host[:port]`);
+  return [
+    ...new Set(
+      v.map((s, i) => {
+        const o = parseOrigin(s);
+        if (typeof o !== 'string') throw new BadOptionError(`allowOrigin[${i}]`, o.problem);
+        return o;
+      }),
+    ),
+  ];
 }
 
 /**

@@ -8,7 +8,8 @@
  *  - frames that fail to authenticate, either way: `gossip frames fail to authenticate`, naming
  *    the peer address and the side (`ours rejected by the peer` / `theirs rejected here`), at most
  *    once per `intervalMs` per peer (with the count since the last line);
- *  - a peer without a key (no challenge): `gossip peer has no key`, as rarely.
+ *  - a peer without a key (no challenge): `gossip peer has no key`, as rarely;
+ *  - a peer of the other scheme (ws:// vs wss://, issue 15): `gossip peer of the other scheme`, as rarely.
  *
  * Bounded: at most `maxPeers` peers are remembered (the oldest is forgotten first).
  */
@@ -88,6 +89,11 @@ export function peerWarnings(opts: PeerWarningsOptions): (w: TransportWarning) =
       case 'auth-failed': {
         const n = due(`auth-in ${w.peer}`);
         if (n !== undefined) log.warn({ peer: w.peer, side: 'theirs rejected here', since: n }, 'gossip frames fail to authenticate: frames from the peer do not open with our keys (wrong or missing key there?)');
+        return;
+      }
+      case 'scheme-mismatch': {
+        const n = due(`scheme ${w.peer}`);
+        if (n !== undefined) log.warn({ peer: w.peer, reason: w.error, since: n }, 'gossip peer of the other scheme (ws:// vs wss://): not dialed; a cluster is all-TLS or not');
         return;
       }
       case 'peer-not-sealing': {

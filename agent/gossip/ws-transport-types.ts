@@ -40,6 +40,13 @@ export interface WsTransportOptions {
   slowPeerMs?: number;
   /** Told of failures worth a log line (the agent rate-limits them); must not throw. */
   onWarning?: (w: TransportWarning) => void;
+  /**
+   * Options of a dial to a wss:// peer, read at each dial (a reload may change them): the CAs
+   * trusted (undefined: Node's defaults). The scheme of `addr` is the cluster's: a peer of the
+   * other scheme (ws:// from a wss:// agent, or the reverse) is not dialed (a cluster is all-TLS
+   * or not; agent/tls.ts).
+   */
+  dialTls?: () => { ca?: (string | Buffer)[] | undefined };
 }
 
 /**
@@ -47,10 +54,11 @@ export interface WsTransportOptions {
  *  - `connect-failed`: a socket to `peer` could not be opened (`error`: ECONNREFUSED, a timeout, an HTTP status);
  *  - `auth-rejected`: `peer` closed our socket because our frames fail to authenticate there (wrong or missing key);
  *  - `peer-not-sealing`: `peer` gave no challenge, so it has no key: nothing is sent to it;
- *  - `auth-failed`: frames from `peer` (its claimed address, else ip:port) fail to authenticate here.
+ *  - `auth-failed`: frames from `peer` (its claimed address, else ip:port) fail to authenticate here;
+ *  - `scheme-mismatch`: `peer` is of the other scheme (ws:// vs wss://): it is not dialed.
  */
 export interface TransportWarning {
-  kind: 'connect-failed' | 'auth-rejected' | 'peer-not-sealing' | 'auth-failed';
+  kind: 'connect-failed' | 'auth-rejected' | 'peer-not-sealing' | 'auth-failed' | 'scheme-mismatch';
   peer: string;
   error?: string;
 }
@@ -85,7 +93,7 @@ export interface WsTransportCounters {
     replay: number;
     /** Queued on a socket that closed before it opened, or sent after close(). */
     closed: number;
-    /** Not a ws:// or wss:// address, or too many peers. */
+    /** Not a ws:// or wss:// address, one of the other scheme than this agent's, or too many peers. */
     badAddr: number;
     /** A text frame where binary was expected. */
     notBinary: number;

@@ -38,6 +38,10 @@
  *    IP's share 429, past the total 503. A socket with no frame within firstFrameTimeoutMs closes.
  *  - Slow or stalled peers: a peer whose socket stays over maxPendingBytes for `slowPeerMs` is cut
  *    off (terminated, then reconnected on a later send); frames to it meanwhile are dropped.
+ *  - TLS (issue 15): a wss:// agent dials wss:// peers (with `dialTls`: the CAs it trusts) and no
+ *    ws:// one, a ws:// agent the reverse: a cluster is all-TLS or not, and a peer of the other
+ *    scheme is a `scheme-mismatch` warning, its frames dropped (badAddr). A dial refused because
+ *    the peer speaks TLS (x-peerlb-tls), or failing on TLS, says so in its connect-failed warning.
  *
  * Sealing is a layer around the sockets (sealing.ts), the rate limit and the hello deadlines are
  * in auth-limiter.ts; both, and the slow-peer window, run on the injected clock (`clock`). Only
@@ -51,6 +55,7 @@ import { AddressSlots, refuseSocket } from '../admission.js';
 import { systemClock } from '../../sdk/core/clock.js';
 import { AuthFailureLimiter, helloDeadlines, type AuthFailureLimit } from './auth-limiter.js';
 import { CHALLENGE_HEADER, parseChallenge, plainLayer, replyBinding, sealingLayer } from './sealing.js';
+import { TLS_REQUIRED_HEADER, tlsDialProblem } from '../tls.js';
 
 export { DEFAULT_AUTH_FAILURE_LIMIT, type AuthFailureLimit } from './auth-limiter.js';
 export { SEAL_ALLOWANCE_BYTES, CHALLENGE_HEADER, CHALLENGE_BYTES, parseChallenge, replyBinding, type FrameSealer } from './sealing.js';
@@ -267,6 +272,15 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
   /** The binding a dialer seals with on its own socket (the challenge itself). */
   const dialBindings = new WeakMap<Conn, Buffer>();
 
+  /** The cluster's scheme: this agent's own (undefined: an address that is no URL, as some tests give). */
+  const scheme = (() => {
+    try {
+      return new URL(opts.addr).protocol;
+    } catch {
+      return undefined;
+    }
+  })();
+
   const gossipUrl = (to: string): string | undefined => {
     try {
       const u = new URL(to);
@@ -283,12 +297,19 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
       c.dropped.badAddr++;
       return undefined;
     }
+    const isTls = url.startsWith('wss:');
+    if (scheme !== undefined && isTls !== (scheme === 'wss:')) {
+      c.dropped.badAddr++;
+      warn({ kind: 'scheme-mismatch', peer: to, error: `this agent is ${scheme}//, the peer ${isTls ? 'wss' : 'ws'}://` });
+      return undefined;
+    }
     c.connects++;
     const ws = new WebSocket(url, {
       maxPayload,
       perMessageDeflate: false,
       handshakeTimeout: connectTimeoutMs,
       headers: { [ADDR_HEADER]: opts.addr },
+      ...(isTls ? opts.dialTls?.() : undefined),
     });
     ws.binaryType = 'nodebuffer';
     const peer: Peer = { ws, binding: undefined, queue: [], queuedBytes: 0, hinted: false, slowSince: undefined };
@@ -324,9 +345,19 @@ export function createWsTransport(opts: WsTransportOptions): WsTransport {
       peer.queuedBytes = 0;
     });
     ws.on('message', (data, isBinary) => receive(to, data, isBinary, conn));
+    ws.on('unexpected-response', (_req, res: IncomingMessage) => {
+      // Not a WebSocket answer: say why when the peer said (its port speaks TLS), then give up the socket.
+      lastError = res.headers[TLS_REQUIRED_HEADER]
+        ? `the peer's port speaks TLS (${res.statusCode}): dial it at wss://; a cluster is all-TLS or not`
+        : `Unexpected server response: ${res.statusCode}`;
+      res.resume();
+      ws.terminate();
+    });
     ws.on('error', (err: Error & { code?: string }) => {
       if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') c.dropped.tooLarge++;
-      lastError = err.code && !err.code.startsWith('WS_ERR') ? err.code : err.message;
+      // The reason from an unexpected response stays (terminate() then reports "closed before established").
+      if (lastError?.startsWith("the peer's port speaks TLS") || lastError?.startsWith('Unexpected server response')) return;
+      lastError = tlsDialProblem(err) ?? (err.code && !err.code.startsWith('WS_ERR') ? err.code : err.message);
     });
     ws.on('close', (code: number, reason: Buffer) => {
       if (!opened) c.connectFailures++;
