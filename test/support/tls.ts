@@ -1,14 +1,18 @@
 /**
- * A self-signed certificate for the TLS tests, made in the test with `openssl` (the system's: it
- * is there wherever Node is built or packaged; a test that needs it fails with a clear message
- * when it is not, rather than skipping). The certificate names 127.0.0.1, ::1 and localhost, so
- * agents on loopback verify each other by name as well as by chain; it is its own CA (pass it as
- * --tls-ca, or as `ca` to a client).
+ * Self-signed certificates for the TLS tests, committed under test/support/certs/ (its README says
+ * how they were made) so that `npm test` needs nothing but Node. Each names 127.0.0.1, ::1 and
+ * localhost, so agents on loopback verify each other by name as well as by chain; each is its own
+ * CA (pass it as --tls-ca, or as `ca` to a client).
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+// Beside this file in the source tree; from dist/test/support/, the same folder in the repository.
+const CERTS = [new URL('./certs/', import.meta.url), new URL('../../../test/support/certs/', import.meta.url)]
+  .map((u) => fileURLToPath(u))
+  .find((d) => existsSync(d)) ?? fileURLToPath(new URL('./certs/', import.meta.url));
 
 export interface TestCert {
   dir: string;
@@ -20,28 +24,15 @@ export interface TestCert {
   remove(): void;
 }
 
-/** Make a key and a self-signed certificate (EC P-256, one day) in a new temporary directory. */
+/** A key and its self-signed certificate (one of the committed ones, by name), copied into a new temporary directory. */
 export function makeTestCert(cn = 'peerlb-test'): TestCert {
+  const from = (ext: string) => join(CERTS, `${cn}.${ext}.pem`);
+  if (!existsSync(from('cert'))) throw new Error(`no test certificate named ${cn} in ${CERTS} (see its README to make one)`);
   const dir = mkdtempSync(join(tmpdir(), 'peerlb-tls-'));
   const certFile = join(dir, 'cert.pem');
   const keyFile = join(dir, 'key.pem');
-  try {
-    execFileSync(
-      'openssl',
-      [
-        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-        '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', `/CN=${cn}`,
-        '-addext', 'subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost',
-        '-addext', 'basicConstraints=critical,CA:TRUE',
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'], timeout: 20_000 },
-    );
-  } catch (err) {
-    rmSync(dir, { recursive: true, force: true });
-    const e = err as NodeJS.ErrnoException & { stderr?: Buffer };
-    if (e.code === 'ENOENT') throw new Error('the TLS tests make their certificate with `openssl`, which is not installed (apt-get install openssl)');
-    throw new Error(`openssl could not make a test certificate: ${e.stderr?.toString() ?? e.message}`);
-  }
+  copyFileSync(from('cert'), certFile);
+  copyFileSync(from('key'), keyFile);
   return {
     dir,
     certFile,

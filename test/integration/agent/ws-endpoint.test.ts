@@ -6,9 +6,9 @@
  * `join()` shows `wsUrl`; `--health ws` goes unhealthy when the ws server is killed (by PID) and
  * healthy when it comes back on its port.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,10 +31,12 @@ const { privateKey, publicKey } = generateKeyPairSync('ed25519');
 const keyFile = path.join(dir, 'sign.pem');
 writeFileSync(keyFile, privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), { mode: 0o600 });
 const PUB = publicKey.export({ format: 'pem', type: 'spki' }).toString();
-// The game server speaks wss with a certificate made here (the agent's ws check does not verify it).
+// The game server speaks wss with a committed test certificate (test/support/certs; the agent's ws check does not verify it).
+const CERTS = fileURLToPath(new URL('../../support/certs/', import.meta.url));
 const cert = path.join(dir, 'cert.pem');
 const certKey = path.join(dir, 'key.pem');
-execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', certKey, '-out', cert, '-subj', '/CN=localhost', '-days', '1'], { stdio: 'ignore' });
+copyFileSync(path.join(CERTS, 'localhost.cert.pem'), cert);
+copyFileSync(path.join(CERTS, 'localhost.key.pem'), certKey);
 
 /** Start the ws game server; resolves with the process and its port once it listens. */
 function startWsServer(port = 0): Promise<{ proc: ChildProcess; port: number }> {

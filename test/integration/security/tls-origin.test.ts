@@ -1,7 +1,7 @@
 /**
  * Issue 15: the agent's port over TLS (`--tls-cert`, `--tls-key`, `--tls-ca`) and the Origin gate
- * (`--allow-origin`), through real `peerlb agent` processes on loopback and a certificate made
- * in the test with openssl (test/support/tls.ts).
+ * (`--allow-origin`), through real `peerlb agent` processes on loopback and committed test
+ * certificates (test/support/tls.ts, test/support/certs/).
  *
  *  - a client trusting the CA subscribes to /v1/watch over wss:// and gets the snapshot;
  *  - two TLS agents gossip (wss:// dials) and see each other alive;
