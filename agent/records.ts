@@ -8,10 +8,10 @@ import type { Member, MemberMeta } from './gossip/membership.js';
 import { gossipAddrPort } from './gossip/messages.js';
 import type { AnnounceInfo } from './mdns/announcer.js';
 import type { HealthCheck, HealthCheckerOptions } from './health/index.js';
-import type { Health, LoadReport, LoadSource, ServerRecord } from '../sdk/core/protocol.js';
+import { copyEndpoints, type Endpoints, type Health, type LoadReport, type LoadSource, type ServerRecord } from '../sdk/core/protocol.js';
 
 /** One row of `/v1/members` and `peerlb members --json`. */
-export interface MemberInfo {
+export interface MemberInfo extends Endpoints {
   node: string;
   host: string;
   port: number;
@@ -20,12 +20,6 @@ export interface MemberInfo {
   health: Health;
   incarnation: number;
   service: string;
-  udpPort?: number;
-  tcpPort?: number;
-  /** The server's WebSocket endpoint, when it has one (issue 15). */
-  wsPort?: number;
-  wsPath?: string;
-  wsTls?: boolean;
   weight: number;
   zone?: string;
   load: LoadReport | null;
@@ -48,13 +42,7 @@ export function isLive(m: Member): boolean {
 /** This agent's own member meta (what gossip carries of it). */
 export function memberMeta(o: ResolvedAgentOptions, health: Health): MemberMeta {
   const m: MemberMeta = { id: o.node, service: o.service, host: o.host, weight: o.weight, health };
-  if (o.udpPort !== undefined) m.udpPort = o.udpPort;
-  if (o.tcpPort !== undefined) m.tcpPort = o.tcpPort;
-  if (o.wsPort !== undefined) {
-    m.wsPort = o.wsPort;
-    m.wsPath = o.wsPath ?? '/';
-    if (o.wsTls) m.wsTls = true;
-  }
+  copyEndpoints(o, m);
   if (o.zone !== undefined) m.zone = o.zone;
   return m;
 }
@@ -72,13 +60,7 @@ export function announceInfo(o: ResolvedAgentOptions, agentPort: number, health:
   };
   // The announcer moves the TXT bucket with hysteresis from the figure itself (mdns/load-bucket.ts).
   if (load) info.utilization = load.utilization;
-  if (o.udpPort !== undefined) info.udpPort = o.udpPort;
-  if (o.tcpPort !== undefined) info.tcpPort = o.tcpPort;
-  if (o.wsPort !== undefined) {
-    info.wsPort = o.wsPort;
-    info.wsPath = o.wsPath ?? '/';
-    if (o.wsTls) info.wsTls = true;
-  }
+  copyEndpoints(o, info);
   if (o.zone !== undefined) info.zone = o.zone;
   return info;
 }

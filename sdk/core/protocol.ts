@@ -73,11 +73,8 @@ export type LoadSource = 'reported' | 'capacity' | 'cpu' | 'none';
 export const LOAD_SOURCES: readonly LoadSource[] = ['reported', 'capacity', 'cpu', 'none'];
 
 /** What discovery sources give the SDK about one server. */
-export interface ServerRecord {
-  /** Stable id: the agent's node name, or host:port for static servers. */
-  id: string;
-  service: string;
-  host: string;
+/** Where clients reach a server: its UDP, TCP and WebSocket endpoints (each optional, at least one set). */
+export interface Endpoints {
   udpPort?: number;
   tcpPort?: number;
   /** The server's WebSocket port, when it takes browser clients (issue 15). */
@@ -86,6 +83,28 @@ export interface ServerRecord {
   wsPath?: string;
   /** With wsPort: the server speaks wss (TLS). */
   wsTls?: boolean;
+}
+
+/**
+ * Copy the endpoints `from` has onto `to`, as every record, meta, announcement and member row
+ * holds them: a WebSocket endpoint always with its path ('/' when absent), `wsTls` only when true,
+ * nothing for an endpoint that is not there.
+ */
+export function copyEndpoints(from: Readonly<Endpoints>, to: Endpoints): void {
+  if (from.udpPort !== undefined) to.udpPort = from.udpPort;
+  if (from.tcpPort !== undefined) to.tcpPort = from.tcpPort;
+  if (from.wsPort !== undefined) {
+    to.wsPort = from.wsPort;
+    to.wsPath = from.wsPath ?? '/';
+    if (from.wsTls) to.wsTls = true;
+  }
+}
+
+export interface ServerRecord extends Endpoints {
+  /** Stable id: the agent's node name, or host:port for static servers. */
+  id: string;
+  service: string;
+  host: string;
   /** Relative capacity, 1..10000 (nginx's `weight`); default 100. */
   weight: number;
   zone?: string;

@@ -10,7 +10,7 @@
  * Servers without a WebSocket endpoint (no wsUrl) are never opened: they are skipped without
  * using up an attempt.
  */
-import type { Balancer } from './balancer/index.js';
+import { attemptBudget, type Balancer } from './balancer/index.js';
 import type { ServerState } from './server.js';
 import { AbortedError, AllAttemptsFailedError, BadOptionError, NoServersError, type AttemptFailure } from './errors.js';
 
@@ -61,12 +61,9 @@ export function openWebSocket<W extends GameWebSocket>(
   opts: WebSocketOptions,
   service: string,
 ): Promise<W> {
-  const timeoutMs = opts.timeoutMs ?? b.opts.connectTimeoutMs;
-  const attempts = opts.attempts ?? b.opts.connectAttempts;
-  if (!Number.isInteger(attempts) || attempts < 1 || attempts > 100)
-    return Promise.reject(new BadOptionError('attempts', `must be an integer in 1..100, got ${JSON.stringify(attempts)}`));
-  if (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || timeoutMs > 600_000)
-    return Promise.reject(new BadOptionError('timeoutMs', `must be a number in 1..600000, got ${JSON.stringify(timeoutMs)}`));
+  const budget = attemptBudget(opts, b.opts);
+  if (budget instanceof BadOptionError) return Promise.reject(budget);
+  const { timeoutMs, attempts } = budget;
   const { protocols, signal } = opts;
   if (protocols !== undefined && typeof protocols !== 'string' && !(Array.isArray(protocols) && protocols.every((p) => typeof p === 'string')))
     return Promise.reject(new BadOptionError('protocols', 'must be a string or an array of strings'));

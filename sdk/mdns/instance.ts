@@ -5,6 +5,7 @@
 import net from 'node:net';
 import type { Announcement } from './records.js';
 import type { TxtFields } from './txt.js';
+import { copyEndpoints } from '../core/protocol.js';
 
 /** One agent found by mDNS: what its records say, ready for the SDK's view. */
 export interface BrowsedInstance extends TxtFields {
@@ -38,13 +39,7 @@ export function toBrowsed(a: Announcement): BrowsedInstance {
     instance: a.instance,
   };
   if (a.signature) b.signature = a.signature;
-  if (a.udpPort !== undefined) b.udpPort = a.udpPort;
-  if (a.tcpPort !== undefined) b.tcpPort = a.tcpPort;
-  if (a.wsPort !== undefined) {
-    b.wsPort = a.wsPort;
-    b.wsPath = a.wsPath ?? '/';
-    if (a.wsTls) b.wsTls = true;
-  }
+  copyEndpoints(a, b);
   if (a.zone !== undefined) b.zone = a.zone;
   return b;
 }

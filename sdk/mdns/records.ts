@@ -29,7 +29,7 @@
 import net from 'node:net';
 import type { Answer, SrvData } from 'dns-packet';
 import { BadOptionError, DecodeError, PeerlbError } from '../core/errors.js';
-import { MDNS_SERVICE_TYPE } from '../core/protocol.js';
+import { copyEndpoints, MDNS_SERVICE_TYPE } from '../core/protocol.js';
 import { mdnsSigningBytes } from '../core/signing.js';
 import { DEFAULT_TTLS, GOODBYE_TTL, MAX_LABEL_BYTES, SERVICES_ENUMERATION, isServiceName, recordNames, type RecordNames, type Ttls } from './names.js';
 import { TXT_KEYS, asBuffer, decodeTxt, encodeTxt, isPort, limitError, type TxtFields, type TxtSigner } from './txt.js';
@@ -169,13 +169,7 @@ export function assembleAnnouncement(instance: string, srv: unknown, txt: unknow
     }
     a.signature = { sig: t.sig, data: asBuffer(mdnsSigningBytes(address, s.port, others)) };
   }
-  if (t.udpPort !== undefined) a.udpPort = t.udpPort;
-  if (t.tcpPort !== undefined) a.tcpPort = t.tcpPort;
-  if (t.wsPort !== undefined) {
-    a.wsPort = t.wsPort;
-    a.wsPath = t.wsPath ?? '/';
-    if (t.wsTls) a.wsTls = true;
-  }
+  copyEndpoints(t, a);
   if (t.zone !== undefined) a.zone = t.zone;
   return a;
 }

@@ -4,24 +4,19 @@
  * last), `decodeTxt` reads untrusted strings into typed fields or a typed error. Pure.
  */
 import { DecodeError, PeerlbError, UnsupportedVersionError, BadOptionError } from '../core/errors.js';
-import { DEFAULT_WEIGHT, HEALTH_VALUES, LIMITS, MAX_WEIGHT, PROTOCOL_VERSION, wsPathProblem, type Health } from '../core/protocol.js';
+import { DEFAULT_WEIGHT, HEALTH_VALUES, LIMITS, MAX_WEIGHT, PROTOCOL_VERSION, wsPathProblem, type Endpoints, type Health } from '../core/protocol.js';
 import { mdnsSigningBytes, TXT_SIG_KEY } from '../core/signing.js';
 
 /** Signs the bytes an mDNS TXT signature covers (sdk/core/signing.ts), returning base64. */
 export type TxtSigner = (data: Buffer) => string;
 
 /** The TXT fields (RFC 6763 §6): everything a browser needs besides SRV and the address. */
-export interface TxtFields {
+/** The endpoints go in TXT as `udp=`, `tcp=`, `ws=<port>`, `wspath=<path>` (absent: '/'), `wstls=1`. */
+export interface TxtFields extends Endpoints {
   /** Service name (RFC 6335: 1–15 letters, digits, hyphens): the subtype and `_<service>._udp`. */
   service: string;
   /** The node id, as in gossip: TXT `node`, and the base of the instance name. */
   node: string;
-  udpPort?: number;
-  tcpPort?: number;
-  /** The server's WebSocket endpoint: TXT `ws=<port>`, `wspath=<path>` (absent: '/'), `wstls=1`. */
-  wsPort?: number;
-  wsPath?: string;
-  wsTls?: boolean;
   weight: number;
   zone?: string;
   health: Health;

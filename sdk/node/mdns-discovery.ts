@@ -5,7 +5,7 @@ import { nodeVerifier, verifyBytes } from './signing.js';
 import { wsConnector } from './ws.js';
 import { AgentWatch } from '../core/discovery/agents.js';
 import { MdnsBrowser, type BrowsedInstance } from '../mdns/browser.js';
-import { parseUsableServerRecord, type ServerRecord } from '../core/protocol.js';
+import { copyEndpoints, parseUsableServerRecord, type ServerRecord } from '../core/protocol.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { MdnsSettle } from '../core/discovery/settle.js';
 
@@ -35,13 +35,7 @@ export function recordFromInstance(i: BrowsedInstance): ServerRecord {
     agent: i.agentUrl,
     load: { connections: 0, sessions: 0, utilization: i.loadBucket / 10, seq: 0, ageMs: 0 },
   };
-  if (i.udpPort !== undefined) r.udpPort = i.udpPort;
-  if (i.tcpPort !== undefined) r.tcpPort = i.tcpPort;
-  if (i.wsPort !== undefined) {
-    r.wsPort = i.wsPort;
-    r.wsPath = i.wsPath ?? '/';
-    if (i.wsTls) r.wsTls = true;
-  }
+  copyEndpoints(i, r);
   if (i.zone !== undefined) r.zone = i.zone;
   return r;
 }

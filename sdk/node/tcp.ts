@@ -1,5 +1,5 @@
 import net from 'node:net';
-import type { Balancer } from '../core/balancer/index.js';
+import { attemptBudget, type Balancer } from '../core/balancer/index.js';
 import type { ServerState } from '../core/server.js';
 import { AbortedError, AllAttemptsFailedError, BadOptionError, NoServersError, type AttemptFailure } from '../core/errors.js';
 
@@ -29,14 +29,9 @@ const NOTHING_TRIED: ReadonlySet<ServerState> = new Set();
  * bare net.connect (test/bench/sdk.ts). Nothing is allocated for failover until an attempt fails.
  */
 export function connectWithFailover(b: Balancer, hash: number, opts: ConnectOptions, service: string): Promise<net.Socket> {
-  const timeoutMs = opts.timeoutMs ?? b.opts.connectTimeoutMs;
-  const attempts = opts.attempts ?? b.opts.connectAttempts;
-  // Checked per call like join's options: attempts 0 would otherwise report "no servers", and a
-  // NaN or negative timeout would fail every attempt at once.
-  if (!Number.isInteger(attempts) || attempts < 1 || attempts > 100)
-    return Promise.reject(new BadOptionError('attempts', `must be an integer in 1..100, got ${JSON.stringify(attempts)}`));
-  if (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || timeoutMs > 600_000)
-    return Promise.reject(new BadOptionError('timeoutMs', `must be a number in 1..600000, got ${JSON.stringify(timeoutMs)}`));
+  const budget = attemptBudget(opts, b.opts);
+  if (budget instanceof BadOptionError) return Promise.reject(budget);
+  const { timeoutMs, attempts } = budget;
   const { signal, socket: extra } = opts;
   return new Promise((resolve, reject) => {
     let tried: Set<ServerState> | undefined;

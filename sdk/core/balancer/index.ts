@@ -3,4 +3,4 @@
  * Node adapters use.
  */
 export { Balancer, TICK_MS, type BalancerEvents } from './balancer.js';
-export { Lease, Deadlines, timeoutError, type LeaseOptions, type LeaseState } from './lease.js';
+export { Lease, Deadlines, attemptBudget, timeoutError, type LeaseOptions, type LeaseState } from './lease.js';

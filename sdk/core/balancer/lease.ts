@@ -20,6 +20,7 @@
 import type { Clock } from '../clock.js';
 import { every } from '../clock.js';
 import type { ServerState } from '../server.js';
+import { BadOptionError } from '../errors.js';
 
 /** Where a lease reports to (the Balancer). */
 export interface LeaseOwner {
@@ -39,6 +40,23 @@ export interface LeaseOptions {
   onTimeout?: (err: Error) => void;
   /** The slow sample a failure counts as, at least (default: timeoutMs, else the cluster's connectTimeoutMs). */
   penaltyMs?: number;
+}
+
+/**
+ * The budget of one connect or WebSocket open: `attempts` servers, `timeoutMs` each (the call's
+ * values, else the cluster's). Checked per call like join's options: attempts 0 would otherwise
+ * report "no servers", and a NaN or negative timeout would fail every attempt at once.
+ */
+export function attemptBudget(
+  opts: { timeoutMs?: number | undefined; attempts?: number | undefined },
+  defaults: { connectTimeoutMs: number; connectAttempts: number },
+): { timeoutMs: number; attempts: number } | BadOptionError {
+  const timeoutMs = opts.timeoutMs ?? defaults.connectTimeoutMs;
+  const attempts = opts.attempts ?? defaults.connectAttempts;
+  if (!Number.isInteger(attempts) || attempts < 1 || attempts > 100) return new BadOptionError('attempts', `must be an integer in 1..100, got ${JSON.stringify(attempts)}`);
+  if (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || timeoutMs > 600_000)
+    return new BadOptionError('timeoutMs', `must be a number in 1..600000, got ${JSON.stringify(timeoutMs)}`);
+  return { timeoutMs, attempts };
 }
 
 /** A connect that passed its deadline. */
