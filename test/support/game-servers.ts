@@ -14,14 +14,16 @@ export interface GameServer {
   name: string;
   port: number;
   proc: ChildProcess;
-  /** Sockets the server accepted so far. */
+  /** Sockets the server accepted so far from browsers (their upgrade had an Origin). */
   opens: number;
+  /** Other sockets it accepted (agents' health checks, Node clients). */
+  others: number;
 }
 
 /** Start one on `host` (any free port, wss with `tls`), waiting (≤ 15 s) for its `listening` line. */
 export async function startGameServer(all: GameServer[], name: string, host: string, tls?: { certFile: string; keyFile: string }): Promise<GameServer> {
   const proc = spawn(process.execPath, [SCRIPT, host, '0', name, ...(tls ? [tls.certFile, tls.keyFile] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const g: GameServer = { name, port: 0, proc, opens: 0 };
+  const g: GameServer = { name, port: 0, proc, opens: 0, others: 0 };
   all.push(g);
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
@@ -33,7 +35,8 @@ export async function startGameServer(all: GameServer[], name: string, host: str
       if (m) {
         clearTimeout(giveUp);
         resolve(Number(m[1]));
-      } else if (line === 'open') g.opens++;
+      } else if (line === 'open browser') g.opens++;
+      else if (line === 'open other') g.others++;
     });
   });
   return g;
