@@ -5,7 +5,9 @@
  * client gets no view (the certificate is not trusted). Before the option, `ca` was an unknown
  * option (BadOptionError), so every case here failed.
  */
+import https from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '../../support/until.js';
 import { join, BadOptionError } from '../../../sdk/index.js';
 import { startCliAgent, stopCliAgents, type OpsAgent } from '../../support/ops.js';
 import { startGameServer, stopGameServers, type GameServer } from '../../support/game-servers.js';
@@ -55,6 +57,30 @@ describe('join({ ca }) in Node', () => {
     expect(plain.servers()).toEqual([]);
     await plain.close();
   }, 30_000);
+
+  it('an agent over TLS found by mDNS is subscribed to at wss:// (TXT tls=1): the exact load of its /v1/watch reaches the client', async () => {
+    // Before TXT tls=1 the client dialed ws:// at the TLS port (refused with 400), keeping only what mDNS alone says (no sessions).
+    const mdnsPort = 20_000 + (process.pid % 20_000);
+    const m = await startCliAgent(agents, 'm1', H, {
+      extra: ['--service', 'tlsmdns', '--mdns-interface', H, '--mdns-port', String(mdnsPort), '--tls-cert', cert.certFile, '--tls-key', cert.keyFile, '--tls-ca', cert.certFile],
+    });
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = https.request(`https://${H}:${m.port}/v1/load`, { method: 'PUT', ca: cert.cert, headers: { 'content-type': 'application/json' }, timeout: 5000 }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end(JSON.stringify({ utilization: 0.25, sessions: 9 }));
+    });
+    expect(status).toBe(204);
+    const c = await join({ service: 'tlsmdns', discovery: { mdns: { interface: H, port: mdnsPort } }, ca: cert.cert, waitForServersMs: 10_000 });
+    try {
+      await until(() => c.servers().some((s) => s.id === 'm1' && s.load?.sessions === 9), 20_000, 'm1 with its exact load, from its /v1/watch over wss');
+      expect(c.servers().find((s) => s.id === 'm1')!.agent).toBe(m.url);
+    } finally {
+      await c.close();
+    }
+  }, 60_000);
 
   it('a ca that is not a certificate is a BadOptionError naming it', async () => {
     for (const ca of ['', 42, [], [Buffer.alloc(0)]]) {
