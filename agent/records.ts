@@ -62,6 +62,8 @@ export function announceInfo(o: ResolvedAgentOptions, agentPort: number, health:
   if (load) info.utilization = load.utilization;
   copyEndpoints(o, info);
   if (o.zone !== undefined) info.zone = o.zone;
+  // Clients that find this agent by mDNS dial it at wss:// (TXT tls=1).
+  if (o.tls !== undefined) info.agentTls = true;
   return info;
 }
 

@@ -71,7 +71,7 @@ async function agentOverMdns(iface: string, port: string | undefined, service: s
   try {
     while (Date.now() - t0 < timeoutMs) {
       const found = browser.instances()[0];
-      if (found) return `ws://${found.host.includes(':') ? `[${found.host}]` : found.host}:${found.agentPort}`;
+      if (found) return found.agentUrl;
       await new Promise((r) => setTimeout(r, 50));
     }
   } finally {

@@ -66,4 +66,4 @@ export function withBucket(info: AnnounceInfo, loadBucket: number): AnnounceInfo
 
 /** What of an info reaches the wire: equal keys, equal records. */
 export const wireKey = (i: AnnounceInfo): string =>
-  JSON.stringify([i.node, i.service, i.host, i.hostname, i.agentPort, i.udpPort, i.tcpPort, i.wsPort, i.wsPath, i.wsTls, i.weight, i.zone, i.health, i.loadBucket]);
+  JSON.stringify([i.node, i.service, i.host, i.hostname, i.agentPort, i.udpPort, i.tcpPort, i.wsPort, i.wsPath, i.wsTls, i.agentTls, i.weight, i.zone, i.health, i.loadBucket]);

@@ -104,6 +104,8 @@ export class Cluster extends Emitter<ClusterEvents> {
   /** @internal */
   readonly balancer: Balancer;
   private readonly udps = new Set<UdpLike>();
+  /** Sockets cluster.websocket() opened that are not closed yet: close() closes them (and so releases their leases). */
+  private readonly sockets = new Set<GameWebSocket>();
   private closed = false;
   /** Each server's last rejection (source, reason, message): a stream of unsigned upserts is one event. */
   private readonly lastRejection = new Map<string, string>();
@@ -231,7 +233,20 @@ export class Cluster extends Emitter<ClusterEvents> {
     if (this.closed) return Promise.reject(new ClosedError('cluster'));
     const WS = (this.adapters.WebSocket ?? globalWebSocket()) as GameWebSocketConstructor | undefined;
     if (!WS) return Promise.reject(new UnsupportedError('websocket', 'this runtime has no global WebSocket: pass one to join (join(options, { WebSocket }))'));
-    return openWebSocket(this.balancer, WS, opts.key === undefined ? -1 : hashKey(opts.key), opts, this.service);
+    return openWebSocket(this.balancer, WS, opts.key === undefined ? -1 : hashKey(opts.key), opts, this.service).then((ws) => {
+      if (this.closed) {
+        // Opened while the cluster closed: closed like the others (its lease ends with its close event).
+        closeQuietly(ws);
+        throw new ClosedError('cluster');
+      }
+      this.sockets.add(ws);
+      const gone = () => {
+        this.sockets.delete(ws);
+        ws.removeEventListener('close', gone);
+      };
+      ws.addEventListener('close', gone);
+      return ws;
+    });
   }
 
   /**
@@ -265,9 +280,22 @@ export class Cluster extends Emitter<ClusterEvents> {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // Before the balancer: each socket's close event ends its lease (websocket-connect.ts).
+    for (const ws of [...this.sockets]) closeQuietly(ws);
+    this.sockets.clear();
     this.balancer.close();
     await this.source.close();
     await Promise.all([...this.udps].map((u) => u.close()));
+  }
+}
+
+/** Close a socket (code 1000, 'cluster closed'); one already closing has nothing left to do. */
+function closeQuietly(ws: GameWebSocket): void {
+  if (ws.readyState !== 0 && ws.readyState !== 1) return;
+  try {
+    ws.close(1000, 'cluster closed');
+  } catch {
+    // Already closing.
   }
 }
 

@@ -14,7 +14,7 @@ export interface BrowsedInstance extends TxtFields {
   /** The SRV target's address (A preferred over AAAA). */
   host: string;
   agentPort: number;
-  /** `ws://host:port` of the agent (`ws://[v6]:port` for IPv6). */
+  /** `ws://host:port` of the agent (`ws://[v6]:port` for IPv6); `wss://` when its TXT says `tls=1`. */
   agentUrl: string;
   /** The DNS-SD instance name, e.g. `n1._peerlb._tcp.local`. */
   instance: string;
@@ -35,9 +35,10 @@ export function toBrowsed(a: Announcement): BrowsedInstance {
     weight: a.weight,
     health: a.health,
     loadBucket: a.loadBucket,
-    agentUrl: net.isIPv6(a.host) ? `ws://[${a.host}]:${a.agentPort}` : `ws://${a.host}:${a.agentPort}`,
+    agentUrl: agentUrlOf(a.host, a.agentPort, a.agentTls === true),
     instance: a.instance,
   };
+  if (a.agentTls) b.agentTls = true;
   if (a.signature) b.signature = a.signature;
   copyEndpoints(a, b);
   if (a.zone !== undefined) b.zone = a.zone;
@@ -46,4 +47,9 @@ export function toBrowsed(a: Announcement): BrowsedInstance {
 
 /** Equal keys: nothing a listener sees changed. */
 export const instanceKey = (i: BrowsedInstance): string =>
-  JSON.stringify([i.node, i.service, i.host, i.agentPort, i.udpPort, i.tcpPort, i.wsPort, i.wsPath, i.wsTls, i.weight, i.zone, i.health, i.loadBucket, i.signature?.sig]);
+  JSON.stringify([i.node, i.service, i.host, i.agentPort, i.udpPort, i.tcpPort, i.wsPort, i.wsPath, i.wsTls, i.agentTls, i.weight, i.zone, i.health, i.loadBucket, i.signature?.sig]);
+
+/** How an agent found by mDNS is dialed: ws://, or wss:// when it announces TLS; IPv6 in brackets. */
+export function agentUrlOf(host: string, port: number, tls: boolean): string {
+  return `${tls ? 'wss' : 'ws'}://${net.isIPv6(host) ? `[${host}]` : host}:${port}`;
+}

@@ -171,6 +171,7 @@ export function assembleAnnouncement(instance: string, srv: unknown, txt: unknow
   }
   copyEndpoints(t, a);
   if (t.zone !== undefined) a.zone = t.zone;
+  if (t.agentTls) a.agentTls = true;
   return a;
 }
 

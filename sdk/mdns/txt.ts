@@ -22,6 +22,8 @@ export interface TxtFields extends Endpoints {
   health: Health;
   /** 0..10: utilization in tenths, coarse on purpose so TXT changes (and packets) stay rare. */
   loadBucket: number;
+  /** TXT `tls=1`: the agent's own port speaks TLS (`--tls-cert`), so it is dialed at wss:// (absent: ws://). */
+  agentTls?: boolean;
 }
 
 export interface DecodedTxt extends TxtFields {
@@ -45,6 +47,7 @@ export const TXT_KEYS = {
   wsPort: 'ws',
   wsPath: 'wspath',
   wsTls: 'wstls',
+  agentTls: 'tls',
   weight: 'w',
   zone: 'zone',
   health: 'h',
@@ -102,6 +105,8 @@ export function encodeTxt(t: TxtFields, signed?: { sign: TxtSigner; host: string
     // '/' is the default: left out, so a ws endpoint costs one TXT string in the common case.
     [TXT_KEYS.wsPath, t.wsPath === '/' ? undefined : t.wsPath],
     [TXT_KEYS.wsTls, t.wsTls ? 1 : undefined],
+    // Only with TLS: an agent without it announces what it did before.
+    [TXT_KEYS.agentTls, t.agentTls ? 1 : undefined],
     [TXT_KEYS.weight, t.weight],
     [TXT_KEYS.zone, t.zone],
     [TXT_KEYS.health, t.health],
@@ -208,6 +213,9 @@ export function decodeTxt(strings: readonly unknown[]): DecodedTxt {
     if (tls === '1') out.wsTls = true;
   }
   // wspath= and wstls= without ws= describe no endpoint: ignored, as unknown keys are.
+  const agentTls = found.get(TXT_KEYS.agentTls);
+  if (agentTls !== undefined && agentTls !== '0' && agentTls !== '1') throw new DecodeError(`TXT ${TXT_KEYS.agentTls}= must be 0 or 1, got ${JSON.stringify(agentTls.slice(0, 40))}`);
+  if (agentTls === '1') out.agentTls = true;
   const w = found.get(TXT_KEYS.weight);
   if (w !== undefined) out.weight = parseUint(TXT_KEYS.weight, w, 1, MAX_WEIGHT);
   const zone = str(TXT_KEYS.zone, false);

@@ -15,7 +15,8 @@ import { UdpClient, type UdpOptions } from './udp.js';
 import { MdnsDiscovery } from './mdns-discovery.js';
 import { keyObjectOf, nodePublicKey, nodeVerifier } from './signing.js';
 import { systemResolver } from './resolve.js';
-import { wsConnector } from './ws.js';
+import { wsConnector, wsConnectorWith, withDefaultCas, type TrustedCa } from './ws.js';
+import { BadOptionError } from '../core/errors.js';
 import { WebSocket } from 'ws';
 import type { WebSocketConstructor } from '../core/discovery/websocket.js';
 import type { WebSocketOptions } from '../core/websocket-connect.js';
@@ -28,6 +29,12 @@ export interface JoinOptions extends CoreJoinOptions {
    * and reported through the 'rejected' event. Static lists and custom sources are not checked.
    */
   verify?: { publicKey: string | KeyObject };
+  /**
+   * PEM certificate(s) to trust for wss:// agents (/v1/watch, from `discovery.agents` or found by
+   * mDNS) and wss:// servers (`cluster.websocket()`), in addition to Node's bundled root CAs: a
+   * private CA, or an agent's self-signed `--tls-cert`. Node only (a browser trusts what it trusts).
+   */
+  ca?: TrustedCa;
 }
 
 /** Node's transports for the core cluster. */
@@ -98,5 +105,21 @@ for (const key of Reflect.ownKeys(EventEmitter.prototype)) {
  * `waitForServersMs`. Rejects with a BadOptionError naming the option that is wrong.
  */
 export async function join(options: JoinOptions): Promise<Cluster> {
-  return (await coreJoin(options, nodeAdapters, (o, s, b, a) => new Cluster(o, s, b, a))) as Cluster;
+  if (options === null || typeof options !== 'object' || !('ca' in options)) return (await coreJoin(options, nodeAdapters, (o, s, b, a) => new Cluster(o, s, b, a))) as Cluster;
+  const { ca, ...rest } = options;
+  const isPem = (c: unknown) => (typeof c === 'string' && c.length > 0) || (Buffer.isBuffer(c) && c.length > 0);
+  if (ca !== undefined && !(isPem(ca) || (Array.isArray(ca) && ca.length > 0 && ca.every(isPem))))
+    throw new BadOptionError('ca', 'must be a PEM certificate (a non-empty string or Buffer) or a non-empty array of them');
+  return (await coreJoin(rest, ca === undefined ? nodeAdapters : caAdapters(ca), (o, s, b, a) => new Cluster(o, s, b, a))) as Cluster;
+}
+
+/** Node's adapters with `ca` trusted by the watch connector and by cluster.websocket()'s sockets. */
+function caAdapters(ca: TrustedCa): ClusterAdapters {
+  const trusted = withDefaultCas(ca);
+  class TrustingWebSocket extends WebSocket {
+    constructor(url: string, protocols?: string | string[]) {
+      super(url, protocols, { ca: trusted });
+    }
+  }
+  return { ...nodeAdapters, watch: wsConnectorWith({ ca }), WebSocket: TrustingWebSocket as unknown as WebSocketConstructor };
 }

@@ -3,6 +3,7 @@ import type { DiscoverySink, DiscoverySource } from '../core/discovery/source.js
 import { DecodeError, SignatureError } from '../core/errors.js';
 import { nodeVerifier, verifyBytes } from './signing.js';
 import { wsConnector } from './ws.js';
+import type { WatchConnector } from '../core/discovery/websocket.js';
 import { AgentWatch } from '../core/discovery/agents.js';
 import { MdnsBrowser, type BrowsedInstance } from '../mdns/browser.js';
 import { copyEndpoints, parseUsableServerRecord, type ServerRecord } from '../core/protocol.js';
@@ -22,6 +23,8 @@ export interface MdnsDiscoveryOptions {
   verify?: KeyObject;
   /** An instance or record was ignored for its signature. */
   onRejected?: (err: SignatureError) => void;
+  /** How the subscription reaches a found agent (default: the `ws` connector; join passes its own, e.g. trusting its `ca`). */
+  connect?: WatchConnector;
 }
 
 /** The record an mDNS announcement alone gives: coarse load (the TXT bucket, tenths of utilization). */
@@ -69,7 +72,7 @@ export class MdnsDiscovery implements DiscoverySource {
         token: opts.token,
         clock: opts.clock,
         verify: opts.verify ? nodeVerifier(opts.verify) : undefined,
-        connect: wsConnector,
+        connect: opts.connect ?? wsConnector,
         onRejected: opts.onRejected,
         // A refusal is final for join's purpose; a timeout or a close may be a busy agent: give
         // up on the snapshot after a few of those (join's waitForServersMs caps the wait anyway).

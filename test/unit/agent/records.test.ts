@@ -23,6 +23,12 @@ describe('record views', () => {
     expect(announceInfo(o, 7946, 'healthy', undefined)).not.toHaveProperty('utilization');
   });
 
+  it('an agent over TLS announces it (TXT tls=1), one without does not', () => {
+    expect(announceInfo(o, 7946, 'healthy', undefined)).not.toHaveProperty('agentTls');
+    const t = resolveAgentOptions({ service: 'game', node: 'n1', host: '127.0.0.9', tcpPort: 7000, tls: { cert: '/certs/c.pem', key: '/certs/k.pem' } });
+    expect(announceInfo(t, 7946, 'healthy', undefined)).toMatchObject({ agentTls: true });
+  });
+
   it('a served record ages its load by the time since it was heard', () => {
     const rec = serverRecord(m('n2', 'alive', { sessions: 1, connections: 0, utilization: 0.1, seq: 4, ageMs: 30 }), 1000, 1250);
     expect(rec).toMatchObject({ id: 'n2', agent: 'ws://127.0.0.9:7947', load: { ageMs: 280 } });

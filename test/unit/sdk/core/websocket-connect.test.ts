@@ -135,6 +135,38 @@ describe('cluster.websocket()', () => {
     expect(activeSum(c)).toBe(0);
   });
 
+  it('cluster.close() closes the sockets it opened that are still open, releasing their leases; one opened during close is closed too', async () => {
+    const c = await start(three());
+    const open = (await Promise.all([c.websocket(), c.websocket(), c.websocket({ key: 'p1' })])) as unknown as FakeWS[];
+    const closedByUser = (await c.websocket()) as unknown as FakeWS;
+    closedByUser.close();
+    await flush();
+    expect(activeSum(c)).toBe(3);
+    FakeWS.behaviour.set('ws://127.0.0.1:9001/', 'hang');
+    FakeWS.behaviour.set('ws://127.0.0.1:9002/', 'hang');
+    FakeWS.behaviour.set('ws://127.0.0.1:9003/', 'hang');
+    const pending = c.websocket().catch((e: unknown) => e);
+    await flush();
+    const hanging = FakeWS.made.at(-1)!;
+    await c.close();
+    cluster = undefined;
+    for (const ws of open) expect(ws.closeCalls).toBe(1);
+    expect(closedByUser.closeCalls).toBe(1); // not closed again
+    await flush();
+    for (const ws of open) {
+      expect(ws.readyState).toBe(3);
+      expect(ws.listeners()).toBe(0);
+    }
+    expect(activeSum(c)).toBe(1); // only the open in flight
+    // The open in flight: its socket opens after close() and is closed, the call rejects.
+    hanging.readyState = 1;
+    (hanging as unknown as { fire(t: string, ev: unknown): void }).fire('open', {});
+    expect(String(await pending)).toMatch(/closed/);
+    await flush();
+    expect(hanging.readyState).toBe(3);
+    expect(activeSum(c)).toBe(0);
+  });
+
   it('fails over to another server on error, within attempts, each server once', async () => {
     const c = await start(three());
     FakeWS.behaviour.set('ws://127.0.0.1:9001/', 'error');

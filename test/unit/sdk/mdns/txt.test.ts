@@ -65,6 +65,28 @@ describe('TXT ws fields', () => {
     expect(rec.tcpPort).toBeUndefined();
   });
 
+  it('tls=1 says the agent is over TLS: found by mDNS, it is dialed at wss:// (its records name it so); without, ws://', () => {
+    expect(strs(encodeTxt({ ...F, tcpPort: 7000, agentTls: true }))).toEqual(['v=1', 'svc=game', 'node=n1', 'tcp=7000', 'tls=1', 'w=100', 'h=healthy', 'load=0']);
+    expect(strs(encodeTxt({ ...F, tcpPort: 7000, agentTls: false }))).not.toContain('tls=1');
+    expect(TXT_KEYS.agentTls.length).toBeLessThanOrEqual(9);
+    for (const [host, tls, url] of [
+      ['127.0.0.1', true, 'wss://127.0.0.1:7946'],
+      ['::1', true, 'wss://[::1]:7946'],
+      ['127.0.0.1', false, 'ws://127.0.0.1:7946'],
+    ] as const) {
+      const info: AnnounceInfo = { ...F, host, agentPort: 7946, tcpPort: 7000, ...(tls ? { agentTls: true } : {}) };
+      const { announcements, errors } = parseAnnouncement(dnsPacket.decode(dnsPacket.encode({ type: 'response', answers: buildRecords(info).records.map((r) => r.rr) })));
+      expect(errors).toEqual([]);
+      const b = toBrowsed(announcements[0]!);
+      expect(b.agentUrl).toBe(url);
+      expect(recordFromInstance(b).agent).toBe(url);
+      if (tls) expect(b.agentTls).toBe(true);
+      else expect(b).not.toHaveProperty('agentTls');
+    }
+    expect(() => decodeTxt(['v=1', 'svc=g', 'node=a', 'udp=1', 'tls=yes'])).toThrow(DecodeError);
+    expect(decodeTxt(['v=1', 'svc=g', 'node=a', 'udp=1', 'tls=0'])).not.toHaveProperty('agentTls');
+  });
+
   it('the TXT signature covers the ws strings: a changed ws port no longer verifies', () => {
     const { privateKey, publicKey } = generateKeyPairSync('ed25519');
     const info: AnnounceInfo = { ...F, host: '127.0.0.1', agentPort: 7946, wsPort: 8080 };
