@@ -41,6 +41,7 @@ import { agentUrls, announceInfo, healthCheckFor, isLive, memberInfo, memberMeta
 import { planReload } from './reload.js';
 import { loadTls, tlsForLog, trustedCas, type TlsMaterial } from './tls.js';
 import { OriginGate, ownOrigin } from './admission.js';
+import type { DnsServer } from './dns/server.js';
 
 export type { MemberInfo } from './records.js';
 
@@ -96,6 +97,10 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** allowOrigin as a set (undefined: any origin), and the gate in front of /v1/watch and /v1/events. */
   private allowedOrigins: ReadonlySet<string> | undefined;
   private readonly originGate: OriginGate;
+  /** The DNS interface (issue 16), with --dns-port only. */
+  private dns: DnsServer | undefined;
+  /** The DNS port bound (0 without --dns-port). */
+  dnsPort = 0;
 
   /** @internal use startAgent */
   constructor(opts: ResolvedAgentOptions, private readonly extras: StartAgentExtras) {
@@ -306,10 +311,36 @@ export class Agent extends EventEmitter<AgentEvents> {
       });
       await this.mdns.start();
     }
+    if (o.dns) await this.startDns(o.dns);
     // The effective configuration (after defaults < file < env < flags), secrets masked.
     const masked = (v: unknown) => (v === undefined ? undefined : '(set)');
     this.log.info({ config: { ...o, token: masked(o.token), keyring: masked(o.keyring), signingKey: masked(o.signingKey), tls: tlsForLog(o.tls) } }, 'configuration');
-    this.log.info({ url: this.url, service: o.service, udp: o.udpPort, tcp: o.tcpPort, ws: o.wsPort === undefined ? undefined : `${o.wsTls ? 'wss' : 'ws'} ${o.wsPort}${o.wsPath}`, join: o.join, mdns: o.mdns || undefined }, 'agent started');
+    this.log.info({ url: this.url, service: o.service, udp: o.udpPort, tcp: o.tcpPort, ws: o.wsPort === undefined ? undefined : `${o.wsTls ? 'wss' : 'ws'} ${o.wsPort}${o.wsPath}`, join: o.join, mdns: o.mdns || undefined, dns: this.dns ? `${o.dns!.bind}:${this.dnsPort} ${o.dns!.domain}` : undefined, dnsPort: this.dns ? this.dnsPort : undefined }, 'agent started');
+  }
+
+  /**
+   * The DNS interface, loaded only now (issue 18: an agent without --dns-port never loads it).
+   * Each query reads the view as it is, so a drain or a death is in the next answer.
+   */
+  private async startDns(d: NonNullable<ResolvedAgentOptions['dns']>): Promise<void> {
+    const [{ startDnsServer }, { chooseByLoad }] = await Promise.all([import('./dns/server.js'), import('./dns/choose-fallback.js')]);
+    const random = this.extras.random ? () => this.extras.random!.next() : Math.random;
+    this.dns = await startDnsServer({
+      port: d.port,
+      bind: d.bind,
+      config: () => this.opts.dns ?? d,
+      records: () => (this.stopped ? [] : this.membership.members().filter(isLive).map((m) => this.watchRecord(m))),
+      choose: (records, n) => chooseByLoad(records, n, random),
+      registry: this.metrics.registry,
+      log: this.log,
+      clock: this.clock,
+    });
+    this.dnsPort = this.dns.port;
+  }
+
+  /** DNS counters (tests): queries, malformed, slipped, dropped, truncated, TCP refusals. */
+  dnsStats(): DnsServer['counters'] | undefined {
+    return this.dns && { ...this.dns.counters };
   }
 
   /** Gossip traffic for /metrics: the transport's frame and byte counts, drops by reason. */
@@ -579,6 +610,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.log.warn({ err }, 'leave failed');
     }
     await this.mdns?.stop();
+    await this.dns?.close();
     this.subs.close();
     this.feed.close();
     this.metrics.close();

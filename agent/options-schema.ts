@@ -74,6 +74,23 @@ export interface AgentOptions {
   tls?: { cert: string; key: string; ca?: string };
   /** Origins (scheme://host[:port]) whose pages may open /v1/watch and /v1/events; others get 403. The agent's own origin, and clients sending no Origin, always may. */
   allowOrigin?: string[];
+  // -- DNS (issue 16) --
+  /** Answer DNS (UDP and TCP) for the zone `domain` from this agent's view; off unless `port` is given. See agent/dns/. */
+  dns?: DnsOptions;
+}
+
+/** The agent's DNS interface (issue 16). */
+export interface DnsOptions {
+  /** UDP and TCP port (Consul uses 8600); 0: any free port (tests). */
+  port: number;
+  /** Address to listen on. Default: the agent's `bind`. */
+  bind?: string;
+  /** The zone answered, e.g. 'peerlb.' (the default). */
+  domain?: string;
+  /** Most servers in one answer. Default 3. */
+  answers?: number;
+  /** TTL of the answers, seconds (0: not cached). Default 1. */
+  ttl?: number;
 }
 
 /** What the agent accepts from the network, at most. */
@@ -131,7 +148,7 @@ export const DEFAULT_AGENT_LIMITS: Readonly<AgentLimits> = Object.freeze({
 });
 
 export type ResolvedAgentOptions = Required<
-  Omit<AgentOptions, 'mdns' | 'zone' | 'udpPort' | 'tcpPort' | 'wsPort' | 'wsPath' | 'capacity' | 'keyFile' | 'token' | 'keyring' | 'signingKey' | 'signingKeyFile' | 'limits' | 'tls' | 'allowOrigin'>
+  Omit<AgentOptions, 'mdns' | 'zone' | 'udpPort' | 'tcpPort' | 'wsPort' | 'wsPath' | 'capacity' | 'keyFile' | 'token' | 'keyring' | 'signingKey' | 'signingKeyFile' | 'limits' | 'tls' | 'allowOrigin' | 'dns'>
 > & {
   mdns: { interface: string; port?: number } | false;
   /** Decoded keys (from `keyring`; a keyFile is read by the agent). */
@@ -152,6 +169,8 @@ export type ResolvedAgentOptions = Required<
   tls: { cert: string; key: string; ca: string | undefined } | undefined;
   /** Allowed origins, each normalized as URL.origin gives it (undefined: any origin). */
   allowOrigin: string[] | undefined;
+  /** DNS (issue 16): undefined when off; `domain` lower case with its final dot. */
+  dns: { port: number; bind: string; domain: string; answers: number; ttl: number } | undefined;
 };
 
 /**
@@ -188,6 +207,7 @@ export const AGENT_OPTION_KEYS: Readonly<Record<keyof AgentOptions, true>> = {
   logLevel: true,
   tls: true,
   allowOrigin: true,
+  dns: true,
 };
 
 type Kind = 'string' | 'int' | 'list' | 'ip' | 'enum' | 'bool';
@@ -270,6 +290,13 @@ export const AGENT_OPTION_SPECS: readonly OptionSpec[] = [
   { path: 'tls.ca', flag: 'tls-ca', env: 'PEERLB_TLS_CA', kind: 'string', describe: 'PEM file of CAs trusted, besides the system ones, when dialing wss:// peers' },
   { path: 'allowOrigin', flag: 'allow-origin', env: 'PEERLB_ALLOW_ORIGIN', kind: 'list', describe: "origins (https://host:port) whose pages may open /v1/watch and /v1/events, others get 403 (none given: any origin); the agent's own origin and clients sending no Origin always may" },
   // -- end of TLS and origins --
+  // -- DNS (issue 16) --
+  { path: 'dns.port', flag: 'dns-port', env: 'PEERLB_DNS_PORT', kind: 'int', min: 0, max: 65535, describe: 'answer DNS (UDP and TCP) for --dns-domain on this port from the live view (Consul uses 8600); off when not given' },
+  { path: 'dns.bind', flag: 'dns-bind', env: 'PEERLB_DNS_BIND', kind: 'ip', default: 'the --bind address', describe: 'address the DNS interface listens on, with --dns-port' },
+  { path: 'dns.domain', flag: 'dns-domain', env: 'PEERLB_DNS_DOMAIN', kind: 'string', default: 'peerlb.', describe: 'the zone answered: <service>.<domain>, _<service>._tcp.<domain>, <node>.node.<domain>' },
+  { path: 'dns.answers', flag: 'dns-answers', env: 'PEERLB_DNS_ANSWERS', kind: 'int', min: 1, max: 1000, default: 3, describe: 'most servers in one DNS answer, chosen by load per query' },
+  { path: 'dns.ttl', flag: 'dns-ttl', env: 'PEERLB_DNS_TTL', kind: 'int', min: 0, max: 3600, default: 1, describe: 'TTL of DNS answers, seconds (0: not cached)' },
+  // -- end of DNS --
   { path: 'logLevel', flag: 'log-level', env: 'PEERLB_LOG_LEVEL', kind: 'enum', choices: LOG_LEVELS, default: 'info', describe: 'log level' },
 ];
 
