@@ -82,18 +82,18 @@ export function answerQuery(input: AnswerInput): AnswerResult {
   const q = input.query;
   const question = q.questions?.length === 1 ? q.questions[0] : undefined;
   const qtype = question ? String(question.type) : 'none';
-  const opt = (q.additionals ?? []).find((a) => a.type === 'OPT') as (Answer & { udpPayloadSize?: number; version?: number }) | undefined;
+  const opt = (q.additionals ?? []).find((a) => a.type === 'OPT') as (Answer & { udpPayloadSize?: number; ednsVersion?: number }) | undefined;
   const opcode = ((q.flags ?? 0) >> 11) & 0xf;
   let reply: Reply;
   let badvers = false;
   if (opcode !== 0) reply = empty('NOTIMP', false);
   else if (!question) reply = empty('FORMERR', false);
-  else if (opt && (opt.version ?? 0) > 0) {
+  else if (opt && (opt.ednsVersion ?? 0) > 0) {
     badvers = true;
     reply = empty('NOERROR', true);
   } else reply = resolve(question, input);
   const limit = input.transport === 'tcp' ? TCP_MAX_SIZE : opt ? Math.min(EDNS_UDP_SIZE, Math.max(PLAIN_UDP_SIZE, opt.udpPayloadSize ?? PLAIN_UDP_SIZE)) : PLAIN_UDP_SIZE;
-  const ednsOut: Answer[] = opt ? [{ type: 'OPT', name: '.', udpPayloadSize: EDNS_UDP_SIZE, extendedRcode: badvers ? BADVERS_UPPER : 0, version: 0, flags: 0, options: [] } as unknown as Answer] : [];
+  const ednsOut: Answer[] = opt ? [{ type: 'OPT', name: '.', udpPayloadSize: EDNS_UDP_SIZE, extendedRcode: badvers ? BADVERS_UPPER : 0, ednsVersion: 0, flags: 0, options: [] } as unknown as Answer] : [];
   const flags = (q.flags ?? 0) & (RD | CD);
   const header = (tc: boolean): number => QR | flags | (reply.inZone ? AA : 0) | (tc ? TC : 0) | RCODE[reply.rcode];
   const build = (answers: Section, authorities: Section, additionals: Section, tc: boolean): Buffer =>
