@@ -4,6 +4,10 @@ import dnsPacket, { type Answer, type DecodedPacket, type Packet } from 'dns-pac
 import { answerQuery, EDNS_UDP_SIZE, type Chooser } from '../../../../agent/dns/answer.js';
 import type { ServerRecord } from '../../../../sdk/core/protocol.js';
 
+/** The decoded response, with records typed loosely (OPT has no data/ttl in dns-packet's types). */
+type Rr = { name: string; type: string; ttl: number; data: unknown };
+type Decoded = Omit<DecodedPacket, 'answers' | 'authorities' | 'additionals'> & { answers: Rr[]; authorities: Rr[]; additionals: Rr[] };
+
 const config = { domain: 'peerlb.', answers: 3, ttl: 1 };
 const first: Chooser = (records, n) => records.slice(0, n);
 
@@ -28,7 +32,7 @@ function query(name: string, type: string, opts: { edns?: number; version?: numb
 
 function ask(name: string, type: string, o: { edns?: number; version?: number; tcp?: boolean; recs?: ServerRecord[]; answers?: number; choose?: Chooser } = {}) {
   const r = answerQuery({ query: query(name, type, o), transport: o.tcp ? 'tcp' : 'udp', records: o.recs ?? records, config: { ...config, answers: o.answers ?? 3 }, choose: o.choose ?? first });
-  return { ...r, packet: dnsPacket.decode(r.response) };
+  return { ...r, packet: dnsPacket.decode(r.response) as unknown as Decoded };
 }
 
 describe('answerQuery: names', () => {
