@@ -323,14 +323,15 @@ export class Agent extends EventEmitter<AgentEvents> {
    * Each query reads the view as it is, so a drain or a death is in the next answer.
    */
   private async startDns(d: NonNullable<ResolvedAgentOptions['dns']>): Promise<void> {
-    const [{ startDnsServer }, { chooseByLoad }] = await Promise.all([import('./dns/server.js'), import('./dns/choose-fallback.js')]);
-    const random = this.extras.random ? () => this.extras.random!.next() : Math.random;
+    const [{ startDnsServer }, { chooseServers }, { defaultRandom }] = await Promise.all([import('./dns/server.js'), import('./choose.js'), import('../sdk/core/random.js')]);
+    const random = this.extras.random ?? defaultRandom();
     this.dns = await startDnsServer({
       port: d.port,
       bind: d.bind,
       config: () => this.opts.dns ?? d,
       records: () => (this.stopped ? [] : this.membership.members().filter(isLive).map((m) => this.watchRecord(m))),
-      choose: (records, n) => chooseByLoad(records, n, random),
+      // The SDK's load-aware choice (p2c order over the healthy servers), per query.
+      choose: (records, n) => chooseServers(records, n, { random }),
       registry: this.metrics.registry,
       log: this.log,
       clock: this.clock,

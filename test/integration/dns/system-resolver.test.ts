@@ -33,7 +33,8 @@ function inMountNs(cmd: string[], timeoutMs = 60_000): Promise<string> {
 }
 
 // One process, 200 fresh resolutions (glibc keeps no cache; no nscd in the namespace) and a TCP
-// connect to the first address of each, held until the end (so the servers' load counts them).
+// connect to the first address of each, held until the end (so the servers' measured load counts
+// them) or closed at once ('close': the load is what the servers report).
 const CLIENTS_PY = `
 import socket, sys, time
 ports = dict(p.split('=') for p in sys.argv[2].split(','))
@@ -41,7 +42,9 @@ socks = []
 for i in range(int(sys.argv[1])):
     ai = socket.getaddrinfo('game.peerlb', None, socket.AF_INET, socket.SOCK_STREAM)
     host = ai[0][4][0]
-    socks.append(socket.create_connection((host, int(ports[host])), timeout=5))
+    s = socket.create_connection((host, int(ports[host])), timeout=5)
+    if sys.argv[3] == 'hold': socks.append(s)
+    else: s.close()
     print(host, flush=True)
     time.sleep(0.02)
 for s in socks: s.close()
@@ -66,15 +69,15 @@ describe.skipIf(!ROOT && !ON_CI)('the agent as the system resolver', () => {
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  async function members(): Promise<Array<{ node: string; health: string; status: string; load: { utilization: number } | null }>> {
+  async function members(): Promise<Array<{ node: string; health: string; status: string; load: { sessions: number } | null }>> {
     const r = await fetch(`http://${HOSTS[0]}:${agents[0]!.port}/v1/members`);
-    const all = (await r.json()) as Array<{ node: string; health: string; status: string; load: { utilization: number } | null }>;
+    const all = (await r.json()) as Array<{ node: string; health: string; status: string; load: { sessions: number } | null }>;
     return all.filter((m) => m.status === 'alive' && m.health === 'healthy');
   }
 
-  async function clients(n: number): Promise<Map<string, number>> {
+  async function clients(n: number, hold: 'hold' | 'close'): Promise<Map<string, number>> {
     const ports = agents.map((a) => `${a.host}=${a.tcpPort}`).join(',');
-    const out = await inMountNs(['python3', path.join(dir, 'clients.py'), String(n), ports], 120_000);
+    const out = await inMountNs(['python3', path.join(dir, 'clients.py'), String(n), ports, hold], 120_000);
     // Each line: the address a client connected to (create_connection succeeded; it raises otherwise).
     // Counted from the clients, not the servers: the agents' TCP health probes connect too.
     const chosen = out.trim().split('\n');
@@ -94,7 +97,7 @@ describe.skipIf(!ROOT && !ON_CI)('the agent as the system resolver', () => {
   });
 
   it('200 clients resolving and connecting: max/mean connections per server ≤ 1.25 over four equal servers', async () => {
-    const got = await clients(200);
+    const got = await clients(200, 'hold');
     const counts = [...got.values()];
     expect(counts.reduce((s, c) => s + c, 0)).toBe(200);
     const max = Math.max(...counts);
@@ -102,15 +105,16 @@ describe.skipIf(!ROOT && !ON_CI)('the agent as the system resolver', () => {
   }, 180_000);
 
   it('a server reporting 4× the load gets at most half its fair share', async () => {
-    const loads = [0.8, 0.2, 0.2, 0.2];
+    // The load the SDK's estimate compares: sessions (besides connections); 4x on the first server.
+    const loads = [40, 10, 10, 10];
     const put = () =>
-      Promise.all(agents.map((a, i) => fetch(`http://${a.host}:${a.port}/v1/load`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ utilization: loads[i] }) })));
+      Promise.all(agents.map((a, i) => fetch(`http://${a.host}:${a.port}/v1/load`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sessions: loads[i] }) })));
     await put();
     // Reports stay fresh for 3 load intervals: renewed while the clients run.
     const renew = setInterval(() => void put().catch(() => {}), 100);
     try {
-      await until(async () => (await members()).find((m) => m.node === 'sys-1')?.load?.utilization === 0.8 && (await members()).filter((m) => m.load?.utilization === 0.2).length === 3, 20_000, 'the reported loads in the view');
-      const got = await clients(200);
+      await until(async () => (await members()).find((m) => m.node === 'sys-1')?.load?.sessions === 40 && (await members()).filter((m) => m.load?.sessions === 10).length === 3, 20_000, 'the reported loads in the view');
+      const got = await clients(200, 'close');
       expect(got.get(HOSTS[0]!), `connections per server: ${JSON.stringify(Object.fromEntries(got))}`).toBeLessThanOrEqual(25);
     } finally {
       clearInterval(renew);
