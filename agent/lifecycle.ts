@@ -335,6 +335,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       registry: this.metrics.registry,
       log: this.log,
       clock: this.clock,
+      limits: { rate: this.opts.limits.dnsRate, burst: this.opts.limits.dnsBurst },
     });
     this.dnsPort = this.dns.port;
   }

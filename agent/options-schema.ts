@@ -125,6 +125,9 @@ export interface AgentLimits {
   /** Inbound /v1/gossip sockets in all, and from one IP. Default 4096 and 256. */
   maxGossipSockets: number;
   maxGossipSocketsPerAddress: number;
+  /** UDP DNS responses per second to one source address, on average, and its burst (issue 16: response-rate limiting). Default 2000/s, burst 4000. */
+  dnsRate: number;
+  dnsBurst: number;
 }
 
 export const DEFAULT_AGENT_LIMITS: Readonly<AgentLimits> = Object.freeze({
@@ -145,6 +148,8 @@ export const DEFAULT_AGENT_LIMITS: Readonly<AgentLimits> = Object.freeze({
   helloBurst: 50,
   maxGossipSockets: 4096,
   maxGossipSocketsPerAddress: 256,
+  dnsRate: 2000,
+  dnsBurst: 4000,
 });
 
 export type ResolvedAgentOptions = Required<
@@ -295,6 +300,8 @@ export const AGENT_OPTION_SPECS: readonly OptionSpec[] = [
   { path: 'dns.bind', flag: 'dns-bind', env: 'PEERLB_DNS_BIND', kind: 'ip', default: 'the --bind address', describe: 'address the DNS interface listens on, with --dns-port' },
   { path: 'dns.domain', flag: 'dns-domain', env: 'PEERLB_DNS_DOMAIN', kind: 'string', default: 'peerlb.', describe: 'the zone answered: <service>.<domain>, _<service>._tcp.<domain>, <node>.node.<domain>' },
   { path: 'dns.answers', flag: 'dns-answers', env: 'PEERLB_DNS_ANSWERS', kind: 'int', min: 1, max: 1000, default: 3, describe: 'most servers in one DNS answer, chosen by load per query' },
+  { path: 'limits.dnsRate', flag: 'dns-rate', env: 'PEERLB_DNS_RATE', kind: 'int', min: 1, max: 100_000_000, default: DEFAULT_AGENT_LIMITS.dnsRate, describe: 'UDP DNS answers per second to one source address (then every 2nd is sent truncated, the rest dropped)' },
+  { path: 'limits.dnsBurst', flag: 'dns-burst', env: 'PEERLB_DNS_BURST', kind: 'int', min: 1, max: 100_000_000, default: DEFAULT_AGENT_LIMITS.dnsBurst, describe: 'burst of UDP DNS answers to one source address' },
   { path: 'dns.ttl', flag: 'dns-ttl', env: 'PEERLB_DNS_TTL', kind: 'int', min: 0, max: 3600, default: 1, describe: 'TTL of DNS answers, seconds (0: not cached)' },
   // -- end of DNS --
   { path: 'logLevel', flag: 'log-level', env: 'PEERLB_LOG_LEVEL', kind: 'enum', choices: LOG_LEVELS, default: 'info', describe: 'log level' },
