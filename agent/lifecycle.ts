@@ -45,6 +45,9 @@ import type { DnsServer } from './dns/server.js';
 
 export type { MemberInfo } from './records.js';
 
+/** DNS answers are built from a view at most this old (its load ages; changes clear it at once). */
+const DNS_VIEW_MAX_AGE_MS = 100;
+
 export interface AgentEvents {
   member: [member: MemberInfo, previous: string | undefined];
   health: [health: Health];
@@ -101,6 +104,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private dns: DnsServer | undefined;
   /** The DNS port bound (0 without --dns-port). */
   dnsPort = 0;
+  private dnsView: { at: number; records: ServerRecord[] } | undefined;
 
   /** @internal use startAgent */
   constructor(opts: ResolvedAgentOptions, private readonly extras: StartAgentExtras) {
@@ -238,6 +242,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.heardAt.set(m.node, this.clock.now());
       this.membersEp.changed();
       this.subs.upsert(this.watchRecord(m));
+      this.dnsView = undefined;
     });
 
     let loadSource: string | undefined;
@@ -253,6 +258,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       }
       this.heardAt.set(this.node, this.clock.now());
       this.subs.upsert(this.watchRecord(this.membership.self()));
+      this.dnsView = undefined;
       this.mdns?.update(this.announceInfo());
     });
     this.tracker.start();
@@ -329,7 +335,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       port: d.port,
       bind: d.bind,
       config: () => this.opts.dns ?? d,
-      records: () => (this.stopped ? [] : this.membership.members().filter(isLive).map((m) => this.watchRecord(m))),
+      records: () => this.dnsRecords(),
       // The SDK's load-aware choice (p2c order over the healthy servers), per query.
       choose: (records, n) => chooseServers(records, n, { random }),
       registry: this.metrics.registry,
@@ -338,6 +344,19 @@ export class Agent extends EventEmitter<AgentEvents> {
       limits: { rate: this.opts.limits.dnsRate, burst: this.opts.limits.dnsBurst },
     });
     this.dnsPort = this.dns.port;
+  }
+
+  /**
+   * The live records DNS answers from, built once per change of the view (any member, health or
+   * load change clears it) and at most DNS_VIEW_MAX_AGE_MS old, so the load ages it carries (which
+   * the chooser weighs) stay current.
+   */
+  private dnsRecords(): readonly ServerRecord[] {
+    if (this.stopped) return [];
+    const now = this.clock.now();
+    if (!this.dnsView || now - this.dnsView.at > DNS_VIEW_MAX_AGE_MS)
+      this.dnsView = { at: now, records: this.membership.members().filter(isLive).map((m) => this.watchRecord(m)) };
+    return this.dnsView.records;
   }
 
   /** DNS counters (tests): queries, malformed, slipped, dropped, truncated, TCP refusals. */
@@ -381,6 +400,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (this.stopped) return;
     this.membership.setMeta(this.meta());
     this.subs.upsert(this.watchRecord(this.membership.self()));
+    this.dnsView = undefined;
     this.mdns?.update(this.announceInfo());
     this.emit('health', this.currentHealth());
   }
@@ -460,6 +480,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   private onMember(m: Member, prev: string | undefined): void {
+    this.dnsView = undefined;
     this.heardAt.set(m.node, this.clock.now());
     this.membersEp.changed();
     if (m.node !== this.node) this.log.info({ member: m.node, status: m.status, previous: prev, incarnation: m.incarnation }, 'member changed');

@@ -140,8 +140,17 @@ export class DnsServer {
     }
     this.counters.queries++;
     if (r.truncated) this.counters.truncated++;
-    this.queries.inc({ qtype: COUNTED_QTYPES.has(r.qtype) ? r.qtype : 'other', rcode: r.truncated ? 'truncated' : r.rcode, transport });
+    this.countQuery(COUNTED_QTYPES.has(r.qtype) ? r.qtype : 'other', r.truncated ? 'truncated' : r.rcode, transport);
     return { response: r.response, query };
+  }
+
+  /** The query counter's children, by label values (prom-client hashes the labels on every inc otherwise). */
+  private readonly queryChildren = new Map<string, { inc(): void }>();
+  private countQuery(qtype: string, rcode: string, transport: string): void {
+    const key = `${qtype} ${rcode} ${transport}`;
+    let c = this.queryChildren.get(key);
+    if (!c) this.queryChildren.set(key, (c = this.queries.labels({ qtype, rcode, transport })));
+    c.inc();
   }
 
   private onUdp(msg: Buffer, rinfo: dgram.RemoteInfo): void {
@@ -160,7 +169,7 @@ export class DnsServer {
       this.rateLimited.inc({ action: 'slip' });
       response = slipResponse(out.query);
     }
-    this.udp.send(response, rinfo.port, rinfo.address, () => {});
+    this.udp.send(response, rinfo.port, rinfo.address);
   }
 
   private onTcp(s: net.Socket): void {
