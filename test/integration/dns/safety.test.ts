@@ -104,6 +104,16 @@ describe('DNS under hostile input', () => {
     extra.destroy();
   });
 
+  it('a TCP connection that sends nothing is closed at the idle timeout (10 s, RFC 7766 §6.2.3)', async () => {
+    const s = net.connect({ host: '127.0.0.1', port: a.dnsPort!, localAddress: '127.0.0.7' });
+    s.on('error', () => {});
+    await new Promise<void>((r) => s.once('connect', () => r()));
+    const closed = new Promise<void>((r) => s.once('close', () => r()));
+    await until(() => s.destroyed || s.readableEnded, 25_000, 'the idle connection closed by the agent');
+    await closed;
+    expect(await metric('peerlb_dns_tcp_refused_total{reason="idle"')).toBeGreaterThanOrEqual(1);
+  }, 40_000);
+
   it('kill -9 of a server\'s agent: out of the answers the moment this agent marks it dead', async () => {
     const c = agents.find((x) => x.node === 'safe-c')!;
     const ws = new WebSocket(`ws://127.0.1.1:${a.port}/v1/events`);
