@@ -10,7 +10,7 @@
  * views in agent/records.ts; reload planning in agent/reload.ts; the route table in agent/routes.ts
  * and its endpoints in agent/endpoints/; the option schema in agent/options-schema.ts.
  */
-export { resolveAgentOptions, mergeAgentConfig, AGENT_OPTION_SPECS, type AgentOptions, type HealthSpec } from './options.js';
+export { resolveAgentOptions, mergeAgentConfig, AGENT_OPTION_SPECS, type AgentOptions, type HealthSpec, type DnsOptions } from './options.js';
 export { createLogger, type Logger } from './log.js';
 export { Agent, startAgent, type AgentEvents, type StartAgentExtras } from './lifecycle.js';
 export type { MemberInfo } from './records.js';

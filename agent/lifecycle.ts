@@ -41,8 +41,12 @@ import { agentUrls, announceInfo, healthCheckFor, isLive, memberInfo, memberMeta
 import { planReload } from './reload.js';
 import { loadTls, tlsForLog, trustedCas, type TlsMaterial } from './tls.js';
 import { OriginGate, ownOrigin } from './admission.js';
+import type { DnsServer } from './dns/server.js';
 
 export type { MemberInfo } from './records.js';
+
+/** DNS answers are built from a view at most this old (its load ages; changes clear it at once). */
+const DNS_VIEW_MAX_AGE_MS = 100;
 
 export interface AgentEvents {
   member: [member: MemberInfo, previous: string | undefined];
@@ -96,6 +100,11 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** allowOrigin as a set (undefined: any origin), and the gate in front of /v1/watch and /v1/events. */
   private allowedOrigins: ReadonlySet<string> | undefined;
   private readonly originGate: OriginGate;
+  /** The DNS interface (issue 16), with --dns-port only. */
+  private dns: DnsServer | undefined;
+  /** The DNS port bound (0 without --dns-port). */
+  dnsPort = 0;
+  private dnsView: { at: number; records: ServerRecord[] } | undefined;
 
   /** @internal use startAgent */
   constructor(opts: ResolvedAgentOptions, private readonly extras: StartAgentExtras) {
@@ -233,6 +242,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.heardAt.set(m.node, this.clock.now());
       this.membersEp.changed();
       this.subs.upsert(this.watchRecord(m));
+      this.dnsView = undefined;
     });
 
     let loadSource: string | undefined;
@@ -248,6 +258,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       }
       this.heardAt.set(this.node, this.clock.now());
       this.subs.upsert(this.watchRecord(this.membership.self()));
+      this.dnsView = undefined;
       this.mdns?.update(this.announceInfo());
     });
     this.tracker.start();
@@ -306,10 +317,51 @@ export class Agent extends EventEmitter<AgentEvents> {
       });
       await this.mdns.start();
     }
+    if (o.dns) await this.startDns(o.dns);
     // The effective configuration (after defaults < file < env < flags), secrets masked.
     const masked = (v: unknown) => (v === undefined ? undefined : '(set)');
     this.log.info({ config: { ...o, token: masked(o.token), keyring: masked(o.keyring), signingKey: masked(o.signingKey), tls: tlsForLog(o.tls) } }, 'configuration');
-    this.log.info({ url: this.url, service: o.service, udp: o.udpPort, tcp: o.tcpPort, ws: o.wsPort === undefined ? undefined : `${o.wsTls ? 'wss' : 'ws'} ${o.wsPort}${o.wsPath}`, join: o.join, mdns: o.mdns || undefined }, 'agent started');
+    this.log.info({ url: this.url, service: o.service, udp: o.udpPort, tcp: o.tcpPort, ws: o.wsPort === undefined ? undefined : `${o.wsTls ? 'wss' : 'ws'} ${o.wsPort}${o.wsPath}`, join: o.join, mdns: o.mdns || undefined, dns: this.dns ? `${o.dns!.bind}:${this.dnsPort} ${o.dns!.domain}` : undefined, dnsPort: this.dns ? this.dnsPort : undefined }, 'agent started');
+  }
+
+  /**
+   * The DNS interface, loaded only now (issue 18: an agent without --dns-port never loads it).
+   * Each query reads the view as it is, so a drain or a death is in the next answer.
+   */
+  private async startDns(d: NonNullable<ResolvedAgentOptions['dns']>): Promise<void> {
+    const [{ startDnsServer }, { chooseServers }, { defaultRandom }] = await Promise.all([import('./dns/server.js'), import('./choose.js'), import('../sdk/core/random.js')]);
+    const random = this.extras.random ?? defaultRandom();
+    this.dns = await startDnsServer({
+      port: d.port,
+      bind: d.bind,
+      config: () => this.opts.dns ?? d,
+      records: () => this.dnsRecords(),
+      // The SDK's load-aware choice (p2c order over the healthy servers), per query.
+      choose: (records, n) => chooseServers(records, n, { random }),
+      registry: this.metrics.registry,
+      log: this.log,
+      clock: this.clock,
+      limits: { rate: this.opts.limits.dnsRate, burst: this.opts.limits.dnsBurst },
+    });
+    this.dnsPort = this.dns.port;
+  }
+
+  /**
+   * The live records DNS answers from, built once per change of the view (any member, health or
+   * load change clears it) and at most DNS_VIEW_MAX_AGE_MS old, so the load ages it carries (which
+   * the chooser weighs) stay current.
+   */
+  private dnsRecords(): readonly ServerRecord[] {
+    if (this.stopped) return [];
+    const now = this.clock.now();
+    if (!this.dnsView || now - this.dnsView.at > DNS_VIEW_MAX_AGE_MS)
+      this.dnsView = { at: now, records: this.membership.members().filter(isLive).map((m) => this.watchRecord(m)) };
+    return this.dnsView.records;
+  }
+
+  /** DNS counters (tests): queries, malformed, slipped, dropped, truncated, TCP refusals. */
+  dnsStats(): DnsServer['counters'] | undefined {
+    return this.dns && { ...this.dns.counters };
   }
 
   /** Gossip traffic for /metrics: the transport's frame and byte counts, drops by reason. */
@@ -348,6 +400,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (this.stopped) return;
     this.membership.setMeta(this.meta());
     this.subs.upsert(this.watchRecord(this.membership.self()));
+    this.dnsView = undefined;
     this.mdns?.update(this.announceInfo());
     this.emit('health', this.currentHealth());
   }
@@ -427,6 +480,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   private onMember(m: Member, prev: string | undefined): void {
+    this.dnsView = undefined;
     this.heardAt.set(m.node, this.clock.now());
     this.membersEp.changed();
     if (m.node !== this.node) this.log.info({ member: m.node, status: m.status, previous: prev, incarnation: m.incarnation }, 'member changed');
@@ -579,6 +633,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.log.warn({ err }, 'leave failed');
     }
     await this.mdns?.stop();
+    await this.dns?.close();
     this.subs.close();
     this.feed.close();
     this.metrics.close();

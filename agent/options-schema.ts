@@ -74,6 +74,23 @@ export interface AgentOptions {
   tls?: { cert: string; key: string; ca?: string };
   /** Origins (scheme://host[:port]) whose pages may open /v1/watch and /v1/events; others get 403. The agent's own origin, and clients sending no Origin, always may. */
   allowOrigin?: string[];
+  // -- DNS (issue 16) --
+  /** Answer DNS (UDP and TCP) for the zone `domain` from this agent's view; off unless `port` is given. See agent/dns/. */
+  dns?: DnsOptions;
+}
+
+/** The agent's DNS interface (issue 16). */
+export interface DnsOptions {
+  /** UDP and TCP port (Consul uses 8600); 0: any free port (tests). */
+  port: number;
+  /** Address to listen on. Default: the agent's `bind`. */
+  bind?: string;
+  /** The zone answered, e.g. 'peerlb.' (the default). */
+  domain?: string;
+  /** Most servers in one answer. Default 3. */
+  answers?: number;
+  /** TTL of the answers, seconds (0: not cached). Default 1. */
+  ttl?: number;
 }
 
 /** What the agent accepts from the network, at most. */
@@ -108,6 +125,9 @@ export interface AgentLimits {
   /** Inbound /v1/gossip sockets in all, and from one IP. Default 4096 and 256. */
   maxGossipSockets: number;
   maxGossipSocketsPerAddress: number;
+  /** UDP DNS responses per second to one source address, on average, and its burst (issue 16: response-rate limiting). Default 2000/s, burst 4000. */
+  dnsRate: number;
+  dnsBurst: number;
 }
 
 export const DEFAULT_AGENT_LIMITS: Readonly<AgentLimits> = Object.freeze({
@@ -128,10 +148,12 @@ export const DEFAULT_AGENT_LIMITS: Readonly<AgentLimits> = Object.freeze({
   helloBurst: 50,
   maxGossipSockets: 4096,
   maxGossipSocketsPerAddress: 256,
+  dnsRate: 2000,
+  dnsBurst: 4000,
 });
 
 export type ResolvedAgentOptions = Required<
-  Omit<AgentOptions, 'mdns' | 'zone' | 'udpPort' | 'tcpPort' | 'wsPort' | 'wsPath' | 'capacity' | 'keyFile' | 'token' | 'keyring' | 'signingKey' | 'signingKeyFile' | 'limits' | 'tls' | 'allowOrigin'>
+  Omit<AgentOptions, 'mdns' | 'zone' | 'udpPort' | 'tcpPort' | 'wsPort' | 'wsPath' | 'capacity' | 'keyFile' | 'token' | 'keyring' | 'signingKey' | 'signingKeyFile' | 'limits' | 'tls' | 'allowOrigin' | 'dns'>
 > & {
   mdns: { interface: string; port?: number } | false;
   /** Decoded keys (from `keyring`; a keyFile is read by the agent). */
@@ -152,6 +174,8 @@ export type ResolvedAgentOptions = Required<
   tls: { cert: string; key: string; ca: string | undefined } | undefined;
   /** Allowed origins, each normalized as URL.origin gives it (undefined: any origin). */
   allowOrigin: string[] | undefined;
+  /** DNS (issue 16): undefined when off; `domain` lower case with its final dot. */
+  dns: { port: number; bind: string; domain: string; answers: number; ttl: number } | undefined;
 };
 
 /**
@@ -188,6 +212,7 @@ export const AGENT_OPTION_KEYS: Readonly<Record<keyof AgentOptions, true>> = {
   logLevel: true,
   tls: true,
   allowOrigin: true,
+  dns: true,
 };
 
 type Kind = 'string' | 'int' | 'list' | 'ip' | 'enum' | 'bool';
@@ -270,6 +295,15 @@ export const AGENT_OPTION_SPECS: readonly OptionSpec[] = [
   { path: 'tls.ca', flag: 'tls-ca', env: 'PEERLB_TLS_CA', kind: 'string', describe: 'PEM file of CAs trusted, besides the system ones, when dialing wss:// peers' },
   { path: 'allowOrigin', flag: 'allow-origin', env: 'PEERLB_ALLOW_ORIGIN', kind: 'list', describe: "origins (https://host:port) whose pages may open /v1/watch and /v1/events, others get 403 (none given: any origin); the agent's own origin and clients sending no Origin always may" },
   // -- end of TLS and origins --
+  // -- DNS (issue 16) --
+  { path: 'dns.port', flag: 'dns-port', env: 'PEERLB_DNS_PORT', kind: 'int', min: 0, max: 65535, describe: 'answer DNS (UDP and TCP) for --dns-domain on this port from the live view (Consul uses 8600); off when not given' },
+  { path: 'dns.bind', flag: 'dns-bind', env: 'PEERLB_DNS_BIND', kind: 'ip', default: 'the --bind address', describe: 'address the DNS interface listens on, with --dns-port' },
+  { path: 'dns.domain', flag: 'dns-domain', env: 'PEERLB_DNS_DOMAIN', kind: 'string', default: 'peerlb.', describe: 'the zone answered: <service>.<domain>, _<service>._tcp.<domain>, <node>.node.<domain>' },
+  { path: 'dns.answers', flag: 'dns-answers', env: 'PEERLB_DNS_ANSWERS', kind: 'int', min: 1, max: 1000, default: 3, describe: 'most servers in one DNS answer, chosen by load per query' },
+  { path: 'limits.dnsRate', flag: 'dns-rate', env: 'PEERLB_DNS_RATE', kind: 'int', min: 1, max: 100_000_000, default: DEFAULT_AGENT_LIMITS.dnsRate, describe: 'UDP DNS answers per second to one source address (then every 2nd is sent truncated, the rest dropped)' },
+  { path: 'limits.dnsBurst', flag: 'dns-burst', env: 'PEERLB_DNS_BURST', kind: 'int', min: 1, max: 100_000_000, default: DEFAULT_AGENT_LIMITS.dnsBurst, describe: 'burst of UDP DNS answers to one source address' },
+  { path: 'dns.ttl', flag: 'dns-ttl', env: 'PEERLB_DNS_TTL', kind: 'int', min: 0, max: 3600, default: 1, describe: 'TTL of DNS answers, seconds (0: not cached)' },
+  // -- end of DNS --
   { path: 'logLevel', flag: 'log-level', env: 'PEERLB_LOG_LEVEL', kind: 'enum', choices: LOG_LEVELS, default: 'info', describe: 'log level' },
 ];
 

@@ -233,7 +233,27 @@ export function resolveAgentOptions(input: AgentOptions): ResolvedAgentOptions {
     logLevel,
     tls,
     allowOrigin,
+    dns: resolveDns(input.dns, bind),
   };
+}
+
+/** dns (issue 16): undefined without a port; the domain as lower-case labels with the final dot. */
+function resolveDns(v: unknown, bind: string): ResolvedAgentOptions['dns'] {
+  if (v === undefined || v === null) return undefined;
+  const d = obj('dns', v);
+  onlyKnown('dns', d, nestedKeys('dns'));
+  if (d.port === undefined) {
+    if (Object.keys(d).length) throw new BadOptionError(Object.keys(d).map((k) => `dns.${k}`).join(', '), 'is set but dns.port is not: give the DNS port too');
+    return undefined;
+  }
+  const port = specInt('dns.port', d.port)!;
+  const domainIn = d.domain ?? optionSpec('dns.domain').default;
+  if (typeof domainIn !== 'string') throw new BadOptionError('dns.domain', 'must be a domain name such as peerlb.');
+  const domain = domainIn.toLowerCase().replace(/\.?$/, '.');
+  // RFC 1035 §2.3.1 labels (letters, digits, hyphens; 1-63 chars), at most 253 chars in all.
+  if (domain.length > 254 || !/^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+$/.test(domain))
+    throw new BadOptionError('dns.domain', `must be a domain name of letters, digits and hyphens, such as peerlb., got ${JSON.stringify(domainIn.slice(0, 64))}`);
+  return { port, bind: ip('dns.bind', d.bind, bind), domain, answers: specInt('dns.answers', d.answers)!, ttl: specInt('dns.ttl', d.ttl)! };
 }
 
 /** allowOrigin: a list of origins (admission.ts: parseOrigin), normalized; undefined when not given. */

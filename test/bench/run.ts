@@ -236,6 +236,25 @@ const MODULES: BenchModule[] = [
       };
     },
   },
+  // DNS from every agent (issue 16): dnsperf against one agent beside a minimal dns-packet responder.
+  {
+    id: 'dns',
+    file: './dns.js',
+    limitMs: 3 * 60_000,
+    async run(mod, { quick }) {
+      const m = mod as typeof import('./dns.js');
+      const r = await m.benchDns(quick ? { rounds: 1, seconds: 2 } : {});
+      if (r.skipped) return { sections: [{ id: 'dns', title: 'DNS: agent vs a minimal dns-packet responder', rows: [{ skipped: r.skipped }] }], goals: [] };
+      const rounds = r.rows.length / 2;
+      return {
+        sections: [
+          { id: 'dns', title: 'DNS: dnsperf queries/s, agent (3 servers in its view, --dns-answers 3) vs a minimal dns-packet responder (fixed answers), rounds interleaved', rows: r.rows as unknown as Row[] },
+          { id: 'dnsSummary', title: 'DNS: medians', rows: [{ agentQps: Math.round(r.medianAgentQps), responderQps: Math.round(r.medianResponderQps), ratio: r.ratio }] },
+        ],
+        goals: [atLeast(`DNS: queries/s, agent ÷ dns-packet responder (median of ${rounds})`, r.ratio, 0.8), atLeast(`DNS: agent queries/s (median of ${rounds})`, r.medianAgentQps, 20_000)],
+      };
+    },
+  },
 ];
 
 /**

@@ -50,6 +50,7 @@ describe('the resolver applies the schema', () => {
       const with_ = (v: number) => {
         const o = base();
         if (s.path.startsWith('mdns.')) o.mdns = { interface: '127.0.0.1' };
+        if (s.path.startsWith('dns.') && s.path !== 'dns.port') o.dns = { port: 8600 };
         if (s.path === 'health.ttlMs') o.health = { type: 'ttl' };
         setPath(o, s.path, v);
         return () => resolveAgentOptions(o as never);
