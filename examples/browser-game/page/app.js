@@ -14,6 +14,8 @@ async function main() {
   for (let i = 1; i <= PLAYERS; i++) {
     const player = `player-${i}`;
     const ws = await cluster.websocket({ key: player });
+    // Page load (navigation start) → the first open game socket, ms: what test/bench/browser.ts times.
+    globalThis.firstSocketMs ??= performance.now();
     const server = await new Promise((resolve) => ws.addEventListener('message', (ev) => resolve(JSON.parse(ev.data).server), { once: true }));
     players.push({ player, server, url: ws.url });
     draw(players);
