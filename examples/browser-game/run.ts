@@ -111,11 +111,9 @@ try {
   const indexHtml = readFileSync(`${PAGE}index.html`, 'utf8');
   let agents: string[] = [];
   const page = http.createServer((req, res) => {
-    const route: Record<string, [string, string]> = {
-      '/': ['text/html', indexHtml],
-      '/app.js': ['text/javascript', appJs],
-      '/config.json': ['application/json', JSON.stringify({ agents })],
-    };
+    // The agents' URLs go into the page (a JSON script element), so the page needs no request for them.
+    const html = indexHtml.replace('{"agents":[]}', JSON.stringify({ agents }).replace(/</g, '\\u003c'));
+    const route: Record<string, [string, string]> = { '/': ['text/html', html], '/app.js': ['text/javascript', appJs] };
     const r = req.method === 'GET' ? route[(req.url ?? '/').split('?')[0]!] : undefined;
     if (!r) return res.writeHead(404).end();
     res.writeHead(200, { 'content-type': `${r[0]}; charset=utf-8`, 'cache-control': 'no-store' }).end(r[1]);

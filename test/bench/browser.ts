@@ -12,6 +12,8 @@
  *   npm run build && node dist/test/bench/run.js browser      (or --only browser)
  */
 import { spawn } from 'node:child_process';
+import http from 'node:http';
+import type net from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { build, type Metafile } from 'esbuild';
@@ -98,11 +100,12 @@ export interface PicksInPage {
 }
 
 /** (b) and (c) share one browser. */
-export async function benchInChromium(o: { runs?: number; picksPerRun?: number; loads?: number } = {}): Promise<{ picks: PicksInPage; load: { loads: number; p50Ms: number; p99Ms: number; minMs: number; maxMs: number } }> {
+export async function benchInChromium(o: { runs?: number; picksPerRun?: number; loads?: number } = {}): Promise<{ picks: PicksInPage; load: { loads: number; p50Ms: number; p99Ms: number; minMs: number; maxMs: number; bareP50Ms: number; bareP99Ms: number; phasesP50: Record<string, number> } }> {
   const runs = o.runs ?? 15;
   const picksPerRun = o.picksPerRun ?? 200_000;
   const loads = o.loads ?? 20;
   const b = await launchLoopbackChromium('127.0.0.1');
+  let anchor: http.Server | undefined;
   const example = spawn(process.execPath, [EXAMPLE], { stdio: ['ignore', 'pipe', 'pipe'] });
   try {
     const url = await new Promise<string>((resolve, reject) => {
@@ -172,23 +175,48 @@ export async function benchInChromium(o: { runs?: number; picksPerRun?: number; 
     const pickNs = median(r.pick);
     const arrayNs = median(r.array);
 
-    // (c) page load → first open game socket, 20 fresh pages.
-    const times: number[] = [];
-    for (let i = 0; i < loads; i++) {
+    // (c) page load → first open game socket, 20 fresh pages, each followed by the anchor: a bare
+    // page (served through the same route machinery) whose inline script opens a WebSocket straight
+    // to a game server's URL (what a page without peerlb does, knowing the URL already).
+    const first = await b.context.newPage();
+    await first.goto(url, { timeout: 15_000 });
+    await first.waitForFunction(() => 'gameResult' in globalThis || 'gameError' in globalThis, undefined, { timeout: 30_000 });
+    const wsUrl = await first.evaluate(() => (globalThis as unknown as { gameResult?: { players: { url: string }[] } }).gameResult?.players[0]?.url);
+    await first.close();
+    if (!wsUrl) throw new Error('the example page opened no game socket');
+    // (Served by a server of its own on loopback: a page Playwright fulfils itself counts as public
+    // address space, and Chromium's local network access checks then block its loopback WebSocket.)
+    const bareHtml = `<!doctype html><title>anchor</title><script type="module">const ws = new WebSocket(${JSON.stringify(wsUrl)}); ws.onopen = () => { globalThis.firstSocketMs = performance.now(); ws.close(); };</script>`;
+    anchor = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(bareHtml));
+    await new Promise<void>((r) => anchor!.listen(0, '127.0.0.1', () => r()));
+    const bareUrl = `http://127.0.0.1:${(anchor.address() as net.AddressInfo).port}/`;
+    const firstSocket = async (u: string): Promise<{ ms: number; marks: Record<string, number> }> => {
       const p = await b.context.newPage();
-      await p.goto(url, { timeout: 15_000 });
+      await p.goto(u, { timeout: 15_000 });
       await p.waitForFunction(() => 'firstSocketMs' in globalThis || 'gameError' in globalThis, undefined, { timeout: 30_000 });
       const ms = await p.evaluate(() => (globalThis as unknown as { firstSocketMs?: number }).firstSocketMs);
-      if (ms === undefined) throw new Error(`load ${i}: the page opened no game socket: ${await p.evaluate(() => (globalThis as unknown as { gameError?: string }).gameError)}`);
-      times.push(ms);
+      if (ms === undefined) throw new Error(`${u}: the page opened no game socket: ${await p.evaluate(() => (globalThis as unknown as { gameError?: string }).gameError)}`);
+      const marks = await p.evaluate(() => Object.fromEntries(performance.getEntriesByType('mark').map((e) => [e.name, e.startTime])));
       await p.close();
+      return { ms, marks };
+    };
+    const times: number[] = [];
+    const bare: number[] = [];
+    /** When the page's marks came (game:script, game:joined), ms after navigation start. */
+    const phases: Record<string, number[]> = {};
+    for (let i = 0; i < loads; i++) {
+      const r1 = await firstSocket(url);
+      times.push(r1.ms);
+      for (const k of Object.keys(r1.marks)) (phases[k] ??= []).push(r1.marks[k]!);
+      bare.push((await firstSocket(bareUrl)).ms);
     }
     return {
       picks: { servers: SERVERS, pickNs, pickNsP99: p99(r.pick), arrayNs, ratio: pickNs / arrayNs, runs, picksPerRun },
-      load: { loads, p50Ms: median(times), p99Ms: p99(times), minMs: Math.min(...times), maxMs: Math.max(...times) },
+      load: { loads, p50Ms: median(times), p99Ms: p99(times), minMs: Math.min(...times), maxMs: Math.max(...times), bareP50Ms: median(bare), bareP99Ms: p99(bare), phasesP50: Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, median(v)])) },
     };
   } finally {
     await b.browser.close().catch(() => {});
+    await new Promise<void>((r) => (anchor ? anchor.close(() => r()) : r()));
     if (example.exitCode === null && example.signalCode === null) {
       const gone = new Promise((r) => example.once('exit', r));
       example.kill('SIGTERM');
