@@ -252,7 +252,12 @@ const MODULES: BenchModule[] = [
             title: "Browser bundle: join + pick + websocket from 'peerlb/sdk' (esbuild, platform browser, minified; gzip = zlib level 9)",
             rows: [{ 'min KB': kb(size.minBytes), 'gzip KB': kb(size.gzipBytes), 'gzip KB without msgpackr': kb(size.gzipWithoutMsgpackr) }],
           },
-          { id: 'browserBundleParts', title: 'Browser bundle: minified bytes per part (esbuild metafile)', rows: size.breakdown as unknown as Row[] },
+          {
+            id: 'browserBundleParts',
+            title: 'Browser bundle: minified bytes per part (esbuild metafile)',
+            rows: size.breakdown as unknown as Row[],
+            note: "msgpackr is the watch frames' codec (sdk/core/protocol.ts); agents also serve /v1/watch?format=json, which a browser build could speak instead (the gzip size without msgpackr is above). `sideEffects: false` in package.json changes nothing: join reaches the whole core.",
+          },
           {
             id: 'browserPicks',
             title: `Picks in Chromium: ns per p2c pick at ${picks.servers} servers vs a bare array index, same page (median of ${picks.runs} interleaved runs of ${picks.picksPerRun.toLocaleString('en-US')})`,
