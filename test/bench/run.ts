@@ -3,7 +3,7 @@
  *
  *   npm run bench                       every module, tables on stdout
  *   npm run bench -- --json FILE        also write every figure (and the goals) as JSON
- *   npm run bench -- --only sdk,gossip  some modules
+ *   npm run bench -- --only sdk,gossip  some modules (or by name: node dist/test/bench/run.js browser)
  *   npm run bench -- --quick            fewer rounds (a smoke run; figures are noisier)
  *   npm run bench -- --strict           exit 1 when a goal is missed (default: report only)
  *
@@ -255,6 +255,56 @@ const MODULES: BenchModule[] = [
       };
     },
   },
+  {
+    id: 'browser',
+    file: './browser.js',
+    limitMs: 4 * 60_000,
+    async run(mod, { quick }) {
+      const m = mod as typeof import('./browser.js');
+      const size = await m.benchBundleSize();
+      const { picks, load } = await m.benchInChromium(quick ? { runs: 5, picksPerRun: 50_000, loads: 5 } : {});
+      const kb = (n: number) => Math.round(n / 102.4) / 10;
+      return {
+        sections: [
+          {
+            id: 'browserBundle',
+            title: "Browser bundle: join + pick + websocket from 'peerlb/sdk' (esbuild, platform browser, minified; gzip = zlib level 9)",
+            rows: [{ 'min KB': kb(size.minBytes), 'gzip KB': kb(size.gzipBytes), 'gzip KB without msgpackr': kb(size.gzipWithoutMsgpackr) }],
+          },
+          {
+            id: 'browserBundleParts',
+            title: 'Browser bundle: minified bytes per part (esbuild metafile)',
+            rows: size.breakdown as unknown as Row[],
+            note: "msgpackr is the watch frames' codec (sdk/core/protocol.ts); agents also serve /v1/watch?format=json, which a browser build could speak instead (the gzip size without msgpackr is above). `sideEffects: false` in package.json changes nothing: join reaches the whole core.",
+          },
+          {
+            id: 'browserPicks',
+            title: `Picks in Chromium: ns per p2c pick at ${picks.servers} servers vs a bare array index, same page (median of ${picks.runs} interleaved runs of ${picks.picksPerRun.toLocaleString('en-US')})`,
+            rows: [{ 'pick ns': picks.pickNs, 'pick ns p99': picks.pickNsP99, 'array[i] ns': picks.arrayNs, 'pick ÷ array': picks.ratio }],
+          },
+          {
+            id: 'browserLoad',
+            title: `Page load → first open game socket (examples/browser-game, 3 servers on loopback, ${load.loads} fresh pages, interleaved with the anchor: a bare page opening a WebSocket to a known server URL), ms`,
+            rows: [
+              { page: 'example (peerlb/sdk: join, then cluster.websocket)', p50: load.p50Ms, p99: load.p99Ms, min: load.minMs, max: load.maxMs },
+              { page: 'anchor (new WebSocket(url), no SDK)', p50: load.bareP50Ms, p99: load.bareP99Ms },
+              { page: 'example ÷ anchor', p50: load.p50Ms / load.bareP50Ms, p99: load.p99Ms / load.bareP99Ms },
+            ],
+          },
+          {
+            id: 'browserLoadPhases',
+            title: 'Page load phases: p50 ms after navigation start at which the page script ran, had joined (first snapshot), had its first socket open',
+            rows: [{ ...load.phasesP50, 'game:first-socket': load.p50Ms }],
+          },
+        ],
+        goals: [
+          atMost('browser bundle (join+pick+websocket), gzip KB', kb(size.gzipBytes), 25, ' KB'),
+          atMost('pick in Chromium at 1,000 servers, ns', picks.pickNs, 200, ' ns'),
+          atMost('page load → first game socket p50, ms', load.p50Ms, 150, ' ms'),
+        ],
+      };
+    },
+  },
 ];
 
 /**
@@ -294,7 +344,8 @@ function parseArgs(argv: string[]) {
     else if (k === '--only') a.only = (argv[++i] ?? '').split(',').filter(Boolean);
     else if (k === '--quick') a.quick = true;
     else if (k === '--strict') a.strict = true;
-    else throw new Error(`unknown argument ${k} (use --json FILE, --only a,b, --quick, --strict)`);
+    else if (k && !k.startsWith('-') && MODULES.some((m) => m.id === k)) a.only = [...(a.only ?? []), k];
+    else throw new Error(`unknown argument ${k} (use --json FILE, --only a,b, --quick, --strict, or module names: ${MODULES.map((m) => m.id).join(', ')})`);
   }
   if (a.json === '') throw new Error('--json needs a file name');
   return a;
