@@ -4,14 +4,12 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import {
   PROTOCOL_VERSION,
   MAX_WATCH_CLIENT_FRAME_BYTES,
-  decodeWatchClientFrame,
-  encodeWatchFrame,
   parseWatchClientFrame,
   parseWatchPing,
-  unpackFrame,
   type ServerRecord,
   type WatchServerFrame,
 } from '../sdk/core/protocol.js';
+import { decodeWatchClientFrame, encodeWatchFrame, unpackFrame } from '../sdk/core/msgpack.js';
 import { DecodeError } from '../sdk/core/errors.js';
 import { every, systemClock, type Clock } from '../sdk/core/clock.js';
 import { AddressSlots, admitUpgrade, PendingSockets, RateLimit, refuseSocket, tokenMatches } from './admission.js';

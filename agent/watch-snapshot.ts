@@ -13,7 +13,8 @@
  * (through `record(id)`) when a snapshot takes it, at most MAX_REFRESH per snapshot. The agent list is a bounded random sample (MAX_AGENTS):
  * enough to fail over, without every live member's URL in every snapshot.
  */
-import { pack, PROTOCOL_VERSION, type ServerRecord } from '../sdk/core/protocol.js';
+import { PROTOCOL_VERSION, type ServerRecord } from '../sdk/core/protocol.js';
+import { pack } from '../sdk/core/msgpack.js';
 
 /** Agent URLs a snapshot or an `agents` frame lists at most (the SDK keeps 64). */
 export const MAX_AGENTS = 64;

@@ -59,7 +59,8 @@
  * for each in the common case) and short keys. An entry is ~10 bytes.
  */
 import { DecodeError, FrameTooLargeError, UnsupportedVersionError, PeerlbError } from '../../sdk/core/errors.js';
-import { LIMITS, PROTOCOL_VERSION, pack, parseWsUrl, unpackFrame, parseServerRecord, HEALTH_VALUES, type Health, type LoadReport, type LoadSource, type ServerRecord } from '../../sdk/core/protocol.js';
+import { pack, unpackFrame } from '../../sdk/core/msgpack.js';
+import { LIMITS, PROTOCOL_VERSION, parseWsUrl, parseServerRecord, HEALTH_VALUES, type Health, type LoadReport, type LoadSource, type ServerRecord } from '../../sdk/core/protocol.js';
 import { hashKey } from '../../sdk/core/hash.js';
 
 /** What an agent says about its server: the ServerRecord without `load` and `agent`. */

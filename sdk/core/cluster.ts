@@ -9,6 +9,7 @@ import { ClosedError, UnsupportedError, type SignatureError } from './errors.js'
 import type { DiscoverySource } from './discovery/source.js';
 import { resolveStaticServers, staticSource, type HostResolver } from './discovery/static.js';
 import { AgentWatch } from './discovery/agents.js';
+import type { WatchCodec } from './discovery/codec.js';
 import { globalWebSocket, webSocketConnector, type WatchConnector, type WebSocketConstructor } from './discovery/websocket.js';
 import { openWebSocket, type GameWebSocket, type GameWebSocketConstructor, type WebSocketOptions } from './websocket-connect.js';
 import { webCryptoVerifier, type PublicKey, type SignatureVerifier } from './signing.js';
@@ -41,6 +42,8 @@ export interface UdpLike {
 export interface ClusterAdapters {
   /** Opens /v1/watch sockets. Default: a connector over `WebSocket` below (websocket.ts). */
   watch?: WatchConnector;
+  /** How /v1/watch frames are encoded (discovery/codec.ts). Default: JSON text; the Node entry passes msgpack. */
+  watchCodec?: WatchCodec;
   /**
    * The W3C WebSocket constructor for the default connector and for `cluster.websocket()` (which
    * calls it as `new WebSocket(url, protocols)`). Default: `globalThis.WebSocket`.
@@ -365,7 +368,7 @@ export async function join(options: JoinOptions, adapters: ClusterAdapters = {},
   const connect = adapters.watch ?? webSocketConnector(adapters.WebSocket);
   let source: DiscoverySource;
   if ('servers' in d) source = staticSource(servers!);
-  else if ('agents' in d) source = new AgentWatch({ service: opts.service, agents: d.agents, token: opts.token, clock, verify, onRejected, connect });
+  else if ('agents' in d) source = new AgentWatch({ service: opts.service, agents: d.agents, token: opts.token, clock, verify, onRejected, connect, codec: adapters.watchCodec });
   else if ('mdns' in d)
     source = adapters.mdns!({ service: opts.service, interface: d.mdns.interface, subscribe: d.mdns.subscribe !== false, token: opts.token, clock, port: d.mdns.port, verify: opts.verify, onRejected, connect });
   else source = d.source;

@@ -24,6 +24,11 @@ export { STRATEGY_NAMES, type StrategyName } from './pickers/index.js';
 export type { DiscoverySource, DiscoverySink } from './discovery/source.js';
 export { createFeed, type Feed } from './discovery/feed.js';
 export { AgentWatch, type AgentWatchOptions } from './discovery/agents.js';
+export type { WatchCodec } from './discovery/codec.js';
+export { jsonWatchCodec } from './discovery/json-codec.js';
+// msgpack.ts is the only core module that imports msgpackr: a bundle that does not use these
+// drops it (package.json marks sdk/core free of side effects).
+export { decodeWatchServerFrame, encodeWatchFrame, msgpackWatchCodec } from './msgpack.js';
 export {
   webSocketConnector,
   globalWebSocket,
@@ -41,8 +46,7 @@ export {
   PROTOCOL_VERSION,
   WATCH_PATH,
   MAX_WATCH_FRAME_BYTES,
-  decodeWatchServerFrame,
-  encodeWatchFrame,
+  parseWatchServerFrame,
   parseAgentUrl,
   parseUsableServerRecord,
   type ServerRecord,

@@ -12,7 +12,6 @@
  * Every decoder here is pure: bytes in, a typed value out, or a DecodeError. Nothing a peer sends
  * can make a decoder throw anything else.
  */
-import { Packr, Unpackr } from 'msgpackr';
 import { DecodeError, FrameTooLargeError, InvalidRecordError, UnsupportedVersionError } from './errors.js';
 
 /** Protocol version carried in every frame and in TXT `v=`. Bumped on incompatible change. */
@@ -291,41 +290,6 @@ export function parseUsableServerRecord(v: unknown): ServerRecord {
 }
 
 // ---------------------------------------------------------------------------------------------
-// msgpack framing shared by gossip and watch.
-
-const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
-const unpackr = new Unpackr({ useRecords: false, moreTypes: false, bundleStrings: false, mapsAsObjects: true });
-
-/**
- * Encode any plain value as msgpack. The bytes are a Uint8Array; in Node, msgpackr makes them a
- * Buffer (a Uint8Array subclass), which is what `PackedBytes` says for code that runs only there.
- */
-export function pack(value: unknown): PackedBytes {
-  return packr.pack(value) as PackedBytes;
-}
-
-/**
- * What `pack` returns: a Uint8Array everywhere, a Node Buffer in Node (msgpackr's choice there).
- * Typed through `globalThis.Buffer` so that the core names no Node module: where Node's types are
- * loaded (the agent, the Node entry) it is a Buffer; elsewhere a Uint8Array.
- */
-export type PackedBytes = typeof globalThis extends { Buffer: { from(s: string): infer B } } ? B : Uint8Array;
-
-/**
- * Decode one msgpack frame from an untrusted peer. Enforces the size limit before parsing and
- * turns every parser failure into a DecodeError.
- */
-export function unpackFrame(bytes: Uint8Array, maxBytes: number = LIMITS.maxFrameBytes): unknown {
-  if (bytes.length > maxBytes) throw new FrameTooLargeError(bytes.length, maxBytes);
-  if (bytes.length === 0) throw new DecodeError('empty frame');
-  try {
-    return unpackr.unpack(bytes);
-  } catch (err) {
-    throw new DecodeError(`malformed msgpack: ${(err as Error).message}`, { cause: err });
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 // /v1/watch: a read-only subscription. The client sends one `hello`; the agent answers with a
 // `snapshot` of every server it knows for the service, then `upsert` / `remove` deltas. After the
 // hello, a client may send `ping` frames (the application-level heartbeat: a browser's WebSocket
@@ -434,13 +398,11 @@ function parseUrlList(v: unknown): { agents: string[]; invalidAgents?: InvalidAg
   return invalid ? { agents: [...agents], invalidAgents: invalid } : { agents: [...agents] };
 }
 
-export function encodeWatchFrame(frame: WatchServerFrame | WatchClientFrame | WatchPingFrame): PackedBytes {
-  return pack(frame);
-}
-
-/** Decode a frame an agent sent to a watching client. */
-export function decodeWatchServerFrame(bytes: Uint8Array): WatchServerFrame {
-  const o = unpackFrame(bytes, MAX_WATCH_FRAME_BYTES);
+/**
+ * Check a decoded frame an agent sent to a watching client (msgpack: msgpack.ts; JSON text with
+ * `/v1/watch?format=json`: discovery/json-codec.ts). Throws DecodeError, InvalidRecordError.
+ */
+export function parseWatchServerFrame(o: unknown): WatchServerFrame {
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new DecodeError('watch frame must be a map');
   const m = o as Record<string, unknown>;
   checkVersion(m);
@@ -500,10 +462,6 @@ function recordName(v: unknown): string {
   return isStr(id) ? `server ${JSON.stringify(id.slice(0, 100))}` : 'a server record';
 }
 
-/** Decode the frame a client sent to an agent's watch endpoint. */
-export function decodeWatchClientFrame(bytes: Uint8Array): WatchClientFrame {
-  return parseWatchClientFrame(unpackFrame(bytes, MAX_WATCH_CLIENT_FRAME_BYTES));
-}
 
 /** A ping's counter: an integer in 0..2^31-1. Throws DecodeError. */
 function pingCounter(n: unknown): number {

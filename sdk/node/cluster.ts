@@ -17,6 +17,7 @@ import { keyObjectOf, nodePublicKey, nodeVerifier } from './signing.js';
 import { systemResolver } from './resolve.js';
 import { wsConnector, wsConnectorWith, withDefaultCas, type TrustedCa } from './ws.js';
 import { BadOptionError } from '../core/errors.js';
+import { msgpackWatchCodec } from '../core/msgpack.js';
 import { WebSocket } from 'ws';
 import type { WebSocketConstructor } from '../core/discovery/websocket.js';
 import type { WebSocketOptions } from '../core/websocket-connect.js';
@@ -40,6 +41,8 @@ export interface JoinOptions extends CoreJoinOptions {
 /** Node's transports for the core cluster. */
 export const nodeAdapters: ClusterAdapters = {
   watch: wsConnector,
+  // Binary msgpack frames: smaller than the core's default JSON text, and Node ships the codec anyway.
+  watchCodec: msgpackWatchCodec,
   // For cluster.websocket(): the `ws` package's WebSocket has the W3C surface (addEventListener).
   WebSocket: WebSocket as unknown as WebSocketConstructor,
   verifier: nodeVerifier,

@@ -5,6 +5,7 @@ import { nodeVerifier, verifyBytes } from './signing.js';
 import { wsConnector } from './ws.js';
 import type { WatchConnector } from '../core/discovery/websocket.js';
 import { AgentWatch } from '../core/discovery/agents.js';
+import { msgpackWatchCodec } from '../core/msgpack.js';
 import { MdnsBrowser, type BrowsedInstance } from '../mdns/browser.js';
 import { copyEndpoints, parseUsableServerRecord, type ServerRecord } from '../core/protocol.js';
 import { systemClock, type Clock } from '../core/clock.js';
@@ -73,6 +74,7 @@ export class MdnsDiscovery implements DiscoverySource {
         clock: opts.clock,
         verify: opts.verify ? nodeVerifier(opts.verify) : undefined,
         connect: opts.connect ?? wsConnector,
+        codec: msgpackWatchCodec,
         onRejected: opts.onRejected,
         // A refusal is final for join's purpose; a timeout or a close may be a busy agent: give
         // up on the snapshot after a few of those (join's waitForServersMs caps the wait anyway).

@@ -2,8 +2,8 @@
  * Browser clients (issue 15), in headless Chromium on loopback (test/support/chromium.ts):
  *  (a) the page's cost: `join` + `pick` + `websocket` from `peerlb/sdk` bundled by esbuild for the
  *      browser (the package's `browser` condition), minified, gzipped (zlib, level 9), with what the
- *      bytes are (esbuild's metafile: minified bytes per input, grouped) and the gzip size without
- *      msgpackr (the largest part) as a yardstick;
+ *      bytes are (esbuild's metafile: minified bytes per input, grouped) and whether msgpackr ships
+ *      (it should not: the core's watch speaks JSON text);
  *  (b) ns per `pick()` (p2c) at 1,000 servers (a static list: no socket) in the page, beside a bare
  *      array index in the same page, the same loop shape, interleaved runs;
  *  (c) page load (navigation start) → first open game socket: the example (examples/browser-game,
@@ -67,13 +67,11 @@ function group(input: string): string {
 export interface BundleSize {
   minBytes: number;
   gzipBytes: number;
-  gzipWithoutMsgpackr: number;
   breakdown: { part: string; minBytes: number; share: string }[];
 }
 
 export async function benchBundleSize(): Promise<BundleSize> {
   const full = await bundle();
-  const bare = await bundle(['msgpackr']);
   const inputs = Object.values(full.metafile.outputs)[0]!.inputs;
   const parts = new Map<string, number>();
   for (const [k, v] of Object.entries(inputs)) parts.set(group(k), (parts.get(group(k)) ?? 0) + v.bytesInOutput);
@@ -81,7 +79,6 @@ export async function benchBundleSize(): Promise<BundleSize> {
   return {
     minBytes: total,
     gzipBytes: gzipSync(full.code, { level: 9 }).length,
-    gzipWithoutMsgpackr: gzipSync(bare.code, { level: 9 }).length,
     breakdown: [...parts]
       .filter(([, n]) => n > 0)
       .sort((a, b) => b[1] - a[1])

@@ -12,7 +12,8 @@ import { ownLoopback } from '../support/net.js';
 import { startCliAgent, stopCliAgents, until, type OpsAgent } from '../support/ops.js';
 import { AgentWatch } from '../../sdk/core/discovery/agents.js';
 import { webSocketConnector, type WebSocketConstructor } from '../../sdk/core/discovery/websocket.js';
-import { decodeWatchServerFrame, encodeWatchFrame, PROTOCOL_VERSION, type WatchServerFrame } from '../../sdk/core/protocol.js';
+import { PROTOCOL_VERSION, type WatchServerFrame } from '../../sdk/core/protocol.js';
+import { decodeWatchServerFrame, encodeWatchFrame } from '../../sdk/core/msgpack.js';
 import { MAX_PONGS_PER_SEC } from '../../agent/subscriptions.js';
 
 describe('watch heartbeat frames, real agent process', () => {

@@ -5,8 +5,6 @@ import {
   PROTOCOL_VERSION,
   MAX_WATCH_FRAME_BYTES,
   WATCH_PATH,
-  decodeWatchServerFrame,
-  encodeWatchFrame,
   parseAgentUrl,
   type ServerRecord,
   type WatchServerFrame,
@@ -14,6 +12,8 @@ import {
 import { every, systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { Latch } from './settle.js';
 import { webSocketConnector, type WatchConnection, type WatchConnector } from './websocket.js';
+import type { WatchCodec } from './codec.js';
+import { jsonWatchCodec } from './json-codec.js';
 
 export interface AgentWatchOptions {
   service: string;
@@ -25,6 +25,11 @@ export interface AgentWatchOptions {
    * the Node entry passes sdk/node/ws.ts.
    */
   connect?: WatchConnector;
+  /**
+   * How frames are written and read (codec.ts): by default JSON text (`/v1/watch?format=json`),
+   * which needs no msgpack codec in a page's bundle; the Node entry passes msgpack (msgpack.ts).
+   */
+  codec?: WatchCodec;
   /**
    * Heartbeat: ping every `pingMs`, give the agent up if no pong within `pongTimeoutMs` (any frame
    * counts as one). A protocol-level ping where the connection has one, else a `ping` frame.
@@ -85,6 +90,7 @@ export class AgentWatch implements DiscoverySource {
   private badInRow = 0;
   private readonly clock: Clock;
   private readonly connector: WatchConnector;
+  private readonly codec: WatchCodec;
   /** With `verify`: checks each record's origin signature, once per change of its signed part. */
   private readonly verifier: RecordVerifier | undefined;
   /** Open from the first snapshot on: the view is settled (join waits for it). */
@@ -94,6 +100,7 @@ export class AgentWatch implements DiscoverySource {
   constructor(private readonly opts: AgentWatchOptions) {
     this.clock = opts.clock ?? systemClock;
     this.connector = opts.connect ?? webSocketConnector();
+    this.codec = opts.codec ?? jsonWatchCodec;
     this.verifier = opts.verify ? new RecordVerifier(opts.verify) : undefined;
     // join checked the seeds (options.ts); a URL that is not usable is never kept.
     for (const a of opts.agents) {
@@ -208,7 +215,7 @@ export class AgentWatch implements DiscoverySource {
       }
     };
     const live = () => !gone && !broken && !this.closed;
-    const onBinary = (data: Uint8Array) => {
+    const onData = (data: Uint8Array | string) => {
       if (queued === 0) {
         const r = this.onFrame(data, live);
         if (typeof r !== 'object') return applied(r);
@@ -232,19 +239,19 @@ export class AgentWatch implements DiscoverySource {
         });
     };
     try {
-      ws = this.connector(url + WATCH_PATH, { maxPayload: MAX_WATCH_FRAME_BYTES, connectTimeoutMs: this.opts.connectTimeoutMs ?? 1000, token: this.opts.token, clock: this.clock }, {
+      ws = this.connector(url + WATCH_PATH + (this.codec.format === 'json' ? '?format=json' : ''), { maxPayload: MAX_WATCH_FRAME_BYTES, connectTimeoutMs: this.opts.connectTimeoutMs ?? 1000, token: this.opts.token, clock: this.clock }, {
         open: () => {
           opened = true;
           this.current = url;
           this.lastPong = this.clock.now();
-          ws.send(encodeWatchFrame({ t: 'hello', v: PROTOCOL_VERSION, service: this.opts.service, token: this.opts.token }));
+          ws.send(this.codec.encode({ t: 'hello', v: PROTOCOL_VERSION, service: this.opts.service, token: this.opts.token }));
           const pingMs = this.opts.pingMs ?? 500;
           const timeout = this.opts.pongTimeoutMs ?? 1500;
           this.stopPing = every(this.clock, pingMs, () => {
             if (this.clock.now() - this.lastPong > timeout) ws.terminate();
             else if (ws.ping) ws.ping();
             else {
-              ws.send(encodeWatchFrame({ t: 'ping', v: PROTOCOL_VERSION, n: pingN }));
+              ws.send(this.codec.encode({ t: 'ping', v: PROTOCOL_VERSION, n: pingN }));
               pingN = (pingN + 1) & 0x7fffffff;
             }
           });
@@ -258,7 +265,8 @@ export class AgentWatch implements DiscoverySource {
           this.sink?.error(new WatchRefusedError(url, status, text));
         },
         message: (data) => {
-          if (typeof data !== 'string' && !broken) onBinary(data);
+          // Frames of the codec's kind (text for JSON, binary for msgpack); any other is ignored.
+          if ((typeof data === 'string') === (this.codec.format === 'json') && !broken) onData(data);
           // The heartbeat counts from the end of processing: a big snapshot can take longer than the
           // pong timeout to apply, and the agent was not silent meanwhile.
           this.lastPong = this.clock.now();
@@ -326,13 +334,13 @@ export class AgentWatch implements DiscoverySource {
    * an asynchronous verifier, a frame with records to check returns a promise, and is applied when
    * they are checked, if the subscription is still `live()` (the caller queues later frames).
    */
-  private onFrame(data: Uint8Array, live: () => boolean): WatchServerFrame['t'] | undefined | Promise<WatchServerFrame['t'] | undefined> {
+  private onFrame(data: Uint8Array | string, live: () => boolean): WatchServerFrame['t'] | undefined | Promise<WatchServerFrame['t'] | undefined> {
     const sink = this.sink!;
     // Frames come several to a socket read (an agent's burst of upserts): one rebuild for them all.
     sink.hold?.();
     let f: WatchServerFrame;
     try {
-      f = decodeWatchServerFrame(data);
+      f = this.codec.decode(data);
     } catch (err) {
       if (err instanceof InvalidRecordError) {
         // What the server is now cannot be used: it leaves the view rather than stay as it was.

@@ -32,7 +32,8 @@ export interface WatchHandlers {
 }
 
 export interface WatchConnection {
-  send(bytes: Uint8Array): void;
+  /** A frame: bytes as a binary frame, a string as a text frame. */
+  send(data: Uint8Array | string): void;
   /**
    * A protocol-level ping, where the runtime has one (Node's `ws`): the heartbeat then uses it and
    * `pong`. Without it the client sends `ping` frames and the agent answers `pong` frames.
@@ -52,7 +53,7 @@ export interface W3CWebSocket {
   onmessage: ((ev: { data: unknown }) => void) | null;
   onerror: ((ev: unknown) => void) | null;
   onclose: ((ev: unknown) => void) | null;
-  send(data: Uint8Array): void;
+  send(data: Uint8Array | string): void;
   close(code?: number, reason?: string): void;
 }
 export type WebSocketConstructor = new (url: string) => W3CWebSocket;

@@ -8,7 +8,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { startAgent, type Agent, type AgentOptions } from '../../../agent/index.js';
 import { MAX_PENDING_SOCKETS_PER_IP } from '../../../agent/admission.js';
-import { decodeWatchServerFrame, encodeWatchFrame, PROTOCOL_VERSION } from '../../../sdk/core/protocol.js';
+import { PROTOCOL_VERSION } from '../../../sdk/core/protocol.js';
+import { decodeWatchServerFrame, encodeWatchFrame } from '../../../sdk/core/msgpack.js';
 import { ownLoopback } from '../../support/net.js';
 import { openEndpoint, sleep, until, type EndpointClient, type RefusedUpgrade } from '../../support/security.js';
 

@@ -75,7 +75,9 @@ async function bundle(platform: 'browser' | 'node') {
   });
   const inputs = Object.keys(r.metafile.inputs).map((i) => path.resolve(dir, i).replace(`${repo}/`, ''));
   const out = Object.values(r.metafile.outputs)[0]!;
-  return { code: r.outputFiles[0]!.text, inputs, exports: out.exports, external: out.imports.filter((x) => x.external).map((x) => x.path), forbidden };
+  // What the output holds (bytes in it), after tree shaking: not merely what was read.
+  const shipped = Object.entries(out.inputs).filter(([, v]) => v.bytesInOutput > 0).map(([i]) => path.resolve(dir, i).replace(`${repo}/`, ''));
+  return { code: r.outputFiles[0]!.text, inputs, shipped, exports: out.exports, external: out.imports.filter((x) => x.external).map((x) => x.path), forbidden };
 }
 
 describe("peerlb/sdk under a bundler's browser condition", () => {
@@ -90,6 +92,8 @@ describe("peerlb/sdk under a bundler's browser condition", () => {
       if (i.endsWith('page.js')) continue;
       expect(i.startsWith('dist/sdk/core/') || i.startsWith('node_modules/msgpackr/'), i).toBe(true);
     }
+    // The watch speaks JSON text in the core (discovery/json-codec.ts): no msgpack codec ships.
+    expect(b.shipped.filter((i) => i.includes('msgpack'))).toEqual([]);
     expect(b.exports.sort()).toEqual(['AbortedError', 'AllAttemptsFailedError', 'Cluster', 'NoServersError', 'UnsupportedError', 'join'].sort());
     expect(b.code).toMatch(/\bwebsocket\(opts = \{\}\)/);
     expect(/\brequire\(["'](node:|ws|events|crypto|net|dgram|dns)/.test(b.code)).toBe(false);

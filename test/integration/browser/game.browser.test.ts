@@ -401,7 +401,7 @@ describe.skipIf(!CHROMIUM)('browser game clients: peerlb/sdk bundled for the bro
       }, a.url),
     );
     console.log(`game browser: watch failover to ${sw.url} in ${sw.ms.toFixed(0)} ms`);
-    expect(['b', 'c', 'd'].map((n) => `${A(n).url}/v1/watch`)).toContain(sw.url);
+    expect(['b', 'c', 'd'].map((n) => `${A(n).url}/v1/watch?format=json`)).toContain(sw.url);
     expect(sw.ms).toBeLessThan(2000);
     // Complete and live: b, c and d are in the view, and a load change at b reaches the page.
     const ids = await page.evaluate(() => (globalThis as unknown as PageGlobals).c.servers().map((s) => s.id));

@@ -6,7 +6,8 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { startAgent, type Agent, type MemberInfo } from '../../../agent/index.js';
-import { decodeWatchServerFrame, encodeWatchFrame, PROTOCOL_VERSION, type ServerRecord } from '../../../sdk/core/protocol.js';
+import { PROTOCOL_VERSION, type ServerRecord } from '../../../sdk/core/protocol.js';
+import { decodeWatchServerFrame, encodeWatchFrame } from '../../../sdk/core/msgpack.js';
 import { WebSocket } from 'ws';
 import { getJson, runCli, until } from '../../support/ops.js';
 

@@ -25,7 +25,8 @@ import { resolveOptions } from '../../../sdk/core/options.js';
 import { XorShiftRandom } from '../../../sdk/core/random.js';
 import { spawnAgent, stopAll } from '../../support/agents.js';
 import { join, type Cluster } from '../../../sdk/index.js';
-import { decodeWatchClientFrame, decodeWatchServerFrame, encodeWatchFrame, LIMITS, MAX_WATCH_FRAME_BYTES, parseAgentUrl, PROTOCOL_VERSION, type ServerRecord, type WatchServerFrame } from '../../../sdk/core/protocol.js';
+import { LIMITS, MAX_WATCH_FRAME_BYTES, parseAgentUrl, PROTOCOL_VERSION, type ServerRecord, type WatchServerFrame } from '../../../sdk/core/protocol.js';
+import { decodeWatchClientFrame, decodeWatchServerFrame, encodeWatchFrame, msgpackWatchCodec } from '../../../sdk/core/msgpack.js';
 import { nodeVerifier, signRecord } from '../../../sdk/node/signing.js';
 import { wsConnector } from '../../../sdk/node/ws.js';
 import { until } from '../../support/until.js';
@@ -117,7 +118,7 @@ afterEach(async () => {
 });
 
 function watch(agents: string[], extra: Partial<ConstructorParameters<typeof AgentWatch>[0]> = {}) {
-  const w = new AgentWatch({ service: 'game', agents, connect: wsConnector, ...extra });
+  const w = new AgentWatch({ service: 'game', agents, connect: wsConnector, codec: msgpackWatchCodec, ...extra });
   closers.push(() => w.close());
   return w;
 }

@@ -6,7 +6,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import type { Agent } from '../../../agent/index.js';
-import { encodeWatchFrame, decodeWatchServerFrame, PROTOCOL_VERSION, type WatchServerFrame } from '../../../sdk/core/protocol.js';
+import { PROTOCOL_VERSION, type WatchServerFrame } from '../../../sdk/core/protocol.js';
+import { encodeWatchFrame, decodeWatchServerFrame } from '../../../sdk/core/msgpack.js';
 import { join, type Cluster } from '../../../sdk/index.js';
 import { agent, alive, known, until, sleep, frame, meta, openEndpoint, type EndpointClient, type RefusedUpgrade } from '../../support/security.js';
 

@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { AddressSlots, RateLimit, connectionCapFor, openFileLimit } from '../../../agent/admission.js';
 import { SnapshotCache, MAX_AGENTS, sampleAgents } from '../../../agent/watch-snapshot.js';
-import { decodeWatchServerFrame, unpackFrame, PROTOCOL_VERSION, type ServerRecord } from '../../../sdk/core/protocol.js';
+import { PROTOCOL_VERSION, type ServerRecord } from '../../../sdk/core/protocol.js';
+import { decodeWatchServerFrame, unpackFrame } from '../../../sdk/core/msgpack.js';
 
 describe('AddressSlots', () => {
   it('refuses past the per-address share, and at the total closes the oldest of the heaviest address for a lighter one', () => {

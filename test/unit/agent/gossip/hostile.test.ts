@@ -8,7 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { XorShiftRandom } from '../../../../sdk/core/random.js';
 import { encodeFrame, decodeFrame, tryDecodeFrame, type GossipFrame, type StateUpdate, type MemberState } from '../../../../agent/gossip/messages.js';
 import { Membership, type GossipLogger } from '../../../../agent/gossip/membership.js';
-import { pack, PROTOCOL_VERSION } from '../../../../sdk/core/protocol.js';
+import { PROTOCOL_VERSION } from '../../../../sdk/core/protocol.js';
+import { pack } from '../../../../sdk/core/msgpack.js';
 import { Sim, metaFor, nodeAddr, type SimNode } from '../../../support/gossip-sim.js';
 
 const EVIL = 'ws://10.66.0.1:7946';

@@ -14,7 +14,8 @@ import {
   type LoadEntry,
 } from '../../../../agent/gossip/messages.js';
 import { DecodeError, FrameTooLargeError, UnsupportedVersionError } from '../../../../sdk/core/errors.js';
-import { pack, unpackFrame, PROTOCOL_VERSION } from '../../../../sdk/core/protocol.js';
+import { PROTOCOL_VERSION } from '../../../../sdk/core/protocol.js';
+import { pack, unpackFrame } from '../../../../sdk/core/msgpack.js';
 import { XorShiftRandom } from '../../../../sdk/core/random.js';
 
 const from = { node: 'n1', addr: 'ws://10.0.0.1:7946' };

@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DecodeError } from '../../../../sdk/core/errors.js';
-import { MAX_WS_PATH_LENGTH, pack, parseServerRecord, parseUsableServerRecord, unpackFrame, wsEndpointUrl, wsPathProblem, type ServerRecord } from '../../../../sdk/core/protocol.js';
+import { MAX_WS_PATH_LENGTH, parseServerRecord, parseUsableServerRecord, wsEndpointUrl, wsPathProblem, type ServerRecord } from '../../../../sdk/core/protocol.js';
+import { pack, unpackFrame } from '../../../../sdk/core/msgpack.js';
 
 const base = { id: 'n1', service: 'game', host: '127.0.0.1', weight: 100, health: 'healthy' } as const;
 

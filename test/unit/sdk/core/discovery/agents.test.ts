@@ -11,7 +11,9 @@ import { AgentWatch } from '../../../../../sdk/core/discovery/agents.js';
 import { webSocketConnector, type W3CWebSocket, type WatchConnector, type WatchHandlers } from '../../../../../sdk/core/discovery/websocket.js';
 import type { DiscoverySink } from '../../../../../sdk/core/discovery/source.js';
 import { ManualClock } from '../../../../../sdk/core/clock.js';
-import { decodeWatchServerFrame, encodeWatchFrame, PROTOCOL_VERSION, unpackFrame, type ServerRecord, type WatchServerFrame } from '../../../../../sdk/core/protocol.js';
+import { PROTOCOL_VERSION, type ServerRecord, type WatchServerFrame } from '../../../../../sdk/core/protocol.js';
+import { decodeWatchServerFrame, encodeWatchFrame, msgpackWatchCodec, unpackFrame } from '../../../../../sdk/core/msgpack.js';
+import { jsonWatchCodec } from '../../../../../sdk/core/discovery/json-codec.js';
 import type { SignatureVerifier } from '../../../../../sdk/core/signing.js';
 
 const V = PROTOCOL_VERSION;
@@ -36,7 +38,7 @@ function fakeConnector(withPing = false): { connect: WatchConnector; conns: Fake
     const c: Fake = { url, h, sent: [], terminated: false };
     conns.push(c);
     return {
-      send: (b) => c.sent.push(unpackFrame(b, 4096)),
+      send: (b) => c.sent.push(typeof b === 'string' ? JSON.parse(b) : unpackFrame(b, 4096)),
       ...(withPing ? { ping: () => void pings++ } : {}),
       terminate: () => {
         if (c.terminated) return;
@@ -86,7 +88,7 @@ describe('AgentWatch over an injected connector', () => {
     const f = fakeConnector(true);
     const sv = slowVerifier(new Set([7003]));
     const rejected: string[] = [];
-    const w = new AgentWatch({ service: 'game', agents: ['ws://127.0.0.1:1'], connect: f.connect, clock, verify: sv.v, onRejected: (e) => rejected.push(`${e.server} ${e.reason}`) });
+    const w = new AgentWatch({ service: 'game', agents: ['ws://127.0.0.1:1'], connect: f.connect, codec: msgpackWatchCodec, clock, verify: sv.v, onRejected: (e) => rejected.push(`${e.server} ${e.reason}`) });
     const r = recorder();
     w.start(r.sink);
     const c = f.conns[0]!;
@@ -111,7 +113,7 @@ describe('AgentWatch over an injected connector', () => {
   it('a snapshot whose check ends after its socket closed does not reset the backoff of that close', async () => {
     const f = fakeConnector(true);
     const sv = slowVerifier();
-    const w = new AgentWatch({ service: 'game', agents: ['ws://127.0.0.1:1'], connect: f.connect, clock: new ManualClock(), verify: sv.v });
+    const w = new AgentWatch({ service: 'game', agents: ['ws://127.0.0.1:1'], connect: f.connect, codec: msgpackWatchCodec, clock: new ManualClock(), verify: sv.v });
     const r = recorder();
     w.start(r.sink);
     const c = f.conns[0]!;
@@ -130,7 +132,7 @@ describe('AgentWatch over an injected connector', () => {
 
   it('a synchronous verifier applies each frame at once, as before', () => {
     const f = fakeConnector(true);
-    const w = new AgentWatch({ service: 'game', agents: ['ws://127.0.0.1:1'], connect: f.connect, clock: new ManualClock(), verify: { verify: () => true } });
+    const w = new AgentWatch({ service: 'game', agents: ['ws://127.0.0.1:1'], connect: f.connect, codec: msgpackWatchCodec, clock: new ManualClock(), verify: { verify: () => true } });
     const r = recorder();
     w.start(r.sink);
     f.conns[0]!.h.open();
@@ -143,7 +145,7 @@ describe('AgentWatch over an injected connector', () => {
     const clock = new ManualClock();
     const f = fakeConnector(false);
     const agents: (string | undefined)[] = [];
-    const w = new AgentWatch({ service: 'game', agents: ['ws://127.0.0.1:1'], connect: f.connect, clock, pingMs: 100, pongTimeoutMs: 300, onAgent: (u) => agents.push(u) });
+    const w = new AgentWatch({ service: 'game', agents: ['ws://127.0.0.1:1'], connect: f.connect, codec: msgpackWatchCodec, clock, pingMs: 100, pongTimeoutMs: 300, onAgent: (u) => agents.push(u) });
     const r = recorder();
     w.start(r.sink);
     const c = f.conns[0]!;
@@ -174,7 +176,7 @@ describe('AgentWatch over an injected connector', () => {
   it('with a protocol ping (Node’s ws), the heartbeat uses it and sends no ping frames', () => {
     const clock = new ManualClock();
     const f = fakeConnector(true);
-    const w = new AgentWatch({ service: 'game', agents: ['ws://127.0.0.1:1'], connect: f.connect, clock, pingMs: 100, pongTimeoutMs: 300 });
+    const w = new AgentWatch({ service: 'game', agents: ['ws://127.0.0.1:1'], connect: f.connect, codec: msgpackWatchCodec, clock, pingMs: 100, pongTimeoutMs: 300 });
     w.start(recorder().sink);
     const c = f.conns[0]!;
     c.h.open();
@@ -190,6 +192,51 @@ describe('AgentWatch over an injected connector', () => {
   it('a pong frame decodes; a bad n is a decode error', () => {
     expect(decodeWatchServerFrame(frame({ t: 'pong', v: V, n: 5 }))).toEqual({ t: 'pong', v: V, n: 5 });
     expect(() => decodeWatchServerFrame(frame({ t: 'pong', v: V, n: -1 }))).toThrow(/n must be/);
+  });
+});
+
+describe('AgentWatch, JSON text frames (the core default: /v1/watch?format=json)', () => {
+  const text = (f: WatchServerFrame) => JSON.stringify(f);
+
+  it('by default subscribes with format=json, says hello in JSON text, applies text frames and ignores binary ones', () => {
+    const clock = new ManualClock();
+    const f = fakeConnector(false);
+    const w = new AgentWatch({ service: 'game', agents: ['ws://127.0.0.1:1'], connect: f.connect, clock, pingMs: 100, pongTimeoutMs: 300 });
+    const r = recorder();
+    w.start(r.sink);
+    const c = f.conns[0]!;
+    expect(c.url).toBe('ws://127.0.0.1:1/v1/watch?format=json');
+    c.h.open();
+    expect(c.sent).toEqual([{ t: 'hello', v: V, service: 'game' }]);
+    c.h.message(text({ t: 'snapshot', v: V, node: 'a', servers: [rec('s1')], agents: [] }));
+    // A binary frame on a JSON subscription is not one of its frames: ignored, as text is on msgpack.
+    c.h.message(frame({ t: 'upsert', v: V, server: rec('s9') }));
+    c.h.message(text({ t: 'upsert', v: V, server: rec('s2', { udpPort: 7002 }) }));
+    c.h.message(text({ t: 'remove', v: V, id: 's1', reason: 'dead' }));
+    expect(r.ops).toEqual(['reset s1', 'upsert s2:7002', 'remove s1 dead']);
+    // The heartbeat is JSON ping frames.
+    clock.advance(100);
+    expect(c.sent[1]).toEqual({ t: 'ping', v: V, n: 0 });
+    w.close();
+  });
+
+  it('a frame that is not JSON, or over the size limit, is a decode error and the subscription starts over', async () => {
+    const clock = new ManualClock();
+    const f = fakeConnector(false);
+    const w = new AgentWatch({ service: 'game', agents: ['ws://127.0.0.1:1'], connect: f.connect, clock });
+    const r = recorder();
+    w.start(r.sink);
+    const c = f.conns[0]!;
+    c.h.open();
+    c.h.message(text({ t: 'snapshot', v: V, node: 'a', servers: [rec('s1')], agents: [] }));
+    c.h.message('{"t":"upsert",');
+    expect(r.ops[1]).toMatch(/^error malformed JSON/);
+    expect(c.terminated).toBe(true);
+    expect(() => jsonWatchCodec.decode('x'.repeat(16 * 1024 * 1024 + 1))).toThrow(/limit|large/i);
+    expect(() => jsonWatchCodec.decode(new Uint8Array([0xff, 0xfe]))).toThrow(/UTF-8/);
+    expect(jsonWatchCodec.decode(new TextEncoder().encode(text({ t: 'pong', v: V, n: 3 })))).toEqual({ t: 'pong', v: V, n: 3 });
+    await flush();
+    w.close();
   });
 });
 
