@@ -1,4 +1,5 @@
 /** GET /v1/servers (filters, blocking queries, caps, bad parameters) and GET /v1/pick, against real agents. */
+import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startAgent, type Agent, type AgentOptions } from '../../../agent/index.js';
 import { until } from '../../support/until.js';
@@ -140,5 +141,31 @@ describe('GET /v1/pick', () => {
     expect(none.status).toBe(503);
     expect((none.body as { error: string }).error).toBe('no_server');
     expect((await get(a, '/v1/pick?service=game&index=1')).status).toBe(400);
+  });
+});
+
+/** Every key of `v`, at any depth (array items and object values). */
+function keysOf(v: unknown, out = new Set<string>()): Set<string> {
+  if (Array.isArray(v)) for (const x of v) keysOf(x, out);
+  else if (v !== null && typeof v === 'object')
+    for (const [k, x] of Object.entries(v)) {
+      out.add(k);
+      keysOf(x, out);
+    }
+  return out;
+}
+
+describe('HTTP-API.md', () => {
+  it('HTTP-API.md names every field the agent answers on /v1/servers, /v1/pick, /v1/members, /v1/health and in errors', async () => {
+    const [a, b] = await pair();
+    await until(async () => ((await get(a, '/v1/servers?service=game')).body as Rec[]).every((r) => r.load !== undefined), 15_000, 'loads');
+    const keys = new Set<string>();
+    for (const path of ['/v1/servers?service=game', '/v1/pick?service=game', '/v1/pick?service=nobody', '/v1/members', '/v1/health', '/v1/servers?bogus=1'])
+      keysOf((await get(a, path)).body, keys);
+    void b.drain();
+    const doc = readFileSync(new URL('../../../HTTP-API.md', import.meta.url), 'utf8');
+    expect(keys.has('utilization') && keys.has('incarnation') && keys.has('field')).toBe(true);
+    const missing = [...keys].filter((k) => !doc.includes(`\`${k}\``));
+    expect(missing).toEqual([]);
   });
 });
