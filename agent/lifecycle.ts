@@ -11,6 +11,7 @@ import { AgentHttp } from './http.js';
 import { Subscriptions } from './subscriptions.js';
 import { EventFeed } from './endpoints/events.js';
 import { MembersEndpoint } from './endpoints/members.js';
+import { ServersEndpoint } from './endpoints/servers.js';
 import { serveDashboard, serveFavicon } from './endpoints/dashboard.js';
 import { metricsHandler } from './endpoints/metrics.js';
 import { healthHandler } from './endpoints/health.js';
@@ -34,7 +35,7 @@ import { waitForDrain } from './drain.js';
 import { MdnsAnnouncer, type AnnounceInfo } from './mdns/announcer.js';
 import { buildRecords, type TxtSigner } from '../sdk/mdns/records.js';
 import { systemClock, type Clock } from '../sdk/core/clock.js';
-import type { Random } from '../sdk/core/random.js';
+import { defaultRandom, type Random } from '../sdk/core/random.js';
 import type { Health, LoadReport, ServerRecord } from '../sdk/core/protocol.js';
 import type { MemberMeta } from './gossip/membership.js';
 import { agentUrls, announceInfo, healthCheckFor, isLive, memberInfo, memberMeta, serverRecord, type MemberInfo } from './records.js';
@@ -74,6 +75,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly subs: Subscriptions;
   private readonly feed: EventFeed;
   private readonly membersEp: MembersEndpoint;
+  private readonly serversEp: ServersEndpoint;
   private readonly metrics: AgentMetrics;
   private membership!: Membership;
   private transport!: ReturnType<typeof createWsTransport>;
@@ -143,6 +145,14 @@ export class Agent extends EventEmitter<AgentEvents> {
     });
     this.feed = new EventFeed(() => this.members(), { token: opts.token, log: this.log, clock: this.clock });
     this.membersEp = new MembersEndpoint(() => this.members());
+    this.serversEp = new ServersEndpoint({
+      servers: () => (this.membership ? this.snapshot().servers : []),
+      clock: this.clock,
+      random: random ?? defaultRandom(),
+      token: opts.token,
+      maxBlocking: lim.maxSubscribers,
+      maxBlockingPerAddress: lim.maxSubscribersPerAddress,
+    });
     this.metrics = new AgentMetrics(
       {
         members: () => (this.membership ? this.membership.members().map((m) => ({ status: m.status, health: m.meta.health })) : []),
@@ -214,6 +224,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       gossip: (req, socket, head) => this.transport.handleUpgrade(req, socket, head),
       watch: this.originGate.wrap('watch', watchUpgrade(this.subs)),
       members: (req, res) => this.membersEp.handle(req, res),
+      servers: (req, res) => this.serversEp.servers(req, res),
+      pick: (req, res) => this.serversEp.pick(req, res),
       load: (req, res) => handleLoadRequest(req, res, (r) => this.report(r)),
       events: this.originGate.wrap('events', (req, socket, head) => this.feed.handleUpgrade(req, socket, head)),
       dashboard: serveDashboard,
@@ -241,6 +253,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.membership.on('load', (m: Member) => {
       this.heardAt.set(m.node, this.clock.now());
       this.membersEp.changed();
+      this.serversEp.changed(m.meta.service);
       this.subs.upsert(this.watchRecord(m));
       this.dnsView = undefined;
     });
@@ -257,6 +270,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         this.feed.member(this.info(this.membership.self()));
       }
       this.heardAt.set(this.node, this.clock.now());
+      this.serversEp.changed(this.opts.service);
       this.subs.upsert(this.watchRecord(this.membership.self()));
       this.dnsView = undefined;
       this.mdns?.update(this.announceInfo());
@@ -483,6 +497,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.dnsView = undefined;
     this.heardAt.set(m.node, this.clock.now());
     this.membersEp.changed();
+    this.serversEp.changed(m.meta.service);
     if (m.node !== this.node) this.log.info({ member: m.node, status: m.status, previous: prev, incarnation: m.incarnation }, 'member changed');
     if (m.status === 'dead' || m.status === 'left') this.subs.remove(m.node, m.meta.service, m.status);
     else this.subs.upsert(this.watchRecord(m));
@@ -635,6 +650,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     await this.mdns?.stop();
     await this.dns?.close();
     this.subs.close();
+    this.serversEp.close();
     this.feed.close();
     this.metrics.close();
     await this.transport?.close();

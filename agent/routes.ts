@@ -15,6 +15,8 @@ export interface AgentEndpoints {
   watch: UpgradeHandler;
   events: UpgradeHandler;
   members: RequestHandler;
+  servers: RequestHandler;
+  pick: RequestHandler;
   load: RequestHandler;
   health: RequestHandler;
   keyring: RequestHandler;
@@ -31,6 +33,8 @@ export const ROUTES: readonly Route[] = [
   { kind: 'upgrade', path: '/v1/gossip', endpoint: 'gossip' },
   { kind: 'upgrade', path: '/v1/watch', endpoint: 'watch' },
   { kind: 'http', path: '/v1/members', endpoint: 'members' },
+  { kind: 'http', path: '/v1/servers', endpoint: 'servers' },
+  { kind: 'http', path: '/v1/pick', endpoint: 'pick' },
   { kind: 'http', path: '/v1/load', endpoint: 'load' },
   { kind: 'upgrade', path: '/v1/events', endpoint: 'events' },
   { kind: 'http', path: '/', endpoint: 'dashboard' },

@@ -33,13 +33,13 @@ afterAll(() => rmSync(WORK, { recursive: true, force: true }));
 describe.skipIf(!HAS_NPM && !ON_CI)('npm pack', () => {
   let files: string[] = [];
 
-  it('ships only dist/sdk, dist/agent, README, LICENSE, CHANGELOG, ARCHITECTURE and package.json; every map carries its sources', async () => {
+  it('ships only dist/sdk, dist/agent, README, LICENSE, CHANGELOG, ARCHITECTURE, HTTP-API and package.json; every map carries its sources', async () => {
     const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: REPO, timeout: 60_000, maxBuffer: 16 << 20 });
     const info = JSON.parse(stdout) as Array<{ files: Array<{ path: string }> }>;
     files = info[0]!.files.map((f) => f.path).sort();
-    const allowed = /^(dist\/(sdk|agent)\/.+\.(js|d\.ts|js\.map)|README\.md|LICENSE|CHANGELOG\.md|ARCHITECTURE\.md|package\.json)$/;
+    const allowed = /^(dist\/(sdk|agent)\/.+\.(js|d\.ts|js\.map)|README\.md|LICENSE|CHANGELOG\.md|ARCHITECTURE\.md|HTTP-API\.md|package\.json)$/;
     expect(files.filter((f) => !allowed.test(f))).toEqual([]);
-    for (const f of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'ARCHITECTURE.md', 'dist/sdk/index.js', 'dist/sdk/core/index.js', 'dist/sdk/index.d.ts', 'dist/agent/index.js', 'dist/agent/index.d.ts', 'dist/agent/cli.js'])
+    for (const f of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'ARCHITECTURE.md', 'HTTP-API.md', 'dist/sdk/index.js', 'dist/sdk/core/index.js', 'dist/sdk/index.d.ts', 'dist/agent/index.js', 'dist/agent/index.d.ts', 'dist/agent/cli.js'])
       expect(files, f).toContain(f);
     expect(files.some((f) => f.startsWith('dist/test/') || f.startsWith('dist/examples/'))).toBe(false);
     // Every .js has its .d.ts; every map's sources are inlined (sourcesContent), as many as it names.
