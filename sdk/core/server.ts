@@ -4,6 +4,24 @@ import { estimateLoad } from './timing.js';
 /** Ticks of own-count history kept per server: 32 × 100 ms covers reports up to 3.2 s old. */
 export const HISTORY = 32;
 
+/**
+ * The change journal: a ring of the servers whose picker-visible fields (`active`, `estimate`,
+ * `expected`, `effWeight`) changed, in order. Heap pickers (least-connections, least-load) read it
+ * on their next pick and re-sift only those servers, so a pick is O(log n) instead of a scan;
+ * a picker more than `CHANGE_RING` entries behind rebuilds its heap (O(n), at most once per
+ * `CHANGE_RING` changes). One ring for the process: writing it is one store, with no registration
+ * for pickers to forget to undo when the balancer drops them.
+ */
+export const CHANGE_RING = 4096;
+export const changeJournal = { seq: 0, ring: new Array<ServerState | undefined>(CHANGE_RING).fill(undefined) };
+
+/** Record that `s`'s picker-visible fields changed (see `changeJournal`). */
+export function touched(s: ServerState): void {
+  const j = changeJournal;
+  j.ring[j.seq & (CHANGE_RING - 1)] = s;
+  j.seq++;
+}
+
 /** What `cluster.pick()` returns and events carry: one server, read-only to users. */
 export interface Server {
   readonly id: string;
@@ -163,5 +181,6 @@ export class ServerState implements Server {
     const own = since + this.activeAtReport;
     this.estimate = estimateLoad(this.reportedActive, since, own, this.reportW);
     this.expected = estimateLoad(this.reportedActive, since, own, this.reportW, this.scale);
+    touched(this);
   }
 }
