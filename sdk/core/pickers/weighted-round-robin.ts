@@ -43,6 +43,9 @@ export class SmoothWrr {
   private gOff = new Int32Array(0);
   private gLen = new Int32Array(0);
   private gW = new Float64Array(0);
+  /** Each group's top (list index) and its c0, side by side so a pick reads G contiguous slots. */
+  private gTop = new Int32Array(0);
+  private gC = new Float64Array(0);
   private groups = 0;
   private total = 0;
   private t = 0;
@@ -69,6 +72,7 @@ export class SmoothWrr {
     if (this.scanning) return;
     for (let i = 0; i < this.n; i++) this.cur[i] = this.cur[i]! + this.t * this.w[i]!;
     this.t = 0;
+    for (let g = 0; g < this.groups; g++) this.gC[g] = this.cur[this.gTop[g]!]!;
   }
 
   /** Take the live weights and build the groups (or fall back to the scan). cur holds current values. */
@@ -97,6 +101,8 @@ export class SmoothWrr {
     this.gOff = new Int32Array(G);
     this.gLen = new Int32Array(G);
     this.gW = new Float64Array(G);
+    this.gTop = new Int32Array(G);
+    this.gC = new Float64Array(G);
     for (const [weight, g] of ids) this.gW[g] = weight;
     for (let i = 0; i < n; i++) this.gLen[this.group[i]!]!++;
     for (let g = 1; g < G; g++) this.gOff[g] = this.gOff[g - 1]! + this.gLen[g - 1]!;
@@ -107,7 +113,16 @@ export class SmoothWrr {
       this.heap[k] = i;
       this.pos[i] = k;
     }
-    for (let g = 0; g < G; g++) for (let k = (this.gLen[g]! >> 1) - 1; k >= 0; k--) this.down(g, k);
+    for (let g = 0; g < G; g++) {
+      for (let k = (this.gLen[g]! >> 1) - 1; k >= 0; k--) this.down(g, k);
+      this.top(g);
+    }
+  }
+
+  private top(g: number): void {
+    const i = this.heap[this.gOff[g]!]!;
+    this.gTop[g] = i;
+    this.gC[g] = this.cur[i]!;
   }
 
   /** Does list[a] go before list[b] in its group (larger c0, then lower index)? */
@@ -164,21 +179,22 @@ export class SmoothWrr {
     if (this.scanning) return this.scan();
     if (this.t >= REBASE_AT) this.materialize();
     const t1 = ++this.t;
-    const { heap, cur } = this;
-    let best = -1;
-    let bestV = -Infinity;
+    const { gTop, gC, gW, cur } = this;
+    const G = this.groups;
+    let bestV = gC[0]! + t1 * gW[0]!;
+    let best = gTop[0]!;
     let bestG = 0;
-    for (let g = 0; g < this.groups; g++) {
-      const i = heap[this.gOff[g]!]!;
-      const v = cur[i]! + t1 * this.gW[g]!;
-      if (v > bestV || (v === bestV && i < best)) {
+    for (let g = 1; g < G; g++) {
+      const v = gC[g]! + t1 * gW[g]!;
+      if (v > bestV || (v === bestV && gTop[g]! < best)) {
         bestV = v;
-        best = i;
+        best = gTop[g]!;
         bestG = g;
       }
     }
     cur[best] = cur[best]! - this.total;
     this.down(bestG, this.pos[best]! - this.gOff[bestG]!);
+    this.top(bestG);
     return this.list[best];
   }
 

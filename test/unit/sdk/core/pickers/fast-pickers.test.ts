@@ -80,6 +80,16 @@ describe('smooth weighted round robin', () => {
     expect(groupPicks).toBeGreaterThan(compared / 2);
   });
 
+  it('stays exact across the re-base (2^20 picks)', () => {
+    const list = make([7, 3, 3, 2, 1]);
+    const fast = new SmoothWrr(list);
+    const ref = naiveWrr(list);
+    let bad = 0;
+    for (let k = 0; k < 2 ** 20 + 5000; k++) if (list.indexOf(fast.pick()!) !== ref()) bad++;
+    expect(fast.scanning).toBe(false);
+    expect(bad).toBe(0);
+  });
+
   it('a picker that fell more than the journal behind still follows the new weights', () => {
     const list = make([3, 2, 1]);
     const fast = new SmoothWrr(list);
