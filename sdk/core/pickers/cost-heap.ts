@@ -17,12 +17,12 @@ import type { Random } from '../random.js';
 export class CostHeap {
   readonly list: readonly ServerState[];
   readonly n: number;
-  /** heap[k] = index into `list` at heap position k. */
+  /** heap[k] = index into `list` at heap position k; hk / hs its key and stamp, in heap order (one cache line per sift step). */
   readonly heap: Int32Array;
+  private readonly hk: Float64Array;
+  private readonly hs: Float64Array;
   /** pos[i] = heap position of list[i]. */
   readonly pos: Int32Array;
-  readonly key: Float64Array;
-  readonly stamp: Float64Array;
   private readonly indexOf = new Map<ServerState, number>();
   private clock = 0;
   private seen: number;
@@ -36,26 +36,29 @@ export class CostHeap {
     const n = (this.n = this.list.length);
     this.heap = new Int32Array(n);
     this.pos = new Int32Array(n);
-    this.key = new Float64Array(n);
-    this.stamp = new Float64Array(n);
+    this.hk = new Float64Array(n);
+    this.hs = new Float64Array(n);
     const start = n > 0 ? random.int(n) : 0;
     for (let i = 0; i < n; i++) {
       this.indexOf.set(this.list[i]!, i);
+      this.heap[i] = i;
+      this.pos[i] = i;
       // list[start] oldest, then start+1, …: the scans' rotating start.
-      this.stamp[i] = ((i - start + n) % n) - n;
+      this.hs[i] = ((i - start + n) % n) - n;
     }
     this.seen = changeJournal.seq;
     this.rebuild();
   }
 
+  /** The key list[i] is filed under. */
+  keyOf(i: number): number {
+    return this.hk[this.pos[i]!]!;
+  }
+
   /** Recompute every key and heapify: O(n). */
   rebuild(): void {
-    const { n, heap, pos, key, list } = this;
-    for (let i = 0; i < n; i++) {
-      key[i] = this.cost(list[i]!);
-      heap[i] = i;
-      pos[i] = i;
-    }
+    const { n, heap, hk, list } = this;
+    for (let k = 0; k < n; k++) hk[k] = this.cost(list[heap[k]!]!);
     for (let k = (n >> 1) - 1; k >= 0; k--) this.down(k);
   }
 
@@ -75,9 +78,10 @@ export class CostHeap {
       const i = this.indexOf.get(s);
       if (i === undefined) continue;
       const k = this.cost(s);
-      if (k === this.key[i]) continue;
-      this.key[i] = k;
-      this.up(this.pos[i]!);
+      const at = this.pos[i]!;
+      if (k === this.hk[at]) continue;
+      this.hk[at] = k;
+      this.up(at);
       this.down(this.pos[i]!);
     }
     this.seen = to;
@@ -87,55 +91,72 @@ export class CostHeap {
   take(): ServerState {
     this.sync();
     const top = this.heap[0]!;
-    this.stamp[top] = this.clock++;
+    this.hs[0] = this.clock++;
     this.down(0);
     return this.list[top]!;
   }
 
-  private less(a: number, b: number): boolean {
-    const ka = this.key[a]!;
-    const kb = this.key[b]!;
-    return ka < kb || (ka === kb && this.stamp[a]! < this.stamp[b]!);
-  }
-
   private up(k: number): void {
-    const { heap, pos } = this;
+    const { heap, pos, hk, hs } = this;
     const x = heap[k]!;
+    const xk = hk[k]!;
+    const xs = hs[k]!;
     while (k > 0) {
       const p = (k - 1) >> 1;
+      const pk = hk[p]!;
+      if (!(xk < pk || (xk === pk && xs < hs[p]!))) break;
       const y = heap[p]!;
-      if (!this.less(x, y)) break;
       heap[k] = y;
+      hk[k] = pk;
+      hs[k] = hs[p]!;
       pos[y] = k;
       k = p;
     }
     heap[k] = x;
+    hk[k] = xk;
+    hs[k] = xs;
     pos[x] = k;
   }
 
   private down(k: number): void {
-    const { heap, pos, n } = this;
+    const { heap, pos, hk, hs, n } = this;
     const x = heap[k]!;
+    const xk = hk[k]!;
+    const xs = hs[k]!;
     for (;;) {
       let c = 2 * k + 1;
       if (c >= n) break;
-      if (c + 1 < n && this.less(heap[c + 1]!, heap[c]!)) c++;
+      let ck = hk[c]!;
+      if (c + 1 < n) {
+        const dk = hk[c + 1]!;
+        if (dk < ck || (dk === ck && hs[c + 1]! < hs[c]!)) {
+          c++;
+          ck = dk;
+        }
+      }
+      const cs = hs[c]!;
+      if (!(ck < xk || (ck === xk && cs < xs))) break;
       const y = heap[c]!;
-      if (!this.less(y, x)) break;
       heap[k] = y;
+      hk[k] = ck;
+      hs[k] = cs;
       pos[y] = k;
       k = c;
     }
     heap[k] = x;
+    hk[k] = xk;
+    hs[k] = xs;
     pos[x] = k;
   }
 
   /** Test hook: throws unless every parent is no greater than its children and pos inverts heap. */
   check(): void {
+    const { hk, hs } = this;
     for (let k = 0; k < this.n; k++) {
       if (this.pos[this.heap[k]!] !== k) throw new Error(`pos/heap mismatch at ${k}`);
+      if (hk[k] !== this.cost(this.list[this.heap[k]!]!) && this.seen === changeJournal.seq) throw new Error(`stale key at ${k}`);
       const p = (k - 1) >> 1;
-      if (k > 0 && this.less(this.heap[k]!, this.heap[p]!)) throw new Error(`heap order broken at ${k}`);
+      if (k > 0 && (hk[k]! < hk[p]! || (hk[k] === hk[p] && hs[k]! < hs[p]!))) throw new Error(`heap order broken at ${k}`);
     }
   }
 }
