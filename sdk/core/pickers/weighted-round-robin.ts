@@ -28,6 +28,8 @@ export const weightedRoundRobin: PickerFactory = (servers) => {
 
 /** Re-base (fold t into c0) before t·w could leave the exact integers. */
 const REBASE_AT = 2 ** 20;
+/** Up to this many distinct weights, a pick compares the group tops in a plain loop. */
+const TOURNAMENT_MIN = 8;
 
 export class SmoothWrr {
   readonly list: readonly ServerState[];
@@ -46,6 +48,16 @@ export class SmoothWrr {
   /** Each group's top (list index) and its c0, side by side so a pick reads G contiguous slots. */
   private gTop = new Int32Array(0);
   private gC = new Float64Array(0);
+  /**
+   * Over more than TOURNAMENT_MIN groups, the group tops play a kinetic tournament (Basch, Guibas
+   * and Hershberger's kinetic data structures): each node keeps the winner of its two children and
+   * the pick at which the loser, rising faster, overtakes it. A pick replays only the nodes whose
+   * certificates expired and the path of the group it took: O(log G) per event.
+   */
+  private P = 0;
+  private win = new Int32Array(0);
+  private exp = new Float64Array(0);
+  private mexp = new Float64Array(0);
   private groups = 0;
   private total = 0;
   private t = 0;
@@ -73,6 +85,7 @@ export class SmoothWrr {
     for (let i = 0; i < this.n; i++) this.cur[i] = this.cur[i]! + this.t * this.w[i]!;
     this.t = 0;
     for (let g = 0; g < this.groups; g++) this.gC[g] = this.cur[this.gTop[g]!]!;
+    if (this.P > 0) this.buildTournament();
   }
 
   /** Take the live weights and build the groups (or fall back to the scan). cur holds current values. */
@@ -117,6 +130,70 @@ export class SmoothWrr {
       for (let k = (this.gLen[g]! >> 1) - 1; k >= 0; k--) this.down(g, k);
       this.top(g);
     }
+    this.P = 0;
+    if (G > TOURNAMENT_MIN) {
+      let P = 1;
+      while (P < G) P *= 2;
+      this.P = P;
+      this.win = new Int32Array(2 * P);
+      this.exp = new Float64Array(2 * P);
+      this.mexp = new Float64Array(2 * P);
+      this.buildTournament();
+    }
+  }
+
+  private buildTournament(): void {
+    const { P, win, exp, mexp } = this;
+    for (let g = 0; g < P; g++) {
+      win[P + g] = g < this.groups ? g : -1;
+      exp[P + g] = mexp[P + g] = Infinity;
+    }
+    for (let k = P - 1; k >= 1; k--) this.play(k, this.t);
+  }
+
+  /** Does group a's top beat group b's at pick t (larger value, then lower index)? */
+  private beats(a: number, b: number, t: number): boolean {
+    if (b < 0) return true;
+    if (a < 0) return false;
+    const va = this.gC[a]! + t * this.gW[a]!;
+    const vb = this.gC[b]! + t * this.gW[b]!;
+    return va > vb || (va === vb && this.gTop[a]! < this.gTop[b]!);
+  }
+
+  /** Replay node k at pick t from its children's winners; set its certificate. */
+  private play(k: number, t: number): void {
+    const { win, exp, mexp } = this;
+    const a = win[2 * k]!;
+    const b = win[2 * k + 1]!;
+    let w = a;
+    let lo = b;
+    if (!this.beats(a, b, t)) {
+      w = b;
+      lo = a;
+    }
+    win[k] = w;
+    let e = Infinity;
+    if (w >= 0 && lo >= 0) {
+      const s = this.gW[lo]! - this.gW[w]!;
+      if (s > 0) {
+        // lo beats w at pick x when x·s > d, or x·s = d and lo's top has the lower index: exact integers.
+        const d = this.gC[w]! - this.gC[lo]!;
+        let q = Math.floor(d / s);
+        while (q * s > d) q--;
+        while ((q + 1) * s <= d) q++;
+        e = q * s === d && this.gTop[lo]! < this.gTop[w]! ? q : q + 1;
+      }
+    }
+    exp[k] = e;
+    mexp[k] = Math.min(e, mexp[2 * k]!, mexp[2 * k + 1]!);
+  }
+
+  /** Replay every node whose certificate (or a descendant's) expired by pick t. */
+  private fix(k: number, t: number): void {
+    if (this.mexp[k]! > t || k >= this.P) return;
+    this.fix(2 * k, t);
+    this.fix(2 * k + 1, t);
+    this.play(k, t);
   }
 
   private top(g: number): void {
@@ -180,6 +257,16 @@ export class SmoothWrr {
     if (this.t >= REBASE_AT) this.materialize();
     const t1 = ++this.t;
     const { gTop, gC, gW, cur } = this;
+    if (this.P > 0) {
+      this.fix(1, t1);
+      const g = this.win[1]!;
+      const i = gTop[g]!;
+      cur[i] = cur[i]! - this.total;
+      this.down(g, this.pos[i]! - this.gOff[g]!);
+      this.top(g);
+      for (let k = (this.P + g) >> 1; k >= 1; k >>= 1) this.play(k, t1);
+      return this.list[i];
+    }
     const G = this.groups;
     let bestV = gC[0]! + t1 * gW[0]!;
     let best = gTop[0]!;

@@ -80,7 +80,34 @@ describe('smooth weighted round robin', () => {
     expect(groupPicks).toBeGreaterThan(compared / 2);
   });
 
-  it('stays exact across the re-base (2^20 picks)', () => {
+  it('matches the naive loop with many distinct weights (the kinetic tournament over groups)', () => {
+    const r = new XorShiftRandom(9);
+    let bad = 0;
+    let picks = 0;
+    for (let round = 0; round < 12; round++) {
+      const n = 9 + r.int(300);
+      const list = make(Array.from({ length: n }, () => r.int(round % 2 ? 200 : 40)));
+      if (list.every((s) => s.effWeight === 0)) setWeight(list[0]!, 1);
+      const fast = new SmoothWrr(list);
+      const ref = naiveWrr(list);
+      for (let k = 0; k < 4000; k++) {
+        if (k % 700 === 699) setWeight(list[r.int(n)]!, r.int(300));
+        if (list.indexOf(fast.pick()!) !== ref()) bad++;
+        picks++;
+      }
+    }
+    expect(picks).toBe(12 * 4000);
+    expect(bad).toBe(0);
+  });
+
+  it('stays exact across the re-base (2^20 picks), few and many groups', () => {
+    const many = make(Array.from({ length: 40 }, (_, i) => 1 + ((i * 37) % 23)));
+    const f2 = new SmoothWrr(many);
+    const r2 = naiveWrr(many);
+    let bad2 = 0;
+    for (let k = 0; k < 2 ** 20 + 5000; k++) if (many.indexOf(f2.pick()!) !== r2()) bad2++;
+    expect(bad2).toBe(0);
+
     const list = make([7, 3, 3, 2, 1]);
     const fast = new SmoothWrr(list);
     const ref = naiveWrr(list);
