@@ -162,30 +162,48 @@ export class SmoothWrr {
 
   /** Replay node k at pick t from its children's winners; set its certificate. */
   private play(k: number, t: number): void {
-    const { win, exp, mexp } = this;
-    const a = win[2 * k]!;
-    const b = win[2 * k + 1]!;
-    let w = a;
-    let lo = b;
-    if (!this.beats(a, b, t)) {
+    const { win, exp, mexp, gC, gW, gTop } = this;
+    const l = 2 * k;
+    const a = win[l]!;
+    const b = win[l + 1]!;
+    let w: number;
+    let lo: number;
+    // beats(a, b, t), written out: this runs log G times per pick.
+    if (b < 0) {
+      w = a;
+      lo = b;
+    } else if (a < 0) {
       w = b;
       lo = a;
+    } else {
+      const va = gC[a]! + t * gW[a]!;
+      const vb = gC[b]! + t * gW[b]!;
+      if (va > vb || (va === vb && gTop[a]! < gTop[b]!)) {
+        w = a;
+        lo = b;
+      } else {
+        w = b;
+        lo = a;
+      }
     }
     win[k] = w;
     let e = Infinity;
-    if (w >= 0 && lo >= 0) {
-      const s = this.gW[lo]! - this.gW[w]!;
+    if (lo >= 0 && w >= 0) {
+      const s = gW[lo]! - gW[w]!;
       if (s > 0) {
         // lo beats w at pick x when x·s > d, or x·s = d and lo's top has the lower index: exact integers.
-        const d = this.gC[w]! - this.gC[lo]!;
+        const d = gC[w]! - gC[lo]!;
         let q = Math.floor(d / s);
         while (q * s > d) q--;
         while ((q + 1) * s <= d) q++;
-        e = q * s === d && this.gTop[lo]! < this.gTop[w]! ? q : q + 1;
+        e = q * s === d && gTop[lo]! < gTop[w]! ? q : q + 1;
       }
     }
     exp[k] = e;
-    mexp[k] = Math.min(e, mexp[2 * k]!, mexp[2 * k + 1]!);
+    const ml = mexp[l]!;
+    const mr = mexp[l + 1]!;
+    const m = ml < mr ? ml : mr;
+    mexp[k] = e < m ? e : m;
   }
 
   /** Replay every node whose certificate (or a descendant's) expired by pick t. */
