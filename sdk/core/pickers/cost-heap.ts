@@ -1,4 +1,4 @@
-import { CHANGE_RING, changeJournal, type ServerState } from '../server.js';
+import { CHANGE_RING, type ChangeJournal, type ServerState } from '../server.js';
 import type { Random } from '../random.js';
 
 /**
@@ -26,6 +26,7 @@ export class CostHeap {
   private readonly indexOf = new Map<ServerState, number>();
   private clock = 0;
   private seen: number;
+  private readonly journal: ChangeJournal;
 
   constructor(
     servers: readonly ServerState[],
@@ -46,7 +47,8 @@ export class CostHeap {
       // list[start] oldest, then start+1, …: the scans' rotating start.
       this.hs[i] = ((i - start + n) % n) - n;
     }
-    this.seen = changeJournal.seq;
+    this.journal = this.list[0]!.journal;
+    this.seen = this.journal.seq;
     this.rebuild();
   }
 
@@ -64,7 +66,7 @@ export class CostHeap {
 
   /** Apply the journal's changes since the last sync. */
   sync(): void {
-    const j = changeJournal;
+    const j = this.journal;
     const to = j.seq;
     if (to === this.seen) return;
     if (to - this.seen > CHANGE_RING) {
@@ -154,7 +156,7 @@ export class CostHeap {
     const { hk, hs } = this;
     for (let k = 0; k < this.n; k++) {
       if (this.pos[this.heap[k]!] !== k) throw new Error(`pos/heap mismatch at ${k}`);
-      if (hk[k] !== this.cost(this.list[this.heap[k]!]!) && this.seen === changeJournal.seq) throw new Error(`stale key at ${k}`);
+      if (hk[k] !== this.cost(this.list[this.heap[k]!]!) && this.seen === this.journal.seq) throw new Error(`stale key at ${k}`);
       const p = (k - 1) >> 1;
       if (k > 0 && (hk[k]! < hk[p]! || (hk[k] === hk[p] && hs[k]! < hs[p]!))) throw new Error(`heap order broken at ${k}`);
     }

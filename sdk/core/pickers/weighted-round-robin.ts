@@ -1,5 +1,5 @@
 import { EMPTY_PICKER, type PickerFactory } from './picker.js';
-import { CHANGE_RING, changeJournal, type ServerState } from '../server.js';
+import { CHANGE_RING, type ChangeJournal, type ServerState } from '../server.js';
 
 /**
  * nginx's smooth weighted round robin (ngx_http_upstream_get_peer): every pick adds each server's
@@ -65,6 +65,7 @@ export class SmoothWrr {
   scanning = false;
   private readonly indexOf = new Map<ServerState, number>();
   private seen: number;
+  private readonly journal: ChangeJournal;
 
   constructor(servers: readonly ServerState[]) {
     this.list = servers.slice();
@@ -75,7 +76,8 @@ export class SmoothWrr {
     this.pos = new Int32Array(n);
     this.group = new Int32Array(n);
     for (let i = 0; i < n; i++) this.indexOf.set(this.list[i]!, i);
-    this.seen = changeJournal.seq;
+    this.journal = this.list[0]!.journal;
+    this.seen = this.journal.seq;
     this.setup();
   }
 
@@ -249,7 +251,7 @@ export class SmoothWrr {
 
   /** Weights changed since the last pick? Then carry the current values over to the new ones. */
   private sync(): void {
-    const j = changeJournal;
+    const j = this.journal;
     const to = j.seq;
     if (to === this.seen) return;
     let changed = to - this.seen > CHANGE_RING;
