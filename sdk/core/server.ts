@@ -4,6 +4,30 @@ import { estimateLoad } from './timing.js';
 /** Ticks of own-count history kept per server: 32 × 100 ms covers reports up to 3.2 s old. */
 export const HISTORY = 32;
 
+/**
+ * A change journal: a ring of the servers whose picker-visible fields (`active`, `estimate`,
+ * `expected`, `effWeight`) changed, in order. Heap pickers (least-connections, least-load, smooth
+ * WRR's weights) read it on their next pick and re-sift only those servers, so a pick is O(log n)
+ * instead of a scan; a picker more than `CHANGE_RING` entries behind rebuilds (O(n), at most once
+ * per `CHANGE_RING` changes). One per view (each balancer gives its servers its own, so clusters in
+ * one process don't read each other's changes); writing it is one store, with no registration for
+ * pickers to forget to undo when the balancer drops them.
+ */
+export const CHANGE_RING = 4096;
+export class ChangeJournal {
+  seq = 0;
+  readonly ring = new Array<ServerState | undefined>(CHANGE_RING).fill(undefined);
+}
+/** The journal of servers made outside a view (tests, tools). */
+export const DEFAULT_JOURNAL = new ChangeJournal();
+
+/** Record that `s`'s picker-visible fields changed (see `ChangeJournal`). */
+export function touched(s: ServerState): void {
+  const j = s.journal;
+  j.ring[j.seq & (CHANGE_RING - 1)] = s;
+  j.seq++;
+}
+
 /** What `cluster.pick()` returns and events carry: one server, read-only to users. */
 export interface Server {
   readonly id: string;
@@ -124,6 +148,8 @@ export class ServerState implements Server {
   effWeight: number;
   /** Index in the balancer's list of all servers. */
   index = 0;
+  /** Where changes to this server are recorded for the pickers (its view's). */
+  journal: ChangeJournal = DEFAULT_JOURNAL;
 
   constructor(rec: ServerRecord) {
     this.id = rec.id;
@@ -163,5 +189,6 @@ export class ServerState implements Server {
     const own = since + this.activeAtReport;
     this.estimate = estimateLoad(this.reportedActive, since, own, this.reportW);
     this.expected = estimateLoad(this.reportedActive, since, own, this.reportW, this.scale);
+    touched(this);
   }
 }

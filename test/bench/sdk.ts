@@ -2,7 +2,7 @@
  * SDK benchmarks. Each function measures the SDK beside the bare baseline in the same run and
  * returns rows; the runner (run.ts) prints them and checks the goals.
  *
- *   benchPicks    ns per pick for every strategy at 10, 100 and 1,000 servers, beside a bare
+ *   benchPicks    ns per pick for every strategy at 10 … 10,000 servers, beside a bare
  *                 `array[i]` loop; each strategy in its own worker thread (a fresh JIT, so the
  *                 strategies measured earlier do not make the pick call site megamorphic, as they
  *                 would not in a real process, which uses one strategy).
@@ -19,7 +19,7 @@ import { ManualClock } from '../../sdk/core/clock.js';
 import { createFeed } from '../../sdk/core/discovery/feed.js';
 import { hashKey } from '../../sdk/core/hash.js';
 import { resolveOptions, type JoinOptions } from '../../sdk/core/options.js';
-import { STRATEGY_NAMES, type StrategyName } from '../../sdk/core/pickers/index.js';
+import { STRATEGIES, STRATEGY_NAMES, type StrategyName } from '../../sdk/core/pickers/index.js';
 import type { ServerRecord } from '../../sdk/core/protocol.js';
 import { XorShiftRandom } from '../../sdk/core/random.js';
 import { connectWithFailover } from '../../sdk/node/tcp.js';
@@ -177,11 +177,65 @@ export function measurePicks(strategy: string, sizes: number[], runs: number, ru
 
 const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
 
+export { STRATEGY_NAMES };
 export const PICK_EXTRAS = ['cluster.pick() (p2c)', 'keyed pick (p2c)'];
+
+/** nginx's smooth WRR loop, verbatim (the reference the fast picker must match). */
+function naiveWrr(weights: readonly number[]): () => number {
+  const cur = new Float64Array(weights.length);
+  return () => {
+    let best = 0;
+    let total = 0;
+    let bc = -Infinity;
+    for (let i = 0; i < weights.length; i++) {
+      const c = cur[i]! + weights[i]!;
+      cur[i] = c;
+      total += weights[i]!;
+      if (c > bc) {
+        bc = c;
+        best = i;
+      }
+    }
+    cur[best] = bc - total;
+    return best;
+  };
+}
+
+export interface WrrCheckRow {
+  check: string;
+  picks: number;
+  mismatches: number;
+  result: string;
+}
+
+/**
+ * The smooth-WRR sequence check: weights 5,1,1 must give a a b a c a a, and the picker over the
+ * bench's 1,000 servers (random weights 50..149) must match nginx's loop pick for pick.
+ */
+export function wrrSequenceCheck(picks = 20_000): WrrCheckRow[] {
+  const rows: WrrCheckRow[] = [];
+  const small = benchBalancer(3, { strategy: 'weighted-round-robin' });
+  const w3 = [5, 1, 1];
+  const three = small.list();
+  for (let i = 0; i < 3; i++) three[i]!.weight = three[i]!.effWeight = w3[i]!;
+  const p3 = STRATEGIES['weighted-round-robin'](three, { random: new XorShiftRandom(1) });
+  const seq = Array.from({ length: 7 }, () => 'abc'[three.indexOf(p3.pick(-1)!)]).join(' ');
+  rows.push({ check: 'weights 5,1,1 (want a a b a c a a)', picks: 7, mismatches: seq === 'a a b a c a a' ? 0 : 1, result: seq });
+  small.close();
+  const b = benchBalancer(1000, { strategy: 'weighted-round-robin' });
+  const list = b.list();
+  const p = STRATEGIES['weighted-round-robin'](list, { random: new XorShiftRandom(1) });
+  const ref = naiveWrr(list.map((s) => s.effWeight));
+  let bad = 0;
+  for (let k = 0; k < picks; k++) if (list.indexOf(p.pick(-1)!) !== ref()) bad++;
+  rows.push({ check: '1,000 servers, weights 50..149, vs nginx loop', picks, mismatches: bad, result: bad === 0 ? 'identical' : 'DIFFERS' });
+  b.close();
+  return rows;
+}
 
 /** ns/pick for every strategy at each size, each strategy in a fresh worker thread. */
 export async function benchPicks(o: PickBenchOptions = {}): Promise<PickRow[]> {
-  const sizes = o.sizes ?? [10, 100, 1000];
+  const sizes = o.sizes ?? [10, 100, 1000, 10_000];
   const strategies = o.strategies ?? [...STRATEGY_NAMES, ...PICK_EXTRAS];
   const runs = o.runs ?? 5;
   const runMs = o.runMs ?? 40;

@@ -4,7 +4,7 @@
  * `slowStartMs` (see `slowStartFactor` in timing.ts). The balancer starts ramps and refreshes
  * `effWeight` on every change and tick; pickers read `effWeight` live.
  */
-import type { ServerState } from '../server.js';
+import { touched, type ServerState } from '../server.js';
 import { slowStartFactor } from '../timing.js';
 
 export interface SlowStartOptions {
@@ -25,10 +25,12 @@ export const isRamping = (s: ServerState): boolean => s.rampStart !== -Infinity;
 /** Set `s.effWeight` from its weight and ramp at `now`; a ramp that is over ends here. */
 export function refreshWeight(s: ServerState, now: number, o: SlowStartOptions): void {
   if (s.rampStart === -Infinity) {
+    if (s.effWeight !== s.weight) touched(s);
     s.effWeight = s.weight;
     return;
   }
   const f = slowStartFactor(now - s.rampStart, o.slowStartMs, o.slowStartAggression, o.slowStartMinShare);
   if (f >= 1) s.rampStart = -Infinity;
   s.effWeight = s.weight * f;
+  touched(s);
 }

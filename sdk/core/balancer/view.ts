@@ -5,7 +5,7 @@
  * not (load only). The ordered list (`all`) is refreshed by the balancer's rebuild.
  */
 import { LIMITS, type ServerRecord } from '../protocol.js';
-import { ServerState, wsUrlOf } from '../server.js';
+import { ChangeJournal, ServerState, wsUrlOf } from '../server.js';
 
 export type UpsertResult =
   /** A new server. */
@@ -23,6 +23,8 @@ export class View {
   all: ServerState[] = [];
   /** The view is at the cap and a new server was refused (reported once until it is below again). */
   private full = false;
+  /** The pickers' change journal for this view's servers (see server.ts). */
+  readonly journal = new ChangeJournal();
 
   get size(): number {
     return this.byId.size;
@@ -45,6 +47,7 @@ export class View {
     if (!s) {
       if (this.byId.size >= LIMITS.maxServers) return { s: undefined, result: 'refused', turnedHealthy: false };
       s = new ServerState(rec);
+      s.journal = this.journal;
       this.byId.set(rec.id, s);
       return { s, result: 'added', turnedHealthy: false };
     }

@@ -46,10 +46,34 @@ export function buildRing(servers: readonly ServerState[], pointsPerServer = DEF
   return { points, owners };
 }
 
-/** Index of the first ring point at or after `hash` (wrapping to 0). */
-export function ringIndex(points: Uint32Array, hash: number): number {
+/** Top bits of a hash that index the ring's lookup table (`ringTable`). */
+const TABLE_BITS = 16;
+
+/**
+ * start[p] = the first ring point whose top TABLE_BITS bits are ≥ p (p = 0 … 2^TABLE_BITS), so a
+ * lookup binary-searches only the points sharing the hash's prefix: a few steps on a ring of
+ * millions of points, instead of ~20 scattered reads.
+ */
+export function ringTable(points: Uint32Array): Uint32Array {
+  const size = 1 << TABLE_BITS;
+  const start = new Uint32Array(size + 1);
+  let j = 0;
+  for (let p = 0; p <= size; p++) {
+    while (j < points.length && points[j]! >>> (32 - TABLE_BITS) < p) j++;
+    start[p] = j;
+  }
+  return start;
+}
+
+/** Index of the first ring point at or after `hash` (wrapping to 0); `table` from ringTable narrows the search. */
+export function ringIndex(points: Uint32Array, hash: number, table?: Uint32Array): number {
   let lo = 0;
   let hi = points.length;
+  if (table) {
+    const p = hash >>> (32 - TABLE_BITS);
+    lo = table[p]!;
+    hi = table[p + 1]!;
+  }
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     if (points[mid]! < hash) lo = mid + 1;
@@ -70,13 +94,14 @@ export const consistentHash: PickerFactory = (servers, { random, hashBalanceFact
   if (n === 0) return EMPTY_PICKER;
   const list = servers.slice();
   const { points, owners } = buildRing(list, ringPointsPerServer);
+  const table = ringTable(points);
   const len = points.length;
   const bounded = hashBalanceFactor !== undefined && hashBalanceFactor > 1 && n > 1;
   const c = hashBalanceFactor ?? 0;
   return {
     pick(hash) {
       const h = hash < 0 ? (random.next() * 4294967296) >>> 0 : hash;
-      const at = ringIndex(points, h);
+      const at = ringIndex(points, h, table);
       const first = list[owners[at]!]!;
       if (!bounded) return first;
       let load = 0;

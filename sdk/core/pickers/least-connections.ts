@@ -1,34 +1,18 @@
 import { EMPTY_PICKER, type PickerFactory } from './picker.js';
+import { CostHeap } from './cost-heap.js';
+import type { ServerState } from '../server.js';
+
+/** Open connections this client holds per unit of weight (weight 0: last). */
+export const connectionCost = (s: ServerState): number => (s.effWeight > 0 ? s.active / s.effWeight : Infinity);
 
 /**
  * nginx's least_conn from this client's point of view: the fewest open connections *this client*
- * holds, per unit of weight. Ties are broken by scanning from a rotating start, so equal servers
- * take turns instead of the first one taking everything. O(n) per pick.
- *
- * The loop is written out here rather than shared with least-load.ts through a cost callback: a call per
- * comparison is what a picker must not pay (ARCHITECTURE.md, practice 1; the bench's ns per pick).
+ * holds, per unit of weight. Equal servers take turns, from a random start, instead of the first
+ * one taking everything. An indexed heap kept current by the change journal (cost-heap.ts):
+ * O(log n) per pick and per connection opened or closed.
  */
 export const leastConnections: PickerFactory = (servers, { random }) => {
   if (servers.length === 0) return EMPTY_PICKER;
-  const list = servers.slice();
-  const n = list.length;
-  let start = random.int(n);
-  return {
-    pick() {
-      // From the rotating start to the end, then from 0 up to it: no modulo in the loop.
-      let best = list[start]!;
-      for (let k = start + 1; k < n; k++) {
-        const s = list[k]!;
-        // s.active / s.w < best.active / best.w, without dividing
-        if (s.active * best.effWeight < best.active * s.effWeight) best = s;
-      }
-      for (let k = 0; k < start; k++) {
-        const s = list[k]!;
-        // s.active / s.w < best.active / best.w, without dividing
-        if (s.active * best.effWeight < best.active * s.effWeight) best = s;
-      }
-      start = start + 1 === n ? 0 : start + 1;
-      return best;
-    },
-  };
+  const heap = new CostHeap(servers, random, connectionCost);
+  return { pick: () => heap.take() };
 };

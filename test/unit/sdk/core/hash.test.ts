@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { fmix32, hashKey } from '../../../../sdk/core/hash.js';
-import { buildRing, consistentHash, DEFAULT_RING_POINTS, ringIndex } from '../../../../sdk/core/pickers/consistent-hash.js';
+import { buildRing, consistentHash, DEFAULT_RING_POINTS, ringIndex, ringTable } from '../../../../sdk/core/pickers/consistent-hash.js';
 import { XorShiftRandom } from '../../../../sdk/core/random.js';
 import type { ServerState } from '../../../../sdk/core/server.js';
 import { states } from '../../../support/balancer-fixtures.js';
@@ -51,6 +51,24 @@ describe('hash ring', () => {
   it('ringIndex finds the first point at or after the hash and wraps', () => {
     const pts = Uint32Array.from([10, 20, 30]);
     expect([0, 10, 11, 20, 29, 30, 31, 2 ** 32 - 1].map((h) => ringIndex(pts, h))).toEqual([0, 0, 1, 1, 2, 2, 0, 0]);
+  });
+
+  it('ringIndex through the prefix table finds what the full search finds, at the edges too', () => {
+    const { points } = buildRing(states(50, () => ({})));
+    const sparse = Uint32Array.from([5, 65536, 65537, 2 ** 31, 2 ** 32 - 2]);
+    let compared = 0;
+    for (const pts of [points, sparse, new Uint32Array(0).fill(0)]) {
+      if (pts.length === 0) continue;
+      const table = ringTable(pts);
+      const hs = [0, 1, 4, 5, 6, 65535, 65536, 65537, 65538, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 2, 2 ** 32 - 1];
+      for (let i = 0; i < 5000; i++) hs.push((i * 2654435761) >>> 0);
+      for (const p of pts) hs.push(p, (p + 1) >>> 0, (p - 1) >>> 0);
+      for (const h of hs) {
+        expect(ringIndex(pts, h, table)).toBe(ringIndex(pts, h));
+        compared++;
+      }
+    }
+    expect(compared).toBeGreaterThan(10_000);
   });
 
   it('a server owns a share of keys near its share of weight', () => {
