@@ -166,7 +166,14 @@ export class Agent extends EventEmitter<AgentEvents> {
       { node: opts.node, service: opts.service },
     );
     this.cpu = new CpuSampler({ clock: this.clock });
-    this.seats = createSeats({ server: opts.node, capacity: opts.capacity ?? 0, clock: this.clock, health: () => this.currentHealth(), reported: () => this.tracker.freshSessions() });
+    this.seats = createSeats({
+      server: opts.node,
+      capacity: opts.capacity ?? 0,
+      clock: this.clock,
+      health: () => this.currentHealth(),
+      reported: () => this.tracker.freshSessions(),
+      changed: () => this.tracker.seatsChanged(),
+    });
     this.seatsEp = new SeatsEndpoint(this.seats, () => this.clock.now());
     this.tracker = new LoadTracker({
       clock: this.clock,
@@ -174,6 +181,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       capacity: opts.capacity,
       measureConnections: opts.tcpPort !== undefined ? () => countEstablished(opts.tcpPort!) : undefined,
       hostCpu: extras.hostCpu ?? (() => this.cpu.utilization),
+      seatsInUse: () => this.seats.used(),
     });
   }
 

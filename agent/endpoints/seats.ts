@@ -1,7 +1,7 @@
 /**
  * The seats endpoint (issue 17) on the agent's port:
  *
- *     POST   /v1/seats/reserve   {"seats":2,"ttlMs":15000}  → 200 {server, ticket, seats, expiresAt}
+ *     POST   /v1/seats/reserve   {"seats":2,"ttlMs":15000}  → 200 {server, ticket, seats, expiresAt, ttlMs}
  *     POST   /v1/seats/claim     {"ticket":"…"}             → 200 {seats, state}        loopback only
  *     DELETE /v1/seats/<ticket>                             → 200 {seats, state}        loopback only
  *
@@ -135,7 +135,7 @@ export class SeatsEndpoint {
       if (req.method !== 'POST') return void fail(res, 405, 'method_not_allowed', `use POST ${SEATS_PREFIX}reserve`, { Allow: 'POST' });
       readJson(req, res, (b) => {
         const r = this.seats.reserve(b.seats as number | undefined, b.ttlMs as number | undefined);
-        if (r.ok) send(res, 200, { server: r.server, ticket: r.ticket, seats: r.seats, expiresAt: r.expiresAt });
+        if (r.ok) send(res, 200, { server: r.server, ticket: r.ticket, seats: r.seats, expiresAt: r.expiresAt, ttlMs: r.ttlMs });
         else fail(res, STATUS[r.reason], r.reason, r.message);
       });
       return;

@@ -20,6 +20,8 @@ export interface AgentSeats {
   /** The player left (or never came): the ticket's seats are free again. */
   release(ticket: string): TicketResult;
   stats(): SeatStats;
+  /** Seats in use now: held + the larger of claimed and reported. */
+  used(): number;
 }
 
 export interface SeatsOptions {
@@ -31,10 +33,16 @@ export interface SeatsOptions {
   /** Sessions the server reported, while fresh. */
   reported: () => number | undefined;
   secret?: Uint8Array;
+  /** Called after each grant, claim and release (the agent republishes its load). */
+  changed?: () => void;
 }
 
 export function createSeats(o: SeatsOptions): AgentSeats {
   const ledger = new SeatLedger({ server: o.server, capacity: o.capacity, clock: o.clock, secret: o.secret });
+  const after = <R extends { ok: boolean }>(r: R): R => {
+    if (r.ok) o.changed?.();
+    return r;
+  };
   const sync = () => {
     const h = o.health();
     ledger.setAvailability(h === 'healthy' ? 'open' : h);
@@ -43,10 +51,14 @@ export function createSeats(o: SeatsOptions): AgentSeats {
   return {
     reserve(seats = 1, ttlMs) {
       sync();
-      return ledger.reserve(seats, ttlMs);
+      return after(ledger.reserve(seats, ttlMs));
     },
-    claim: (t) => ledger.claim(t),
-    release: (t) => ledger.release(t),
+    claim: (t) => after(ledger.claim(t)),
+    release: (t) => after(ledger.release(t)),
+    used() {
+      sync();
+      return ledger.used();
+    },
     stats() {
       sync();
       return ledger.stats();

@@ -26,7 +26,7 @@ export type ReserveRefusal = 'full' | 'draining' | 'unhealthy' | 'bad_seats' | '
 export type TicketRefusal = 'malformed' | 'forged' | 'expired' | 'reused' | 'other_server';
 export type SeatRefusal = ReserveRefusal | TicketRefusal;
 
-export type ReserveResult = { ok: true; server: string; ticket: string; seats: number; expiresAt: number } | { ok: false; reason: ReserveRefusal; message: string };
+export type ReserveResult = { ok: true; server: string; ticket: string; seats: number; expiresAt: number; ttlMs: number } | { ok: false; reason: ReserveRefusal; message: string };
 export type TicketResult = { ok: true; seats: number; state: 'held' | 'claimed' } | { ok: false; reason: TicketRefusal; message: string };
 
 export interface SeatStats {
@@ -101,13 +101,14 @@ export class SeatLedger {
     if (this.availability !== 'open') return this.refuse(this.availability, `the server is ${this.availability}`);
     const n = seats as number;
     if (this.used() + n > this.capacity) return this.refuse('full', `the server has ${Math.max(0, this.capacity - this.used())} of ${this.capacity} seats free`);
-    const expiresAt = this.clock.now() + Math.round(ttlMs);
+    const ttl = Math.round(ttlMs);
+    const expiresAt = this.clock.now() + ttl;
     const nonce = this.signer.newNonce();
     this.holds.set(nonce, { seats: n, expiresAt });
     this.heldSeats += n;
     if (expiresAt < this.nextExpiry) this.nextExpiry = expiresAt;
     this.counters.grants++;
-    return { ok: true, server: this.server, ticket: this.signer.encode({ server: this.server, seats: n, expiresAt, nonce }), seats: n, expiresAt };
+    return { ok: true, server: this.server, ticket: this.signer.encode({ server: this.server, seats: n, expiresAt, nonce }), seats: n, expiresAt, ttlMs: ttl };
   }
 
   /** Turn a held ticket into claimed seats (the player arrived). */
