@@ -54,6 +54,7 @@ const CONNECTIONS_CHECK_MS = 1000;
 export class AgentHttp {
   readonly server: http.Server | https.Server;
   private readonly routes = new Map<string, RequestHandler>();
+  private readonly prefixes: Array<[string, RequestHandler]> = [];
   private readonly upgrades = new Map<string, UpgradeHandler>();
   private readonly log: Logger | undefined;
   private readonly conns: AddressSlots<Socket>;
@@ -185,6 +186,11 @@ export class AgentHttp {
     this.routes.set(path, handler);
   }
 
+  /** Route every path under `prefix` (ending in '/') that no exact route takes. */
+  routePrefix(prefix: string, handler: RequestHandler): void {
+    this.prefixes.push([prefix, handler]);
+  }
+
   upgrade(path: string, handler: UpgradeHandler): void {
     this.upgrades.set(path, handler);
   }
@@ -226,7 +232,8 @@ export class AgentHttp {
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     if (this.refused.has(req.socket)) return void req.socket.destroy();
-    const handler = this.routes.get(this.pathOf(req));
+    const path = this.pathOf(req);
+    const handler = this.routes.get(path) ?? this.prefixes.find(([p]) => path.startsWith(p))?.[1];
     if (!handler) {
       res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found' }));
       return;

@@ -14,3 +14,4 @@ export { resolveAgentOptions, mergeAgentConfig, AGENT_OPTION_SPECS, type AgentOp
 export { createLogger, type Logger } from './log.js';
 export { Agent, startAgent, type AgentEvents, type StartAgentExtras } from './lifecycle.js';
 export type { MemberInfo } from './records.js';
+export type { AgentSeats, ReserveResult, TicketResult, SeatStats, SeatRefusal, ReserveRefusal, TicketRefusal } from './seats/index.js';

@@ -43,6 +43,8 @@ import { planReload } from './reload.js';
 import { loadTls, tlsForLog, trustedCas, type TlsMaterial } from './tls.js';
 import { OriginGate, ownOrigin } from './admission.js';
 import type { DnsServer } from './dns/server.js';
+import { createSeats, type AgentSeats } from './seats/index.js';
+import { SeatsEndpoint } from './endpoints/seats.js';
 
 export type { MemberInfo } from './records.js';
 
@@ -107,6 +109,9 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** The DNS port bound (0 without --dns-port). */
   dnsPort = 0;
   private dnsView: { at: number; records: ServerRecord[] } | undefined;
+  /** The server's seats (issue 17): reserve, claim, release, stats; `--capacity` of them. */
+  readonly seats: AgentSeats;
+  private readonly seatsEp: SeatsEndpoint;
 
   /** @internal use startAgent */
   constructor(opts: ResolvedAgentOptions, private readonly extras: StartAgentExtras) {
@@ -158,6 +163,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         members: () => (this.membership ? this.membership.members().map((m) => ({ status: m.status, health: m.meta.health })) : []),
         gossip: () => this.gossipCounters(),
         subscribers: () => this.subs.size,
+        seats: () => ({ ...this.seats.stats(), rateLimited: this.seatsEp.limiter.refused }),
         admission: () => this.admissionCounters(),
         load: () => this.tracker.current(),
         health: () => this.currentHealth(),
@@ -170,12 +176,22 @@ export class Agent extends EventEmitter<AgentEvents> {
       { node: opts.node, service: opts.service },
     );
     this.cpu = new CpuSampler({ clock: this.clock });
+    this.seats = createSeats({
+      server: opts.node,
+      capacity: opts.capacity ?? 0,
+      clock: this.clock,
+      health: () => this.currentHealth(),
+      reported: () => this.tracker.freshSessions(),
+      changed: () => this.tracker.seatsChanged(),
+    });
+    this.seatsEp = new SeatsEndpoint(this.seats, () => this.clock.now());
     this.tracker = new LoadTracker({
       clock: this.clock,
       intervalMs: opts.loadIntervalMs,
       capacity: opts.capacity,
       measureConnections: opts.tcpPort !== undefined ? () => countEstablished(opts.tcpPort!) : undefined,
       hostCpu: extras.hostCpu ?? (() => this.cpu.utilization),
+      seatsInUse: () => this.seats.used(),
     });
   }
 
@@ -232,6 +248,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       favicon: serveFavicon,
       metrics: metricsHandler(this.metrics),
       health: healthHandler(this.node, () => this.currentHealth()),
+      seats: (req, res) => this.seatsEp.handle(req, res),
     });
 
     this.membership = new Membership({

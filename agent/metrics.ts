@@ -7,6 +7,8 @@ export interface MetricsSource {
   members(): Array<{ status: string; health: string }>;
   gossip(): { framesIn: number; framesOut: number; bytesIn: number; bytesOut: number; dropped: Record<string, number> };
   subscribers(): number;
+  /** The seat ledger (issue 17): capacity, held, claimed, and its counters. */
+  seats?(): { capacity: number; held: number; claimed: number; grants: number; claims: number; releases: number; expiries: number; refusals: Record<string, number>; rateLimited: number };
   /** Sockets open on the agent's port and the cap in force, unsent watch bytes, and what the caps refused or closed by "endpoint:reason". */
   admission?(): { open: number; max: number; watchPendingBytes: number; refused: Record<string, number> };
   load(): LoadReport | undefined;
@@ -89,6 +91,47 @@ export class AgentMetrics {
         this.set(src.subscribers());
       },
     });
+    if (src.seats) {
+      const seats = src.seats.bind(src);
+      new Gauge({
+        name: 'peerlb_seats',
+        help: "The server's seats (issue 17): capacity, held (reserved, not claimed yet) and claimed.",
+        labelNames: ['kind'],
+        registers,
+        collect() {
+          const s = seats();
+          this.set({ kind: 'capacity' }, s.capacity);
+          this.set({ kind: 'held' }, s.held);
+          this.set({ kind: 'claimed' }, s.claimed);
+        },
+      });
+      const seatCounter = (name: string, help: string, pick: (s: ReturnType<typeof seats>) => number) =>
+        new Counter({
+          name,
+          help,
+          registers,
+          collect() {
+            this.reset();
+            this.inc(pick(seats()));
+          },
+        });
+      seatCounter('peerlb_seat_grants_total', 'Seat reservations granted.', (s) => s.grants);
+      seatCounter('peerlb_seat_claims_total', 'Seat tickets claimed by the server.', (s) => s.claims);
+      seatCounter('peerlb_seat_releases_total', 'Seat tickets released.', (s) => s.releases);
+      seatCounter('peerlb_seat_expiries_total', 'Seat holds that expired unclaimed.', (s) => s.expiries);
+      new Counter({
+        name: 'peerlb_seat_refusals_total',
+        help: 'Seat requests refused, by reason (full, draining, unhealthy, bad_seats, bad_ttl, malformed, forged, expired, reused, other_server, rate_limited).',
+        labelNames: ['reason'],
+        registers,
+        collect() {
+          this.reset();
+          const s = seats();
+          for (const [reason, n] of Object.entries(s.refusals)) this.inc({ reason }, n);
+          this.inc({ reason: 'rate_limited' }, s.rateLimited);
+        },
+      });
+    }
     if (src.admission) {
       const adm = src.admission.bind(src);
       new Gauge({

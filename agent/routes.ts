@@ -23,9 +23,11 @@ export interface AgentEndpoints {
   metrics: RequestHandler;
   dashboard: RequestHandler;
   favicon: RequestHandler;
+  seats: RequestHandler;
 }
 
-export type Route = { kind: 'http' | 'upgrade'; path: string; endpoint: keyof AgentEndpoints };
+/** 'prefix': every path under `path` (which ends in '/'). */
+export type Route = { kind: 'http' | 'prefix' | 'upgrade'; path: string; endpoint: keyof AgentEndpoints };
 
 /** Path → endpoint, in the order they are mounted. */
 export const ROUTES: readonly Route[] = [
@@ -41,12 +43,14 @@ export const ROUTES: readonly Route[] = [
   { kind: 'http', path: '/favicon.ico', endpoint: 'favicon' },
   { kind: 'http', path: '/metrics', endpoint: 'metrics' },
   { kind: 'http', path: '/v1/health', endpoint: 'health' },
+  { kind: 'prefix', path: '/v1/seats/', endpoint: 'seats' },
 ];
 
 /** Mount every route of ROUTES on `http`. */
 export function mountRoutes(http: AgentHttp, endpoints: AgentEndpoints): void {
   for (const r of ROUTES) {
     if (r.kind === 'http') http.route(r.path, endpoints[r.endpoint] as RequestHandler);
+    else if (r.kind === 'prefix') http.routePrefix(r.path, endpoints[r.endpoint] as RequestHandler);
     else http.upgrade(r.path, endpoints[r.endpoint] as UpgradeHandler);
   }
 }

@@ -15,4 +15,5 @@ export type { DiscoverySource, DiscoverySink } from './core/discovery/source.js'
 export { createFeed, type Feed } from './core/discovery/feed.js';
 export { hashKey, type Key } from './core/hash.js';
 export * from './core/errors.js';
+export { SEAT_MARK_MS, type ReserveOptions, type Reservation, type FetchLike } from './core/seats.js';
 export { PROTOCOL_VERSION, type ServerRecord, type LoadReport, type LoadSource, type Health } from './core/protocol.js';

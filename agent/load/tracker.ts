@@ -113,6 +113,11 @@ export interface LoadTrackerOptions {
   hostCpu?: () => number | undefined;
   /** First seq is seqStart + 1. Default 0. */
   seqStart?: number;
+  /**
+   * Seats in use (issue 17: held + claimed, agent/seats/): published as sessions when larger than
+   * the reported figure, so every client's view (and so `reserve`'s choice) reflects the grants.
+   */
+  seatsInUse?: () => number;
 }
 
 export interface LoadTrackerEvents {
@@ -156,6 +161,7 @@ export class LoadTracker extends EventEmitter<LoadTrackerEvents> {
   private readonly clock: Clock;
   private readonly measureFn: (() => number | Promise<number>) | undefined;
   private readonly cpuFn: (() => number | undefined) | undefined;
+  private readonly seatsFn: (() => number) | undefined;
 
   private reported: LoadInput = {};
   private reportedAt: number | undefined;
@@ -197,6 +203,7 @@ export class LoadTracker extends EventEmitter<LoadTrackerEvents> {
     this.clock = opts.clock ?? systemClock;
     this.measureFn = opts.measureConnections;
     this.cpuFn = opts.hostCpu;
+    this.seatsFn = opts.seatsInUse;
   }
 
   /** Start measuring and publishing: a first measurement and report now, then every interval. */
@@ -285,7 +292,7 @@ export class LoadTracker extends EventEmitter<LoadTrackerEvents> {
     if (fresh && r.connections !== undefined) [connections, connectionsSource] = [r.connections, 'reported'];
     else if (this.measured !== undefined) [connections, connectionsSource] = [this.measured, 'measured'];
     else if (r.connections !== undefined) [connections, connectionsSource] = [r.connections, 'stale-report'];
-    const sessions = r.sessions ?? 0;
+    const sessions = Math.max(r.sessions ?? 0, this.seatsFn?.() ?? 0);
     const cpu = this.readCpu();
     let utilization = 0;
     let utilizationSource: UtilizationSource = 'none';
@@ -301,6 +308,11 @@ export class LoadTracker extends EventEmitter<LoadTrackerEvents> {
       measuredConnections: this.measured,
       hostCpu: cpu,
     };
+  }
+
+  /** Seats changed (a grant, claim, release or expiry): publish if warranted, without measuring. */
+  seatsChanged(): void {
+    if (this.running) this.evaluate();
   }
 
   /** Measure connections now (if a measurer is set) and publish if warranted. */

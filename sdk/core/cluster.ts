@@ -13,6 +13,7 @@ import type { WatchCodec } from './discovery/codec.js';
 import { globalWebSocket, webSocketConnector, type WatchConnector, type WebSocketConstructor } from './discovery/websocket.js';
 import { openWebSocket, type GameWebSocket, type GameWebSocketConstructor, type WebSocketOptions } from './websocket-connect.js';
 import { webCryptoVerifier, type PublicKey, type SignatureVerifier } from './signing.js';
+import { SeatReserver, type FetchLike, type ReserveOptions, type Reservation } from './seats.js';
 
 /** What `mdns` (an adapter) is given to make an mDNS discovery source. */
 export interface MdnsSourceOptions {
@@ -61,6 +62,8 @@ export interface ClusterAdapters {
   connect?: (balancer: Balancer, key: number, opts: { key?: Key } & Record<string, unknown>, service: string) => Promise<unknown>;
   /** A UDP client (`cluster.udp`). */
   udp?: (balancer: Balancer, opts: unknown) => UdpLike;
+  /** HTTP requests of `cluster.reserve` to the agents. Default: `globalThis.fetch`. */
+  fetch?: FetchLike;
 }
 
 /** The entries that need a runtime's transport, and where they are. */
@@ -114,6 +117,7 @@ export class Cluster extends Emitter<ClusterEvents> {
   private readonly lastRejection = new Map<string, string>();
   /** Rejections no listener has seen yet. */
   private unseenRejections: SignatureError[] = [];
+  private seatReserver: SeatReserver | undefined;
 
   /** @internal use `join` */
   constructor(
@@ -169,6 +173,20 @@ export class Cluster extends Emitter<ClusterEvents> {
     const list = this.unseenRejections;
     this.unseenRejections = [];
     for (const err of list) this.emit('rejected', err);
+  }
+
+  /**
+   * Reserve seats on one server, from its own agent (issue 17, sdk/core/seats.ts): resolves with
+   * the server and a ticket for the game server to claim; rejects with a FullError (code
+   * PEERLB_ERR_FULL) when no server asked within `attempts` had room. The agent never grants past
+   * its `--capacity`, whatever the views say.
+   */
+  reserve(opts: ReserveOptions = {}): Promise<Reservation> {
+    if (this.closed) return Promise.reject(new ClosedError('cluster'));
+    const b = this.balancer;
+    const f = this.adapters.fetch ?? (typeof globalThis.fetch === 'function' ? (globalThis.fetch.bind(globalThis) as unknown as FetchLike) : undefined);
+    this.seatReserver ??= new SeatReserver(this.service, () => b.views(), f, b.clock, b.random);
+    return this.seatReserver.reserve(opts);
   }
 
   /** Everything known about every server: endpoints, weight, zone, health, reported load and local counts. */

@@ -17,7 +17,8 @@ export type ErrorCode =
   | 'PEERLB_ERR_SIGNATURE'
   | 'PEERLB_ERR_CONFIG'
   | 'PEERLB_ERR_LIMIT'
-  | 'PEERLB_ERR_UNSUPPORTED';
+  | 'PEERLB_ERR_UNSUPPORTED'
+  | 'PEERLB_ERR_FULL';
 
 export class PeerlbError extends Error {
   readonly code: ErrorCode;
@@ -165,5 +166,26 @@ export class SignatureError extends PeerlbError {
 export class ConfigError extends PeerlbError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('PEERLB_ERR_CONFIG', message, options);
+  }
+}
+
+/** One server `reserve` asked, and why it said no (full, draining, unreachable, …). */
+export interface SeatRefusalInfo {
+  server: string;
+  reason: string;
+}
+
+/**
+ * `cluster.reserve` found no server with the seats: every server it asked (within `attempts`) was
+ * full, draining or unreachable, and the rest were known to be (marked a moment ago) or none was left.
+ */
+export class FullError extends PeerlbError {
+  readonly seats: number;
+  readonly refusals: readonly SeatRefusalInfo[];
+  constructor(service: string, seats: number, refusals: SeatRefusalInfo[]) {
+    const list = refusals.length ? `: ${refusals.map((r) => `${r.server} (${r.reason})`).join('; ')}` : ' (every server is full or marked full)';
+    super('PEERLB_ERR_FULL', `no server of "${service}" has ${seats} free seat${seats === 1 ? '' : 's'}${list}`);
+    this.seats = seats;
+    this.refusals = refusals;
   }
 }

@@ -42,6 +42,7 @@ export {
 export type { HostResolver } from './discovery/static.js';
 export { hashKey, type Key } from './hash.js';
 export * from './errors.js';
+export { SEAT_MARK_MS, type ReserveOptions, type Reservation, type FetchLike } from './seats.js';
 export {
   PROTOCOL_VERSION,
   WATCH_PATH,
