@@ -1,5 +1,9 @@
 import { pino, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import { createRequire } from 'node:module';
+
+// pino-pretty (and its dependencies) is loaded only when pretty output is asked for: an agent
+// logging JSON to a collector never pays its start-up memory (issue 18, a lean agent).
+const require = createRequire(import.meta.url);
 
 export type { Logger };
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -14,6 +18,9 @@ export function createLogger(opts: { level?: LogLevel; name?: string; pretty?: b
   const dest = opts.destination ?? process.stderr;
   const wantPretty = opts.pretty ?? Boolean((dest as NodeJS.WriteStream).isTTY);
   const base = { level: opts.level ?? 'info', name: opts.name ?? 'peerlb' };
-  if (wantPretty) return pino(base, pretty({ colorize: true, sync: true, destination: dest, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' }));
+  if (wantPretty) {
+    const pretty = require('pino-pretty') as typeof import('pino-pretty');
+    return pino(base, pretty({ colorize: true, sync: true, destination: dest, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' }));
+  }
   return pino(base, dest);
 }
