@@ -113,9 +113,11 @@ describe('`peerlb agent --help`', () => {
   it('shows the defaults the agent really applies', () => {
     const withTcp = resolveAgentOptions({ service: 'game', tcpPort: 7000 });
     const udpOnly = resolveAgentOptions({ service: 'game', udpPort: 7001 });
+    // The DNS server's own options apply once it is on (--dns-port): read them from options that turn it on.
+    const withDns = resolveAgentOptions({ service: 'game', tcpPort: 7000, dns: { port: 8600 } });
     let checked = 0;
     for (const spec of AGENT_OPTION_SPECS) {
-      const got = getPath(withTcp, spec.path);
+      const got = getPath(spec.path.startsWith('dns.') && spec.path !== 'dns.port' ? withDns : withTcp, spec.path);
       if (typeof spec.default === 'number') {
         expect(got, spec.path).toBe(spec.default);
         checked++;
@@ -128,7 +130,7 @@ describe('`peerlb agent --help`', () => {
         checked++;
       }
     }
-    expect(checked).toBe(AGENT_OPTION_SPECS.length - 10); // all but service, tcpPort, health.timeoutMs and the seven below
+    expect(checked).toBe(AGENT_OPTION_SPECS.length - 12); // all but service, tcpPort, health.timeoutMs and the nine below
     expect(withTcp.mdns).toBe(false);
     expect(udpOnly.tcpPort).toBeUndefined();
     // The defaults described in words.
@@ -145,6 +147,9 @@ describe('`peerlb agent --help`', () => {
     // wsPath '/' and wsTls false (issue 15): with a wsPort; without one there is no ws endpoint.
     expect(resolveAgentOptions({ service: 'game', wsPort: 8080 })).toMatchObject({ wsPath: '/', wsTls: false });
     expect(withTcp).toMatchObject({ wsPort: undefined, wsPath: undefined, wsTls: false });
+    // dns.domain 'peerlb.' and dns.bind the --bind address (issue 16): once --dns-port turns DNS on.
+    expect(withDns.dns).toMatchObject({ port: 8600, domain: 'peerlb.', bind: withDns.bind });
+    expect(withTcp.dns).toBeUndefined();
   });
 });
 
