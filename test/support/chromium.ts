@@ -19,25 +19,31 @@ export interface LockedBrowser {
   blocked: string[];
 }
 
-export async function launchLoopbackChromium(host: string): Promise<LockedBrowser> {
+/** Chromium's flags for a browser that may reach only `host` on loopback (and `extra` flags of a test's own). */
+export function loopbackChromiumArgs(host: string, extra: string[] = []): string[] {
+  return [
+    '--no-sandbox', // the tests run as root
+    '--no-proxy-server',
+    ...extra,
+    `--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE ${host}`,
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-domain-reliability',
+    '--disable-sync',
+    '--disable-default-apps',
+    '--no-first-run',
+    '--no-default-browser-check',
+    '--disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider,AutofillServerCommunication,CertificateTransparencyComponentUpdater',
+  ];
+}
+
+export async function launchLoopbackChromium(host: string, extraArgs: string[] = []): Promise<LockedBrowser> {
   if (!CHROMIUM) throw new Error(`no Chromium found (looked at ${CHROMIUM_CANDIDATES.join(', ')})`);
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
     timeout: 30_000,
-    args: [
-      '--no-sandbox', // the tests run as root
-      '--no-proxy-server',
-      `--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE ${host}`,
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-domain-reliability',
-      '--disable-sync',
-      '--disable-default-apps',
-      '--no-first-run',
-      '--no-default-browser-check',
-      '--disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider,AutofillServerCommunication,CertificateTransparencyComponentUpdater',
-    ],
+    args: loopbackChromiumArgs(host, extraArgs),
   });
   const blocked: string[] = [];
   const context = await browser.newContext({ serviceWorkers: 'block' });

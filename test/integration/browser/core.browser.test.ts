@@ -19,6 +19,7 @@ import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { loopbackChromiumArgs } from '../../support/chromium.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ownLoopback } from '../../support/net.js';
 import { startCliAgent, stopCliAgents, type OpsAgent } from '../../support/ops.js';
@@ -90,19 +91,7 @@ describe.skipIf(!CHROMIUM)('peerlb/sdk/core bundled, in headless Chromium, watch
       executablePath: CHROMIUM,
       headless: true,
       timeout: 30_000,
-      args: [
-        '--no-sandbox', // the tests run as root
-        '--no-proxy-server',
-        `--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE ${H}`,
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-domain-reliability',
-        '--disable-sync',
-        '--disable-default-apps',
-        '--no-first-run',
-        '--no-default-browser-check',
-        '--disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider,AutofillServerCommunication,CertificateTransparencyComponentUpdater',
-      ],
+      args: loopbackChromiumArgs(H),
     });
     const context = await browser.newContext({ serviceWorkers: 'block' });
     await context.route('**/*', (route) => {

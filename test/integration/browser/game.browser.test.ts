@@ -29,6 +29,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { build } from 'esbuild';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { loopbackChromiumArgs } from '../../support/chromium.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ownLoopback } from '../../support/net.js';
 import { startCliAgent, stopCliAgents, type OpsAgent } from '../../support/ops.js';
@@ -213,20 +214,7 @@ describe.skipIf(!CHROMIUM)('browser game clients: peerlb/sdk bundled for the bro
       executablePath: CHROMIUM,
       headless: true,
       timeout: 30_000,
-      args: [
-        '--no-sandbox', // the tests run as root
-        '--no-proxy-server',
-        '--ignore-certificate-errors', // the TLS agent's certificate is the test's own
-        `--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE ${H}`,
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-domain-reliability',
-        '--disable-sync',
-        '--disable-default-apps',
-        '--no-first-run',
-        '--no-default-browser-check',
-        '--disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider,AutofillServerCommunication,CertificateTransparencyComponentUpdater',
-      ],
+      args: loopbackChromiumArgs(H, ['--ignore-certificate-errors']),
     });
     context = await browser.newContext({ serviceWorkers: 'block' });
     await context.route('**/*', (route) => {

@@ -13,6 +13,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { loopbackChromiumArgs } from '../../support/chromium.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ownLoopback } from '../../support/net.js';
 import { exited, startCliAgent, stopCliAgents, until, getJson, type MemberRow, type OpsAgent } from '../../support/ops.js';
@@ -57,19 +58,7 @@ describe.skipIf(!CHROMIUM)('dashboard in headless Chromium, live 3-agent cluster
       executablePath: CHROMIUM,
       headless: true,
       timeout: 30_000,
-      args: [
-        '--no-sandbox', // the tests run as root
-        '--no-proxy-server',
-        `--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE ${H}`,
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-domain-reliability',
-        '--disable-sync',
-        '--disable-default-apps',
-        '--no-first-run',
-        '--no-default-browser-check',
-        '--disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider,AutofillServerCommunication,CertificateTransparencyComponentUpdater',
-      ],
+      args: loopbackChromiumArgs(H),
     });
     const context = await browser.newContext({ viewport: { width: 1280, height: 720 }, serviceWorkers: 'block' });
     await context.route('**/*', (route) => {
