@@ -20,6 +20,17 @@ import threading
 import time
 import urllib.request
 
+# Two threads print (the watch and the sender): print() writes the text and the newline apart, so
+# without a lock one thread's line can land inside the other's and a reader loses a line.
+_out = threading.Lock()
+
+
+def say(line):
+    with _out:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
 class View:
     def __init__(self):
         self.lock = threading.Lock()
@@ -74,7 +85,7 @@ def watch(agent, service, token, wait, view, stop):
                 index = res.headers.get("x-peerlb-index")
             view.update(records)
             ids = ",".join(r["id"] for r in view.servers)
-            print("view %s %s" % (index, ids), flush=True)
+            say("view %s %s" % (index, ids))
             backoff = 0.1
         except Exception as e:  # the agent restarts, a 429: wait, then ask again
             print("error %s" % e, file=sys.stderr, flush=True)
@@ -103,10 +114,10 @@ def main():
     for _ in range(a.count):
         s = view.pick()
         if s is None:
-            print("none", flush=True)
+            say("none")
         else:
             sock.sendto(a.message.encode(), (s["host"], s["udpPort"]))
-            print("sent %s %s:%d" % (s["id"], s["host"], s["udpPort"]), flush=True)
+            say("sent %s %s:%d" % (s["id"], s["host"], s["udpPort"]))
         time.sleep(a.interval_ms / 1000)
     stop.set()
     return 0

@@ -54,6 +54,8 @@ describe('examples/python-client', () => {
     b.proc.kill('SIGTERM'); // drain: b publishes draining at once
     expect(await exit).toBe(0);
 
+    // Every line is one whole line (the client's two threads print: a line inside another would lose a count).
+    expect(lines.filter((l) => !/^(view \d+ \S*|sent \S+ [\d.]+:\d+|none)$/.test(l))).toEqual([]);
     const sentTo = (id: string, from = 0, to = lines.length) => lines.slice(from, to).filter((l) => l.startsWith(`sent ${id} `)).length;
     expect(sentTo('a1')).toBeGreaterThan(20);
     expect(sentTo('b1', 0, killedAt)).toBeGreaterThan(10);
