@@ -91,7 +91,7 @@ export function exited(p: ChildProcess): Promise<number | null> {
 }
 
 /** End every process started here, by PID, and close their servers. */
-export async function stopAll(agents: AgentProc[]): Promise<void> {
+export async function stopAll(agents: Pick<AgentProc, 'proc' | 'server'>[]): Promise<void> {
   await Promise.all(
     agents.map(async (a) => {
       if (a.proc.exitCode === null && a.proc.signalCode === null) {

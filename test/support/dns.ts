@@ -6,7 +6,7 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { promisify } from 'node:util';
-import { CLI, exited } from './agents.js';
+import { CLI, stopAll } from './agents.js';
 import { onLines } from './lines.js';
 
 const run = promisify(execFile);
@@ -80,17 +80,8 @@ export async function spawnDnsAgent(
   return { node, host: o.host, url: started.url, port: Number(new URL(started.url).port), dnsPort: started.dnsPort, proc, server, tcpPort, accepted, stderr };
 }
 
-export async function stopDnsAgents(agents: DnsAgent[]): Promise<void> {
-  await Promise.all(
-    agents.map(async (a) => {
-      if (a.proc.exitCode === null && a.proc.signalCode === null) {
-        a.proc.kill('SIGKILL');
-        await exited(a.proc);
-      }
-      await new Promise<void>((r) => a.server.close(() => r()));
-    }),
-  );
-}
+/** End every agent started here by PID (SIGKILL), and close its server: agents.ts's stopAll. */
+export const stopDnsAgents: (agents: DnsAgent[]) => Promise<void> = stopAll;
 
 /** Run dig against 127.0.0.1:port (or `server`); its full output. */
 export async function dig(port: number, args: string[], server = '127.0.0.1'): Promise<string> {

@@ -1,6 +1,7 @@
 /** GET /v1/servers (filters, blocking queries, caps, bad parameters) and GET /v1/pick, against real agents. */
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { keysOf } from '../../support/keys.js';
 import { startAgent, type Agent, type AgentOptions } from '../../../agent/index.js';
 import { until } from '../../support/until.js';
 
@@ -143,17 +144,6 @@ describe('GET /v1/pick', () => {
     expect((await get(a, '/v1/pick?service=game&index=1')).status).toBe(400);
   });
 });
-
-/** Every key of `v`, at any depth (array items and object values). */
-function keysOf(v: unknown, out = new Set<string>()): Set<string> {
-  if (Array.isArray(v)) for (const x of v) keysOf(x, out);
-  else if (v !== null && typeof v === 'object')
-    for (const [k, x] of Object.entries(v)) {
-      out.add(k);
-      keysOf(x, out);
-    }
-  return out;
-}
 
 describe('HTTP-API.md', () => {
   it('HTTP-API.md names every field the agent answers on /v1/servers, /v1/pick, /v1/members, /v1/health and in errors', async () => {

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { WebSocket } from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
+import { keysOf } from '../../support/keys.js';
 import { startAgent, type Agent, type AgentOptions } from '../../../agent/index.js';
 import { until } from '../../support/until.js';
 
@@ -39,17 +40,6 @@ async function open(a: Agent, path: string): Promise<{ ws: WebSocket; got: Msg[]
     ws.once('error', reject);
   });
   return { ws, got };
-}
-
-/** Every key of `v`, at any depth (array items and object values). */
-function keysOf(v: unknown, out = new Set<string>()): Set<string> {
-  if (Array.isArray(v)) for (const x of v) keysOf(x, out);
-  else if (v !== null && typeof v === 'object')
-    for (const [k, x] of Object.entries(v)) {
-      out.add(k);
-      keysOf(x, out);
-    }
-  return out;
 }
 
 const tagOf = (m: Msg, tag: 't' | 'type') => String(m[tag]);
