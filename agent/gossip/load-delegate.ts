@@ -57,7 +57,7 @@ export interface LoadGossipOptions {
   members: MemberView;
   clock: Clock;
   random: Random;
-  config: Pick<Readonly<GossipConfig>, 'loadRetransmits' | 'loadOriginTransmits' | 'probeIntervalMs'>;
+  config: Pick<Readonly<GossipConfig>, 'loadRetransmits' | 'loadOriginTransmits' | 'probeIntervalMs'> & Partial<Pick<Readonly<GossipConfig>, 'loadBytesPerSec'>>;
   /** A newer load of another member was taken. */
   onLoad?: (node: string) => void;
 }
@@ -103,6 +103,9 @@ export class LoadGossip implements PiggybackDelegate {
   private self: LoadReport | undefined;
   private selfAt = 0;
   private readonly counters = { loadsApplied: 0, loadsStale: 0, loadsUnknown: 0 };
+  /** Bytes of load entries we may still send (config.loadBytesPerSec; refilled by the clock). */
+  private tokens: number;
+  private tokensAt: number;
 
   constructor(opts: LoadGossipOptions) {
     this.members = opts.members;
@@ -110,6 +113,8 @@ export class LoadGossip implements PiggybackDelegate {
     this.random = opts.random;
     this.config = opts.config;
     this.onLoad = opts.onLoad ?? (() => {});
+    this.tokens = this.config.loadBytesPerSec ?? 0;
+    this.tokensAt = this.clock.now();
   }
 
   stats(): LoadGossipStats {
@@ -150,8 +155,18 @@ export class LoadGossip implements PiggybackDelegate {
   }
 
   broadcasts(target: string | undefined, budget: number): LoadEntry[] {
+    const rate = this.config.loadBytesPerSec ?? 0;
+    if (rate > 0) {
+      // The token bucket of loadBytesPerSec: at most one second's worth saved up.
+      const now = this.clock.now();
+      this.tokens = Math.min(rate, this.tokens + ((now - this.tokensAt) * rate) / 1000);
+      this.tokensAt = now;
+      budget = Math.min(budget, Math.floor(this.tokens));
+      if (budget <= 0) return [];
+    }
     // Not what the target is known to have: it is their origin, or sent them to us.
     const lds = this.queue.take(budget, 0, (item) => item.value.origin === target || item.value.from === target);
+    if (rate > 0) this.tokens -= lds.bytes;
     return lds.values.map((q) => this.entry(q));
   }
 

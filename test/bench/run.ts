@@ -132,7 +132,7 @@ const MODULES: BenchModule[] = [
     limitMs: 4 * 60_000,
     async run(mod) {
       const m = mod as typeof import('./gossip.js');
-      const rows = await m.benchGossip();
+      const rows = await m.benchGossip([10, 50, 100, 300]);
       const goals: Goal[] = [];
       // The design point (agent/gossip/config.ts DESIGN_GOALS): 100 agents, 1 Hz load updates.
       const big = rows.find((r) => r.agents === 100) ?? rows[rows.length - 1]!;
@@ -141,6 +141,9 @@ const MODULES: BenchModule[] = [
       goals.push(atMost(`gossip sim ${n} agents: crashed agent dead everywhere`, big.crashMs, 1000, ' ms'));
       goals.push(atMost(`gossip sim ${n} agents: silent host dead everywhere`, big.silentMs, 3000, ' ms'));
       goals.push(atMost(`gossip sim ${n} agents: bytes/s per agent`, big.bytesPerAgentPerSec, 2000));
+      // Flat in cluster size (issue 18): the largest size's bytes per agent against the figure at 100.
+      const largest = rows[rows.length - 1]!;
+      if (largest.agents > n) goals.push(atMost(`gossip sim bytes/s per agent, ${largest.agents} ÷ ${n} agents (ratio)`, Math.round((largest.bytesPerAgentPerSec / big.bytesPerAgentPerSec) * 100) / 100, 1.5));
       const falseDeaths = rows.reduce((a, r) => a + r.falseDeaths, 0);
       goals.push({ name: `gossip sim ${rows.map((r) => r.agents).join('/')} agents: false deaths`, value: falseDeaths, target: '= 0', ok: falseDeaths === 0 });
       return { sections: [{ id: 'gossip', title: 'Gossip: simulated cluster (in-memory network, manual clock)', rows: rows as unknown as Row[] }], goals };

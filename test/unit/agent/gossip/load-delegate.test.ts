@@ -114,3 +114,39 @@ describe('LoadGossip: the piggyback delegate of load reports', () => {
     expect(d.stats().queuedLoads).toBe(0);
   });
 });
+
+describe('LoadGossip: loadBytesPerSec (issue 18: load bytes flat in cluster size)', () => {
+  it('sends at most loadBytesPerSec bytes of entries per second over all frames, with at most one second saved up', () => {
+    const clock = new ManualClock(10_000);
+    const live = new Map<string, number>();
+    const members: MemberView = { self: 'me', liveIncarnation: (node) => live.get(node), nodeOfKey: (key) => (typeof key === 'string' ? key : undefined) };
+    const rate = 100;
+    const d = new LoadGossip({ members, clock, random: new XorShiftRandom(7), config: { ...config, loadRetransmits: 50, loadBytesPerSec: rate } });
+    for (let i = 0; i < 200; i++) live.set(`m${i}`, 1);
+    const bytesOf = (es: LoadEntry[]) => es.reduce((a, e) => a + loadEntrySize(e), 0);
+    const feed = () => d.notify([...live.keys()].map((n, i) => entry(n, clock.now() / 1000 + i)), 'peer');
+    // A full queue (200 entries, each to be passed on 50 times); many frames of 1000 bytes each second.
+    feed();
+    const perSecond: number[] = [];
+    for (let s = 0; s < 5; s++) {
+      let bytes = 0;
+      for (let f = 0; f < 20; f++) {
+        bytes += bytesOf(d.broadcasts('other', 1000));
+        clock.advance(50);
+      }
+      perSecond.push(bytes);
+    }
+    // The bucket starts full: five seconds send at most six seconds' worth, and every second some.
+    // (An entry's size is counted when it is queued; its age field may grow by a few bytes since: 15 % margin.)
+    for (const b of perSecond) expect(b).toBeGreaterThan(0);
+    expect(perSecond.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(6 * rate * 1.15);
+    expect(perSecond.reduce((a, b) => a + b, 0)).toBeGreaterThan(4 * rate);
+    // Idle for 10 s: no more than one second's worth in one burst.
+    clock.advance(10_000);
+    expect(bytesOf(d.broadcasts('other', 1000))).toBeLessThanOrEqual(rate * 1.15);
+    // 0: no limit (one frame takes all of its budget).
+    const free = new LoadGossip({ members, clock, random: new XorShiftRandom(7), config: { ...config, loadRetransmits: 50, loadBytesPerSec: 0 } });
+    free.notify([...live.keys()].map((n, i) => entry(n, i + 1)), 'peer');
+    expect(bytesOf(free.broadcasts('other', 1000))).toBeGreaterThan(900);
+  });
+});
