@@ -301,7 +301,18 @@ export const WATCH_PATH = '/v1/watch';
 /** Largest frame a watching client may send (a hello with its token, a ping). */
 export const MAX_WATCH_CLIENT_FRAME_BYTES = 4096;
 
-export type WatchClientFrame = { t: 'hello'; v: number; service?: string; token?: string };
+/**
+ * `subset`: how many of the service's eligible servers the agent sends this subscriber (issue 18,
+ * agent/subset.ts): an integer in 1..MAX_WATCH_SUBSET, 'all', or 'auto' (all below 64 eligible,
+ * else 32). Absent means 'all' (older clients, the dashboard). `client`: the client's id (random,
+ * stable for the cluster object's life), so a reconnect keeps its subset.
+ */
+export type WatchClientFrame = { t: 'hello'; v: number; service?: string; token?: string; subset?: number | 'all' | 'auto'; client?: string };
+
+/** Largest `subset` a hello may ask for. */
+export const MAX_WATCH_SUBSET = 1024;
+/** A hello's `client` id: 8..64 chars of letters, digits, '-' and '_'. */
+export const WATCH_CLIENT_ID = /^[A-Za-z0-9_-]{8,64}$/;
 
 /** The client's heartbeat, after its hello: `n` (a counter in 0..2^31-1) comes back in the pong. */
 export type WatchPingFrame = { t: 'ping'; v: number; n: number };
@@ -478,6 +489,15 @@ export function parseWatchClientFrame(o: unknown): WatchClientFrame {
   const f: WatchClientFrame = { t: 'hello', v: PROTOCOL_VERSION };
   if (isStr(m.service)) f.service = m.service;
   if (isStr(m.token, 1024)) f.token = m.token;
+  if (m.subset !== undefined && m.subset !== null) {
+    if (m.subset === 'all' || m.subset === 'auto') f.subset = m.subset;
+    else if (Number.isSafeInteger(m.subset) && (m.subset as number) >= 1 && (m.subset as number) <= MAX_WATCH_SUBSET) f.subset = m.subset as number;
+    else throw new DecodeError(`hello.subset must be an integer in 1..${MAX_WATCH_SUBSET}, 'all' or 'auto'`);
+  }
+  if (m.client !== undefined && m.client !== null) {
+    if (typeof m.client !== 'string' || !WATCH_CLIENT_ID.test(m.client)) throw new DecodeError('hello.client must be 8..64 letters, digits, - or _');
+    f.client = m.client;
+  }
   return f;
 }
 
