@@ -160,6 +160,12 @@ export class SeatLedger {
   private check(ticket: unknown): TicketFields | TicketRefusal {
     this.sweep();
     const f = this.signer.decode(ticket);
+    if (f === 'forged') {
+      // Not our MAC. A well-formed ticket naming another server is most likely that server's
+      // agent's (each agent has its own secret): say so, so the player can be sent on. Still refused.
+      const named = this.signer.unverifiedServer(ticket);
+      return named !== undefined && named !== this.server ? 'other_server' : 'forged';
+    }
     if (typeof f === 'string') return f;
     // Only this agent's secret makes a valid MAC, so another server's id means a ticket minted
     // before a rename; still not this server's seats.

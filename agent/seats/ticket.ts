@@ -62,6 +62,20 @@ export class TicketSigner {
     return { server: parts[1]!, seats, expiresAt, nonce: parts[4]! };
   }
 
+  /**
+   * The server an unverified ticket names, when its payload is well formed (undefined otherwise).
+   * Only for the refusal's reason: a ticket another agent made (its own secret) for its own server
+   * fails our MAC, and "other_server" tells a player sent to the wrong server apart from a forgery.
+   * Nothing else is taken from an unverified payload.
+   */
+  unverifiedServer(ticket: unknown): string | undefined {
+    if (typeof ticket !== 'string' || ticket.length > MAX_TICKET_CHARS) return undefined;
+    const dot = ticket.indexOf('.');
+    if (dot <= 0) return undefined;
+    const parts = Buffer.from(ticket.slice(0, dot), 'base64url').toString('utf8').split('\n');
+    return parts.length === 5 && parts[0] === VERSION && parts[1]!.length > 0 ? parts[1] : undefined;
+  }
+
   private mac(payload: Buffer): Buffer {
     return createHmac('sha256', this.secret).update(payload).digest();
   }

@@ -103,8 +103,11 @@ describe('seats over HTTP (one agent)', () => {
 
     expect(await request(a, 'POST', '/v1/seats/claim', JSON.stringify({ ticket }))).toEqual({ status: 200, json: { seats: 2, state: 'claimed' } });
     expect((await request(a, 'POST', '/v1/seats/claim', JSON.stringify({ ticket }))).json.error).toBe('reused');
-    // Another agent's ticket (another secret): forged.
-    expect((await request(agents[1]!, 'POST', '/v1/seats/claim', JSON.stringify({ ticket }))).json.error).toBe('forged');
+    // Another agent's ticket (its own secret, its own server): other_server; the same ticket with a
+    // changed MAC, shown to its own agent: forged.
+    expect(await request(agents[1]!, 'POST', '/v1/seats/claim', JSON.stringify({ ticket }))).toMatchObject({ status: 403, json: { error: 'other_server' } });
+    const [payload, mac] = ticket.split('.') as [string, string];
+    expect(await request(a, 'POST', '/v1/seats/claim', JSON.stringify({ ticket: `${payload}.${mac[0] === 'A' ? 'B' : 'A'}${mac.slice(1)}` }))).toMatchObject({ status: 403, json: { error: 'forged' } });
     expect((await request(a, 'POST', '/v1/seats/claim', '{"ticket":'))).toMatchObject({ status: 400, json: { error: 'bad_json' } });
     expect(await request(a, 'POST', '/v1/seats/reserve', JSON.stringify({ seats: 11 }))).toMatchObject({ status: 400, json: { error: 'bad_seats' } });
     expect(await request(a, 'POST', '/v1/seats/reserve', JSON.stringify({ seats: 1, ttlMs: 10 ** 9 }))).toMatchObject({ status: 400, json: { error: 'bad_ttl' } });

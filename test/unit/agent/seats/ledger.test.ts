@@ -76,6 +76,19 @@ describe('SeatLedger', () => {
     expect(n1.claim(ticketOf(n2.reserve(1)))).toMatchObject({ ok: false, reason: 'other_server' });
   });
 
+  it("names another agent's own ticket other_server, though its MAC is another secret's; a forgery naming this server stays forged", () => {
+    const clock = new ManualClock(0);
+    const n1 = new SeatLedger({ server: 'n1', capacity: 10, clock, secret });
+    const n2 = new SeatLedger({ server: 'n2', capacity: 10, clock, secret: new Uint8Array(32).fill(9) });
+    expect(n1.claim(ticketOf(n2.reserve(1)))).toMatchObject({ ok: false, reason: 'other_server' });
+    expect(n1.release(ticketOf(n2.reserve(1)))).toMatchObject({ ok: false, reason: 'other_server' });
+    const own = ticketOf(n1.reserve(1));
+    const elsewhere = new SeatLedger({ server: 'n1', capacity: 10, clock, secret: new Uint8Array(32).fill(9) });
+    expect(elsewhere.claim(own)).toMatchObject({ ok: false, reason: 'forged' });
+    expect(n1.stats()).toMatchObject({ held: 1, claimed: 0 });
+    expect(n1.stats().refusals).toMatchObject({ other_server: 2 });
+  });
+
   it('unclaimed holds expire after ttlMs (default 15 s) and free their seats; claimed seats do not', () => {
     const { ledger, clock } = make(2);
     const held = ticketOf(ledger.reserve(1));
