@@ -32,8 +32,11 @@ export async function tcpServer(port = 0): Promise<net.Server> {
   return s;
 }
 
-/** Start `peerlb agent` and wait for its "agent started" log line (JSON on stderr). */
-export async function spawnAgent(node: string, opts: { join?: string[]; port?: number; tcpPort?: number; extra?: string[]; env?: NodeJS.ProcessEnv; service?: string } = {}): Promise<AgentProc> {
+/**
+ * Start `peerlb agent` and wait for its "agent started" log line (JSON on stderr), at most
+ * `startTimeoutMs` (default 15 s; suites that start many at once on a busy 2-core box give more).
+ */
+export async function spawnAgent(node: string, opts: { join?: string[]; port?: number; tcpPort?: number; extra?: string[]; env?: NodeJS.ProcessEnv; service?: string; startTimeoutMs?: number } = {}): Promise<AgentProc> {
   const server = await tcpServer(opts.tcpPort ?? 0);
   const tcpPort = (server.address() as net.AddressInfo).port;
   const args = [
@@ -45,7 +48,7 @@ export async function spawnAgent(node: string, opts: { join?: string[]; port?: n
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...opts.env } });
   const stderr: string[] = [];
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`agent ${node} did not start: ${stderr.join('')}`)), 15_000);
+    const timer = setTimeout(() => reject(new Error(`agent ${node} did not start: ${stderr.join('')}`)), opts.startTimeoutMs ?? 15_000);
     proc.stderr!.on('data', (d: Buffer) => stderr.push(d.toString()));
     onLines(proc.stderr!, (line) => {
       try {

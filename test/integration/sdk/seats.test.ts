@@ -1,5 +1,5 @@
 /**
- * Seats (issue 17) end to end: real agent processes (`peerlb agent --capacity 10`) on loopback,
+ * Seats (issue 17) end to end: 20 real agent processes (`peerlb agent --capacity 10`) on loopback,
  * the SDK's cluster.reserve() over fetch to each server's own agent, the game server's claim and
  * release over the loopback-only endpoints. The agents are the authority: however stale the views
  * and however many callers at once, no server grants more than its capacity.
@@ -10,8 +10,9 @@ import { spawnAgent, stopAll, until, type AgentProc } from '../../support/agents
 import { parseProm, sample } from '../../support/prom.js';
 import { join, FullError, SEAT_MARK_MS, type Cluster, type Reservation } from '../../../sdk/index.js';
 
-/** 20 was the goal; on a busy shared 2-core box 20 processes do not all start within the helper's 15 s. */
-const AGENTS = 12;
+/** The issue's 20 servers of 10 seats: started four at a time, each given a minute on a busy 2-core box. */
+const AGENTS = 20;
+const LOAD_INTERVAL_MS = 100;
 const CAPACITY = 10;
 const TTL = 60_000;
 const name = (i: number) => `s${String(i).padStart(2, '0')}`;
@@ -77,14 +78,15 @@ const viewShows = (sessions: number, what: string, timeoutMs = 20_000) =>
 const marksExpire = () => new Promise((r) => setTimeout(r, SEAT_MARK_MS + 200));
 
 beforeAll(async () => {
-  const extra = ['--capacity', String(CAPACITY), '--load-interval', '100'];
-  agents.push(await spawnAgent(name(0), { extra }));
+  const extra = ['--capacity', String(CAPACITY), '--load-interval', String(LOAD_INTERVAL_MS)];
+  const startTimeoutMs = 60_000;
+  agents.push(await spawnAgent(name(0), { extra, startTimeoutMs }));
   // Four at a time, all joining the first (20 processes take a while on a busy 2-core box).
   for (let i = 1; i < AGENTS; i += 4)
-    agents.push(...(await Promise.all(Array.from({ length: Math.min(4, AGENTS - i) }, (_, k) => spawnAgent(name(i + k), { join: [agents[0]!.url], extra })))));
+    agents.push(...(await Promise.all(Array.from({ length: Math.min(4, AGENTS - i) }, (_, k) => spawnAgent(name(i + k), { join: [agents[0]!.url], extra, startTimeoutMs })))));
   cluster = await join({ service: 'game', discovery: { agents: [agents[0]!.url] } });
   await until(() => cluster.servers().filter((s) => s.health === 'healthy' && s.agent).length === AGENTS, 60_000, `${AGENTS} servers in the view`);
-}, 180_000);
+}, 300_000);
 
 afterAll(async () => {
   await cluster?.close();
@@ -124,11 +126,56 @@ describe('seats over HTTP (one agent)', () => {
   });
 });
 
-describe('cluster.reserve() over 12 agents × 10 seats', () => {
-  it('50 concurrent callers asking for 1,000 seats get exactly 12 × 10, never over 10 per server; releasing 50 lets exactly 50 in', async () => {
+describe('seat expiry (one agent)', () => {
+  it('unclaimed holds return to the pool within ttl + one load interval: the agent grants again, and views show them free', async () => {
+    const a = agents[agents.length - 1]!;
+    const ttlMs = 500;
+    const began = Date.now();
+    for (let i = 0; i < CAPACITY; i++) expect((await request(a, 'POST', '/v1/seats/reserve', JSON.stringify({ seats: 1, ttlMs }))).status).toBe(200);
+    expect(await request(a, 'POST', '/v1/seats/reserve', JSON.stringify({ seats: 1, ttlMs }))).toMatchObject({ status: 409, json: { error: 'full' } });
+    const grantedAt = Date.now();
+    // The agent's own view: the seats are free again once the ttl has passed (checked lazily on each request).
+    await until(async () => (await seatMetrics(a)).held === 0, 10_000, 'holds expired on the agent');
+    const freeAt = Date.now();
+    // Its published load (what every view reads) follows within one load interval; measured through the SDK's view.
+    await until(() => (cluster.servers().find((s) => s.id === a.node)?.load?.sessions ?? -1) === 0, 10_000, 'the view shows the seats free');
+    const seenAt = Date.now();
+    expect(freeAt - began).toBeGreaterThanOrEqual(ttlMs);
+    // ttl + one load interval, plus the time the grants themselves took and the watch's delivery;
+    // generous for a busy box, and still far from "never returned".
+    expect(seenAt - grantedAt).toBeLessThanOrEqual(ttlMs + LOAD_INTERVAL_MS + 2000);
+    expect((await request(a, 'POST', '/v1/seats/reserve', JSON.stringify({ seats: CAPACITY, ttlMs }))).status).toBe(200);
+    await until(async () => (await seatMetrics(a)).held === 0, 10_000, 'the last hold expired too');
+    // An expired ticket is refused as expired when the game server finally claims it.
+    const late = await request(a, 'POST', '/v1/seats/reserve', JSON.stringify({ seats: 1, ttlMs: 100 }));
+    await new Promise((r) => setTimeout(r, 250));
+    expect(await request(a, 'POST', '/v1/seats/claim', JSON.stringify({ ticket: late.json.ticket }))).toMatchObject({ status: 410, json: { error: 'expired' } });
+    await viewShows(0, 'an empty view again');
+  });
+});
+
+describe('cluster.reserve() over 20 agents × 10 seats', () => {
+  it('50 concurrent callers asking for 1,000 seats get exactly 20 × 10, never over 10 per server; releasing 50 lets exactly 50 in', async () => {
     await viewShows(0, 'an empty view');
     const before = await Promise.all(agents.map(seatMetrics));
+    // Every agent's own held + claimed, sampled throughout the run: never over capacity at any instant.
+    let sampling = true;
+    let samples = 0;
+    const maxInUse = new Map<string, number>();
+    const sampler = (async () => {
+      while (sampling) {
+        const ms = await Promise.all(agents.map(seatMetrics));
+        ms.forEach((m, i) => maxInUse.set(agents[i]!.node, Math.max(maxInUse.get(agents[i]!.node) ?? 0, m.held + m.claimed)));
+        samples++;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    })();
     const { granted, full, reasons } = await reserveMany(1000, 50);
+    sampling = false;
+    await sampler;
+    expect(samples).toBeGreaterThan(0);
+    expect(maxInUse.size).toBe(AGENTS);
+    for (const n of maxInUse.values()) expect(n).toBeLessThanOrEqual(CAPACITY);
     // A request whose answer was lost (timeout, reset on a busy box) may have been granted: its hold
     // is the agent's until it expires. Without such losses (the usual case) the count is exact.
     const lost = (reasons.timeout ?? 0) + (reasons.unreachable ?? 0);
