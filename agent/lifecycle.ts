@@ -192,6 +192,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       measureConnections: opts.tcpPort !== undefined ? () => countEstablished(opts.tcpPort!) : undefined,
       hostCpu: extras.hostCpu ?? (() => this.cpu.utilization),
       seatsInUse: () => this.seats.used(),
+      seats: () => this.seats.loadSeats(),
     });
   }
 

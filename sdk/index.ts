@@ -16,4 +16,4 @@ export { createFeed, type Feed } from './core/discovery/feed.js';
 export { hashKey, type Key } from './core/hash.js';
 export * from './core/errors.js';
 export { SEAT_MARK_MS, type ReserveOptions, type Reservation, type FetchLike } from './core/seats.js';
-export { PROTOCOL_VERSION, type ServerRecord, type LoadReport, type LoadSource, type Health } from './core/protocol.js';
+export { PROTOCOL_VERSION, type ServerRecord, type LoadReport, type LoadSeats, type LoadSource, type Health } from './core/protocol.js';

@@ -89,6 +89,11 @@ interface LoadRec {
   heardAt: number;
 }
 
+/** `{ seats }` as a copy of the report's own (nobody outside shares the delegate's objects), or nothing. */
+function seatsOf(l: { seats?: LoadReport['seats'] }): Pick<LoadReport, 'seats'> {
+  return l.seats ? { seats: { capacity: l.seats.capacity, held: l.seats.held, claimed: l.seats.claimed } } : {};
+}
+
 /** How long the mod-128 seq window of load entries is trusted after the last report (see apply). */
 const LOAD_SEQ_TRUST_MS = 10_000;
 
@@ -129,7 +134,7 @@ export class LoadGossip implements PiggybackDelegate {
     const last = this.self?.seq ?? 0;
     const seq = Number.isSafeInteger(load.seq) && load.seq > last ? load.seq : last + 1;
     const now = this.clock.now();
-    this.self = { connections: load.connections, sessions: load.sessions, utilization: load.utilization, seq, ageMs: 0, ...(load.source ? { source: load.source } : {}) };
+    this.self = { connections: load.connections, sessions: load.sessions, utilization: load.utilization, seq, ageMs: 0, ...(load.source ? { source: load.source } : {}), ...seatsOf(load) };
     this.selfAt = now;
     const q: QueuedLoad = { origin: this.members.self, from: undefined, report: this.self, heardAt: now };
     this.queue.push(this.members.self, q, this.size(q), { limit: this.config.loadOriginTransmits });
@@ -138,9 +143,9 @@ export class LoadGossip implements PiggybackDelegate {
 
   /** The load of `node` as a member snapshot shows it (this node's aged to now; others' as heard). */
   current(node: string): LoadReport | undefined {
-    if (node === this.members.self) return this.self && { ...this.self, ageMs: this.clock.now() - this.selfAt };
+    if (node === this.members.self) return this.self && { ...this.self, ...seatsOf(this.self), ageMs: this.clock.now() - this.selfAt };
     const l = this.recs.get(node)?.load;
-    return l && { ...l };
+    return l && { ...l, ...seatsOf(l) };
   }
 
   selfSeq(): number | undefined {
@@ -151,7 +156,7 @@ export class LoadGossip implements PiggybackDelegate {
     if (node === this.members.self) return this.current(node);
     const r = this.recs.get(node);
     if (!r?.load) return undefined;
-    return { ...r.load, ageMs: r.load.ageMs + (this.clock.now() - r.heardAt) };
+    return { ...r.load, ...seatsOf(r.load), ageMs: r.load.ageMs + (this.clock.now() - r.heardAt) };
   }
 
   broadcasts(target: string | undefined, budget: number): LoadEntry[] {
@@ -222,7 +227,9 @@ export class LoadGossip implements PiggybackDelegate {
 
   private entry(q: QueuedLoad): LoadEntry {
     const r = q.report;
-    return { key: loadKey(q.origin), seq: r.seq, connections: r.connections, sessions: r.sessions, utilization: r.utilization, ageMs: r.ageMs + (this.clock.now() - q.heardAt), source: r.source };
+    const e: LoadEntry = { key: loadKey(q.origin), seq: r.seq, connections: r.connections, sessions: r.sessions, utilization: r.utilization, ageMs: r.ageMs + (this.clock.now() - q.heardAt), source: r.source };
+    if (r.seats) e.seats = r.seats;
+    return e;
   }
 
   /**
@@ -257,7 +264,7 @@ export class LoadGossip implements PiggybackDelegate {
       this.counters.loadsStale++;
       return;
     }
-    r.load = { connections: l.connections, sessions: l.sessions, utilization: l.utilization, seq, ageMs: l.ageMs, ...(l.source ? { source: l.source } : {}) };
+    r.load = { connections: l.connections, sessions: l.sessions, utilization: l.utilization, seq, ageMs: l.ageMs, ...(l.source ? { source: l.source } : {}), ...seatsOf(l) };
     r.loadInc = inc;
     r.heardAt = now;
     this.counters.loadsApplied++;

@@ -7,11 +7,11 @@
  *
  *   [version, type, senderNode, senderAddr, ...body]
  *
- *   ping            [.., seq, targetNode, updates?, loads?, sources?]
- *   ack             [.., seq, updates?, loads?, sources?]
+ *   ping            [.., seq, targetNode, updates?, loads?, sources?, seats?]
+ *   ack             [.., seq, updates?, loads?, sources?, seats?]
  *   nack            [.., seq]
- *   ping-req        [.., seq, targetNode, targetAddr, wantNack, updates?, loads?, sources?]
- *   gossip          [.., updates, loads, sources?]
+ *   ping-req        [.., seq, targetNode, targetAddr, wantNack, updates?, loads?, sources?, seats?]
+ *   gossip          [.., updates, loads, sources?, seats?]
  *   push-pull-req   [.., join, states, page?]
  *   push-pull-resp  [.., states, page?]
  *   leave           [.., incarnation]
@@ -42,7 +42,12 @@
  *                   0 not known, 1 reported, 2 active/capacity, 3 host CPU, 4 none (LOAD_SOURCE_CODES);
  *                   sent whenever loads is not empty. Codes this version does not know decode as
  *                   not known; absent (a frame of an earlier release): none known.
- *   state           [node, addr, incarnation, status 0..3, meta, [seq, conns, sessions, util %, age 10 ms, source?] | nil]
+ *   seats           the seats of the load entries that have them (issue 17: an agent with a
+ *                   capacity), one flat array, 4 values per such entry: index into the loads
+ *                   (increasing), capacity, held, claimed. Sent only when an entry has seats;
+ *                   entries without cost nothing. Absent: no entry has seats.
+ *   state           [node, addr, incarnation, status 0..3, meta, [seq, conns, sessions, util %, age 10 ms, source?, [capacity, held, claimed]?] | nil]
+ *                   (source is sent as 0 when there are seats and no source)
  *
  * The sources array is an addition within protocol version 1, not a new version: decoders of
  * earlier releases ignore values past the ones they know (see decodeFrame), so they drop it and
@@ -50,6 +55,9 @@
  * is a separate array rather than a 7th value per entry (the stride of 6 is what old decoders
  * check) or bits folded into the utilization % (old decoders take 0..10,000 there, and would
  * read a folded value as a utilization of several hundred %, silently): one byte per entry.
+ * The seats array is an addition in the same manner, after sources (and the seats of a state a
+ * 7th load value, past the 6 old decoders read): a frame with seats decodes in an earlier release
+ * as the same frame without them.
  *
  * Addresses (senderAddr, addr of alive updates and states, targetAddr) are ws:// or wss:// URLs
  * with a host and a port: the decoder refuses anything else (see gossipAddrPort).
@@ -60,7 +68,7 @@
  */
 import { DecodeError, FrameTooLargeError, UnsupportedVersionError, PeerlbError } from '../../sdk/core/errors.js';
 import { pack, unpackFrame } from '../../sdk/core/msgpack.js';
-import { LIMITS, PROTOCOL_VERSION, parseWsUrl, parseServerRecord, HEALTH_VALUES, type Health, type LoadReport, type LoadSource, type ServerRecord } from '../../sdk/core/protocol.js';
+import { LIMITS, PROTOCOL_VERSION, parseWsUrl, parseServerRecord, HEALTH_VALUES, type Health, type LoadReport, type LoadSeats, type LoadSource, type ServerRecord } from '../../sdk/core/protocol.js';
 import { hashKey } from '../../sdk/core/hash.js';
 
 /** What an agent says about its server: the ServerRecord without `load` and `agent`. */
@@ -92,6 +100,8 @@ export interface LoadEntry {
   ageMs: number;
   /** What utilization is; absent: not known (a sender of an older version, or relayed through one). */
   source?: LoadSource;
+  /** The origin's seats, when its agent has a capacity (absent: none, or relayed through an older version). */
+  seats?: LoadSeats;
 }
 
 /** One member in a push-pull exchange. */
@@ -153,6 +163,13 @@ const KIND_CODES = { alive: 0, suspect: 1, dead: 2, left: 3 } as const;
 export const MAX_ITEMS = LIMITS.maxServers;
 /** Values of one load entry in the flat loads array. */
 export const LOAD_ENTRY_FIELDS = 6;
+/** Values per entry in the flat seats array: index into the loads, capacity, held, claimed. */
+export const SEAT_ENTRY_FIELDS = 4;
+/**
+ * Bytes a seats entry's index is counted as in loadEntrySize: the size is taken when the entry is
+ * queued, before its place in a frame is known; 3 covers every index below MAX_ITEMS.
+ */
+const SEAT_INDEX_BYTES = 3;
 /** Largest count a load field carries (as sdk/core/protocol.ts parseLoad). */
 const MAX_COUNT = 1e9;
 /** Largest utilization on the wire, in % (parseLoad accepts 0..100). */
@@ -265,9 +282,14 @@ function sourceCode(s: LoadSource | undefined): number {
   return s === undefined ? 0 : (LOAD_SOURCE_CODES[s] ?? 0);
 }
 
+function seatValues(s: LoadSeats): [number, number, number] {
+  return [Math.max(1, count(s.capacity)), count(s.held), count(s.claimed)];
+}
+
 function loadTuple(l: LoadReport): unknown[] {
-  const t = [l.seq, count(l.connections), count(l.sessions), utilPct(l.utilization), ageCs(l.ageMs)];
+  const t: unknown[] = [l.seq, count(l.connections), count(l.sessions), utilPct(l.utilization), ageCs(l.ageMs)];
   const code = sourceCode(l.source);
+  if (l.seats) return [...t, code, seatValues(l.seats)];
   return code === 0 ? t : [...t, code];
 }
 
@@ -278,8 +300,15 @@ function stateTuple(s: MemberState): unknown[] {
 function piggybackTail(p: Piggyback | undefined): unknown[] {
   if (!p || (p.updates.length === 0 && p.loads.length === 0)) return [];
   const loads: unknown[] = [];
-  for (const e of p.loads) loads.push(...loadValues(e));
-  return p.loads.length ? [p.updates.map(updateTuple), loads, p.loads.map((e) => sourceCode(e.source))] : [p.updates.map(updateTuple), loads];
+  const seats: number[] = [];
+  for (let i = 0; i < p.loads.length; i++) {
+    const e = p.loads[i]!;
+    loads.push(...loadValues(e));
+    if (e.seats) seats.push(i, ...seatValues(e.seats));
+  }
+  if (p.loads.length === 0) return [p.updates.map(updateTuple), loads];
+  const sources = p.loads.map((e) => sourceCode(e.source));
+  return seats.length ? [p.updates.map(updateTuple), loads, sources, seats] : [p.updates.map(updateTuple), loads, sources];
 }
 
 function pageTail(p: Page | undefined): unknown[] {
@@ -317,12 +346,17 @@ export function updateSize(u: StateUpdate): number {
 }
 
 /**
- * Encoded size of one load entry inside the flat loads array, with its source code (computed, not
- * packed: it runs for every entry relayed). The sources array's header is in PIGGYBACK_ARRAY_OVERHEAD.
+ * Encoded size of one load entry inside the flat loads array, with its source code and its seats
+ * (computed, not packed: it runs for every entry relayed; the seats' index counted as
+ * SEAT_INDEX_BYTES, from above). The sources and seats arrays' headers are in PIGGYBACK_ARRAY_OVERHEAD.
  */
 export function loadEntrySize(e: LoadEntry): number {
   let n = 1;
   for (const v of loadValues(e)) n += typeof v === 'string' ? strSize(v) : uintSize(v as number);
+  if (e.seats) {
+    n += SEAT_INDEX_BYTES;
+    for (const v of seatValues(e.seats)) n += uintSize(v);
+  }
   return n;
 }
 
@@ -342,10 +376,10 @@ function strSize(s: string): number {
 }
 
 /**
- * Bytes of a frame beyond its piggyback: the headers of its three arrays (updates ≤ 3, the flat
- * loads ≤ 5, sources ≤ 3 bytes).
+ * Bytes of a frame beyond its piggyback: the headers of its four arrays (updates ≤ 3, the flat
+ * loads ≤ 5, sources ≤ 3, the flat seats ≤ 3 bytes), and a byte to spare.
  */
-export const PIGGYBACK_ARRAY_OVERHEAD = 12;
+export const PIGGYBACK_ARRAY_OVERHEAD = 15;
 
 // ---------------------------------------------------------------------------------------------
 // Decoding: everything from the network is untrusted.
@@ -478,6 +512,27 @@ function parseLoadFields(seq: unknown, c: unknown, s: unknown, u: unknown, a: un
   return l;
 }
 
+/** A load's seats from the wire: capacity 1..MAX_COUNT, held and claimed 0..MAX_COUNT (as parseSeats). */
+function parseSeatFields(c: unknown, h: unknown, cl: unknown): LoadSeats {
+  const capacity = uint(c, 'load.seats.capacity', MAX_COUNT);
+  if (capacity < 1) throw new DecodeError('load.seats.capacity must be an integer in 1..' + MAX_COUNT);
+  return { capacity, held: uint(h, 'load.seats.held', MAX_COUNT), claimed: uint(cl, 'load.seats.claimed', MAX_COUNT) };
+}
+
+/** The seats array of a piggyback onto its `loads`: each index names one entry, in increasing order. */
+function applySeats(v: unknown, loads: LoadEntry[]): void {
+  if (v === undefined || v === null) return;
+  const flat = list(v, 'load seats', loads.length * SEAT_ENTRY_FIELDS);
+  if (flat.length % SEAT_ENTRY_FIELDS !== 0) throw new DecodeError(`load seats must have a multiple of ${SEAT_ENTRY_FIELDS} values`);
+  let last = -1;
+  for (let j = 0; j < flat.length; j += SEAT_ENTRY_FIELDS) {
+    const i = uint(flat[j], 'load seats index', loads.length - 1);
+    if (i <= last) throw new DecodeError('load seats indexes must increase');
+    last = i;
+    loads[i]!.seats = parseSeatFields(flat[j + 1], flat[j + 2], flat[j + 3]);
+  }
+}
+
 function parseLoads(v: unknown, sources: unknown): LoadEntry[] {
   const flat = list(v, 'loads', MAX_ITEMS * LOAD_ENTRY_FIELDS);
   if (flat.length % LOAD_ENTRY_FIELDS !== 0) throw new DecodeError(`loads must have a multiple of ${LOAD_ENTRY_FIELDS} values`);
@@ -501,8 +556,14 @@ function parsePiggyback(t: unknown[], at: number, required: boolean): Piggyback 
   }
   return {
     updates: list(t[at], 'updates').map(parseUpdate),
-    loads: t.length > at + 1 ? parseLoads(t[at + 1], t[at + 2]) : [],
+    loads: t.length > at + 1 ? parseLoadsWithSeats(t[at + 1], t[at + 2], t[at + 3]) : [],
   };
+}
+
+function parseLoadsWithSeats(v: unknown, sources: unknown, seats: unknown): LoadEntry[] {
+  const loads = parseLoads(v, sources);
+  applySeats(seats, loads);
+  return loads;
 }
 
 function parseState(v: unknown): MemberState {
@@ -519,6 +580,10 @@ function parseState(v: unknown): MemberState {
   if (t[5] !== undefined && t[5] !== null) {
     const l = tuple(t[5], 'state.load', 5);
     s.load = parseLoadFields(l[0], l[1], l[2], l[3], l[4], l[5]);
+    if (l[6] !== undefined && l[6] !== null) {
+      const st = tuple(l[6], 'state.load.seats', 3);
+      s.load.seats = parseSeatFields(st[0], st[1], st[2]);
+    }
   }
   return s;
 }

@@ -13,8 +13,11 @@ import { MAX_PAGES, type MemberState, type Page } from './messages.js';
  */
 export function stateSizeBound(s: MemberState): number {
   const m = s.meta;
-  return Buffer.byteLength(s.node) + Buffer.byteLength(s.addr) + Buffer.byteLength(m.service) + Buffer.byteLength(m.host) + (m.id === s.node ? 0 : Buffer.byteLength(m.id)) + (m.zone ? Buffer.byteLength(m.zone) : 0) + 96;
+  return Buffer.byteLength(s.node) + Buffer.byteLength(s.addr) + Buffer.byteLength(m.service) + Buffer.byteLength(m.host) + (m.id === s.node ? 0 : Buffer.byteLength(m.id)) + (m.zone ? Buffer.byteLength(m.zone) : 0) + 96 + (s.load?.seats ? SEATS_BOUND_BYTES : 0);
 }
+
+/** The seats of a state's load (issue 17), from above: their array (1 byte), a 0 source code (1), three counts (≤ 5 each). */
+const SEATS_BOUND_BYTES = 17;
 
 /**
  * Most bytes of states in one page, below maxFrameBytes: a receiver decodes and merges a page in

@@ -9,7 +9,10 @@
  *  - sessions: the last reported figure (no other source knows sessions; whether a silent server is
  *    alive is health's question — the `ttl` check — not load's);
  *  - utilization: the server's reported figure while fresh; else, with a `capacity`,
- *    max(connections, sessions) / capacity (capped at 1); else host CPU; else 0.
+ *    max(connections, sessions) / capacity (capped at 1); else host CPU; else 0;
+ *  - seats (with a capacity): the seat ledger's capacity, held and claimed at each report
+ *    (agent/seats/), so every view knows each server's free seats; a seat change is published
+ *    at once when it is news (`seatsNews`: full, room again, or a large move).
  *
  * Publishing: at least every `intervalMs`, and at once when the load changed a lot
  * (`shouldPublish`), but never twice within `minGapMs`. Each publish carries the next `seq`.
@@ -19,7 +22,7 @@
 import { EventEmitter } from 'node:events';
 import { systemClock, every, type Clock, type TimerHandle } from '../../sdk/core/clock.js';
 import { BadOptionError } from '../../sdk/core/errors.js';
-import type { LoadReport } from '../../sdk/core/protocol.js';
+import { freeSeats, type LoadReport, type LoadSeats } from '../../sdk/core/protocol.js';
 import { MAX_COUNT, parseLoadInput, type LoadInput } from './input.js';
 
 /** When a new report is worth sending before the interval is up. */
@@ -57,11 +60,26 @@ function unitsChanged(prev: number, next: number, p: PublishPolicy): boolean {
   return d > 0 && d >= p.absoluteChange && d >= p.relativeChange * prev;
 }
 
+/**
+ * Did the seats change enough to tell the cluster at once? When they appear or go, when the
+ * capacity changes, when the server becomes full or has room again (what a client choosing whom
+ * to ask most needs to know), or when the seats in use move as much as a large change of
+ * sessions. A single grant on a roomy server waits for the heartbeat: a server whose seats churn
+ * every millisecond publishes no more than it would for its sessions. Pure.
+ */
+export function seatsNews(prev: LoadSeats | undefined, next: LoadSeats | undefined, p: PublishPolicy): boolean {
+  if (!prev || !next) return prev !== next;
+  if (prev.capacity !== next.capacity) return true;
+  if ((freeSeats(prev) === 0) !== (freeSeats(next) === 0)) return true;
+  return unitsChanged(prev.held + prev.claimed, next.held + next.claimed, p);
+}
+
 /** Did the load change enough to tell the cluster before the interval is up? Pure. */
 export function isLargeChange(prev: LoadReport, next: LoadReport, p: PublishPolicy): boolean {
   return (
     unitsChanged(prev.connections, next.connections, p) ||
     unitsChanged(prev.sessions, next.sessions, p) ||
+    seatsNews(prev.seats, next.seats, p) ||
     // a tiny epsilon so that 0.3 → 0.4 (0.10000000000000003 or 0.09999999999999998) counts
     Math.abs(next.utilization - prev.utilization) >= p.utilizationChange - 1e-9
   );
@@ -118,6 +136,11 @@ export interface LoadTrackerOptions {
    * the reported figure, so every client's view (and so `reserve`'s choice) reflects the grants.
    */
   seatsInUse?: () => number;
+  /**
+   * The seats to publish with each report (LoadReport.seats: capacity, held, claimed), or
+   * undefined without a capacity; read at every report.
+   */
+  seats?: () => LoadSeats | undefined;
 }
 
 export interface LoadTrackerEvents {
@@ -150,6 +173,11 @@ function num(option: string, v: unknown, dflt: number, min: number, max: number)
   return v;
 }
 
+/** A report whose seats are its own object too (listeners may keep or change what they get). */
+function copyReport(r: LoadReport): LoadReport {
+  return r.seats ? { ...r, seats: { ...r.seats } } : { ...r };
+}
+
 function isThenable(v: unknown): v is PromiseLike<unknown> {
   return typeof (v as PromiseLike<unknown> | null)?.then === 'function';
 }
@@ -162,6 +190,7 @@ export class LoadTracker extends EventEmitter<LoadTrackerEvents> {
   private readonly measureFn: (() => number | Promise<number>) | undefined;
   private readonly cpuFn: (() => number | undefined) | undefined;
   private readonly seatsFn: (() => number) | undefined;
+  private readonly seatReportFn: (() => LoadSeats | undefined) | undefined;
 
   private reported: LoadInput = {};
   private reportedAt: number | undefined;
@@ -204,6 +233,7 @@ export class LoadTracker extends EventEmitter<LoadTrackerEvents> {
     this.measureFn = opts.measureConnections;
     this.cpuFn = opts.hostCpu;
     this.seatsFn = opts.seatsInUse;
+    this.seatReportFn = opts.seats;
   }
 
   /** Start measuring and publishing: a first measurement and report now, then every interval. */
@@ -267,7 +297,7 @@ export class LoadTracker extends EventEmitter<LoadTrackerEvents> {
   /** The last published report with its age now, or undefined before the first publish. */
   current(): LoadReport | undefined {
     if (!this.last) return undefined;
-    return { ...this.last, ageMs: Math.max(0, this.clock.now() - this.lastAt) };
+    return { ...copyReport(this.last), ageMs: Math.max(0, this.clock.now() - this.lastAt) };
   }
 
   /**
@@ -299,8 +329,11 @@ export class LoadTracker extends EventEmitter<LoadTrackerEvents> {
     if (fresh && r.utilization !== undefined) [utilization, utilizationSource] = [r.utilization, 'reported'];
     else if (this.capacity !== undefined) [utilization, utilizationSource] = [Math.min(1, Math.max(connections, sessions) / this.capacity), 'capacity'];
     else if (cpu !== undefined) [utilization, utilizationSource] = [cpu, 'cpu'];
+    const report: LoadReport = { connections, sessions, utilization, seq: this.seqNo, ageMs: 0 };
+    const seats = this.seatReportFn?.();
+    if (seats) report.seats = { capacity: seats.capacity, held: seats.held, claimed: seats.claimed };
     return {
-      report: { connections, sessions, utilization, seq: this.seqNo, ageMs: 0 },
+      report,
       utilizationSource,
       connectionsSource,
       reported: { ...r },
@@ -407,7 +440,7 @@ export class LoadTracker extends EventEmitter<LoadTrackerEvents> {
     this.clock.clearTimeout(this.publishTimer);
     this.publishTimerAt = Infinity;
     this.armPublish(now + this.policy.intervalMs);
-    this.emit('publish', { ...report });
+    this.emit('publish', copyReport(report));
   }
 
   private armPublish(at: number): void {

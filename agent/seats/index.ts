@@ -5,7 +5,7 @@
  * HTTP endpoint (agent/endpoints/seats.ts) is the same calls over the agent's port.
  */
 import type { Clock } from '../../sdk/core/clock.js';
-import type { Health } from '../../sdk/core/protocol.js';
+import type { Health, LoadSeats } from '../../sdk/core/protocol.js';
 import { SeatLedger, type ReserveResult, type SeatStats, type TicketResult } from './ledger.js';
 
 export { SeatLedger, DEFAULT_SEAT_TTL_MS, MAX_SEAT_TTL_MS, MIN_SEAT_TTL_MS } from './ledger.js';
@@ -22,6 +22,12 @@ export interface AgentSeats {
   stats(): SeatStats;
   /** Seats in use now: held + the larger of claimed and reported. */
   used(): number;
+  /**
+   * What the load report carries (LoadReport.seats): capacity, held, and claimed as the larger of
+   * the claimed tickets and the reported sessions (so held + claimed = used()). Undefined without
+   * a capacity.
+   */
+  loadSeats(): LoadSeats | undefined;
 }
 
 export interface SeatsOptions {
@@ -62,6 +68,12 @@ export function createSeats(o: SeatsOptions): AgentSeats {
     stats() {
       sync();
       return ledger.stats();
+    },
+    loadSeats() {
+      if (ledger.capacity < 1) return undefined;
+      sync();
+      const s = ledger.stats();
+      return { capacity: s.capacity, held: s.held, claimed: Math.max(s.claimed, s.reported) };
     },
   };
 }

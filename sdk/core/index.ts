@@ -52,6 +52,7 @@ export {
   parseUsableServerRecord,
   type ServerRecord,
   type LoadReport,
+  type LoadSeats,
   type LoadSource,
   type Health,
   type WatchServerFrame,

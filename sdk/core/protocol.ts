@@ -61,6 +61,37 @@ export interface LoadReport {
    * of an older version, or a figure relayed through one).
    */
   source?: LoadSource;
+  /**
+   * The server's seats (issue 17), when its agent has a capacity (`--capacity`): so every view
+   * knows each server's free seats (capacity − held − claimed, as of this report). Absent
+   * otherwise, and from agents of earlier releases.
+   */
+  seats?: LoadSeats;
+}
+
+/**
+ * A server's seats as its agent last reported them. The agent is the authority: a figure here is
+ * only what a client chooses whom to ask by (it may be stale, or forged on a plain subscription;
+ * the agent's own check makes either harmless).
+ */
+export interface LoadSeats {
+  /** Seats the server has (`--capacity`), 1..MAX_SEAT_COUNT. */
+  capacity: number;
+  /** Reserved and not claimed yet (they expire unless claimed). */
+  held: number;
+  /** Occupied: claimed tickets, or the sessions the server reports when that is more. */
+  claimed: number;
+}
+
+/** Largest seat figure on the wire (capacity, held, claimed): as the agent's counts (agent/load/input.ts MAX_COUNT). */
+export const MAX_SEAT_COUNT = 1e9;
+
+/**
+ * Seats free by a report: capacity − held − claimed, never below 0 (a record whose held + claimed
+ * is over its capacity — a forged one, or a capacity lowered by a reload — has no room).
+ */
+export function freeSeats(s: Readonly<LoadSeats>): number {
+  return Math.max(0, s.capacity - s.held - s.claimed);
 }
 
 /**
@@ -227,7 +258,24 @@ export function parseLoad(v: unknown): LoadReport {
   if (o.source !== undefined && o.source !== null && !(typeof o.source === 'string' && o.source.length <= 32))
     throw new DecodeError('load.source must be a string');
   if (LOAD_SOURCES.includes(o.source as LoadSource)) load.source = o.source as LoadSource;
+  if (o.seats !== undefined && o.seats !== null) load.seats = parseSeats(o.seats);
   return load;
+}
+
+/**
+ * Check a load report's `seats` from the network. Throws DecodeError. Held + claimed over capacity
+ * is taken as it is (it is data, and freeSeats makes it no room), not refused.
+ */
+export function parseSeats(v: unknown): LoadSeats {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new DecodeError('load.seats must be a map');
+  const o = v as Record<string, unknown>;
+  const seatCount = (k: 'capacity' | 'held' | 'claimed', min: number): number => {
+    const n = o[k];
+    if (!Number.isSafeInteger(n) || (n as number) < min || (n as number) > MAX_SEAT_COUNT)
+      throw new DecodeError(`load.seats.${k} must be an integer in ${min}..${MAX_SEAT_COUNT}, got ${typeof n === 'number' ? n : typeof n}`);
+    return n as number;
+  };
+  return { capacity: seatCount('capacity', 1), held: seatCount('held', 0), claimed: seatCount('claimed', 0) };
 }
 
 /** Check and normalize a ServerRecord from the network. Throws DecodeError. */

@@ -4,10 +4,17 @@
  * claims when the player arrives. The agent is the authority (it never grants past capacity); this
  * module only chooses whom to ask, in order:
  *
- *  - spread: power of two choices on the free share (1 − the report's utilization, less the seats
- *    this client placed there since that report). The two are drawn from a shuffled rotation of the
- *    servers, so in n/2 reservations every server is looked at once.
- *  - pack: the fullest server with room (ties by id, so concurrent callers fill the same one).
+ *  - free seats: when a server's report carries its seats (LoadReport.seats: its agent has a
+ *    capacity), capacity − held − claimed, less the seats this client placed there since that
+ *    report; a server is asked only when that leaves room for the seats requested. A report
+ *    without seats (an agent of an earlier release) falls back to the utilization estimate: a
+ *    free share of 1 − utilization, less this client's placements since at the share of one seat
+ *    the reports showed.
+ *  - spread: power of two choices on the free share (free seats / capacity, or the estimate). The
+ *    two are drawn from a shuffled rotation of the servers, so in n/2 reservations every server
+ *    is looked at once.
+ *  - pack: the fullest server that still has room for the seats requested (the least free share;
+ *    ties by id, so concurrent callers fill the same one).
  *  - key: the first ask goes to the key's rendezvous-hash server; then the mode's order.
  *
  * A server that answers full, draining, too many requests, or not at all is marked and skipped for
@@ -19,6 +26,7 @@ import type { Random } from './random.js';
 import type { ServerView, Server } from './server.js';
 import { fmix32, hashKey, type Key } from './hash.js';
 import { AbortedError, BadOptionError, FullError, type SeatRefusalInfo } from './errors.js';
+import { freeSeats } from './protocol.js';
 
 /** How long a server that refused (or did not answer) is skipped, ms: about one load-report interval. */
 export const SEAT_MARK_MS = 1000;
@@ -94,7 +102,7 @@ export class SeatReserver {
     for (let i = 0; i < attempts; i++) {
       if (o.signal?.aborted) throw new AbortedError(o.signal.reason);
       const now = this.clock.now();
-      const cands = this.views().filter((v) => v.agent !== undefined && v.health === 'healthy' && !tried.has(v.id) && !((this.marks.get(v.id) ?? -Infinity) > now) && this.free(v) > 0);
+      const cands = this.views().filter((v) => v.agent !== undefined && v.health === 'healthy' && !tried.has(v.id) && !((this.marks.get(v.id) ?? -Infinity) > now) && this.hasRoom(v, seats));
       if (cands.length === 0) break;
       const v = i === 0 && o.key !== undefined ? byKey(cands, o.key) : mode === 'pack' ? this.fullest(cands) : this.twoChoices(cands);
       tried.add(v.id);
@@ -109,9 +117,29 @@ export class SeatReserver {
     throw new FullError(this.service, seats, refusals);
   }
 
-  /** Free share of `v` as this client sees it: 1 − reported utilization − its own placements since. */
+  /**
+   * Free seats of `v` as this client sees it: the report's capacity − held − claimed, less its own
+   * placements since; undefined when the report has no seats.
+   */
+  private freeSeats(v: ServerView): number | undefined {
+    const s = v.load?.seats;
+    return s ? Math.max(0, freeSeats(s) - this.mine(v)) : undefined;
+  }
+
+  /** Room for `seats` more on `v`: by its free seats when its report has them, else by the estimate. */
+  private hasRoom(v: ServerView, seats: number): boolean {
+    const n = this.freeSeats(v);
+    return n === undefined ? this.free(v) > 0 : n >= seats;
+  }
+
+  /**
+   * Free share of `v` as this client sees it, 0..1: free seats / capacity when the report has its
+   * seats; else 1 − reported utilization − its own placements since.
+   */
   private free(v: ServerView): number {
     const l = v.load;
+    const n = this.freeSeats(v);
+    if (n !== undefined) return n / l!.seats!.capacity;
     if (l && l.sessions > 0 && l.utilization > 0) this.seatShare.set(v.id, l.utilization / l.sessions);
     return 1 - (l?.utilization ?? 0) - this.mine(v) * (this.seatShare.get(v.id) ?? 0);
   }

@@ -1,4 +1,4 @@
-import { wsEndpointUrl, type Health, type LoadReport, type ServerRecord } from './protocol.js';
+import { wsEndpointUrl, type Health, type LoadReport, type LoadSeats, type ServerRecord } from './protocol.js';
 import { estimateLoad } from './timing.js';
 
 /** Ticks of own-count history kept per server: 32 × 100 ms covers reports up to 3.2 s old. */
@@ -46,8 +46,11 @@ export interface Server {
 
 /** One row of `cluster.servers()`: a snapshot of everything known about a server. */
 export interface ServerView extends Server {
-  /** The server's last report, with its age as seen by this client. */
-  load: { connections: number; sessions: number; utilization: number; seq: number; ageMs: number } | undefined;
+  /**
+   * The server's last report, with its age as seen by this client. `seats`: its capacity, held and
+   * claimed seats as of that report (issue 17), when its agent has a capacity.
+   */
+  load: { connections: number; sessions: number; utilization: number; seq: number; ageMs: number; seats?: LoadSeats } | undefined;
   agent: string | undefined;
   /** What this client knows locally. */
   local: {

@@ -350,6 +350,7 @@ export class Balancer extends Emitter<BalancerEvents> implements DiscoverySink, 
             utilization: s.report.utilization,
             seq: s.report.seq,
             ageMs: Math.max(0, Math.round(now - s.reportAt)),
+            ...(s.report.seats ? { seats: { capacity: s.report.seats.capacity, held: s.report.seats.held, claimed: s.report.seats.claimed } } : {}),
           }
         : undefined,
       local: {

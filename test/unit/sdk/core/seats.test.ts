@@ -67,4 +67,67 @@ describe('SeatReserver', () => {
     ac.abort();
     await expect(r.reserve({ signal: ac.signal })).rejects.toMatchObject({ code: 'PEERLB_ERR_ABORTED' });
   });
+
+  describe("with the seats in the records (load.seats)", () => {
+    /** A view whose report carries seats: `used` claimed, `held` held, of `capacity`. */
+    const seated = (id: string, port: number, capacity: number, claimed: number, held = 0, seq = 1): ServerView =>
+      ({ ...view(id, port), load: { connections: 0, sessions: claimed + held, utilization: (claimed + held) / capacity, seq, ageMs: 0, seats: { capacity, held, claimed } } }) as unknown as ServerView;
+
+    it('asks only servers whose free seats (capacity − held − claimed − own placements) leave room', async () => {
+      const a = fakeAgents(3, 1000);
+      // s00 full by its report, s01 forged past its capacity (held + claimed > capacity), s02 has 2 free.
+      const views = [seated('s00', 1000, 10, 8, 2), seated('s01', 1001, 10, 0, 50), seated('s02', 1002, 10, 7, 1)];
+      const r = new SeatReserver('game', () => views, a.fetchFn, new ManualClock(0), new XorShiftRandom(3));
+      expect((await r.reserve()).server.id).toBe('s02');
+      expect((await r.reserve({ mode: 'pack' })).server.id).toBe('s02');
+      // Its 2 free seats are this client's now (no new report yet): nobody else is asked.
+      const err = await r.reserve().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(FullError);
+      expect((err as FullError).refusals).toEqual([]);
+      expect(a.asked).toEqual([1002, 1002]);
+      // A newer report that counts them (held 3 of 10 with 7 claimed: still full), then one after a release.
+      views[2] = seated('s02', 1002, 10, 7, 3, 2);
+      await expect(r.reserve()).rejects.toBeInstanceOf(FullError);
+      views[2] = seated('s02', 1002, 10, 7, 2, 3);
+      expect((await r.reserve()).server.id).toBe('s02');
+      // Two seats at once need two free: none has them.
+      views[2] = seated('s02', 1002, 10, 7, 2, 4);
+      await expect(r.reserve({ seats: 2 })).rejects.toBeInstanceOf(FullError);
+      expect(a.asked).toEqual([1002, 1002, 1002]);
+    });
+
+    it('pack takes the fullest server that still has room for the seats asked for', async () => {
+      const a = fakeAgents(3, 1000);
+      const views = [seated('s00', 1000, 10, 9), seated('s01', 1001, 10, 7), seated('s02', 1002, 10, 2)];
+      const r = new SeatReserver('game', () => views, a.fetchFn, new ManualClock(0), new XorShiftRandom(3));
+      expect((await r.reserve({ mode: 'pack', seats: 2 })).server.id).toBe('s01'); // s00 has 1 free: no room for 2
+      expect((await r.reserve({ mode: 'pack', seats: 1 })).server.id).toBe('s00');
+      // s00 is full now by this client's own count; s01 has 1 left.
+      expect((await r.reserve({ mode: 'pack', seats: 1 })).server.id).toBe('s01');
+      expect((await r.reserve({ mode: 'pack', seats: 1 })).server.id).toBe('s02');
+    });
+
+    it('spread compares the free share (free / capacity), not the free count, and counts its own placements', async () => {
+      const a = fakeAgents(2, 1000);
+      // s00: 4 of 4 free (share 1); s01: 50 of 100 free (share 0.5).
+      const views = [seated('s00', 1000, 4, 0), seated('s01', 1001, 100, 50)];
+      const r = new SeatReserver('game', () => views, a.fetchFn, new ManualClock(0), new XorShiftRandom(5));
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) ids.push((await r.reserve()).server.id);
+      // 1 → 0.75 → 0.5: the third is a tie at 0.5, won by the server with fewer of this client's seats.
+      expect(ids).toEqual(['s00', 's00', 's01']);
+    });
+
+    it('falls back to the utilization estimate for a record without seats, beside ones with them', async () => {
+      const a = fakeAgents(2, 1000);
+      const bare = { ...view('s00', 1000), load: { connections: 0, sessions: 9, utilization: 0.9, seq: 1, ageMs: 0 } } as unknown as ServerView;
+      const views = [bare, seated('s01', 1001, 10, 5)];
+      const r = new SeatReserver('game', () => views, a.fetchFn, new ManualClock(0), new XorShiftRandom(5));
+      // 0.1 free (estimate) vs 0.5 free (seats): s01; pack: s00, the fuller by its estimate.
+      expect((await r.reserve()).server.id).toBe('s01');
+      expect((await r.reserve({ mode: 'pack' })).server.id).toBe('s00');
+      // s00 by its utilization alone: 0.9 + its share of one seat (0.1) is full; s01 is asked.
+      expect((await r.reserve({ mode: 'pack' })).server.id).toBe('s01');
+    });
+  });
 });
