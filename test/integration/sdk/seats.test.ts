@@ -134,11 +134,18 @@ describe('seat expiry (one agent)', () => {
     for (let i = 0; i < CAPACITY; i++) expect((await request(a, 'POST', '/v1/seats/reserve', JSON.stringify({ seats: 1, ttlMs }))).status).toBe(200);
     expect(await request(a, 'POST', '/v1/seats/reserve', JSON.stringify({ seats: 1, ttlMs }))).toMatchObject({ status: 409, json: { error: 'full' } });
     const grantedAt = Date.now();
+    // The seats travel with the load: the client watches the first agent, which learned this
+    // agent's record by gossip. (The holds may have expired already on a slow box: then held is 0.)
+    const seen = cluster.servers().find((s) => s.id === a.node)?.load?.seats;
+    expect(seen === undefined || (seen.capacity === CAPACITY && seen.claimed === 0 && seen.held <= CAPACITY)).toBe(true);
     // The agent's own view: the seats are free again once the ttl has passed (checked lazily on each request).
     await until(async () => (await seatMetrics(a)).held === 0, 10_000, 'holds expired on the agent');
     const freeAt = Date.now();
     // Its published load (what every view reads) follows within one load interval; measured through the SDK's view.
-    await until(() => (cluster.servers().find((s) => s.id === a.node)?.load?.sessions ?? -1) === 0, 10_000, 'the view shows the seats free');
+    await until(() => {
+      const l = cluster.servers().find((s) => s.id === a.node)?.load;
+      return l?.sessions === 0 && l.seats?.held === 0 && l.seats.capacity === CAPACITY;
+    }, 10_000, 'the view shows the seats free');
     const seenAt = Date.now();
     expect(freeAt - began).toBeGreaterThanOrEqual(ttlMs);
     // ttl + one load interval, plus the time the grants themselves took and the watch's delivery;
@@ -197,6 +204,10 @@ describe('cluster.reserve() over 20 agents × 10 seats', () => {
       expect(m.held).toBe(CAPACITY);
       expect(m.grants - before[i]!.grants).toBe(CAPACITY);
     });
+
+    // Seats travel with the load in gossip and the watch: the view (of the first agent, which
+    // learned 19 of the 20 by gossip) shows every server's held seats at capacity, so no free seats.
+    await until(() => cluster.servers().every((s) => s.load?.seats?.capacity === CAPACITY && s.load.seats.held === CAPACITY && s.load.seats.claimed === 0), 20_000, 'every record in the view shows its server full');
 
     const freed = granted.splice(0, 50);
     for (const r of freed) expect((await release(r)).status).toBe(200);
